@@ -1,0 +1,21 @@
+"""Exceptions that reach the user: each carries a message that names the problem."""
+
+
+class GenregError(Exception):
+    """Base class of every error genreg reports to a user (the CLI prints the message, no traceback)."""
+
+
+class DataError(GenregError):
+    """A data file is missing, corrupt, truncated or inconsistent."""
+
+
+class CheckpointError(GenregError):
+    """A checkpoint file is unreadable, hostile, truncated or of the wrong shape."""
+
+
+class ConfigError(GenregError):
+    """A configuration value is invalid; the message names the key."""
+
+
+class PopulationError(GenregError):
+    """A population cannot be built (too large for memory, NaN weights, ...)."""

@@ -1,0 +1,84 @@
+"""Validated entry points to the forward kernels: the only functions callers should touch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import kernels
+
+from .batch import SparseBatch
+from .layout import Layout
+
+
+def _check_population(layout: Layout, W: np.ndarray) -> None:
+    if not isinstance(W, np.ndarray) or W.dtype != np.float32 or W.ndim != 2:
+        raise TypeError(f"W must be a 2-D float32 array, got {getattr(W, 'dtype', type(W))} {np.shape(W)}")
+    if W.shape[1] != layout.n_params:
+        raise ValueError(f"W has {W.shape[1]} parameters per genome, layout {layout.describe()} needs {layout.n_params}")
+    if not W.flags.c_contiguous:
+        raise ValueError("W must be C-contiguous")
+
+
+def _check_batch(layout: Layout, batch: SparseBatch) -> None:
+    if batch.n_features != layout.n_inputs:
+        raise ValueError(f"batch has {batch.n_features} features, layout expects {layout.n_inputs} inputs")
+
+
+def _as_batch(X) -> SparseBatch:
+    return X if isinstance(X, SparseBatch) else SparseBatch.from_dense(X)
+
+
+def population_logits(layout: Layout, W: np.ndarray, X) -> np.ndarray:
+    """Logits of every genome on a shared batch.
+
+    W: ``(P, n_params) float32``; X: ``SparseBatch`` or ``(B, n_inputs)`` array.
+    Returns ``(P, B, n_outputs) float32``.
+    """
+    batch = _as_batch(X)
+    _check_population(layout, W)
+    _check_batch(layout, batch)
+    out = np.empty((W.shape[0], batch.n_samples, layout.n_outputs), dtype=np.float32)
+    kernels.population_logits(W, layout.sizes_array(), layout.hidden_code, batch.indptr, batch.indices, batch.values, out)
+    return out
+
+
+def population_predict(layout: Layout, W: np.ndarray, X, labels: np.ndarray, n_classes: int | None = None):
+    """Fused forward, argmax and scoring of every genome on a shared batch.
+
+    W: ``(P, n_params) float32``; X: ``SparseBatch`` or ``(B, n_inputs)``; labels: ``(B,)`` ints.
+    n_classes: argmax over the first ``n_classes`` outputs (default: all outputs).
+    Returns ``(predictions (P, B) int32, n_correct (P,) int64)``.
+    """
+    batch = _as_batch(X)
+    _check_population(layout, W)
+    _check_batch(layout, batch)
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    if labels.shape != (batch.n_samples,):
+        raise ValueError(f"labels must have shape ({batch.n_samples},), got {labels.shape}")
+    n_classes = layout.n_outputs if n_classes is None else int(n_classes)
+    if not 1 <= n_classes <= layout.n_outputs:
+        raise ValueError(f"n_classes must be in [1, {layout.n_outputs}], got {n_classes}")
+    predictions = np.empty((W.shape[0], batch.n_samples), dtype=np.int32)
+    n_correct = np.empty(W.shape[0], dtype=np.int64)
+    kernels.population_predict(
+        W, layout.sizes_array(), layout.hidden_code, batch.indptr, batch.indices, batch.values,
+        labels, n_classes, predictions, n_correct,
+    )
+    return predictions, n_correct
+
+
+def genome_logits(layout: Layout, w: np.ndarray, X) -> np.ndarray:
+    """Logits of one genome ``w: (n_params,) float32`` on N samples; returns ``(N, n_outputs) float32``."""
+    batch = _as_batch(X)
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    _check_population(layout, w[None, :])
+    _check_batch(layout, batch)
+    out = np.empty((batch.n_samples, layout.n_outputs), dtype=np.float32)
+    kernels.genome_logits(w, layout.sizes_array(), layout.hidden_code, batch.indptr, batch.indices, batch.values, out)
+    return out
+
+
+def genome_predict(layout: Layout, w: np.ndarray, X, n_classes: int | None = None) -> np.ndarray:
+    """Predicted class of one genome on N samples (argmax of the first ``n_classes`` logits); ``(N,) int64``."""
+    n_classes = layout.n_outputs if n_classes is None else int(n_classes)
+    return np.argmax(genome_logits(layout, w, X)[:, :n_classes], axis=1)

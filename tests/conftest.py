@@ -1,0 +1,45 @@
+"""Shared fixtures: the real MNIST data (read from ../shared/data or $GENREG_DATA, never downloaded)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from genreg.data import FILES, load_mnist
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def _unavailable(reason: str):
+    """Missing data: a skip on a user's machine, a failure under CI."""
+    if _under_ci():
+        pytest.fail(f"MNIST data unavailable under CI: {reason}", pytrace=False)
+    pytest.skip(f"MNIST data unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The directory holding the four real MNIST IDX files."""
+    if os.environ.get("GENREG_DATA"):
+        directory = Path(os.environ["GENREG_DATA"]).expanduser() / "mnist"
+    else:
+        directory = REPO_ROOT.parent / "shared" / "data" / "mnist"
+    missing = [n for n in FILES if not (directory / n).is_file() and not (directory / f"{n}.gz").is_file()]
+    if missing:
+        _unavailable(f"{', '.join(missing)} not found in {directory} (set GENREG_DATA to the data root)")
+    return directory.resolve()
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    """The real data set, loaded once per session (no download).
+
+    The files exist (``mnist_dir`` checked), so a DataError here is a real failure.
+    """
+    return load_mnist(mnist_dir, download=False)

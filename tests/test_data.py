@@ -1,0 +1,422 @@
+"""genreg.data.mnist: real files, malformed files, downloads, splits, episode sampling."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import genreg.data.mnist as mnist_mod
+from genreg.data import (
+    FILES,
+    MNIST,
+    SHA256,
+    EpisodeSampler,
+    Split,
+    load_mnist,
+    read_idx_images,
+    read_idx_labels,
+    resolve_data_dir,
+    to_float,
+)
+from genreg.errors import DataError, GenregError
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def idx_bytes(magic: int, dims, payload: bytes) -> bytes:
+    return magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in dims) + payload
+
+
+def images_bytes(n: int, rows: int = 28, cols: int = 28, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=n * rows * cols, dtype=np.uint8)
+    return idx_bytes(0x803, (n, rows, cols), pixels.tobytes())
+
+
+def labels_bytes(n: int, offset: int = 0) -> bytes:
+    return idx_bytes(0x801, (n,), ((np.arange(n) + offset) % 10).astype(np.uint8).tobytes())
+
+
+def synthetic_set(n_train: int = 50, n_test: int = 20) -> dict[str, bytes]:
+    """Small valid MNIST-shaped content (decompressed), keyed by file name."""
+    return {
+        "train-images-idx3-ubyte": images_bytes(n_train, seed=1),
+        "train-labels-idx1-ubyte": labels_bytes(n_train),
+        "t10k-images-idx3-ubyte": images_bytes(n_test, seed=2),
+        "t10k-labels-idx1-ubyte": labels_bytes(n_test, offset=3),
+    }
+
+
+def write_set(directory: Path, content: dict[str, bytes], compress: bool = True) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in content.items():
+        if compress:
+            (directory / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (directory / name).write_bytes(data)
+
+
+def assert_matches(m: MNIST, content: dict[str, bytes]) -> None:
+    assert m.train_images.tobytes() == content["train-images-idx3-ubyte"][16:]
+    assert m.train_labels.tobytes() == content["train-labels-idx1-ubyte"][8:]
+    assert m.test_images.tobytes() == content["t10k-images-idx3-ubyte"][16:]
+    assert m.test_labels.tobytes() == content["t10k-labels-idx1-ubyte"][8:]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for var in ("GENREG_DATA", "GENREG_MNIST_MIRRORS", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+def test_real_files_shapes_dtypes_counts(mnist, mnist_dir):
+    assert mnist.source == mnist_dir
+    for arr, shape in [
+        (mnist.train_images, (60000, 784)),
+        (mnist.train_labels, (60000,)),
+        (mnist.test_images, (10000, 784)),
+        (mnist.test_labels, (10000,)),
+    ]:
+        assert arr.shape == shape
+        assert arr.dtype == np.uint8
+        assert not arr.flags.writeable  # shared through the in-process cache
+    assert np.bincount(mnist.train_labels, minlength=10).tolist() == TRAIN_COUNTS
+    assert np.bincount(mnist.test_labels, minlength=10).tolist() == TEST_COUNTS
+    assert mnist.train_images.max() == 255 and mnist.train_images.min() == 0
+
+
+def test_real_content_matches_checksum_table(mnist):
+    content = {
+        "train-images-idx3-ubyte": idx_bytes(0x803, (60000, 28, 28), mnist.train_images.tobytes()),
+        "train-labels-idx1-ubyte": idx_bytes(0x801, (60000,), mnist.train_labels.tobytes()),
+        "t10k-images-idx3-ubyte": idx_bytes(0x803, (10000, 28, 28), mnist.test_images.tobytes()),
+        "t10k-labels-idx1-ubyte": idx_bytes(0x801, (10000,), mnist.test_labels.tobytes()),
+    }
+    for name, data in content.items():
+        assert hashlib.sha256(data).hexdigest() == SHA256[name], name
+
+
+def test_gz_and_uncompressed_read_identically(mnist, mnist_dir, tmp_path):
+    for name in FILES:
+        (tmp_path / name).write_bytes(gzip.decompress((mnist_dir / f"{name}.gz").read_bytes()))
+    plain = load_mnist(tmp_path, download=False)
+    assert plain is not mnist and plain.source == tmp_path.resolve()
+    for field in ("train_images", "train_labels", "test_images", "test_labels"):
+        assert np.array_equal(getattr(plain, field), getattr(mnist, field)), field
+    assert np.array_equal(read_idx_labels(tmp_path / FILES[3]), read_idx_labels(mnist_dir / f"{FILES[3]}.gz"))
+
+
+def test_load_is_cached_in_process(mnist, mnist_dir):
+    assert load_mnist(mnist_dir, download=False) is mnist
+    # a data root holding mnist/ resolves to the same directory
+    assert load_mnist(mnist_dir.parent, download=False) is mnist
+
+
+def test_cache_notices_changed_files(tmp_path):
+    write_set(tmp_path, synthetic_set())
+    first = load_mnist(tmp_path, download=False)
+    assert load_mnist(tmp_path, download=False) is first
+    changed = synthetic_set(n_train=30)
+    write_set(tmp_path, changed)
+    second = load_mnist(tmp_path, download=False)
+    assert second is not first and len(second.train_labels) == 30
+    assert_matches(second, changed)
+
+
+# ----------------------------------------------------------------------------- malformed files
+
+BAD_FILES = {
+    # case: (reader, content, words expected in the message)
+    "wrong magic": (read_idx_images, idx_bytes(0x903, (2, 28, 28), bytes(2 * 784)), "magic"),
+    "labels read as images": (read_idx_images, labels_bytes(5), "dimensions"),
+    "wrong number of dims": (read_idx_labels, idx_bytes(0x802, (2, 3), bytes(6)), "dimensions"),
+    "wrong image dims": (read_idx_images, images_bytes(3, 20, 20), "20x20"),
+    "truncated data": (read_idx_images, images_bytes(3)[:-1], "truncated"),
+    "truncated labels": (read_idx_labels, labels_bytes(10)[:-4], "truncated"),
+    "truncated header": (read_idx_images, images_bytes(3)[:10], "truncated header"),
+    "trailing bytes": (read_idx_images, images_bytes(3) + b"\x00", "trailing"),
+    "trailing label bytes": (read_idx_labels, labels_bytes(10) + b"xyz", "trailing"),
+    "label out of range": (read_idx_labels, idx_bytes(0x801, (4,), bytes([1, 2, 10, 3])), "label 10 at index 2"),
+    "no images": (read_idx_images, idx_bytes(0x803, (0, 28, 28), b""), "no images"),
+    "empty file": (read_idx_labels, b"", "empty"),
+}
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_file_raises_data_error_naming_file(tmp_path, case, compress):
+    reader, content, words = BAD_FILES[case]
+    path = tmp_path / ("bad-file-idx.gz" if compress else "bad-file-idx")
+    path.write_bytes(gzip.compress(content) if compress else content)
+    with pytest.raises(DataError) as info:
+        reader(path)
+    assert str(path) in str(info.value)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda good: good[: len(good) // 2],  # truncated gzip stream
+        lambda good: good[:-8] + bytes(8),  # bad CRC / length trailer
+        lambda good: good[:10] + bytes(b ^ 0xFF for b in good[10:40]) + good[40:],  # garbled deflate data
+        lambda good: b"this is not gzip at all",  # .gz name, no gzip header
+        lambda good: b"",  # empty .gz file
+    ],
+    ids=["truncated", "crc", "garbled", "not-gzip", "empty"],
+)
+def test_corrupt_gzip_raises_data_error(tmp_path, make):
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(make(gzip.compress(labels_bytes(2000))))
+    with pytest.raises(DataError) as info:
+        read_idx_labels(path)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, GenregError)
+
+
+def test_image_label_count_mismatch(tmp_path):
+    content = synthetic_set()
+    content["train-labels-idx1-ubyte"] = labels_bytes(49)
+    write_set(tmp_path, content)
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path, download=False)
+    msg = str(info.value)
+    assert "50 images" in msg and "49 labels" in msg
+    assert str(tmp_path.resolve() / "train-images-idx3-ubyte.gz") in msg
+    assert str(tmp_path.resolve() / "train-labels-idx1-ubyte.gz") in msg
+
+
+def test_missing_files_without_download(tmp_path):
+    write_set(tmp_path, {k: v for k, v in synthetic_set().items() if k != "t10k-images-idx3-ubyte"})
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path, download=False)
+    msg = str(info.value)
+    assert str(tmp_path.resolve()) in msg and "t10k-images-idx3-ubyte" in msg
+    assert "--data-dir" in msg and "GENREG_DATA" in msg
+
+
+# ----------------------------------------------------------------------------- directory resolution
+
+
+def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve_data_dir() == (tmp_path / "home" / ".cache" / "genreg" / "mnist").resolve()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert resolve_data_dir() == (tmp_path / "xdg" / "genreg" / "mnist").resolve()
+    monkeypatch.setenv("GENREG_DATA", str(tmp_path / "data"))
+    assert resolve_data_dir() == (tmp_path / "data" / "mnist").resolve()
+    assert resolve_data_dir(tmp_path / "explicit") == (tmp_path / "explicit").resolve()
+
+
+# ----------------------------------------------------------------------------- downloads
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server over tmp_path/www; yields (root, base_url, requested paths)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.requests
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def synthetic(monkeypatch):
+    """Synthetic content whose sha256 the loader is told to expect."""
+    content = synthetic_set()
+    for name, data in content.items():
+        monkeypatch.setitem(mnist_mod.SHA256, name, hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(mnist_mod, "DOWNLOAD_TIMEOUT", 5.0)
+    return content
+
+
+def test_download_into_empty_cache(server, synthetic, tmp_path):
+    root, url, requests = server
+    write_set(root / "good", synthetic)
+    cache = tmp_path / "cache" / "mnist"
+    m = load_mnist(cache, mirrors=[f"{url}/good/"])
+    assert_matches(m, synthetic)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(f"{n}.gz" for n in FILES)
+    assert len(requests) == 4
+    # the cached files read back, without any network
+    mnist_mod._CACHE.clear()
+    assert_matches(load_mnist(cache, download=False), synthetic)
+
+
+def test_download_mirrors_from_environment(server, synthetic, tmp_path, monkeypatch):
+    root, url, requests = server
+    write_set(root / "env", synthetic)
+    monkeypatch.setenv("GENREG_MNIST_MIRRORS", f"{url}/nowhere, {url}/env")
+    monkeypatch.setenv("GENREG_DATA", str(tmp_path / "data"))
+    m = load_mnist()
+    assert m.source == (tmp_path / "data" / "mnist").resolve()
+    assert_matches(m, synthetic)
+    assert any(r.startswith("/nowhere/") for r in requests)
+
+
+def test_corrupt_download_rejected_and_next_mirror_used(server, synthetic, tmp_path):
+    root, url, requests = server
+    write_set(root / "good", synthetic)
+    bad = root / "bad"
+    bad.mkdir()
+    flipped = bytearray(synthetic["train-images-idx3-ubyte"])
+    flipped[100] ^= 0xFF  # valid gzip, valid IDX, wrong content
+    (bad / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes(flipped)))
+    (bad / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(synthetic["train-labels-idx1-ubyte"])[:-20])
+    cache = tmp_path / "cache"
+    m = load_mnist(cache, mirrors=[f"{url}/bad", f"{url}/good"])
+    assert "/bad/train-images-idx3-ubyte.gz" in requests and "/bad/train-labels-idx1-ubyte.gz" in requests
+    assert_matches(m, synthetic)
+    cached = gzip.decompress((cache / "train-images-idx3-ubyte.gz").read_bytes())
+    assert cached == synthetic["train-images-idx3-ubyte"]
+    assert sorted(p.name for p in cache.iterdir()) == sorted(f"{n}.gz" for n in FILES)
+
+
+def test_corrupt_download_not_cached(server, synthetic, tmp_path):
+    root, url, _ = server
+    content = dict(synthetic)
+    content["t10k-labels-idx1-ubyte"] = labels_bytes(20, offset=4)  # wrong checksum
+    write_set(root / "bad", content)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with pytest.raises(DataError) as info:
+        load_mnist(cache, mirrors=[f"{url}/bad"])
+    assert "checksum" in str(info.value)
+    names = [p.name for p in cache.iterdir()]
+    assert "t10k-labels-idx1-ubyte.gz" not in names and "t10k-labels-idx1-ubyte" not in names
+    assert not [n for n in names if n.endswith(".part") or n.startswith(".")]
+
+
+def test_all_mirrors_failing(server, synthetic, tmp_path):
+    root, url, requests = server
+    cache = tmp_path / "offline" / "mnist"
+    with pytest.raises(DataError) as info:
+        load_mnist(cache, mirrors=[f"{url}/empty/", "http://127.0.0.1:1/", "not a url"])
+    msg = str(info.value)
+    assert str(cache.resolve()) in msg
+    for name in FILES:
+        assert name in msg
+    assert "--data-dir" in msg and "GENREG_DATA" in msg
+    assert requests == ["/empty/train-images-idx3-ubyte.gz"]
+    assert not cache.exists() or not any(cache.iterdir())
+
+    existing = tmp_path / "existing"  # an existing directory stays, untouched
+    existing.mkdir()
+    with pytest.raises(DataError):
+        load_mnist(existing, mirrors=[f"{url}/empty/"])
+    assert existing.is_dir() and not any(existing.iterdir())
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def test_validation_split(mnist):
+    train, val = mnist.split_validation(n_val=10000, seed=3)
+    assert isinstance(train, Split) and (len(train), len(val)) == (50000, 10000)
+    assert train.images.shape == (50000, 784) and val.images.dtype == np.uint8
+    assert np.intersect1d(train.indices, val.indices).size == 0
+    assert np.array_equal(np.union1d(train.indices, val.indices), np.arange(60000))
+    # drawn from the training set (rows and labels), never the test set
+    assert np.array_equal(val.images, mnist.train_images[val.indices])
+    assert np.array_equal(val.labels, mnist.train_labels[val.indices])
+    assert np.array_equal(train.labels, mnist.train_labels[train.indices])
+    assert np.bincount(val.labels, minlength=10).min() > 800
+    again_train, again_val = mnist.split_validation(n_val=10000, seed=3)
+    assert np.array_equal(again_val.indices, val.indices) and np.array_equal(again_train.images, train.images)
+    _, other = mnist.split_validation(n_val=10000, seed=4)
+    assert not np.array_equal(other.indices, val.indices)
+    small_train, small_val = mnist.split_validation(n_val=100, seed=3)
+    assert (len(small_train), len(small_val)) == (59900, 100)
+    for bad in (0, 60000, -5):
+        with pytest.raises(ValueError):
+            mnist.split_validation(n_val=bad)
+
+
+def test_test_split_is_the_test_set(mnist):
+    test = mnist.test
+    assert test.images is mnist.test_images and test.labels is mnist.test_labels and len(test) == 10000
+
+
+def test_to_float():
+    x = np.array([[[0, 1], [128, 255]]], dtype=np.uint8)
+    y = to_float(x)
+    assert y.dtype == np.float32 and y.shape == (1, 2, 2)
+    assert np.array_equal(y, x.astype(np.float32) / np.float32(255))
+    assert y[0, 1, 1] == 1.0 and y[0, 0, 0] == 0.0
+
+
+# ----------------------------------------------------------------------------- episodes
+
+
+def test_episode_sampler_balanced_and_deterministic(mnist):
+    labels = mnist.train_labels
+    sampler = EpisodeSampler(labels, k_per_class=7, seed=11)
+    idx = sampler.indices(5)
+    assert idx.shape == (70,) and idx.dtype == np.int64 and sampler.episode_size == 70
+    assert np.array_equal(labels[idx], np.repeat(np.arange(10), 7))
+    for c in range(10):
+        assert np.unique(idx[c * 7 : (c + 1) * 7]).size == 7
+    assert np.array_equal(EpisodeSampler(labels, 7, seed=11).indices(5), idx)
+    assert not np.array_equal(sampler.indices(6), idx)
+    assert not np.array_equal(EpisodeSampler(labels, 7, seed=12).indices(5), idx)
+
+
+def test_episode_sampler_draw_is_fresh_each_call(mnist):
+    sampler = EpisodeSampler(mnist.train_labels, k_per_class=3, seed=0)
+    first, second = sampler.draw(), sampler.draw()
+    assert not np.array_equal(first, second)
+    assert np.array_equal(first, sampler.indices(0)) and np.array_equal(second, sampler.indices(1))
+    assert sampler.episode == 2
+
+
+def test_episode_sampler_covers_small_classes():
+    labels = np.repeat(np.arange(4), 3)  # 3 examples per class
+    sampler = EpisodeSampler(labels, k_per_class=2, seed=0, n_classes=4)
+    seen = np.concatenate([sampler.draw() for _ in range(40)])
+    assert np.array_equal(np.unique(seen), np.arange(12))
+    assert np.array_equal(labels[sampler.indices(0)], [0, 0, 1, 1, 2, 2, 3, 3])
+    full = EpisodeSampler(labels, k_per_class=3, seed=0, n_classes=4).indices(9)
+    assert np.array_equal(np.sort(full), np.arange(12))
+
+
+def test_episode_sampler_errors():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    with pytest.raises(DataError, match="class 0: 2.*class 2: 1"):
+        EpisodeSampler(labels, k_per_class=3, seed=0, n_classes=3)
+    with pytest.raises(DataError, match="class 3: 0"):
+        EpisodeSampler(labels, k_per_class=1, seed=0, n_classes=4)
+    with pytest.raises(DataError, match="0..1"):
+        EpisodeSampler(labels, k_per_class=1, seed=0, n_classes=2)
+    for k in (0, -1):
+        with pytest.raises(ValueError, match="k_per_class"):
+            EpisodeSampler(labels, k_per_class=k, seed=0, n_classes=3)
+    with pytest.raises(ValueError, match="episode"):
+        EpisodeSampler(labels, k_per_class=1, seed=0, n_classes=3).indices(-1)
