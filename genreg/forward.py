@@ -24,6 +24,13 @@ def _check_batch(layout: Layout, batch: SparseBatch) -> None:
         raise ValueError(f"batch has {batch.n_features} features, layout expects {layout.n_inputs} inputs")
 
 
+def _check_n_classes(layout: Layout, n_classes: int | None) -> int:
+    n_classes = layout.n_outputs if n_classes is None else int(n_classes)
+    if not 1 <= n_classes <= layout.n_outputs:
+        raise ValueError(f"n_classes must be in [1, {layout.n_outputs}], got {n_classes}")
+    return n_classes
+
+
 def _as_batch(X) -> SparseBatch:
     return X if isinstance(X, SparseBatch) else SparseBatch.from_dense(X)
 
@@ -38,7 +45,7 @@ def population_logits(layout: Layout, W: np.ndarray, X) -> np.ndarray:
     _check_population(layout, W)
     _check_batch(layout, batch)
     out = np.empty((W.shape[0], batch.n_samples, layout.n_outputs), dtype=np.float32)
-    kernels.population_logits(W, layout.sizes_array(), layout.hidden_code, batch.indptr, batch.indices, batch.values, out)
+    kernels.population_logits(W, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values, out)
     return out
 
 
@@ -55,13 +62,11 @@ def population_predict(layout: Layout, W: np.ndarray, X, labels: np.ndarray, n_c
     labels = np.ascontiguousarray(labels, dtype=np.int32)
     if labels.shape != (batch.n_samples,):
         raise ValueError(f"labels must have shape ({batch.n_samples},), got {labels.shape}")
-    n_classes = layout.n_outputs if n_classes is None else int(n_classes)
-    if not 1 <= n_classes <= layout.n_outputs:
-        raise ValueError(f"n_classes must be in [1, {layout.n_outputs}], got {n_classes}")
+    n_classes = _check_n_classes(layout, n_classes)
     predictions = np.empty((W.shape[0], batch.n_samples), dtype=np.int32)
     n_correct = np.empty(W.shape[0], dtype=np.int64)
     kernels.population_predict(
-        W, layout.sizes_array(), layout.hidden_code, batch.indptr, batch.indices, batch.values,
+        W, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values,
         labels, n_classes, predictions, n_correct,
     )
     return predictions, n_correct
@@ -74,11 +79,11 @@ def genome_logits(layout: Layout, w: np.ndarray, X) -> np.ndarray:
     _check_population(layout, w[None, :])
     _check_batch(layout, batch)
     out = np.empty((batch.n_samples, layout.n_outputs), dtype=np.float32)
-    kernels.genome_logits(w, layout.sizes_array(), layout.hidden_code, batch.indptr, batch.indices, batch.values, out)
+    kernels.genome_logits(w, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values, out)
     return out
 
 
 def genome_predict(layout: Layout, w: np.ndarray, X, n_classes: int | None = None) -> np.ndarray:
     """Predicted class of one genome on N samples (argmax of the first ``n_classes`` logits); ``(N,) int64``."""
-    n_classes = layout.n_outputs if n_classes is None else int(n_classes)
+    n_classes = _check_n_classes(layout, n_classes)
     return np.argmax(genome_logits(layout, w, X)[:, :n_classes], axis=1)

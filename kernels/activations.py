@@ -22,8 +22,9 @@ def fast_tanh(x):
     clamped to +-7.905 where tanh is already 1 in float32; for |x| < 4e-4,
     tanh(x) == x in float32.
     """
-    xc = x if x < _CLAMP else _CLAMP
-    xc = xc if xc > -_CLAMP else -_CLAMP
+    # Written so that NaN (every comparison false) passes through unclamped.
+    xc = _CLAMP if x > _CLAMP else x
+    xc = -_CLAMP if xc < -_CLAMP else xc
     x2 = xc * xc
     p = np.float32(-2.76076847742355e-16)
     p = p * x2 + np.float32(2.00018790482477e-13)
@@ -49,7 +50,7 @@ def activate_inplace(h, code):
             h[j] = fast_tanh(h[j])
     elif code == RELU:
         for j in range(h.shape[0]):
-            h[j] = h[j] if h[j] > np.float32(0.0) else np.float32(0.0)
+            h[j] = np.float32(0.0) if h[j] < np.float32(0.0) else h[j]  # NaN stays NaN
     elif code == SIGMOID:
         for j in range(h.shape[0]):
             h[j] = np.float32(0.5) * (np.float32(1.0) + fast_tanh(np.float32(0.5) * h[j]))

@@ -1,17 +1,19 @@
 """Forward passes of dense MLPs stored as flat float32 rows (see ``genreg.layout``).
 
-Inputs arrive as a CSR batch — ``indptr: (B + 1,) int64``, ``indices: (nnz,)
-int32``, ``values: (nnz,) float32`` — because MNIST pixels are ~80% zero: the
-first layer then costs ``nnz * n_hidden`` multiply-adds instead of
-``B * n_in * n_hidden``.  A row ``w: (n_params,)`` holds ``W0: (n_0, n_1)``,
-``b0: (n_1,)``, ``W1: (n_1, n_2)``, ... ; ``sizes: (L + 1,) int64`` gives the
-widths and ``act`` the hidden activation code (``kernels.activations``).  The
-output layer has no activation: kernels return logits.
+Inputs arrive as tiles (``kernels.sparse``): ``tile_ptr: (n_tiles + 1,) int64``,
+``rows: (n_active,) int32``, ``values: (n_active, TILE) float32``.  A row
+``w: (n_params,)`` holds ``W0: (n_0, n_1)``, ``b0: (n_1,)``, ``W1: (n_1, n_2)``, ... ;
+``sizes: (L + 1,) int64`` gives the widths and ``act`` the hidden activation
+code (``kernels.activations``).  The output layer has no activation: kernels
+return logits.
 
-Every kernel writes into caller-allocated outputs and validates nothing; call
-them through ``genreg.forward``.  Parallel kernels split work so that each output
-element is computed by exactly one thread in a fixed order, so results are
-bit-identical for any number of threads.
+Every layer is ``out = b + x @ W`` for a tile of samples, computed by
+``tile_layer``; for the first layer ``x`` is the tile's active inputs, for the
+others the previous layer's activations (all units active).  Kernels write into
+caller-allocated outputs and validate nothing; call them through
+``genreg.forward``.  Parallel kernels give each output element to exactly one
+thread, computed in a fixed order, so results are bit-identical for any number
+of threads.
 """
 
 import numpy as np
@@ -19,54 +21,73 @@ from numba import prange
 
 from ._config import jit, parallel_jit
 from .activations import activate_inplace
-
-#: Samples per task in the single-genome kernels.
-SAMPLE_CHUNK = 64
-
-
-@jit
-def sparse_input_layer(w, n_in, n_out, indptr, indices, values, s, h):
-    """Set ``h: (n_out,)`` to ``b0 + x_s @ W0`` for CSR sample ``s`` (pre-activation)."""
-    bias = n_in * n_out
-    for j in range(n_out):
-        h[j] = w[bias + j]
-    for k in range(indptr[s], indptr[s + 1]):
-        v = values[k]
-        base = indices[k] * n_out
-        for j in range(n_out):
-            h[j] += v * w[base + j]
+from .simd import (
+    BLOCK,
+    TILE,
+    tile_rows_block1,
+    tile_rows_block2,
+    tile_rows_block4,
+    tile_rows_block8,
+    tile_rows_block16,
+    tile_rows_block_wide,
+)
 
 
 @jit
-def dense_layer(w, offset, n_in, n_out, x, h):
-    """Set ``h: (n_out,)`` to ``b + x @ W`` for the layer whose ``W`` starts at ``offset``."""
+def tile_layer(w, offset, n_in, n_out, rows, x, start, stop, out):
+    """Set ``out: (TILE, n_out)`` (C-contiguous) to ``b + x @ W`` for one tile.
+
+    W: ``(n_in, n_out)`` at ``w[offset:]``, b right after it; the tile's inputs are
+    ``x[p, s]`` for input ``rows[p]``, p in [start, stop) (``x: (>= stop, TILE)``).
+    """
     bias = offset + n_in * n_out
-    for j in range(n_out):
-        h[j] = w[bias + j]
-    for i in range(n_in):
-        v = x[i]
-        base = offset + i * n_out
-        for j in range(n_out):
-            h[j] += v * w[base + j]
+    for s in range(TILE):
+        out[s, :] = w[bias : bias + n_out]
+    W = w[offset:]
+    j = 0
+    while j + BLOCK <= n_out:
+        tile_rows_block_wide(W, n_out, j, rows, x, start, stop, out)
+        j += BLOCK
+    if n_out - j >= 16:
+        tile_rows_block16(W, n_out, j, rows, x, start, stop, out)
+        j += 16
+    if n_out - j >= 8:
+        tile_rows_block8(W, n_out, j, rows, x, start, stop, out)
+        j += 8
+    if n_out - j >= 4:
+        tile_rows_block4(W, n_out, j, rows, x, start, stop, out)
+        j += 4
+    if n_out - j >= 2:
+        tile_rows_block2(W, n_out, j, rows, x, start, stop, out)
+        j += 2
+    if n_out - j >= 1:
+        tile_rows_block1(W, n_out, j, rows, x, start, stop, out)
 
 
 @jit
-def forward_sample(w, sizes, act, indptr, indices, values, s, scratch_a, scratch_b):
-    """Return the logits ``(sizes[-1],)`` of CSR sample ``s`` (a view into a scratch buffer).
+def forward_tile(w, sizes, act, tile_ptr, rows, values, t, a, b, xt, units):
+    """Return the logits ``(TILE, sizes[-1])`` of tile ``t`` (a view into scratch ``a`` or ``b``).
 
-    scratch_a, scratch_b: ``(max(sizes[1:]),) float32`` work buffers.
+    Per-thread scratch, width = max(sizes[1:]): ``a, b, xt: (TILE * width,) float32``
+    (layer outputs as ``(TILE, n_l)``; activations transposed to ``(n_l, TILE)``)
+    and ``units = arange(width)``, the "active rows" of a dense layer.
     """
     n_layers = sizes.shape[0] - 1
-    h = scratch_a[: sizes[1]]
-    sparse_input_layer(w, sizes[0], sizes[1], indptr, indices, values, s, h)
+    out = a[: TILE * sizes[1]].reshape((TILE, sizes[1]))
+    tile_layer(w, 0, sizes[0], sizes[1], rows, values, tile_ptr[t], tile_ptr[t + 1], out)
     offset = sizes[0] * sizes[1] + sizes[1]
     for l in range(1, n_layers):
-        activate_inplace(h, act)
-        nxt = scratch_b[: sizes[l + 1]] if l % 2 == 1 else scratch_a[: sizes[l + 1]]
-        dense_layer(w, offset, sizes[l], sizes[l + 1], h, nxt)
-        offset += sizes[l] * sizes[l + 1] + sizes[l + 1]
-        h = nxt
-    return h
+        n_in, n_out = sizes[l], sizes[l + 1]
+        activate_inplace(out.ravel(), act)
+        x = xt[: n_in * TILE].reshape((n_in, TILE))
+        for s in range(TILE):
+            for i in range(n_in):
+                x[i, s] = out[s, i]
+        nxt = b if l % 2 == 1 else a
+        out = nxt[: TILE * n_out].reshape((TILE, n_out))
+        tile_layer(w, offset, n_in, n_out, units, x, 0, n_in, out)
+        offset += n_in * n_out + n_out
+    return out
 
 
 @jit
@@ -82,58 +103,59 @@ def argmax_first(h, n):
 
 
 @parallel_jit
-def population_logits(W, sizes, act, indptr, indices, values, out):
+def population_logits(W, sizes, act, tile_ptr, rows, values, out):
     """Fill ``out: (P, B, n_out) float32`` with the logits of every genome on every sample.
 
-    W: ``(P, n_params) float32``; the batch is shared by all genomes.
+    W: ``(P, n_params) float32``; the batch (B = ``out.shape[1]``) is shared by all genomes.
     """
-    n_samples = indptr.shape[0] - 1
-    n_out = sizes[-1]
+    n_samples = out.shape[1]
     width = np.max(sizes[1:])
     for g in prange(W.shape[0]):
-        scratch_a = np.empty(width, np.float32)
-        scratch_b = np.empty(width, np.float32)
-        w = W[g]
-        for s in range(n_samples):
-            h = forward_sample(w, sizes, act, indptr, indices, values, s, scratch_a, scratch_b)
-            for j in range(n_out):
-                out[g, s, j] = h[j]
+        a = np.empty(TILE * width, np.float32)
+        b = np.empty(TILE * width, np.float32)
+        xt = np.empty(TILE * width, np.float32)
+        units = np.arange(width)
+        for t in range(tile_ptr.shape[0] - 1):
+            logits = forward_tile(W[g], sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
+            for s in range(min(TILE, n_samples - t * TILE)):
+                out[g, t * TILE + s, :] = logits[s]
 
 
 @parallel_jit
-def population_predict(W, sizes, act, indptr, indices, values, labels, n_classes, predictions, n_correct):
+def population_predict(W, sizes, act, tile_ptr, rows, values, labels, n_classes, predictions, n_correct):
     """Fused forward + argmax + scoring for every genome on a shared batch.
 
-    predictions: ``(P, B) int32`` — argmax of the first ``n_classes`` logits.
-    n_correct: ``(P,) int64`` — how many predictions equal ``labels: (B,)``.
+    labels: ``(B,)``; predictions: ``(P, B) int32`` — argmax of the first
+    ``n_classes`` logits; n_correct: ``(P,) int64`` — predictions equal to labels.
     """
-    n_samples = indptr.shape[0] - 1
+    n_samples = labels.shape[0]
     width = np.max(sizes[1:])
     for g in prange(W.shape[0]):
-        scratch_a = np.empty(width, np.float32)
-        scratch_b = np.empty(width, np.float32)
-        w = W[g]
+        a = np.empty(TILE * width, np.float32)
+        b = np.empty(TILE * width, np.float32)
+        xt = np.empty(TILE * width, np.float32)
+        units = np.arange(width)
         correct = 0
-        for s in range(n_samples):
-            h = forward_sample(w, sizes, act, indptr, indices, values, s, scratch_a, scratch_b)
-            c = argmax_first(h, n_classes)
-            predictions[g, s] = c
-            if c == labels[s]:
-                correct += 1
+        for t in range(tile_ptr.shape[0] - 1):
+            logits = forward_tile(W[g], sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
+            for s in range(min(TILE, n_samples - t * TILE)):
+                c = argmax_first(logits[s], n_classes)
+                predictions[g, t * TILE + s] = c
+                if c == labels[t * TILE + s]:
+                    correct += 1
         n_correct[g] = correct
 
 
 @parallel_jit
-def genome_logits(w, sizes, act, indptr, indices, values, out):
+def genome_logits(w, sizes, act, tile_ptr, rows, values, out):
     """Fill ``out: (N, n_out) float32`` with the logits of one genome ``w`` on N samples."""
-    n_samples = indptr.shape[0] - 1
-    n_out = sizes[-1]
+    n_samples = out.shape[0]
     width = np.max(sizes[1:])
-    n_chunks = (n_samples + SAMPLE_CHUNK - 1) // SAMPLE_CHUNK
-    for c in prange(n_chunks):
-        scratch_a = np.empty(width, np.float32)
-        scratch_b = np.empty(width, np.float32)
-        for s in range(c * SAMPLE_CHUNK, min(n_samples, (c + 1) * SAMPLE_CHUNK)):
-            h = forward_sample(w, sizes, act, indptr, indices, values, s, scratch_a, scratch_b)
-            for j in range(n_out):
-                out[s, j] = h[j]
+    for t in prange(tile_ptr.shape[0] - 1):
+        a = np.empty(TILE * width, np.float32)
+        b = np.empty(TILE * width, np.float32)
+        xt = np.empty(TILE * width, np.float32)
+        units = np.arange(width)
+        logits = forward_tile(w, sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
+        for s in range(min(TILE, n_samples - t * TILE)):
+            out[t * TILE + s, :] = logits[s]

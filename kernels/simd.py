@@ -1,0 +1,134 @@
+"""One explicit-SIMD building block: a tile of samples times a block of weight rows.
+
+For a tile of ``T = TILE`` samples and a block of ``width`` output units starting at
+column ``col``, ``tile_rows_block`` computes
+
+    for s in range(T):
+        for j in range(width):
+            acc = out[s, col + j]
+            for p in range(start, stop):
+                acc = fma(x[p, s], w[rows[p] * stride + col + j], acc)
+            out[s, col + j] = acc
+
+keeping the ``T`` accumulators in vector registers (LLVM phi nodes) and
+loading each weight row segment once for all ``T`` samples.  ``rows`` lists the
+inputs that are non-zero in at least one sample of the tile (for a dense layer:
+all of them); ``x`` holds the tile's values there, zero where a sample is
+inactive.  Adding ``0 * w`` leaves a finite accumulator unchanged, so the result
+equals the per-sample sparse sum.  Weights must be finite for that: ``0 * inf``
+is NaN, so a non-finite weight on input i poisons every sample of each tile in
+which input i is active (populations refuse NaN weights before evaluation).  ``fma`` is IEEE fused multiply-add: exactly
+rounded, hence the same on every machine.
+
+Numba's own vectoriser cannot do this: it keeps accumulators in memory and
+guards every short loop with alias checks, ~4x slower on MNIST.
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from llvmlite import binding as _llvm
+
+
+def _register_budget() -> tuple[int, int]:
+    """(TILE, BLOCK) so that the TILE x BLOCK accumulators fill half the vector registers.
+
+    AVX-512: 32 registers of 16 floats -> 8 samples x 32 units (16 registers);
+    otherwise (AVX2: 16 registers of 8 floats) -> 4 samples x 16 units (8 registers).
+    Per output element the terms are added in the same order whatever the
+    choice, so results do not depend on it.
+    """
+    features = _llvm.get_host_cpu_features()
+    if features.get("avx512f", False):
+        return 8, 32
+    return 4, 16
+
+
+#: Samples per tile, and output units per register block.
+TILE, BLOCK = _register_budget()
+
+
+def _make_tile_rows_block(width: int, tile: int = TILE):
+    @intrinsic
+    def tile_rows_block(typingctx, w, stride, col, rows, x, start, stop, out):
+        sig = types.void(w, stride, col, rows, x, start, stop, out)
+
+        def codegen(context, builder, signature, args):
+            w_, stride_, col_, rows_, x_, start_, stop_, out_ = args
+            w_t, stride_t, col_t, rows_t, x_t, start_t, stop_t, out_t = signature.args
+            w_ptr = context.make_array(w_t)(context, builder, w_).data
+            rows_ptr = context.make_array(rows_t)(context, builder, rows_).data
+            x_ptr = context.make_array(x_t)(context, builder, x_).data
+            out_arr = context.make_array(out_t)(context, builder, out_)
+            out_ptr = out_arr.data
+
+            i64, i32, f32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
+            vec = ir.VectorType(f32, width)
+            vec_ptr = vec.as_pointer()
+            as64 = lambda value, ty: context.cast(builder, value, ty, types.int64)  # noqa: E731
+            stride64, col64 = as64(stride_, stride_t), as64(col_, col_t)
+            start64, stop64 = as64(start_, start_t), as64(stop_, stop_t)
+            out_row = cgutils.unpack_tuple(builder, out_arr.shape, 2)[1]
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{width}f32"
+            )
+            zero_mask = ir.Constant(ir.VectorType(i32, width), [0] * width)
+            undef = ir.Constant(vec, ir.Undefined)
+
+            acc_ptrs = []
+            for s in range(tile):
+                offset = builder.add(builder.mul(ir.Constant(i64, s), out_row), col64)
+                acc_ptrs.append(builder.bitcast(builder.gep(out_ptr, [offset]), vec_ptr))
+            acc0 = [builder.load(p, align=4) for p in acc_ptrs]
+
+            entry = builder.block
+            header = builder.append_basic_block("tile_block.header")
+            body = builder.append_basic_block("tile_block.body")
+            done = builder.append_basic_block("tile_block.done")
+            builder.branch(header)
+
+            builder.position_at_end(header)
+            p = builder.phi(i64)
+            p.add_incoming(start64, entry)
+            accs = []
+            for s in range(tile):
+                phi = builder.phi(vec)
+                phi.add_incoming(acc0[s], entry)
+                accs.append(phi)
+            builder.cbranch(builder.icmp_signed("<", p, stop64), body, done)
+
+            builder.position_at_end(body)
+            row = builder.load(builder.gep(rows_ptr, [p]))
+            if row.type.width < 64:
+                row = builder.sext(row, i64)
+            w_offset = builder.add(builder.mul(row, stride64), col64)
+            w_vec = builder.load(builder.bitcast(builder.gep(w_ptr, [w_offset]), vec_ptr), align=4)
+            x_row = builder.mul(p, ir.Constant(i64, tile))
+            for s in range(tile):
+                value = builder.load(builder.gep(x_ptr, [builder.add(x_row, ir.Constant(i64, s))]))
+                splat = builder.insert_element(undef, value, ir.Constant(i32, 0))
+                splat = builder.shuffle_vector(splat, undef, zero_mask)
+                accs[s].add_incoming(builder.call(fma, [splat, w_vec, accs[s]]), body)
+            p.add_incoming(builder.add(p, ir.Constant(i64, 1)), body)
+            builder.branch(header)
+
+            builder.position_at_end(done)
+            for s in range(tile):
+                builder.store(accs[s], acc_ptrs[s], align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile_rows_block
+
+
+# Any layer width is n = BLOCK*a + 16b + 8c + 4d + 2e + f: the widest block
+# repeats, each narrower one runs at most once, and no scalar tail is needed.
+tile_rows_block_wide = _make_tile_rows_block(BLOCK)
+tile_rows_block16 = _make_tile_rows_block(16)
+tile_rows_block8 = _make_tile_rows_block(8)
+tile_rows_block4 = _make_tile_rows_block(4)
+tile_rows_block2 = _make_tile_rows_block(2)
+tile_rows_block1 = _make_tile_rows_block(1)

@@ -1,0 +1,514 @@
+"""Forward kernels against a slow, obvious float64 NumPy twin.
+
+The kernels (``kernels.forward`` through the validated wrappers in
+``genreg.forward``) work on sparse tiles with explicit SIMD blocks and a
+rational tanh; the twin below works on dense float64 matrices with ``np.tanh``.
+Agreement to 1e-5 relative error over many shapes, activations, batch sizes and
+population sizes is the evidence that the tiling, the register blocks, the
+layer ping-pong buffers and the row layout are all right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import kernels
+from genreg import forward
+from genreg.batch import SparseBatch
+from genreg.layout import ACTIVATIONS, Layout
+from kernels.simd import TILE
+
+RTOL = 1e-5
+
+# --------------------------------------------------------------------------
+# The twin: slow, obvious, float64.
+# --------------------------------------------------------------------------
+
+_HIDDEN = {
+    "identity": lambda h: h,
+    "tanh": np.tanh,
+    "relu": lambda h: np.maximum(h, 0.0),
+    "sigmoid": lambda h: 1.0 / (1.0 + np.exp(-h)),
+}
+
+
+def naive_forward(layout: Layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Logits ``(B, n_outputs) float64`` of genome ``w_row`` on ``X: (B, n_inputs) float64``.
+
+    Reads the row by hand (W{l}: (n_l, n_{l+1}) input-major, then b{l}), independent of
+    ``Layout.unflatten``, so a wrong layout offset would be caught too.
+    """
+    w = np.asarray(w_row, dtype=np.float64)
+    h = np.asarray(X, dtype=np.float64)
+    sizes = layout.sizes
+    offset = 0
+    n_layers = len(sizes) - 1
+    for l in range(n_layers):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        W = w[offset : offset + n_in * n_out].reshape(n_in, n_out)
+        offset += n_in * n_out
+        b = w[offset : offset + n_out]
+        offset += n_out
+        h = h @ W + b
+        if l < n_layers - 1:
+            h = _HIDDEN[layout.hidden_activation](h)
+    assert offset == w.shape[0]
+    return h
+
+
+def naive_predict(layout: Layout, w_row: np.ndarray, X: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    n_classes = layout.n_outputs if n_classes is None else n_classes
+    return np.argmax(naive_forward(layout, w_row, X)[:, :n_classes], axis=1)
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def random_weights(layout: Layout, P: int, rng: np.random.Generator) -> np.ndarray:
+    """``(P, n_params) float32``: every tensor of layer l ~ N(0, 1/sqrt(n_l))."""
+    W = np.empty((P, layout.n_params), dtype=np.float32)
+    for l in range(layout.n_layers):
+        std = 1.0 / np.sqrt(layout.sizes[l])
+        for name in (f"W{l}", f"b{l}"):
+            t = layout.tensor(name)
+            W[:, t.offset : t.stop] = rng.normal(0.0, std, size=(P, t.size))
+    return W
+
+
+def random_inputs(kind: str, B: int, n: int, rng: np.random.Generator):
+    """``(X as given to the kernels, the same X as float64 for the twin)``, ~70% zeros."""
+    mask = rng.random((B, n)) < 0.3
+    if kind == "float32":
+        X = (rng.normal(0.0, 1.0, size=(B, n)) * mask).astype(np.float32)
+        return X, X.astype(np.float64)
+    X = (rng.integers(1, 256, size=(B, n)) * mask).astype(np.uint8)
+    return X, X.astype(np.float64) / 255.0
+
+
+def assert_close(got: np.ndarray, ref: np.ndarray, what: str = "") -> None:
+    assert got.shape == ref.shape, (what, got.shape, ref.shape)
+    assert np.isfinite(ref).all(), "twin produced non-finite values; test set-up is wrong"
+    scale = max(1.0, float(np.abs(ref).max()))
+    err = float(np.abs(got.astype(np.float64) - ref).max())
+    assert err <= RTOL * scale, f"{what}: max abs error {err:.3g} > {RTOL} * {scale:.3g}"
+    np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * scale, err_msg=what)
+
+
+SHAPES = [(784, 64, 10), (784, 16, 10), (30, 7, 3), (20, 33, 5), (50, 100, 61, 17), (10, 1), (5, 3, 2, 4)]
+BATCH_SIZES = [1, 3, 13, 50]
+ACTS = list(ACTIVATIONS)
+
+
+def _seed(*parts) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
+
+
+# --------------------------------------------------------------------------
+# Logits against the twin
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["float32", "uint8"])
+@pytest.mark.parametrize("B", BATCH_SIZES)
+@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("act", ACTS)
+def test_population_and_genome_logits_match_twin(act, sizes, B, kind):
+    layout = Layout(sizes, hidden_activation=act)
+    rng = np.random.default_rng(_seed(act, sizes, B, kind))
+    X, X64 = random_inputs(kind, B, layout.n_inputs, rng)
+    batch = SparseBatch.from_dense(X)
+    for P in range(1, 6):
+        W = random_weights(layout, P, rng)
+        ref = np.stack([naive_forward(layout, W[g], X64) for g in range(P)])
+        got = forward.population_logits(layout, W, batch)
+        assert got.dtype == np.float32 and got.shape == (P, B, layout.n_outputs)
+        assert_close(got, ref, f"population_logits P={P}")
+        # A dense array is accepted in place of a SparseBatch, with the same result.
+        np.testing.assert_array_equal(forward.population_logits(layout, W, X), got)
+        for g in range(P):
+            one = forward.genome_logits(layout, W[g], batch)
+            assert one.dtype == np.float32 and one.shape == (B, layout.n_outputs)
+            assert_close(one, ref[g], f"genome_logits P={P} g={g}")
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_logits_do_not_depend_on_tile_mates(act):
+    """A sample's logits are the same alone and inside a batch (finite weights)."""
+    layout = Layout((40, 19, 6), hidden_activation=act)
+    rng = np.random.default_rng(_seed("tile-mates", act))
+    X, _ = random_inputs("float32", 2 * TILE + 3, layout.n_inputs, rng)
+    W = random_weights(layout, 3, rng)
+    together = forward.population_logits(layout, W, X)
+    for s in (0, TILE - 1, TILE, X.shape[0] - 1):
+        alone = forward.population_logits(layout, W, X[s : s + 1])
+        np.testing.assert_array_equal(alone[:, 0], together[:, s])
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_real_mnist_logits_match_twin(mnist, act):
+    layout = Layout((784, 64, 10), hidden_activation=act)
+    rng = np.random.default_rng(_seed("mnist", act))
+    idx = rng.choice(mnist.test_images.shape[0], size=100, replace=False)
+    X = mnist.test_images[idx]
+    assert X.dtype == np.uint8 and X.shape == (100, 784)
+    X64 = X.astype(np.float64) / 255.0
+    W = random_weights(layout, 3, rng)
+    got = forward.population_logits(layout, W, X)
+    ref = np.stack([naive_forward(layout, W[g], X64) for g in range(3)])
+    assert_close(got, ref, "MNIST population_logits")
+    for g in range(3):
+        assert_close(forward.genome_logits(layout, W[g], X), ref[g], f"MNIST genome_logits g={g}")
+
+
+# --------------------------------------------------------------------------
+# Predictions
+# --------------------------------------------------------------------------
+
+
+def _assert_predictions_match_twin(layout, w_row, X64, pred, n_classes):
+    """Kernel predictions agree with the twin, except where the twin's top two are within tolerance."""
+    ref = naive_forward(layout, w_row, X64)[:, :n_classes]
+    tol = RTOL * max(1.0, float(np.abs(ref).max()))
+    ref_pred = np.argmax(ref, axis=1)
+    differ = np.flatnonzero(pred != ref_pred)
+    assert ((pred >= 0) & (pred < n_classes)).all()
+    for s in differ:
+        # The class the kernel chose must be (numerically) as good as the twin's best.
+        assert ref[s, pred[s]] >= ref[s].max() - tol, (
+            f"sample {s}: kernel says {pred[s]} (twin logit {ref[s, pred[s]]}), "
+            f"twin says {ref_pred[s]} (logit {ref[s].max()})"
+        )
+
+
+@pytest.mark.parametrize("B", BATCH_SIZES)
+@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("act", ACTS)
+def test_population_predict(act, sizes, B):
+    layout = Layout(sizes, hidden_activation=act)
+    rng = np.random.default_rng(_seed("predict", act, sizes, B))
+    X, X64 = random_inputs("uint8", B, layout.n_inputs, rng)
+    batch = SparseBatch.from_dense(X)
+    n_out = layout.n_outputs
+    for P in range(1, 6):
+        W = random_weights(layout, P, rng)
+        for n_classes in sorted({1, max(1, n_out - 1), n_out}):
+            labels = rng.integers(0, n_classes, size=B)
+            pred, n_correct = forward.population_predict(layout, W, batch, labels, n_classes)
+            assert pred.shape == (P, B) and n_correct.shape == (P,)
+            logits = forward.population_logits(layout, W, batch)
+            # Same kernel path: the argmax of the first n_classes logits, exactly.
+            np.testing.assert_array_equal(pred, np.argmax(logits[..., :n_classes], axis=2))
+            np.testing.assert_array_equal(n_correct, (pred == labels[None, :]).sum(axis=1))
+            for g in range(P):
+                _assert_predictions_match_twin(layout, W[g], X64, pred[g], n_classes)
+        # Default n_classes = all outputs.
+        labels = rng.integers(0, n_out, size=B)
+        pred, n_correct = forward.population_predict(layout, W, batch, labels)
+        logits = forward.population_logits(layout, W, batch)
+        np.testing.assert_array_equal(pred, np.argmax(logits, axis=2))
+        np.testing.assert_array_equal(n_correct, (pred == labels[None, :]).sum(axis=1))
+
+
+def test_population_predict_scores_correct_labels():
+    """n_correct counts hits: labels built from the predictions give a perfect score, shifted ones zero."""
+    layout = Layout((30, 7, 3), hidden_activation="tanh")
+    rng = np.random.default_rng(5)
+    X, _ = random_inputs("float32", 37, 30, rng)
+    W = random_weights(layout, 4, rng)
+    pred, _ = forward.population_predict(layout, W, X, np.zeros(37, np.int64))
+    for g in range(4):
+        _, n_correct = forward.population_predict(layout, W, X, pred[g])
+        assert n_correct[g] == 37
+        _, n_correct = forward.population_predict(layout, W, X, (pred[g] + 1) % 3)
+        assert n_correct[g] == 0
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_genome_predict_first_n_classes(act):
+    """GENREG's "argmax of the first 10 outputs" on a net with more outputs."""
+    layout = Layout((30, 12, 16), hidden_activation=act)
+    rng = np.random.default_rng(_seed("genome_predict", act))
+    X, X64 = random_inputs("float32", 50, 30, rng)
+    W = random_weights(layout, 3, rng)
+    # Make the extra outputs dominant, so ignoring n_classes would be visible.
+    b1 = layout.tensor("b1")
+    W[:, b1.offset + 10 : b1.stop] = 100.0
+    for g in range(3):
+        pred = forward.genome_predict(layout, W[g], X, n_classes=10)
+        assert pred.shape == (50,)
+        assert (pred < 10).all()
+        logits = forward.genome_logits(layout, W[g], X)
+        np.testing.assert_array_equal(pred, np.argmax(logits[:, :10], axis=1))
+        _assert_predictions_match_twin(layout, W[g], X64, pred, 10)
+        full = forward.genome_predict(layout, W[g], X)
+        assert (full >= 10).all()
+        pop_pred, _ = forward.population_predict(layout, W[g : g + 1], X, np.zeros(50, int), n_classes=10)
+        np.testing.assert_array_equal(pop_pred[0], pred)
+
+
+# --------------------------------------------------------------------------
+# Activations
+# --------------------------------------------------------------------------
+
+
+def _activate(x: np.ndarray, code: int) -> np.ndarray:
+    h = np.array(x, dtype=np.float32, copy=True)
+    kernels.activate_inplace(h, code)
+    return h
+
+
+def _activation_grid() -> np.ndarray:
+    f32 = np.finfo(np.float32)
+    special = [
+        0.0, 1e-45, 1e-40, f32.tiny, 1e-30, 1e-10, 1e-6, 3.99e-4, 4e-4, 4.01e-4, 1e-3,
+        7.9, 7.905, 7.906, 8.0, 9.0, 30.0, 100.0, 1e4, 1e10, 1e30, float(f32.max), np.inf,
+    ]
+    special = np.array(special + [-v for v in special], dtype=np.float32)
+    return np.concatenate([np.linspace(-20.0, 20.0, 400_001, dtype=np.float32), special])
+
+
+def test_fast_tanh_relative_error():
+    x = _activation_grid()
+    got = _activate(x, ACTIVATIONS["tanh"])
+    ref = np.tanh(x.astype(np.float64))
+    assert np.isfinite(got).all()
+    zero = ref == 0
+    np.testing.assert_array_equal(got[zero], 0.0)
+    rel = np.abs(got[~zero] - ref[~zero]) / np.abs(ref[~zero])
+    assert rel.max() < 1e-6, f"max relative error {rel.max():.3g} at x={x[~zero][rel.argmax()]}"
+    # tanh is odd: signs are right, and -0 stays -0.
+    assert (np.sign(got) == np.sign(ref)).all()
+    assert np.signbit(_activate(np.array([-0.0]), ACTIVATIONS["tanh"]))[0]
+    assert not np.signbit(_activate(np.array([0.0]), ACTIVATIONS["tanh"]))[0]
+    assert (np.abs(got) <= 1.0).all()
+
+
+def test_fast_tanh_scalar_matches_activate_inplace():
+    """``kernels.fast_tanh`` (the inlined helper) is the function activate_inplace applies."""
+    import numba
+
+    @numba.njit
+    def apply(x):
+        out = np.empty_like(x)
+        for i in range(x.shape[0]):
+            out[i] = kernels.fast_tanh(x[i])
+        return out
+
+    x = np.linspace(-10, 10, 2001, dtype=np.float32)
+    np.testing.assert_array_equal(apply(x), _activate(x, ACTIVATIONS["tanh"]))
+
+
+def test_sigmoid_absolute_error():
+    x = _activation_grid()
+    got = _activate(x, ACTIVATIONS["sigmoid"])
+    with np.errstate(over="ignore"):
+        ref = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    err = np.abs(got - ref)
+    assert err.max() < 1e-6, f"max abs error {err.max():.3g} at x={x[err.argmax()]}"
+    assert ((got >= 0) & (got <= 1)).all()
+
+
+def test_relu_exact_and_identity_untouched():
+    x = _activation_grid()
+    np.testing.assert_array_equal(_activate(x, ACTIVATIONS["relu"]), np.maximum(x, np.float32(0)))
+    np.testing.assert_array_equal(_activate(x, ACTIVATIONS["identity"]), x)
+
+
+@pytest.mark.parametrize("act", ["identity", "tanh", "sigmoid", "relu"])
+def test_activation_keeps_nan(act):
+    got = _activate(np.array([np.nan, 1.0, np.nan], dtype=np.float32), ACTIVATIONS[act])
+    assert np.isnan(got[0]) and np.isnan(got[2]) and np.isfinite(got[1])
+
+
+# --------------------------------------------------------------------------
+# Non-finite weights
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where,act", [(where, act) for where in ("b0", "W0", "W1", "b1") for act in ACTS])
+def test_nan_weights_propagate_to_logits(where, act):
+    """A NaN on a path to every output shows up as NaN logits for that genome, and only that genome."""
+    layout = Layout((30, 7, 3), hidden_activation=act)
+    rng = np.random.default_rng(_seed("nan", where, act))
+    X, _ = random_inputs("float32", 13, 30, rng)
+    X[:, 4] = 1.0  # feature 4 is active in every sample
+    W = random_weights(layout, 3, rng)
+    t = layout.tensor(where)
+    view = W[1, t.offset : t.stop].reshape(t.shape)
+    if where == "W0":
+        view[4, :] = np.nan  # all weights leaving the always-active input 4
+    elif where == "W1":
+        view[:, :] = np.nan
+    else:
+        view[:] = np.nan
+    logits = forward.population_logits(layout, W, X)
+    assert np.isnan(logits[1]).all(), f"NaN in {where} was hidden: {logits[1]}"
+    assert np.isfinite(logits[[0, 2]]).all()
+    assert np.isfinite(forward.genome_logits(layout, W[0], X)).all()
+    assert np.isnan(forward.genome_logits(layout, W[1], X)).all()
+
+
+def test_nonfinite_weight_poisons_its_tile_not_finite_genomes():
+    """Documented contract (kernels/simd.py): weights must be finite; a non-finite weight on
+    input i makes every sample of a tile in which input i is active non-finite, and a
+    sample alone (no tile-mate using input i) stays finite."""
+    layout = Layout((6, 3, 2), hidden_activation="identity")
+    rng = np.random.default_rng(11)
+    w = random_weights(layout, 1, rng)[0]
+    layout.view(w, "W0")[0, 1] = np.inf
+    X = np.zeros((2, 6), dtype=np.float32)
+    X[:, 2] = 1.0
+    X[1, 0] = 1.0  # only sample 1 uses input 0
+    together = forward.genome_logits(layout, w, X)
+    alone = forward.genome_logits(layout, w, X[:1])
+    assert np.isfinite(alone).all()
+    assert not np.isfinite(together[1]).all()
+    assert not np.isfinite(together[0]).all()
+
+
+# --------------------------------------------------------------------------
+# Determinism across thread counts
+# --------------------------------------------------------------------------
+
+_DETERMINISM_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, numba, numpy as np
+    from genreg import forward
+    from genreg.layout import Layout
+    layout = Layout((784, 32, 10), hidden_activation="tanh")
+    rng = np.random.default_rng(1234)
+    W = rng.normal(0.0, 0.05, size=(20, layout.n_params)).astype(np.float32)
+    X = (rng.integers(0, 256, size=(64, 784)) * (rng.random((64, 784)) < 0.25)).astype(np.uint8)
+    labels = rng.integers(0, 10, size=64)
+    pred, n_correct = forward.population_predict(layout, W, X, labels)
+    logits = forward.population_logits(layout, W, X)
+    one = forward.genome_logits(layout, W[3], X)
+    h = hashlib.sha256()
+    for a in (pred, n_correct, logits, one):
+        h.update(np.ascontiguousarray(a).tobytes())
+    print(numba.get_num_threads(), h.hexdigest())
+    """
+)
+
+
+def _run_with_threads(n: int) -> tuple[int, str]:
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(n))
+    proc = subprocess.run(
+        [sys.executable, "-c", _DETERMINISM_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    threads, digest = proc.stdout.split()
+    return int(threads), digest
+
+
+def test_results_identical_for_any_thread_count():
+    t1, h1 = _run_with_threads(1)
+    t2, h2 = _run_with_threads(2)
+    assert (t1, t2) == (1, 2)
+    assert h1 == h2
+
+
+# --------------------------------------------------------------------------
+# Validation in the wrappers
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small():
+    layout = Layout((30, 7, 3), hidden_activation="tanh")
+    rng = np.random.default_rng(3)
+    X, _ = random_inputs("float32", 13, 30, rng)
+    W = random_weights(layout, 2, rng)
+    return layout, W, X, np.zeros(13, dtype=np.int64)
+
+
+def test_wrong_dtype_is_type_error(small):
+    layout, W, X, labels = small
+    with pytest.raises(TypeError, match="float32"):
+        forward.population_logits(layout, W.astype(np.float64), X)
+    with pytest.raises(TypeError, match="float32"):
+        forward.population_predict(layout, W.astype(np.float64), X, labels)
+    with pytest.raises(TypeError):
+        forward.population_logits(layout, W[0], X)  # 1-D
+    with pytest.raises(TypeError):
+        forward.population_logits(layout, W.tolist(), X)
+    with pytest.raises(TypeError):
+        forward.genome_logits(layout, W, X)  # 2-D row
+
+
+def test_wrong_n_params_is_value_error(small):
+    layout, W, X, labels = small
+    for bad in (W[:, :-1], np.zeros((2, layout.n_params + 1), np.float32)):
+        bad = np.ascontiguousarray(bad)
+        with pytest.raises(ValueError, match=str(layout.n_params)):
+            forward.population_logits(layout, bad, X)
+        with pytest.raises(ValueError, match=str(layout.n_params)):
+            forward.population_predict(layout, bad, X, labels)
+        with pytest.raises(ValueError, match=str(layout.n_params)):
+            forward.genome_logits(layout, bad[0], X)
+        with pytest.raises(ValueError, match=str(layout.n_params)):
+            forward.genome_predict(layout, bad[0], X)
+
+
+def test_non_contiguous_population_is_value_error(small):
+    layout, W, X, _ = small
+    with pytest.raises(ValueError, match="contiguous"):
+        forward.population_logits(layout, np.asfortranarray(W), X)
+
+
+def test_wrong_n_features_is_value_error(small):
+    layout, W, X, labels = small
+    for bad in (X[:, :-1], np.zeros((13, 31), np.float32)):
+        batch = SparseBatch.from_dense(bad)
+        with pytest.raises(ValueError, match="features"):
+            forward.population_logits(layout, W, batch)
+        with pytest.raises(ValueError, match="features"):
+            forward.population_logits(layout, W, bad)
+        with pytest.raises(ValueError, match="features"):
+            forward.population_predict(layout, W, batch, labels)
+        with pytest.raises(ValueError, match="features"):
+            forward.genome_logits(layout, W[0], batch)
+        with pytest.raises(ValueError, match="features"):
+            forward.genome_predict(layout, W[0], batch)
+
+
+def test_labels_wrong_shape_is_value_error(small):
+    layout, W, X, labels = small
+    for bad in (labels[:-1], np.zeros(14, int), labels[:, None], np.zeros((13, 2), int), np.int64(0)):
+        with pytest.raises(ValueError, match="labels"):
+            forward.population_predict(layout, W, X, bad)
+
+
+@pytest.mark.parametrize("n_classes", [0, -1, 4, 100])
+def test_population_predict_n_classes_out_of_range(small, n_classes):
+    layout, W, X, labels = small
+    with pytest.raises(ValueError, match="n_classes"):
+        forward.population_predict(layout, W, X, labels, n_classes)
+
+
+@pytest.mark.parametrize(
+    "n_classes",
+    [0, -1, 4],
+)
+def test_genome_predict_n_classes_out_of_range(small, n_classes):
+    layout, W, X, _ = small
+    with pytest.raises(ValueError):
+        forward.genome_predict(layout, W[0], X, n_classes)
+
+
+def test_empty_batch(small):
+    layout, W, X, _ = small
+    empty = X[:0]
+    assert forward.population_logits(layout, W, empty).shape == (2, 0, 3)
+    assert forward.genome_logits(layout, W[0], empty).shape == (0, 3)
+    pred, n_correct = forward.population_predict(layout, W, empty, np.zeros(0, int))
+    assert pred.shape == (2, 0)
+    np.testing.assert_array_equal(n_correct, [0, 0])
