@@ -2,7 +2,9 @@
 
 from .activations import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, fast_tanh
 from .forward import genome_logits, population_logits, population_predict
+from .rng import stream_key
 from .sparse import count_active_features, fill_tiles
+from .variation import copy_rows, gene_crossover, mask_crossover, mutate_row, mutate_rows, stream_keys
 
 __all__ = [
     "IDENTITY",
@@ -10,10 +12,17 @@ __all__ = [
     "SIGMOID",
     "TANH",
     "activate_inplace",
+    "copy_rows",
     "count_active_features",
     "fill_tiles",
     "fast_tanh",
+    "gene_crossover",
     "genome_logits",
+    "mask_crossover",
+    "mutate_row",
+    "mutate_rows",
     "population_logits",
     "population_predict",
+    "stream_key",
+    "stream_keys",
 ]

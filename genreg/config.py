@@ -1,0 +1,235 @@
+"""Run configuration: flat TOML keys, documented defaults, validation that names the key.
+
+``Config`` is frozen.  It holds every hyper-parameter of a run (network shape,
+strategy parameters, run bookkeeping).  ``NETWORK_KEYS`` change the genome's
+shape and may not change on resume; everything else may.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field, fields
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Config:
+    # -- network (fixed for the life of a run) --------------------------------
+    hidden_sizes: tuple = (64,)
+    """Hidden layer widths, e.g. [64] for 784-64-10."""
+    activation: str = "tanh"
+    """Hidden activation: tanh, relu, sigmoid or identity."""
+
+    # -- the run ---------------------------------------------------------------
+    strategy: str = "genreg"
+    """'genreg' (trust-decay selection) or 'ga' (classic GA: pairing, crossover, adaptive mutation)."""
+    seed: int = 0
+    """The run is a function of its config and this seed."""
+    generations: int = 600
+    """Generations in total (resume continues up to this number)."""
+    population: int = 200
+    """Genomes per generation (may change on resume)."""
+    images_per_digit: int = 20
+    """Episode size: k training images of each digit per generation, the same for every genome."""
+    validation_images: int = 10000
+    """Validation split carved from the 60k training images (never the test set)."""
+    validation_every: int = 10
+    """Evaluate the best genome on the validation split every K generations (0 = never)."""
+    checkpoint_every: int = 50
+    """Write an HDF5 state checkpoint and the best genome pickle every K generations."""
+    track_weights: int = 100
+    """How many fixed weights of the best genome to record each generation (for `genreg plot`)."""
+
+    # -- GENREG (trust-decay) ----------------------------------------------------
+    correct_reward: float = 10.0
+    """Trust per correctly classified episode image."""
+    wrong_penalty: float = -1.5
+    """Trust per misclassified episode image."""
+    trust_decay: float = 0.2
+    """trust <- trust * (1 - trust_decay) + episode trust."""
+    survival_cutoff: float = 0.2
+    """Top fraction (by trust) that survives and may reproduce, in (0, 1]."""
+    trust_inheritance: float = 0.03
+    """Fraction of the parent's trust a child starts with."""
+    child_mutation_rate: float = 0.07
+    """Fraction of a child's weights that receive Gaussian noise."""
+    base_mutation_rate: float = 0.08
+    """Fraction of weights mutated by base mutation (see base_mutation_share)."""
+    base_mutation_share: float = 0.1
+    """Fraction of the non-elite new population that also receives base mutation each generation."""
+    mutation_scale: float = 0.05
+    """Standard deviation of the Gaussian mutation noise (child and base)."""
+    parent_weighting: str = "shift"
+    """How survivors' trust weighs parent choice: 'shift' (trust - min + 1), 'clip' (max(trust, 0)), 'rank', 'uniform'."""
+    elites: int = 1
+    """Best genomes carried over unmutated (with their trust) each generation."""
+
+    # -- classic GA ---------------------------------------------------------------
+    fitness: str = "accuracy"
+    """GA fitness on the episode: 'accuracy' or 'neg_loss' (negative cross-entropy of softmax logits)."""
+    selection: str = "tournament"
+    """GA pairing bias: 'rank', 'roulette' or 'tournament'."""
+    tournament_size: int = 3
+    """Contestants per tournament."""
+    crossover: str = "mask"
+    """GA crossover of each pair: 'mask' (element-wise), 'gene' (layer/block genes) or 'none'."""
+    gene_block_rows: int = 0
+    """Gene crossover: 0 = whole tensors, k = blocks of k input rows of each weight matrix."""
+    ga_mutation_rate: float = 0.05
+    """GA: fraction of a child's weights mutated."""
+    ga_mutation_scale: float = 0.05
+    """GA: initial mutation noise (adapted each generation)."""
+    adapt_min: float = 0.1
+    """GA: the convergence factor never shrinks the mutation below this share of its scale."""
+    stagnation_patience: int = 10
+    """GA: generations without a new best before mutation grows."""
+    stagnation_growth: float = 1.5
+    """GA: factor applied to mutation per stagnant patience window (capped at 8x)."""
+
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # -----------------------------------------------------------------------------
+    def validate(self) -> "Config":
+        """Raise ``ConfigError`` naming the first invalid key; return self."""
+
+        def need(ok, key, what):
+            if not ok:
+                raise ConfigError(f"invalid config: {key} = {getattr(self, key)!r}: {what}")
+
+        need(len(self.hidden_sizes) >= 1 and all(isinstance(h, int) and h > 0 for h in self.hidden_sizes),
+             "hidden_sizes", "must be a non-empty list of positive integers")
+        need(self.activation in ("tanh", "relu", "sigmoid", "identity"), "activation",
+             "must be tanh, relu, sigmoid or identity")
+        need(self.strategy in ("genreg", "ga"), "strategy", "must be 'genreg' or 'ga'")
+        need(self.seed >= 0, "seed", "must be >= 0")
+        need(self.generations >= 0, "generations", "must be >= 0")
+        need(self.population >= 2, "population", "must be at least 2")
+        need(self.images_per_digit >= 1, "images_per_digit", "must be at least 1")
+        need(0 < self.validation_images < 60000, "validation_images", "must be in (0, 60000)")
+        need(self.validation_every >= 0, "validation_every", "must be >= 0")
+        need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        need(self.track_weights >= 0, "track_weights", "must be >= 0")
+        need(self.correct_reward > self.wrong_penalty, "correct_reward", "must exceed wrong_penalty")
+        need(0 <= self.trust_decay <= 1, "trust_decay", "must be in [0, 1]")
+        need(0 < self.survival_cutoff <= 1, "survival_cutoff", "must be in (0, 1]")
+        need(0 <= self.trust_inheritance <= 1, "trust_inheritance", "must be in [0, 1]")
+        for key in ("child_mutation_rate", "base_mutation_rate", "base_mutation_share", "ga_mutation_rate"):
+            need(0 <= getattr(self, key) <= 1, key, "must be in [0, 1]")
+        for key in ("mutation_scale", "ga_mutation_scale"):
+            need(getattr(self, key) >= 0, key, "must be >= 0")
+        need(self.parent_weighting in ("shift", "clip", "rank", "uniform"), "parent_weighting",
+             "must be shift, clip, rank or uniform")
+        need(0 <= self.elites < self.population, "elites", "must be in [0, population)")
+        need(self.fitness in ("accuracy", "neg_loss"), "fitness", "must be 'accuracy' or 'neg_loss'")
+        need(self.selection in ("rank", "roulette", "tournament"), "selection", "must be rank, roulette or tournament")
+        need(self.tournament_size >= 1, "tournament_size", "must be >= 1")
+        need(self.crossover in ("mask", "gene", "none"), "crossover", "must be mask, gene or none")
+        need(self.gene_block_rows >= 0, "gene_block_rows", "must be >= 0")
+        need(0 < self.adapt_min <= 1, "adapt_min", "must be in (0, 1]")
+        need(self.stagnation_patience >= 1, "stagnation_patience", "must be >= 1")
+        need(self.stagnation_growth >= 1, "stagnation_growth", "must be >= 1")
+        return self
+
+    # -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    def to_toml(self) -> str:
+        """The resolved config as TOML (every key, with its documentation as a comment)."""
+        lines = ["# genreg run configuration (resolved: every key, defaults included)"]
+        for key, value in self.to_dict().items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes).validate()
+
+
+NETWORK_KEYS = ("hidden_sizes", "activation")
+_FIELDS = {f.name: f for f in fields(Config) if f.name != "extra"}
+
+
+def _coerce(key: str, value):
+    """Check a raw value's type against the default's; return it in the field's type."""
+    default = _FIELDS[key].default
+    if key == "hidden_sizes":
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"invalid config: hidden_sizes = {value!r}: must be a list of integers")
+        return tuple(value)
+    if isinstance(default, bool) or isinstance(value, bool) and not isinstance(default, bool):
+        raise ConfigError(f"invalid config: {key} = {value!r}: expected {type(default).__name__}")
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, type(default)):
+        raise ConfigError(f"invalid config: {key} = {value!r}: expected {type(default).__name__}")
+    return value
+
+
+def from_mapping(mapping: dict, base: Config | None = None) -> Config:
+    """Build a validated Config from ``mapping`` on top of ``base`` (default: the defaults)."""
+    unknown = sorted(set(mapping) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)} (known: {', '.join(_FIELDS)})")
+    changes = {key: _coerce(key, value) for key, value in mapping.items()}
+    return dataclasses.replace(base or Config(), **changes).validate()
+
+
+def load_toml(path) -> dict:
+    """Read a TOML config file into a flat dict (errors name the file)."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    nested = [k for k, v in data.items() if isinstance(v, dict)]
+    if nested:
+        raise ConfigError(f"config {path}: tables are not used, put every key at top level (found [{nested[0]}])")
+    return data
+
+
+def parse_overrides(pairs) -> dict:
+    """``["key=value", ...]`` from ``--set`` into a dict; values are parsed as TOML values."""
+    out = {}
+    for pair in pairs or ():
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw.strip()  # a bare word: a string
+    return out
+
+
+def describe_keys() -> str:
+    """Every key, its default and its documentation (for --help)."""
+    import inspect
+
+    source = inspect.getsource(Config)
+    lines = []
+    for name, f in _FIELDS.items():
+        doc = ""
+        marker = f"    {name}:"
+        idx = source.find(marker)
+        if idx >= 0:
+            after = source[idx:].split('"""')
+            if len(after) >= 3:
+                doc = after[1].strip()
+        default = list(f.default) if name == "hidden_sizes" else f.default
+        lines.append(f"  {name} = {json.dumps(default)}\n      {doc}")
+    return "\n".join(lines)

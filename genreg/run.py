@@ -1,0 +1,184 @@
+"""The evolution loop, run directories, and resume.
+
+One loop serves every strategy: draw the generation's episode (the same for
+every genome), score all genomes with the fused forward kernel, let the
+strategy turn scores into trust/fitness, record metrics, breed, checkpoint.
+Every random draw is keyed by (seed, generation, ...), so a resumed run repeats
+exactly what an uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .batch import SparseBatch
+from .checkpoint import save_genome
+from .config import NETWORK_KEYS, Config, from_mapping
+from .data import EpisodeSampler, load_mnist
+from .errors import ConfigError
+from .forward import genome_predict, population_logits, population_predict
+from .layout import Layout
+from .population import Population
+from .store import History, latest_checkpoint, write_checkpoint
+from .strategies import EvolutionState, make_strategy, ranking
+
+N_CLASSES = 10
+METRICS = (
+    ["generation", "best_trust", "mean_trust", "best_accuracy", "mean_accuracy", "validation_accuracy"]
+    + [f"digit_{d}" for d in range(N_CLASSES)]
+    + ["eval_seconds", "breed_seconds", "mutation_scale"]
+)
+
+
+def layout_for(cfg: Config) -> Layout:
+    return Layout((784, *cfg.hidden_sizes, N_CLASSES), cfg.activation)
+
+
+def tracked_positions(layout: Layout, cfg: Config) -> np.ndarray:
+    """The fixed weights whose values the run records (first-layer weights, chosen by seed)."""
+    n = min(cfg.track_weights, layout.n_params)
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x7EAC]))
+    return np.sort(rng.choice(layout.tensor("W0").size, size=n, replace=False))
+
+
+@dataclass
+class Data:
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    validation: SparseBatch
+    validation_labels: np.ndarray
+
+
+def load_data(cfg: Config, data_dir=None) -> Data:
+    mnist = load_mnist(data_dir)
+    train, val = mnist.split_validation(cfg.validation_images, seed=0)
+    return Data(train.images, train.labels, SparseBatch.from_dense(val.images), val.labels.astype(np.int64))
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop finishes the generation, checkpoints and exits."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def mean_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean softmax cross-entropy per genome: logits ``(P, B, C)`` -> ``(P,)``."""
+    z = logits[:, :, :N_CLASSES].astype(np.float64)
+    z = z - z.max(axis=2, keepdims=True)
+    log_softmax = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+    return -log_softmax[:, np.arange(labels.shape[0]), labels].mean(axis=1)
+
+
+def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, progress: bool = True) -> EvolutionState:
+    """Run generations ``state.generation .. cfg.generations - 1``; checkpoint as configured."""
+    from tqdm import tqdm
+
+    strategy = make_strategy(cfg.strategy)
+    layout = state.population.layout
+    sampler = EpisodeSampler(data.train_labels, cfg.images_per_digit, cfg.seed)
+    tracked = tracked_positions(layout, cfg)
+    metrics = History(run_dir / "metrics.csv", METRICS)
+    weights = History(run_dir / "tracked_weights.csv", ["generation"] + [f"w{int(i)}" for i in tracked])
+    for history in (metrics, weights):
+        history.truncate(state.generation)
+    best_row, best_trust, best_generation = None, 0.0, state.generation
+    bar = tqdm(total=cfg.generations, initial=state.generation, unit="gen", disable=not progress,
+               dynamic_ncols=True, desc=f"{cfg.strategy} {layout.describe().split(' ')[0]}")
+    try:
+        with StopRequest() as stop:
+            while state.generation < cfg.generations:
+                g = state.generation
+                t0 = time.perf_counter()
+                idx = sampler.indices(g)
+                labels = data.train_labels[idx].astype(np.int64)
+                batch = SparseBatch.from_dense(data.train_images[idx])
+                predictions, n_correct = population_predict(layout, state.population.W, batch, labels, N_CLASSES)
+                loss = None
+                if cfg.strategy == "ga" and cfg.fitness == "neg_loss":
+                    loss = mean_cross_entropy(population_logits(layout, state.population.W, batch), labels)
+                fitness = strategy.score(state, n_correct, labels.shape[0], cfg, loss)
+                best = int(ranking(fitness)[0])
+                accuracy = n_correct / labels.shape[0]
+                validation = math.nan
+                if cfg.validation_every and (g % cfg.validation_every == 0 or g == cfg.generations - 1):
+                    val_pred = genome_predict(layout, state.population.W[best], data.validation, N_CLASSES)
+                    validation = float((val_pred == data.validation_labels).mean())
+                per_digit = [float((predictions[best][labels == d] == d).mean()) for d in range(N_CLASSES)]
+                best_row = state.population.W[best].copy()
+                best_trust, best_generation = float(fitness[best]), g
+                t1 = time.perf_counter()
+                scale = strategy.mutation_scale(state, cfg) if cfg.strategy == "ga" else cfg.mutation_scale
+                state = strategy.breed(state, cfg)
+                t2 = time.perf_counter()
+                metrics.append([g, float(fitness[best]), float(np.nanmean(fitness)), float(accuracy[best]),
+                                float(accuracy.mean()), validation, *per_digit, t1 - t0, t2 - t1, scale])
+                weights.append([g, *best_row[tracked].tolist()])
+                bar.update(1)
+                bar.set_postfix(trust=f"{fitness[best]:.1f}", acc=f"{accuracy[best]:.3f}",
+                                val=f"{validation:.3f}" if not math.isnan(validation) else "-", refresh=False)
+                done = state.generation == cfg.generations
+                if stop.signal is not None or done or state.generation % cfg.checkpoint_every == 0:
+                    write_checkpoint(run_dir, state, cfg.to_dict())
+                    save_genome(run_dir / f"best_genome_mnist_gen{state.generation:05d}.pkl", layout, best_row,
+                                trust=best_trust, metadata={"generation": best_generation, "seed": cfg.seed,
+                                                            "strategy": cfg.strategy, "run_dir": str(run_dir)})
+                if stop.signal is not None:
+                    bar.write(f"genreg: stopped by signal {stop.signal} after generation {g}; "
+                              f"checkpoint written, continue with: genreg resume {run_dir}")
+                    break
+    finally:
+        bar.close()
+        metrics.close()
+        weights.close()
+    return state
+
+
+def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True) -> EvolutionState:
+    """Create ``run_dir`` and evolve from a fresh founder population."""
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+        raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` or choose --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.toml").write_text(cfg.to_toml())
+    layout = layout_for(cfg)
+    state = EvolutionState(Population.random(layout, cfg.population, seed=cfg.seed))
+    data = load_data(cfg, data_dir)
+    write_checkpoint(run_dir, state, cfg.to_dict())
+    return evolve_loop(run_dir, cfg, state, data, progress)
+
+
+def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True) -> EvolutionState:
+    """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes."""
+    run_dir = Path(run_dir)
+    path, state, saved = latest_checkpoint(run_dir)
+    base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
+    overrides = dict(overrides or {})
+    changed = [k for k in NETWORK_KEYS if k in overrides and from_mapping({k: overrides[k]}, base).to_dict()[k] != base.to_dict()[k]]
+    if changed:
+        raise ConfigError(
+            f"cannot change {', '.join(changed)} on resume: it would change the network's shape "
+            f"({layout_for(base).describe()}); start a new run instead"
+        )
+    cfg = from_mapping(overrides, base)
+    (run_dir / "config.toml").write_text(cfg.to_toml())
+    data = load_data(cfg, data_dir)
+    print(f"resuming {run_dir} from {path.name} (generation {state.generation}) to generation {cfg.generations}")
+    return evolve_loop(run_dir, cfg, state, data, progress)

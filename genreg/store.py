@@ -1,0 +1,169 @@
+"""The run directory on disk: HDF5 state checkpoints and CSV histories.
+
+    RUN_DIR/config.toml                    the resolved config of the latest (re)start
+    RUN_DIR/metrics.csv                    one row a generation
+    RUN_DIR/tracked_weights.csv            100 fixed weights of the best genome, one row a generation
+    RUN_DIR/checkpoints/state_genNNNNN.h5  state after NNNNN generations (last two kept)
+    RUN_DIR/best_genome_mnist_genNNNNN.pkl best genome (genreg checkpoint format, `genreg eval` reads it)
+
+A state checkpoint holds named arrays (W, trust, ids, parent_ids, age) and, as
+attributes, the format version, generation, layout, config, strategy scalars
+and the RNG description (streams are keyed by seed and generation, so that is
+the whole RNG state).  It is written to a temporary file, fsynced and renamed,
+so a run killed at any moment leaves the previous checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import CheckpointError
+from .layout import Layout
+from .population import Population
+from .strategies import EvolutionState
+
+FORMAT = "genreg.state"
+FORMAT_VERSION = 1
+ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
+KEEP = 2
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_dir(run_dir) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
+    """Atomically write the state after ``state.generation`` generations; keep the last two."""
+    folder = checkpoint_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"state_gen{state.generation:05d}.h5"
+    tmp = path.with_name(path.name + ".tmp")
+    pop = state.population
+    with h5py.File(tmp, "w") as f:
+        for name in ARRAYS:
+            f.create_dataset(name, data=getattr(pop, name))
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["generation"] = state.generation
+        f.attrs["next_id"] = pop.next_id
+        f.attrs["layout"] = json.dumps(pop.layout.to_dict())
+        f.attrs["config"] = json.dumps(config)
+        f.attrs["strategy_state"] = json.dumps(state.scalars())
+        f.attrs["rng"] = json.dumps(
+            {"kind": "splitmix64 streams keyed by (seed, generation, slot, purpose)",
+             "seed": config["seed"], "generation": state.generation}
+        )
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(folder)
+    for old in sorted(folder.glob("state_gen*.h5"))[:-KEEP]:
+        old.unlink()
+    return path
+
+
+def read_checkpoint(path) -> tuple[EvolutionState, dict]:
+    """Load a state checkpoint; returns (state, config dict).  Errors name the file."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise CheckpointError(f"{path} is not a genreg state checkpoint")
+            version = int(f.attrs["format_version"])
+            if version > FORMAT_VERSION:
+                raise CheckpointError(f"{path} has format version {version}; this genreg reads up to {FORMAT_VERSION}")
+            arrays = {name: f[name][()] for name in ARRAYS}
+            generation = int(f.attrs["generation"])
+            next_id = int(f.attrs["next_id"])
+            layout = Layout.from_dict(json.loads(f.attrs["layout"]))
+            config = json.loads(f.attrs["config"])
+            scalars = json.loads(f.attrs["strategy_state"])
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    pop = Population(layout=layout, W=np.ascontiguousarray(arrays["W"], dtype=np.float32),
+                     trust=arrays["trust"], ids=arrays["ids"], parent_ids=arrays["parent_ids"],
+                     age=arrays["age"], next_id=next_id)
+    pop.check_finite()
+    scalars.pop("generation", None)
+    return EvolutionState(pop, generation, **scalars), config
+
+
+def latest_checkpoint(run_dir) -> tuple[Path, EvolutionState, dict]:
+    """The newest checkpoint that loads; an unreadable newer one is skipped with a warning."""
+    candidates = sorted(checkpoint_dir(run_dir).glob("state_gen*.h5"), reverse=True)
+    if not candidates:
+        raise CheckpointError(f"no checkpoint in {checkpoint_dir(run_dir)}: nothing to resume")
+    errors = []
+    for path in candidates:
+        try:
+            state, config = read_checkpoint(path)
+            for msg in errors:
+                print(f"genreg: warning: skipped {msg}")
+            return path, state, config
+        except CheckpointError as exc:
+            errors.append(str(exc))
+    raise CheckpointError("no loadable checkpoint: " + "; ".join(errors))
+
+
+class History:
+    """A CSV file with one row a generation; ``truncate(g)`` drops rows of generation >= g."""
+
+    def __init__(self, path, columns):
+        self.path = Path(path)
+        self.columns = list(columns)
+        self._fh = None
+
+    def truncate(self, generation: int) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as fh:
+            rows = [r for r in csv.reader(fh)]
+        keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < generation] if rows else []
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows(keep)
+        os.replace(tmp, self.path)
+
+    def append(self, row) -> None:
+        if self._fh is None:
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            self._fh = open(self.path, "a", newline="")
+            if new:
+                csv.writer(self._fh).writerow(self.columns)
+        csv.writer(self._fh).writerow(row)
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def read_history(path) -> dict:
+    """Read a history CSV into ``{column: float array}``."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return {}
+    header, body = rows[0], [r for r in rows[1:] if r]
+    data = np.array([[float(v) if v != "" else np.nan for v in r] for r in body], dtype=np.float64).reshape(-1, len(header))
+    return {name: data[:, i] for i, name in enumerate(header)}

@@ -1,0 +1,223 @@
+"""Strategies: how a scored population becomes the next generation.
+
+Both strategies share ``EvolutionState`` and ``next_population`` (elites carried
+over, children cloned or crossed from parents, lineage bookkeeping); each fills
+in only what differs: how fitness is scored and how parents are chosen and varied.
+
+GENREG (trust-decay selection, ``../shared/reference/genreg-trust-evolution.txt``):
+    trust <- trust * (1 - decay) + (correct * reward + wrong * penalty)
+    survivors = top ``survival_cutoff`` by trust; parents drawn from survivors
+    with probability by trust; child = parent + Gaussian noise on
+    ``child_mutation_rate`` of its weights, starting with
+    ``trust_inheritance`` x the parent's trust; ``elites`` best carried over
+    unmutated (as children, with inherited trust); base mutation on a share of
+    the rest keeps diversity.
+
+Classic GA (``../shared/reference/ga-instead-of-backprop.txt``):
+    fitness = episode accuracy (or negative loss); fitness-biased pairing
+    (rank, roulette or tournament); mask or gene crossover of each pair;
+    mutation whose scale shrinks as the fitness spread collapses and grows on
+    stagnation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config
+from .population import Population, check_population_size
+from .variation import Purpose, clone, gene_bounds, gene_crossover, generator, mask_crossover, mutate, stream_keys
+
+
+@dataclass
+class EvolutionState:
+    """Everything that evolves: the population and the strategy's own scalars.
+
+    generation: the next generation to evaluate.  For the GA, ``population.trust``
+    holds the last fitness, and ``mutation_multiplier``, ``best_fitness``,
+    ``stagnant`` and ``initial_spread`` drive the adaptive mutation.
+    """
+
+    population: Population
+    generation: int = 0
+    best_fitness: float = -math.inf
+    stagnant: int = 0
+    mutation_multiplier: float = 1.0
+    initial_spread: float = math.nan
+
+    def scalars(self) -> dict:
+        return {
+            "generation": self.generation,
+            "best_fitness": self.best_fitness,
+            "stagnant": self.stagnant,
+            "mutation_multiplier": self.mutation_multiplier,
+            "initial_spread": self.initial_spread,
+        }
+
+
+def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, W_children: np.ndarray | None,
+                    child_trust: np.ndarray) -> Population:
+    """Assemble the next generation: ``keep`` rows carried over as they are, then children.
+
+    parents: ``(C,)`` row of each child's (first) parent; W_children: ``(C, n)`` or
+    None to clone the parents.  Children get fresh ids, age 0 and ``child_trust``.
+    """
+    check_population_size(pop.layout, len(keep) + len(parents), copies=2)
+    if W_children is None:
+        W = clone(pop.W, np.concatenate([keep, parents]))
+    else:
+        W = np.empty((len(keep) + len(parents), pop.W.shape[1]), dtype=np.float32)
+        W[: len(keep)] = pop.W[keep]
+        W[len(keep):] = W_children
+    n_children = len(parents)
+    return Population(
+        layout=pop.layout,
+        W=W,
+        trust=np.concatenate([pop.trust[keep], child_trust]).astype(np.float64),
+        ids=np.concatenate([pop.ids[keep], pop.next_id + np.arange(n_children, dtype=np.int64)]),
+        parent_ids=np.concatenate([pop.parent_ids[keep], pop.ids[parents]]),
+        age=np.concatenate([pop.age[keep] + 1, np.zeros(n_children, dtype=np.int32)]).astype(np.int32),
+        next_id=pop.next_id + n_children,
+    )
+
+
+def ranking(fitness: np.ndarray) -> np.ndarray:
+    """Row indices best first; NaN counts as worst; ties keep row order (stable)."""
+    key = np.where(np.isnan(fitness), -np.inf, fitness)
+    return np.argsort(-key, kind="stable")
+
+
+class Genreg:
+    """Trust-decay evolution (GENREG)."""
+
+    name = "genreg"
+
+    def score(self, state: EvolutionState, n_correct: np.ndarray, n_images: int, cfg: Config, loss=None) -> np.ndarray:
+        """Update trust with one episode's results; returns the new trust ``(P,)``."""
+        episode = n_correct * cfg.correct_reward + (n_images - n_correct) * cfg.wrong_penalty
+        pop = state.population
+        pop.trust = pop.trust * (1.0 - cfg.trust_decay) + episode
+        return pop.trust
+
+    def parent_weights(self, trust: np.ndarray, cfg: Config) -> np.ndarray:
+        """Selection weights of the survivors (best first) from their trust."""
+        n = trust.shape[0]
+        if cfg.parent_weighting == "shift":  # negative trust still counts, the worst survivor least
+            w = trust - trust.min() + 1.0
+        elif cfg.parent_weighting == "clip":
+            w = np.maximum(trust, 0.0)
+        elif cfg.parent_weighting == "rank":
+            w = np.arange(n, 0, -1, dtype=np.float64)
+        else:
+            w = np.ones(n)
+        w = np.where(np.isfinite(w), w, 0.0)
+        return w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
+
+    def breed(self, state: EvolutionState, cfg: Config) -> EvolutionState:
+        pop, g = state.population, state.generation
+        order = ranking(pop.trust)
+        n_survivors = max(1, math.ceil(cfg.survival_cutoff * pop.size))
+        survivors = order[:n_survivors]
+        # Every member of the new population is a child, as in GENREG; the first
+        # ``elites`` are unmutated children of the best genomes.  (An elite that
+        # kept its accumulated trust could never be displaced by children, who
+        # start from ``trust_inheritance`` of their parent's.)
+        elites = order[: min(cfg.elites, n_survivors)]
+        n_children = cfg.population - len(elites)
+        rng = generator(cfg.seed, g, Purpose.SELECTION)
+        drawn = rng.choice(survivors, size=n_children, p=self.parent_weights(pop.trust[survivors], cfg))
+        parents = np.concatenate([elites, drawn])
+        new = next_population(pop, np.empty(0, dtype=np.int64), parents, None, cfg.trust_inheritance * pop.trust[parents])
+        children = np.arange(len(elites), cfg.population)
+        mutate(new.W, children, cfg.child_mutation_rate, cfg.mutation_scale,
+               stream_keys(cfg.seed, g, children, Purpose.CHILD_MUTATION))
+        chosen = children[generator(cfg.seed, g, Purpose.BASE_MUTATION).random(n_children) < cfg.base_mutation_share]
+        mutate(new.W, chosen, cfg.base_mutation_rate, cfg.mutation_scale,
+               stream_keys(cfg.seed, g, chosen, Purpose.BASE_MUTATION))
+        return EvolutionState(new, g + 1, state.best_fitness, state.stagnant, state.mutation_multiplier, state.initial_spread)
+
+
+class ClassicGA:
+    """Fitness-biased pairing, crossover of each pair, convergence-adaptive Gaussian mutation."""
+
+    name = "ga"
+
+    def score(self, state: EvolutionState, n_correct: np.ndarray, n_images: int, cfg: Config, loss=None) -> np.ndarray:
+        """Fitness = episode accuracy, or -loss (``loss: (P,)`` mean cross-entropy) if ``cfg.fitness == 'neg_loss'``."""
+        pop = state.population
+        if cfg.fitness == "neg_loss":
+            pop.trust = -np.asarray(loss, dtype=np.float64)
+        else:
+            pop.trust = n_correct / n_images
+        return pop.trust
+
+    def pick(self, fitness: np.ndarray, count: int, rng: np.random.Generator, cfg: Config) -> np.ndarray:
+        """Choose ``count`` parent rows, biased towards fitness."""
+        P = fitness.shape[0]
+        f = np.where(np.isnan(fitness), -np.inf, fitness)
+        if cfg.selection == "tournament":
+            contestants = rng.integers(0, P, size=(count, cfg.tournament_size))
+            # the best contestant; ties go to the lower row
+            best = np.argmax(f[contestants], axis=1)
+            return contestants[np.arange(count), best]
+        if cfg.selection == "rank":
+            weights = np.empty(P)
+            weights[ranking(fitness)] = np.arange(P, 0, -1, dtype=np.float64)
+        else:  # roulette on shifted fitness
+            finite = np.isfinite(f)
+            base = f[finite].min() if finite.any() else 0.0
+            weights = np.where(finite, f - base + 1e-9, 0.0)
+        return rng.choice(P, size=count, p=weights / weights.sum())
+
+    def mutation_scale(self, state: EvolutionState, cfg: Config) -> float:
+        """Scale after adaptation: shrinks with the fitness spread, grows on stagnation."""
+        spread = float(np.nanstd(state.population.trust))
+        if not np.isfinite(state.initial_spread) or state.initial_spread <= 0:
+            convergence = 1.0
+        else:
+            convergence = min(1.0, max(cfg.adapt_min, spread / state.initial_spread))
+        return cfg.ga_mutation_scale * convergence * state.mutation_multiplier
+
+    def breed(self, state: EvolutionState, cfg: Config) -> EvolutionState:
+        pop, g = state.population, state.generation
+        fitness = pop.trust
+        best = float(np.nanmax(fitness)) if np.isfinite(fitness).any() else -math.inf
+        initial = state.initial_spread
+        if not np.isfinite(initial):
+            initial = float(np.nanstd(fitness))
+        if best > state.best_fitness:
+            best_fitness, stagnant, multiplier = best, 0, 1.0
+        else:
+            best_fitness, stagnant, multiplier = state.best_fitness, state.stagnant + 1, state.mutation_multiplier
+            if stagnant % cfg.stagnation_patience == 0:
+                multiplier = min(8.0, multiplier * cfg.stagnation_growth)
+        adapted = EvolutionState(pop, g, best_fitness, stagnant, multiplier, initial)
+        scale = self.mutation_scale(adapted, cfg)
+
+        order = ranking(fitness)
+        elites = order[: cfg.elites]
+        n_children = cfg.population - len(elites)
+        rng = generator(cfg.seed, g, Purpose.SELECTION)
+        parent_a = self.pick(fitness, n_children, rng, cfg)
+        parent_b = self.pick(fitness, n_children, rng, cfg)
+        slots = np.arange(len(elites), cfg.population)
+        keys = stream_keys(cfg.seed, g, slots, Purpose.CROSSOVER)
+        if cfg.crossover == "mask":
+            W_children = mask_crossover(pop.W, parent_a, parent_b, keys)
+        elif cfg.crossover == "gene":
+            W_children = gene_crossover(pop.W, parent_a, parent_b, keys, gene_bounds(pop.layout, cfg.gene_block_rows))
+        else:
+            W_children = None
+        new = next_population(pop, elites, parent_a, W_children, fitness[parent_a].astype(np.float64))
+        mutate(new.W, slots, cfg.ga_mutation_rate, scale, stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION))
+        return EvolutionState(new, g + 1, best_fitness, stagnant, multiplier, initial)
+
+
+STRATEGIES = {"genreg": Genreg, "ga": ClassicGA}
+
+
+def make_strategy(name: str):
+    return STRATEGIES[name]()

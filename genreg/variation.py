@@ -1,0 +1,114 @@
+"""Validated entry points to the variation kernels, with the run's random streams.
+
+Every random decision of generation ``g`` draws from a stream keyed by
+(seed, g, genome slot, purpose): mutation and crossover inside the kernels
+(one stream per child), parent choice in NumPy (one Generator per purpose).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+import kernels
+
+from .layout import Layout
+
+
+class Purpose(IntEnum):
+    """Distinct stream families within one generation."""
+
+    SELECTION = 1
+    CHILD_MUTATION = 2
+    BASE_MUTATION = 3
+    CROSSOVER = 4
+    RESIZE = 5
+
+
+def stream_keys(seed: int, generation: int, slots, purpose: Purpose) -> np.ndarray:
+    """``(m,) uint64`` keys of the streams for genome ``slots`` in ``generation``."""
+    slots = np.ascontiguousarray(slots, dtype=np.int64)
+    keys = np.empty(slots.shape[0], dtype=np.uint64)
+    kernels.stream_keys(int(seed), int(generation), slots, int(purpose), keys)
+    return keys
+
+
+def generator(seed: int, generation: int, purpose: Purpose) -> np.random.Generator:
+    """A NumPy Generator for decisions made once per generation (e.g. choosing parents)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(generation), int(purpose)]))
+
+
+def _check_W(W):
+    if not isinstance(W, np.ndarray) or W.dtype != np.float32 or W.ndim != 2 or not W.flags.c_contiguous:
+        raise TypeError("W must be a C-contiguous 2-D float32 array")
+
+
+def mutate(W: np.ndarray, rows, rate: float, scale: float, keys: np.ndarray) -> np.ndarray:
+    """Gaussian mutation in place: each entry of ``W[rows[i]]`` gets N(0, scale^2) noise with probability ``rate``.
+
+    W: ``(P, n) float32``; rows: ``(m,)`` distinct row indices; keys: ``(m,) uint64``
+    streams.  Cost O(rate * n) per row.  Returns ``(m,) int64`` entries changed per row.
+    """
+    _check_W(W)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= W.shape[0] or np.unique(rows).size != rows.size):
+        raise ValueError("rows must be distinct indices into W")
+    if not 0.0 <= rate <= 1.0 or not scale >= 0.0:
+        raise ValueError(f"need 0 <= rate <= 1 and scale >= 0, got rate={rate}, scale={scale}")
+    counts = np.zeros(rows.shape[0], dtype=np.int64)
+    kernels.mutate_rows(W, rows, float(rate), float(scale), np.ascontiguousarray(keys, dtype=np.uint64), counts)
+    return counts
+
+
+def clone(W: np.ndarray, parents) -> np.ndarray:
+    """New buffer ``(C, n)`` with ``out[c] = W[parents[c]]``."""
+    _check_W(W)
+    parents = np.ascontiguousarray(parents, dtype=np.int64)
+    out = np.empty((parents.shape[0], W.shape[1]), dtype=np.float32)
+    kernels.copy_rows(W, parents, out)
+    return out
+
+
+def _pairs(W, parent_a, parent_b, keys):
+    _check_W(W)
+    a = np.ascontiguousarray(parent_a, dtype=np.int64)
+    b = np.ascontiguousarray(parent_b, dtype=np.int64)
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    if not (a.shape == b.shape == keys.shape):
+        raise ValueError("parent_a, parent_b and keys must have the same length")
+    return a, b, keys, np.empty((a.shape[0], W.shape[1]), dtype=np.float32)
+
+
+def mask_crossover(W: np.ndarray, parent_a, parent_b, keys) -> np.ndarray:
+    """Element-wise uniform crossover of pairs of rows of ``W``; returns children ``(C, n) float32``."""
+    a, b, keys, out = _pairs(W, parent_a, parent_b, keys)
+    kernels.mask_crossover(W, a, b, keys, out)
+    return out
+
+
+def gene_crossover(W: np.ndarray, parent_a, parent_b, keys, gene_bounds: np.ndarray) -> np.ndarray:
+    """Gene crossover (each gene whole from one parent); genes from ``gene_bounds(layout, ...)``."""
+    a, b, keys, out = _pairs(W, parent_a, parent_b, keys)
+    bounds = np.ascontiguousarray(gene_bounds, dtype=np.int64)
+    if bounds[0] != 0 or bounds[-1] != W.shape[1] or np.any(np.diff(bounds) <= 0):
+        raise ValueError("gene_bounds must increase strictly from 0 to n_params")
+    kernels.gene_crossover(W, a, b, bounds, keys, out)
+    return out
+
+
+def gene_bounds(layout: Layout, block_rows: int = 0) -> np.ndarray:
+    """Segment starts of the genes of a row: ``(G + 1,) int64``.
+
+    block_rows = 0: a gene is a whole tensor (layer genes).  block_rows = k > 0:
+    each weight matrix is cut into blocks of k input rows (the weights leaving k
+    input units, contiguous in the input-major layout); a bias stays one gene.
+    """
+    bounds = [0]
+    for t in layout.tensors:
+        if block_rows > 0 and len(t.shape) == 2:
+            row = t.shape[1]
+            for start in range(block_rows, t.shape[0], block_rows):
+                bounds.append(t.offset + start * row)
+        bounds.append(t.stop)
+    return np.asarray(bounds, dtype=np.int64)

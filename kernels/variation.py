@@ -1,0 +1,111 @@
+"""Variation operators on rows of the population buffer: mutation and crossover.
+
+One implementation each.  Every child (or mutated row) draws from its own
+stream ``keys[i]`` (``kernels.rng``), so results are identical for any number
+of threads.  No validation here: call through ``genreg.variation``.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._config import jit, parallel_jit
+from .rng import next_normal, next_u64, next_uniform, stream_key
+
+
+@jit
+def mutate_row(row, rate, scale, state):
+    """Add N(0, scale^2) noise to each entry of ``row: (n,)`` independently with probability ``rate``.
+
+    Positions are visited by geometric skips (the gap between successive
+    mutated entries is Geometric(rate)), so the cost is O(rate * n) draws,
+    not n.  Returns the number of entries changed.
+    """
+    n = row.shape[0]
+    if rate <= 0.0:
+        return 0
+    count = 0
+    if rate >= 1.0:
+        for j in range(n):
+            state, z = next_normal(state)
+            row[j] += np.float32(scale * z)
+        return n
+    log_q = np.log1p(-rate)
+    pos = -1
+    while True:
+        state, u = next_uniform(state)
+        # failures before the next success: floor(log(1 - u) / log(1 - rate))
+        pos += 1 + np.int64(np.floor(np.log1p(-u) / log_q))
+        if pos >= n:
+            return count
+        state, z = next_normal(state)
+        row[pos] += np.float32(scale * z)
+        count += 1
+
+
+@parallel_jit
+def mutate_rows(W, rows, rate, scale, keys, counts):
+    """Mutate rows ``W[rows[i]]`` in place, row i drawing from stream ``keys[i]``.
+
+    W: ``(P, n) float32``; rows: ``(m,) int64`` distinct; keys: ``(m,) uint64``;
+    counts: ``(m,) int64`` receives the number of entries changed per row.
+    """
+    for i in prange(rows.shape[0]):
+        counts[i] = mutate_row(W[rows[i]], rate, scale, keys[i])
+
+
+@parallel_jit
+def mask_crossover(W, parent_a, parent_b, keys, out):
+    """Uniform (element-wise mask) crossover: ``out[c, j] = W[a, j] if bit else W[b, j]``.
+
+    W: ``(P, n) float32`` parents; parent_a, parent_b, keys: ``(C,)``; out: ``(C, n) float32``.
+    Bit j of child c is bit ``j % 64`` of draw ``j // 64`` of stream ``keys[c]``
+    (1 = take parent a).
+    """
+    n = W.shape[1]
+    for c in prange(out.shape[0]):
+        a = W[parent_a[c]]
+        b = W[parent_b[c]]
+        child = out[c]
+        state = keys[c]
+        for base in range(0, n, 64):
+            state, bits = next_u64(state)
+            for t in range(min(64, n - base)):
+                if (bits >> np.uint64(t)) & np.uint64(1):
+                    child[base + t] = a[base + t]
+                else:
+                    child[base + t] = b[base + t]
+
+
+@parallel_jit
+def gene_crossover(W, parent_a, parent_b, gene_bounds, keys, out):
+    """Gene crossover: each gene (a contiguous segment of the row) comes whole from one parent.
+
+    gene_bounds: ``(G + 1,) int64`` segment starts (``gene_bounds[-1] == n``).
+    Gene g of child c comes from parent a when bit ``g % 64`` of draw ``g // 64``
+    of stream ``keys[c]`` is 1, else from parent b.
+    """
+    for c in prange(out.shape[0]):
+        a = W[parent_a[c]]
+        b = W[parent_b[c]]
+        child = out[c]
+        state = keys[c]
+        bits = np.uint64(0)
+        for g in range(gene_bounds.shape[0] - 1):
+            if g % 64 == 0:
+                state, bits = next_u64(state)
+            src = a if (bits >> np.uint64(g % 64)) & np.uint64(1) else b
+            child[gene_bounds[g] : gene_bounds[g + 1]] = src[gene_bounds[g] : gene_bounds[g + 1]]
+
+
+@parallel_jit
+def copy_rows(W, parents, out):
+    """``out[c] = W[parents[c]]`` for every child c (cloning), in parallel."""
+    for c in prange(out.shape[0]):
+        out[c, :] = W[parents[c], :]
+
+
+@jit
+def stream_keys(seed, generation, genomes, purpose, keys):
+    """``keys[i] = stream_key(seed, generation, genomes[i], purpose)`` for ``genomes: (m,) int64``."""
+    for i in range(genomes.shape[0]):
+        keys[i] = stream_key(seed, generation, genomes[i], purpose)
