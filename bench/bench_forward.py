@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="directory with the MNIST IDX files (default: $GENREG_DATA/mnist)")
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--repeat", type=int, default=7, help="calls per timing block (3 rounds of blocks)")
     args = parser.parse_args(argv)
 
     mnist = load_mnist(args.data_dir)

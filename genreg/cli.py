@@ -85,6 +85,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_run
+
+    for path in plot_run(args.run_dir, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genreg",
@@ -133,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     _config_args(p, fresh=False)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser(
+        "plot",
+        help="write PNG figures of a run",
+        description="Write PNGs of a run: trust and accuracy curves (best, mean, validation), per-digit "
+        "accuracy over generations, and the values of the tracked weights of the best genome.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR)")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

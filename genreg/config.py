@@ -65,7 +65,7 @@ class Config:
     """Fraction of weights mutated by base mutation (see base_mutation_share)."""
     base_mutation_share: float = 0.1
     """Fraction of the non-elite new population that also receives base mutation each generation."""
-    mutation_scale: float = 0.05
+    mutation_scale: float = 0.03
     """Standard deviation of the Gaussian mutation noise (child and base)."""
     parent_weighting: str = "shift"
     """How survivors' trust weighs parent choice: 'shift' (trust - min + 1), 'clip' (max(trust, 0)), 'rank', 'uniform'."""

@@ -49,8 +49,9 @@ def next_uniform(state):
 
 
 @inline_jit
-def next_normal(state):
-    """Advance a stream; returns (new state, a standard normal float64) by Box-Muller."""
+def next_normal_pair(state):
+    """Advance a stream; returns (new state, z1, z2): two independent standard normals (Box-Muller)."""
     state, u1 = next_uniform(state)
     state, u2 = next_uniform(state)
-    return state, np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
+    r = np.sqrt(-2.0 * np.log(1.0 - u1))
+    return state, r * np.cos(2.0 * np.pi * u2), r * np.sin(2.0 * np.pi * u2)

@@ -9,7 +9,7 @@ import numpy as np
 from numba import prange
 
 from ._config import jit, parallel_jit
-from .rng import next_normal, next_u64, next_uniform, stream_key
+from .rng import next_normal_pair, next_u64, next_uniform, stream_key
 
 
 @jit
@@ -18,26 +18,30 @@ def mutate_row(row, rate, scale, state):
 
     Positions are visited by geometric skips (the gap between successive
     mutated entries is Geometric(rate)), so the cost is O(rate * n) draws,
-    not n.  Returns the number of entries changed.
+    not n.  Noise comes in Box-Muller pairs: the k-th mutated entry (k = 0, 1, ...)
+    gets z1 of pair k // 2 if k is even, else its z2.  Returns the number of
+    entries changed.
     """
     n = row.shape[0]
     if rate <= 0.0:
         return 0
+    log_q = np.log1p(-rate) if rate < 1.0 else -np.inf
     count = 0
-    if rate >= 1.0:
-        for j in range(n):
-            state, z = next_normal(state)
-            row[j] += np.float32(scale * z)
-        return n
-    log_q = np.log1p(-rate)
+    spare = 0.0
     pos = -1
     while True:
-        state, u = next_uniform(state)
-        # failures before the next success: floor(log(1 - u) / log(1 - rate))
-        pos += 1 + np.int64(np.floor(np.log1p(-u) / log_q))
+        if rate < 1.0:
+            state, u = next_uniform(state)
+            # failures before the next success: floor(log(1 - u) / log(1 - rate))
+            pos += 1 + np.int64(np.floor(np.log1p(-u) / log_q))
+        else:
+            pos += 1
         if pos >= n:
             return count
-        state, z = next_normal(state)
+        if count % 2 == 0:
+            state, z, spare = next_normal_pair(state)
+        else:
+            z = spare
         row[pos] += np.float32(scale * z)
         count += 1
 

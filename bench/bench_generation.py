@@ -1,0 +1,103 @@
+"""One GENREG generation (P=200, 200-image episode, 784-64-10) against plain NumPy.
+
+Candidate: genreg's generation as the run loop does it: build the episode batch,
+fused forward + scoring, trust update, selection, cloning, child and base
+mutation (cost proportional to the mutation rate).
+Reference: the same generation in plain NumPy: forward by a stacked GEMM or a
+per-genome loop of matmuls (both timed, the faster counts), full-size random
+masks and Gaussian noise for mutation.
+
+    python bench/bench_generation.py [--data-dir DIR] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_forward import numpy_population_loop, numpy_population_stacked  # noqa: E402
+from harness import compare, environment, write_report  # noqa: E402
+
+from genreg.batch import SparseBatch  # noqa: E402
+from genreg.config import Config  # noqa: E402
+from genreg.data import EpisodeSampler, load_mnist  # noqa: E402
+from genreg.forward import population_predict  # noqa: E402
+from genreg.population import Population  # noqa: E402
+from genreg.run import layout_for  # noqa: E402
+from genreg.strategies import EvolutionState, Genreg  # noqa: E402
+
+
+def numpy_generation(cfg: Config, layout, W, trust, images, labels, rng, forward):
+    """The GENREG generation in plain NumPy; returns (new W, new trust)."""
+    tensors = [W[:, t.offset : t.stop].reshape((W.shape[0],) + t.shape) for t in layout.tensors]
+    _, correct = forward(*tensors, images, labels)
+    trust = trust * (1 - cfg.trust_decay) + correct * cfg.correct_reward + (labels.size - correct) * cfg.wrong_penalty
+    order = np.argsort(-trust, kind="stable")
+    survivors = order[: math.ceil(cfg.survival_cutoff * W.shape[0])]
+    w = trust[survivors] - trust[survivors].min() + 1.0
+    parents = np.concatenate([order[: cfg.elites], rng.choice(survivors, size=cfg.population - cfg.elites, p=w / w.sum())])
+    W_new = W[parents]
+    children = W_new[cfg.elites :]
+    mask = rng.random(children.shape, dtype=np.float32) < cfg.child_mutation_rate
+    children += mask * (rng.standard_normal(children.shape, dtype=np.float32) * np.float32(cfg.mutation_scale))
+    chosen = np.flatnonzero(rng.random(children.shape[0]) < cfg.base_mutation_share)
+    mask = rng.random((chosen.size, W.shape[1]), dtype=np.float32) < cfg.base_mutation_rate
+    children[chosen] += mask * (rng.standard_normal(mask.shape, dtype=np.float32) * np.float32(cfg.mutation_scale))
+    return W_new, cfg.trust_inheritance * trust[parents]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--json")
+    parser.add_argument("--repeat", type=int, default=7, help="calls per timing block (3 rounds of blocks)")
+    args = parser.parse_args(argv)
+
+    cfg = Config()
+    mnist = load_mnist(args.data_dir)
+    layout = layout_for(cfg)
+    sampler = EpisodeSampler(mnist.train_labels, cfg.images_per_digit, cfg.seed)
+    pop = Population.random(layout, cfg.population, seed=0)
+    strategy = Genreg()
+    counter = {"g": 0}
+    print("environment:", environment())
+
+    def genreg_generation():
+        g = counter["g"] = counter["g"] + 1
+        idx = sampler.indices(g)
+        labels = mnist.train_labels[idx].astype(np.int64)
+        state = EvolutionState(Population(layout, pop.W, pop.trust.copy(), pop.ids, pop.parent_ids, pop.age, pop.next_id), g)
+        _, correct = population_predict(layout, state.population.W, SparseBatch.from_dense(mnist.train_images[idx]), labels, 10)
+        strategy.score(state, correct, labels.size, cfg)
+        return strategy.breed(state, cfg)
+
+    rng = np.random.default_rng(0)
+
+    def reference(forward):
+        def run():
+            g = counter["g"] = counter["g"] + 1
+            idx = sampler.indices(g)
+            return numpy_generation(cfg, layout, pop.W, pop.trust, mnist.train_images[idx],
+                                    mnist.train_labels[idx].astype(np.int64), rng, forward)
+        return run
+
+    result = compare(
+        "GENREG generation: P=200, 200-image episode, 784-64-10 (evaluate + select + breed)",
+        genreg_generation,
+        {"numpy, stacked-GEMM forward": reference(numpy_population_stacked),
+         "numpy, per-genome-loop forward": reference(numpy_population_loop)},
+        repeat=args.repeat,
+    )
+    median = [t for t in result["timings"] if t["name"] == "genreg"][0]["median_s"]
+    print(f"  => 600 generations at this speed: {600 * median:.1f} s (evaluation + breeding only)")
+    write_report(args.json, [result])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
