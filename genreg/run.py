@@ -42,7 +42,7 @@ def layout_for(cfg: Config) -> Layout:
 
 def tracked_positions(layout: Layout, cfg: Config) -> np.ndarray:
     """The fixed weights whose values the run records (first-layer weights, chosen by seed)."""
-    n = min(cfg.track_weights, layout.n_params)
+    n = min(cfg.track_weights, layout.tensor("W0").size)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x7EAC]))
     return np.sort(rng.choice(layout.tensor("W0").size, size=n, replace=False))
 
@@ -118,15 +118,17 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
                 best = int(ranking(fitness)[0])
                 accuracy = n_correct / labels.shape[0]
                 validation = math.nan
-                if cfg.validation_every and (g % cfg.validation_every == 0 or g == cfg.generations - 1):
+                # A fixed schedule (not "and the last generation"), so a resumed run
+                # records exactly what the uninterrupted one does.
+                if cfg.validation_every and g % cfg.validation_every == 0:
                     val_pred = genome_predict(layout, state.population.W[best], data.validation, N_CLASSES)
                     validation = float((val_pred == data.validation_labels).mean())
                 per_digit = [float((predictions[best][labels == d] == d).mean()) for d in range(N_CLASSES)]
                 best_row = state.population.W[best].copy()
                 best_trust, best_generation = float(fitness[best]), g
                 t1 = time.perf_counter()
-                scale = strategy.mutation_scale(state, cfg) if cfg.strategy == "ga" else cfg.mutation_scale
                 state = strategy.breed(state, cfg)
+                scale = strategy.last_mutation_scale
                 t2 = time.perf_counter()
                 metrics.append([g, float(fitness[best]), float(np.nanmean(fitness)), float(accuracy[best]),
                                 float(accuracy.mean()), validation, *per_digit, t1 - t0, t2 - t1, scale])

@@ -49,6 +49,16 @@ def checkpoint_dir(run_dir) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
+def _checkpoints(folder: Path) -> list[Path]:
+    """State checkpoints in ``folder``, oldest first (by generation, not by name)."""
+    found = []
+    for path in folder.glob("state_gen*.h5"):
+        digits = path.name[len("state_gen") : -len(".h5")]
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return [path for _, path in sorted(found)]
+
+
 def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     """Atomically write the state after ``state.generation`` generations; keep the last two."""
     folder = checkpoint_dir(run_dir)
@@ -74,7 +84,7 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(folder)
-    for old in sorted(folder.glob("state_gen*.h5"))[:-KEEP]:
+    for old in _checkpoints(folder)[:-KEEP]:
         old.unlink()
     return path
 
@@ -109,7 +119,7 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
 
 def latest_checkpoint(run_dir) -> tuple[Path, EvolutionState, dict]:
     """The newest checkpoint that loads; an unreadable newer one is skipped with a warning."""
-    candidates = sorted(checkpoint_dir(run_dir).glob("state_gen*.h5"), reverse=True)
+    candidates = _checkpoints(checkpoint_dir(run_dir))[::-1]
     if not candidates:
         raise CheckpointError(f"no checkpoint in {checkpoint_dir(run_dir)}: nothing to resume")
     errors = []

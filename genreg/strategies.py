@@ -94,6 +94,7 @@ class Genreg:
     """Trust-decay evolution (GENREG)."""
 
     name = "genreg"
+    last_mutation_scale = math.nan  # the noise scale the last breed() used (for metrics)
 
     def score(self, state: EvolutionState, n_correct: np.ndarray, n_images: int, cfg: Config, loss=None) -> np.ndarray:
         """Update trust with one episode's results; returns the new trust ``(P,)``."""
@@ -118,6 +119,7 @@ class Genreg:
 
     def breed(self, state: EvolutionState, cfg: Config) -> EvolutionState:
         pop, g = state.population, state.generation
+        self.last_mutation_scale = cfg.mutation_scale
         order = ranking(pop.trust)
         n_survivors = max(1, math.ceil(cfg.survival_cutoff * pop.size))
         survivors = order[:n_survivors]
@@ -144,6 +146,7 @@ class ClassicGA:
     """Fitness-biased pairing, crossover of each pair, convergence-adaptive Gaussian mutation."""
 
     name = "ga"
+    last_mutation_scale = math.nan
 
     def score(self, state: EvolutionState, n_correct: np.ndarray, n_images: int, cfg: Config, loss=None) -> np.ndarray:
         """Fitness = episode accuracy, or -loss (``loss: (P,)`` mean cross-entropy) if ``cfg.fitness == 'neg_loss'``."""
@@ -195,7 +198,7 @@ class ClassicGA:
             if stagnant % cfg.stagnation_patience == 0:
                 multiplier = min(8.0, multiplier * cfg.stagnation_growth)
         adapted = EvolutionState(pop, g, best_fitness, stagnant, multiplier, initial)
-        scale = self.mutation_scale(adapted, cfg)
+        scale = self.last_mutation_scale = self.mutation_scale(adapted, cfg)
 
         order = ranking(fitness)
         elites = order[: cfg.elites]

@@ -1,0 +1,540 @@
+"""Variation kernels (mutation, crossover) against a pure-Python twin of the RNG.
+
+The twin below re-implements SplitMix64 with Python integers masked to 64 bits,
+the uniform and Box-Muller draws with ``math`` functions, the geometric-skip
+mutation and both crossovers' bit conventions.  Exact agreement (positions,
+float32 values, provenance of every child entry) is the evidence that the
+kernels draw what their documentation says, in the order it says; the
+statistical tests check that what they draw has the intended distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import kernels
+from genreg import variation
+from genreg.layout import Layout
+from genreg.variation import Purpose
+
+# --------------------------------------------------------------------------
+# The twin: SplitMix64 streams in plain Python integers.
+# --------------------------------------------------------------------------
+
+MASK = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+M1 = 0xBF58476D1CE4E5B9
+M2 = 0x94D049BB133111EB
+
+
+def twin_mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * M1) & MASK
+    z = ((z ^ (z >> 27)) * M2) & MASK
+    return z ^ (z >> 31)
+
+
+def twin_stream_key(seed: int, generation: int, genome: int, purpose: int) -> int:
+    k = twin_mix64((seed + GOLDEN) & MASK)
+    k = twin_mix64(k ^ ((generation + GOLDEN) & MASK))
+    k = twin_mix64(k ^ ((genome + GOLDEN) & MASK))
+    return twin_mix64(k ^ ((purpose + GOLDEN) & MASK))
+
+
+class TwinStream:
+    """One stream; counts its draws so tests can reason about cost."""
+
+    def __init__(self, key: int):
+        self.state = int(key) & MASK
+        self.draws = 0
+
+    def u64(self) -> int:
+        self.state = (self.state + GOLDEN) & MASK
+        self.draws += 1
+        return twin_mix64(self.state)
+
+    def uniform(self) -> float:
+        return float(self.u64() >> 11) * (1.0 / 9007199254740992.0)
+
+    def normal_pair(self) -> tuple[float, float]:
+        u1 = self.uniform()
+        u2 = self.uniform()
+        r = math.sqrt(-2.0 * math.log(1.0 - u1))
+        return r * math.cos(2.0 * math.pi * u2), r * math.sin(2.0 * math.pi * u2)
+
+
+def twin_mutate_row(row: np.ndarray, rate: float, scale: float, key: int):
+    """Mutate a copy of ``row`` as ``kernels.mutate_row`` documents.
+
+    Returns (new row, positions, draws): positions in visiting order and the
+    number of 64-bit draws the stream made.
+    """
+    row = np.array(row, dtype=np.float32, copy=True)
+    stream = TwinStream(key)
+    positions = []
+    n = row.shape[0]
+    if rate <= 0.0:
+        return row, np.array(positions, dtype=np.int64), stream.draws
+    log_q = math.log1p(-rate) if rate < 1.0 else -math.inf
+    count, spare, pos = 0, 0.0, -1
+    while True:
+        if rate < 1.0:
+            u = stream.uniform()
+            pos += 1 + int(math.floor(math.log1p(-u) / log_q))
+        else:
+            pos += 1
+        if pos >= n:
+            break
+        if count % 2 == 0:
+            z, spare = stream.normal_pair()
+        else:
+            z = spare
+        row[pos] = np.float32(row[pos] + np.float32(scale * z))
+        positions.append(pos)
+        count += 1
+    return row, np.array(positions, dtype=np.int64), stream.draws
+
+
+def twin_mask_bits(key: int, n: int) -> np.ndarray:
+    """``(n,) bool``: True where the child takes parent a (bit j % 64 of draw j // 64)."""
+    stream = TwinStream(key)
+    bits = np.empty(n, dtype=bool)
+    for base in range(0, n, 64):
+        word = stream.u64()
+        for t in range(min(64, n - base)):
+            bits[base + t] = bool((word >> t) & 1)
+    return bits
+
+
+def twin_keys(seed: int, generation: int, slots, purpose: int) -> np.ndarray:
+    return np.array([twin_stream_key(seed, generation, int(s), int(purpose)) for s in slots], dtype=np.uint64)
+
+
+def provenance_rows(P: int, n: int) -> np.ndarray:
+    """Parents whose every entry names its origin: ``W[r, j] = +(r * n + j + 1)`` for even r, negative for odd r."""
+    W = (np.arange(P)[:, None] * n + np.arange(n)[None, :] + 1).astype(np.float32)
+    W[1::2] *= -1
+    assert np.unique(W).size == W.size  # exact in float32 for P * n < 2**24
+    return W
+
+
+# --------------------------------------------------------------------------
+# The RNG twin reproduces the kernels' streams
+# --------------------------------------------------------------------------
+
+KEY_CASES = [
+    (0, 0, 0, 0),
+    (0, 0, 0, 1),
+    (1, 0, 0, 0),
+    (12345, 678, 9, int(Purpose.CHILD_MUTATION)),
+    (2**32 + 7, 10**6, 2**20, int(Purpose.CROSSOVER)),
+    (2**63 - 1, 2**40, 2**31 - 1, 5),
+]
+
+
+@pytest.mark.parametrize("seed, generation, genome, purpose", KEY_CASES)
+def test_twin_stream_key_matches_kernel(seed, generation, genome, purpose):
+    got = int(kernels.stream_key(seed, generation, genome, purpose))
+    assert got == twin_stream_key(seed, generation, genome, purpose)
+
+
+def test_twin_stream_keys_batch_matches_wrapper():
+    slots = np.array([0, 1, 2, 17, 199, 5000], dtype=np.int64)
+    keys = variation.stream_keys(42, 7, slots, Purpose.BASE_MUTATION)
+    assert keys.dtype == np.uint64 and keys.shape == slots.shape
+    np.testing.assert_array_equal(keys, twin_keys(42, 7, slots, Purpose.BASE_MUTATION))
+    # keys differ across purposes, generations and slots
+    assert np.unique(keys).size == keys.size
+    assert not np.array_equal(keys, variation.stream_keys(42, 7, slots, Purpose.CHILD_MUTATION))
+    assert not np.array_equal(keys, variation.stream_keys(42, 8, slots, Purpose.BASE_MUTATION))
+    assert not np.array_equal(keys, variation.stream_keys(43, 7, slots, Purpose.BASE_MUTATION))
+
+
+def test_twin_u64_stream_matches_kernel_mask_bits():
+    """next_u64 is reproduced bit for bit: a 64*k-entry mask crossover exposes k raw draws."""
+    n = 64 * 5
+    key = twin_stream_key(3, 1, 4, 1)
+    W = np.stack([np.ones(n, dtype=np.float32), np.zeros(n, dtype=np.float32)])
+    out = variation.mask_crossover(W, [0], [1], np.array([key], dtype=np.uint64))[0]
+    stream = TwinStream(key)
+    for d in range(5):
+        word = stream.u64()
+        got = sum(int(out[64 * d + t]) << t for t in range(64))
+        assert got == word
+
+
+@pytest.mark.parametrize("rate", [0.001, 0.07, 0.35, 0.9, 1.0])
+@pytest.mark.parametrize("case", range(3))
+def test_twin_mutate_row_exact(rate, case):
+    rng = np.random.default_rng(100 + case)
+    n = [1, 1000, 4099][case]
+    key = twin_stream_key(case, 11, 3, int(Purpose.CHILD_MUTATION))
+    scale = [0.05, 0.3, 1.7][case]
+
+    # positions: on a zero row every mutated entry becomes non-zero
+    zero = np.zeros(n, dtype=np.float32)
+    twin_row, twin_pos, _ = twin_mutate_row(zero, rate, scale, key)
+    got = zero.copy()
+    count = kernels.mutate_row(got, rate, scale, np.uint64(key))
+    np.testing.assert_array_equal(np.flatnonzero(got), twin_pos)
+    assert count == twin_pos.size
+    np.testing.assert_array_equal(got, twin_row)
+
+    # values: the float32 accumulation onto existing weights, bit for bit
+    base = rng.normal(0.0, 0.1, size=n).astype(np.float32)
+    twin_row, twin_pos2, _ = twin_mutate_row(base, rate, scale, key)
+    np.testing.assert_array_equal(twin_pos2, twin_pos)  # positions do not depend on the values
+    got = base.copy()
+    assert kernels.mutate_row(got, rate, scale, np.uint64(key)) == twin_pos.size
+    np.testing.assert_array_equal(got, twin_row)
+
+
+def test_twin_mutate_wrapper_rows_use_their_own_keys():
+    rng = np.random.default_rng(5)
+    W = rng.normal(0.0, 0.05, size=(7, 3001)).astype(np.float32)
+    rows = np.array([6, 0, 3])
+    keys = twin_keys(9, 2, rows, Purpose.CHILD_MUTATION)
+    expected = W.copy()
+    expected_counts = []
+    for r, k in zip(rows, keys):
+        expected[r], pos, _ = twin_mutate_row(W[r], 0.07, 0.05, int(k))
+        expected_counts.append(pos.size)
+    counts = variation.mutate(W, rows, 0.07, 0.05, keys)
+    np.testing.assert_array_equal(counts, expected_counts)
+    np.testing.assert_array_equal(W, expected)
+
+
+# --------------------------------------------------------------------------
+# Mutation statistics
+# --------------------------------------------------------------------------
+
+N_BIG = 200_000
+
+
+@pytest.fixture(scope="module")
+def big_mutation():
+    """A large zero row mutated at rate 0.07, scale 0.05: (row, count)."""
+    W = np.zeros((1, N_BIG), dtype=np.float32)
+    keys = variation.stream_keys(2024, 0, [0], Purpose.CHILD_MUTATION)
+    counts = variation.mutate(W, [0], 0.07, 0.05, keys)
+    return W[0], int(counts[0])
+
+
+def test_mutation_fraction_is_binomial(big_mutation):
+    row, count = big_mutation
+    changed = np.count_nonzero(row)
+    assert count == changed
+    mean, sd = N_BIG * 0.07, math.sqrt(N_BIG * 0.07 * 0.93)
+    assert abs(changed - mean) < 4 * sd, (changed, mean, sd)
+
+
+def test_mutation_noise_is_normal_with_the_scale(big_mutation):
+    row, count = big_mutation
+    noise = row[row != 0].astype(np.float64)
+    # the mean of `count` N(0, 0.05^2) draws has sd 0.05 / sqrt(count)
+    assert abs(noise.mean()) < 4 * 0.05 / math.sqrt(count)
+    # the sample sd has sd about 0.05 / sqrt(2 count)
+    assert abs(noise.std() - 0.05) < 5 * 0.05 / math.sqrt(2 * count)
+    # shape: the normal's central and tail masses
+    within1 = np.mean(np.abs(noise) < 0.05)
+    within2 = np.mean(np.abs(noise) < 0.10)
+    assert abs(within1 - 0.6827) < 0.02
+    assert abs(within2 - 0.9545) < 0.01
+    # both halves of each Box-Muller pair are used and both are symmetric
+    for half in (noise[0::2], noise[1::2]):
+        assert abs(half.mean()) < 5 * 0.05 / math.sqrt(half.size)
+        assert abs(half.std() - 0.05) < 5 * 0.05 / math.sqrt(2 * half.size)
+    # the two halves of a pair are uncorrelated
+    m = min(noise[0::2].size, noise[1::2].size)
+    r = np.corrcoef(noise[0::2][:m], noise[1::2][:m])[0, 1]
+    assert abs(r) < 5 / math.sqrt(m)
+
+
+def test_mutation_gaps_are_geometric(big_mutation):
+    row, _ = big_mutation
+    pos = np.flatnonzero(row)
+    gaps = np.diff(pos)
+    assert gaps.min() >= 1
+    # Geometric(p) on {1, 2, ...}: mean 1/p, P(gap == 1) = p
+    p = 0.07
+    mean_sd = math.sqrt((1 - p) / p**2 / gaps.size)
+    assert abs(gaps.mean() - 1 / p) < 4 * mean_sd
+    ones = np.mean(gaps == 1)
+    assert abs(ones - p) < 4 * math.sqrt(p * (1 - p) / gaps.size)
+
+
+@pytest.mark.parametrize("rate", [0.0005, 0.01, 0.07, 0.3])
+def test_mutation_cost_scales_with_rate(rate):
+    """Without timing: the stream makes about 2 draws per mutated entry (1 skip + half a pair), none per skipped entry."""
+    n = 50_000
+    key = twin_stream_key(1, 2, 3, 4)
+    zero = np.zeros(n, dtype=np.float32)
+    got = zero.copy()
+    count = kernels.mutate_row(got, rate, 0.05, np.uint64(key))
+    _, pos, draws = twin_mutate_row(zero, rate, 0.05, key)
+    np.testing.assert_array_equal(np.flatnonzero(got), pos)  # the twin's draw count is the kernel's
+    assert count == pos.size
+    assert np.all(np.diff(pos) > 0)  # strictly increasing: geometric skipping never revisits an entry
+    assert abs(count - rate * n) < 4 * math.sqrt(n * rate * (1 - rate)) + 1
+    assert draws == (count + 1) + 2 * ((count + 1) // 2)
+    assert draws <= 2 * count + 3 < n
+
+
+def test_rate_zero_changes_nothing():
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(3, 1000)).astype(np.float32)
+    before = W.copy()
+    counts = variation.mutate(W, [0, 1, 2], 0.0, 0.05, variation.stream_keys(0, 0, [0, 1, 2], Purpose.CHILD_MUTATION))
+    np.testing.assert_array_equal(counts, 0)
+    np.testing.assert_array_equal(W, before)
+
+
+def test_rate_one_changes_everything():
+    W = np.zeros((2, 777), dtype=np.float32)
+    counts = variation.mutate(W, [1], 1.0, 0.05, variation.stream_keys(0, 0, [1], Purpose.CHILD_MUTATION))
+    assert counts.tolist() == [777]
+    assert np.all(W[1] != 0)
+    assert np.all(W[0] == 0)
+
+
+def test_scale_zero_changes_no_value():
+    W = np.ones((1, 500), dtype=np.float32)
+    counts = variation.mutate(W, [0], 0.5, 0.0, variation.stream_keys(0, 0, [0], Purpose.CHILD_MUTATION))
+    assert counts[0] > 0
+    np.testing.assert_array_equal(W, 1.0)
+
+
+def test_counts_equal_changed_entries_and_only_requested_rows_change():
+    rng = np.random.default_rng(1)
+    W = rng.normal(0.0, 0.1, size=(8, 5000)).astype(np.float32)
+    before = W.copy()
+    rows = np.array([1, 4, 7])
+    counts = variation.mutate(W, rows, 0.1, 0.05, variation.stream_keys(3, 3, rows, Purpose.CHILD_MUTATION))
+    for i, r in enumerate(rows):
+        assert counts[i] == np.count_nonzero(W[r] != before[r])
+        assert counts[i] > 0
+    others = np.setdiff1d(np.arange(8), rows)
+    assert W[others].tobytes() == before[others].tobytes()
+
+
+def test_same_key_same_result_different_key_different_positions():
+    def run(key):
+        row = np.zeros(10_000, dtype=np.float32)
+        kernels.mutate_row(row, 0.05, 0.05, np.uint64(key))
+        return row
+
+    k1, k2 = twin_stream_key(0, 0, 0, 2), twin_stream_key(0, 0, 1, 2)
+    a, b = run(k1), run(k2)
+    assert a.tobytes() == run(k1).tobytes()
+    pa, pb = set(np.flatnonzero(a)), set(np.flatnonzero(b))
+    assert pa != pb
+    # independent streams: the overlap is about rate * |positions|, not most of them
+    assert len(pa & pb) < 0.2 * min(len(pa), len(pb))
+
+
+# --------------------------------------------------------------------------
+# Crossover provenance
+# --------------------------------------------------------------------------
+
+
+def test_mask_crossover_provenance_exact():
+    P, n = 6, 1000  # 1000 = 15 * 64 + 40: a partial last draw
+    W = provenance_rows(P, n)
+    pa = np.array([0, 1, 2, 5, 3, 4, 0])
+    pb = np.array([1, 0, 5, 2, 3, 1, 4])  # includes a self-pair (3, 3)
+    keys = variation.stream_keys(7, 4, np.arange(len(pa)), Purpose.CROSSOVER)
+    out = variation.mask_crossover(W, pa, pb, keys)
+    assert out.shape == (len(pa), n) and out.dtype == np.float32
+    total_a = 0
+    for c in range(len(pa)):
+        bits = twin_mask_bits(int(keys[c]), n)
+        expected = np.where(bits, W[pa[c]], W[pb[c]])
+        np.testing.assert_array_equal(out[c], expected)
+        # decode the origin of each entry from its value
+        row_of = (np.abs(out[c]).astype(np.int64) - 1) // n
+        col_of = (np.abs(out[c]).astype(np.int64) - 1) % n
+        np.testing.assert_array_equal(col_of, np.arange(n))
+        assert set(row_of.tolist()) <= {int(pa[c]), int(pb[c])}
+        if pa[c] != pb[c]:
+            np.testing.assert_array_equal(row_of == pa[c], bits)
+        total_a += bits.sum()
+    share = total_a / (len(pa) * n)
+    assert abs(share - 0.5) < 4 * math.sqrt(0.25 / (len(pa) * n))
+
+
+def test_mask_crossover_leaves_parents_untouched_and_is_deterministic():
+    W = provenance_rows(4, 300)
+    before = W.copy()
+    keys = variation.stream_keys(1, 1, [0, 1], Purpose.CROSSOVER)
+    a = variation.mask_crossover(W, [0, 2], [1, 3], keys)
+    b = variation.mask_crossover(W, [0, 2], [1, 3], keys)
+    assert a.tobytes() == b.tobytes()
+    np.testing.assert_array_equal(W, before)
+    other = variation.mask_crossover(W, [0, 2], [1, 3], variation.stream_keys(2, 1, [0, 1], Purpose.CROSSOVER))
+    assert not np.array_equal(a, other)
+
+
+LAYOUTS = [Layout((30, 7, 5)), Layout((70, 3, 2)), Layout((13, 9, 4, 6))]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda l: "-".join(map(str, l.sizes)))
+@pytest.mark.parametrize("block_rows", [0, 1, 4, 100])
+def test_gene_bounds_structure(layout, block_rows):
+    bounds = variation.gene_bounds(layout, block_rows)
+    assert bounds.dtype == np.int64
+    assert bounds[0] == 0 and bounds[-1] == layout.n_params
+    assert np.all(np.diff(bounds) > 0)
+    edges = set(bounds.tolist())
+    for t in layout.tensors:
+        assert t.offset in edges and t.stop in edges
+    expected = 0
+    for t in layout.tensors:
+        if len(t.shape) == 2 and block_rows > 0:
+            starts = [b for b in bounds.tolist() if t.offset <= b < t.stop]
+            assert starts == [t.offset + r * t.shape[1] for r in range(0, t.shape[0], block_rows)]
+            expected += math.ceil(t.shape[0] / block_rows)
+        else:
+            expected += 1
+    assert len(bounds) - 1 == expected
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda l: "-".join(map(str, l.sizes)))
+@pytest.mark.parametrize("block_rows", [0, 1, 4])
+def test_gene_crossover_provenance_exact(layout, block_rows):
+    n = layout.n_params
+    P = 5
+    W = provenance_rows(P, n)
+    bounds = variation.gene_bounds(layout, block_rows)
+    G = len(bounds) - 1
+    pa = np.array([0, 1, 2, 4, 3, 2, 1, 0])
+    pb = np.array([1, 0, 3, 3, 4, 0, 4, 2])
+    keys = variation.stream_keys(11, 5, np.arange(len(pa)), Purpose.CROSSOVER)
+    out = variation.gene_crossover(W, pa, pb, keys, bounds)
+    n_from_a = 0
+    for c in range(len(pa)):
+        stream = TwinStream(int(keys[c]))
+        word = 0
+        for g in range(G):
+            if g % 64 == 0:
+                word = stream.u64()
+            from_a = bool((word >> (g % 64)) & 1)
+            seg = slice(bounds[g], bounds[g + 1])
+            child = out[c, seg]
+            whole_a = np.array_equal(child, W[pa[c], seg])
+            whole_b = np.array_equal(child, W[pb[c], seg])
+            assert whole_a or whole_b, f"child {c} gene {g} mixes parents"
+            assert (whole_a, whole_b) == (from_a, not from_a), f"child {c} gene {g}"
+            n_from_a += from_a
+    if G * len(pa) >= 100:
+        share = n_from_a / (G * len(pa))
+        assert abs(share - 0.5) < 4 * math.sqrt(0.25 / (G * len(pa)))
+
+
+def test_clone_copies_rows():
+    W = provenance_rows(4, 100)
+    out = variation.clone(W, [3, 0, 3])
+    np.testing.assert_array_equal(out, W[[3, 0, 3]])
+
+
+# --------------------------------------------------------------------------
+# Validation in the wrappers
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def W5():
+    return np.zeros((5, 64), dtype=np.float32)
+
+
+@pytest.mark.parametrize("rows", [[1, 1], [0, 5], [-1], [2, 3, 2]])
+def test_mutate_bad_rows_value_error(W5, rows):
+    with pytest.raises(ValueError, match="rows"):
+        variation.mutate(W5, rows, 0.1, 0.05, np.zeros(len(rows), dtype=np.uint64))
+
+
+@pytest.mark.parametrize("rate", [-0.01, 1.01, float("nan"), float("inf")])
+def test_mutate_bad_rate_value_error(W5, rate):
+    with pytest.raises(ValueError, match="rate"):
+        variation.mutate(W5, [0], rate, 0.05, np.zeros(1, dtype=np.uint64))
+
+
+@pytest.mark.parametrize("scale", [-0.1, float("nan")])
+def test_mutate_bad_scale_value_error(W5, scale):
+    with pytest.raises(ValueError, match="scale"):
+        variation.mutate(W5, [0], 0.1, scale, np.zeros(1, dtype=np.uint64))
+
+
+def test_float64_or_non_contiguous_W_type_error(W5):
+    for bad in (W5.astype(np.float64), np.asfortranarray(np.zeros((5, 64), dtype=np.float32)), W5[0], W5[:, ::2]):
+        with pytest.raises(TypeError, match="float32"):
+            variation.mutate(bad, [0], 0.1, 0.05, np.zeros(1, dtype=np.uint64))
+        with pytest.raises(TypeError):
+            variation.mask_crossover(bad, [0], [1], np.zeros(1, dtype=np.uint64))
+        with pytest.raises(TypeError):
+            variation.clone(bad, [0])
+        with pytest.raises(TypeError):
+            variation.gene_crossover(bad, [0], [1], np.zeros(1, dtype=np.uint64), np.array([0, 64]))
+
+
+def test_crossover_length_mismatch_value_error(W5):
+    with pytest.raises(ValueError, match="same length"):
+        variation.mask_crossover(W5, [0, 1], [1], np.zeros(2, dtype=np.uint64))
+    with pytest.raises(ValueError, match="same length"):
+        variation.gene_crossover(W5, [0], [1], np.zeros(2, dtype=np.uint64), np.array([0, 64]))
+
+
+@pytest.mark.parametrize("bounds", [[1, 64], [0, 63], [0, 65], [0, 32, 32, 64], [0, 40, 20, 64]])
+def test_gene_crossover_bad_bounds_value_error(W5, bounds):
+    with pytest.raises(ValueError, match="gene_bounds"):
+        variation.gene_crossover(W5, [0], [1], np.zeros(1, dtype=np.uint64), np.array(bounds))
+
+
+# --------------------------------------------------------------------------
+# Thread-count determinism
+# --------------------------------------------------------------------------
+
+_THREADS_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, numba, numpy as np
+    from genreg import variation
+    from genreg.layout import Layout
+    from genreg.variation import Purpose
+    layout = Layout((97, 13, 10))
+    rng = np.random.default_rng(77)
+    W = rng.normal(0.0, 0.05, size=(48, layout.n_params)).astype(np.float32)
+    rows = np.arange(3, 48)
+    counts = variation.mutate(W, rows, 0.07, 0.05, variation.stream_keys(5, 9, rows, Purpose.CHILD_MUTATION))
+    all_rows = variation.mutate(W, [0, 1], 1.0, 0.01, variation.stream_keys(5, 9, [0, 1], Purpose.BASE_MUTATION))
+    pa = rng.integers(0, 48, size=40)
+    pb = rng.integers(0, 48, size=40)
+    keys = variation.stream_keys(5, 9, np.arange(40), Purpose.CROSSOVER)
+    mask = variation.mask_crossover(W, pa, pb, keys)
+    gene = variation.gene_crossover(W, pa, pb, keys, variation.gene_bounds(layout, 3))
+    h = hashlib.sha256()
+    for a in (W, counts, all_rows, mask, gene):
+        h.update(np.ascontiguousarray(a).tobytes())
+    print(numba.get_num_threads(), h.hexdigest())
+    """
+)
+
+
+def _variation_digest(threads: int) -> tuple[int, str]:
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
+    proc = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    n, digest = proc.stdout.split()
+    return int(n), digest
+
+
+def test_variation_identical_for_any_thread_count():
+    t1, h1 = _variation_digest(1)
+    t2, h2 = _variation_digest(2)
+    assert (t1, t2) == (1, 2)
+    assert h1 == h2
