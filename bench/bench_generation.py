@@ -43,11 +43,16 @@ def numpy_generation(cfg: Config, layout, W, trust, images, labels, rng, forward
     parents = np.concatenate([order[: cfg.elites], rng.choice(survivors, size=cfg.population - cfg.elites, p=w / w.sum())])
     W_new = W[parents]
     children = W_new[cfg.elites :]
-    mask = rng.random(children.shape, dtype=np.float32) < cfg.child_mutation_rate
-    children += mask * (rng.standard_normal(children.shape, dtype=np.float32) * np.float32(cfg.mutation_scale))
+    scale = np.float32(cfg.mutation_scale)
+    # Full-size random masks; noise drawn only where the mask is set (the faster
+    # of the two obvious NumPy ways: full-size noise arrays cost ~5x more here).
+    flat = children.reshape(-1)
+    hit = np.flatnonzero(rng.random(flat.size, dtype=np.float32) < cfg.child_mutation_rate)
+    flat[hit] += rng.standard_normal(hit.size, dtype=np.float32) * scale
     chosen = np.flatnonzero(rng.random(children.shape[0]) < cfg.base_mutation_share)
-    mask = rng.random((chosen.size, W.shape[1]), dtype=np.float32) < cfg.base_mutation_rate
-    children[chosen] += mask * (rng.standard_normal(mask.shape, dtype=np.float32) * np.float32(cfg.mutation_scale))
+    for row in chosen:
+        hit = np.flatnonzero(rng.random(W.shape[1], dtype=np.float32) < cfg.base_mutation_rate)
+        children[row, hit] += rng.standard_normal(hit.size, dtype=np.float32) * scale
     return W_new, cfg.trust_inheritance * trust[parents]
 
 
