@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     pop1 = Population.random(layout, 1, seed=1)
     w = pop1.W[0]
     W0, b0, W1, b1 = (x[0] for x in stacked_tensors(layout, pop1.W))
-    test_images, test_labels = mnist.test_images, mnist.test_labels
+    test_images = mnist.test_images
 
     def genreg_a():
         return genome_predict(layout, w, SparseBatch.from_dense(test_images), n_classes=10)

@@ -172,14 +172,13 @@ def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: 
     run_dir = Path(run_dir)
     path, state, saved = latest_checkpoint(run_dir)
     base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
-    overrides = dict(overrides or {})
-    changed = [k for k in NETWORK_KEYS if k in overrides and from_mapping({k: overrides[k]}, base).to_dict()[k] != base.to_dict()[k]]
+    cfg = from_mapping(dict(overrides or {}), base)
+    changed = [k for k in NETWORK_KEYS if getattr(cfg, k) != getattr(base, k)]
     if changed:
         raise ConfigError(
             f"cannot change {', '.join(changed)} on resume: it would change the network's shape "
             f"({layout_for(base).describe()}); start a new run instead"
         )
-    cfg = from_mapping(overrides, base)
     (run_dir / "config.toml").write_text(cfg.to_toml())
     data = load_data(cfg, data_dir)
     print(f"resuming {run_dir} from {path.name} (generation {state.generation}) to generation {cfg.generations}")

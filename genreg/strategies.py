@@ -22,6 +22,7 @@ Classic GA (``../shared/reference/ga-instead-of-backprop.txt``):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -139,7 +140,7 @@ class Genreg:
         chosen = children[generator(cfg.seed, g, Purpose.BASE_MUTATION).random(n_children) < cfg.base_mutation_share]
         mutate(new.W, chosen, cfg.base_mutation_rate, cfg.mutation_scale,
                stream_keys(cfg.seed, g, chosen, Purpose.BASE_MUTATION))
-        return EvolutionState(new, g + 1, state.best_fitness, state.stagnant, state.mutation_multiplier, state.initial_spread)
+        return dataclasses.replace(state, population=new, generation=g + 1)
 
 
 class ClassicGA:

@@ -91,6 +91,13 @@ def forward_tile(w, sizes, act, tile_ptr, rows, values, t, a, b, xt, units):
 
 
 @jit
+def scratch(width):
+    """Per-thread work buffers of ``forward_tile`` for layers up to ``width`` units wide."""
+    return (np.empty(TILE * width, np.float32), np.empty(TILE * width, np.float32),
+            np.empty(TILE * width, np.float32), np.arange(width))
+
+
+@jit
 def argmax_first(h, n):
     """Index of the largest of ``h[:n]`` (first one on ties)."""
     best = 0
@@ -111,10 +118,7 @@ def population_logits(W, sizes, act, tile_ptr, rows, values, out):
     n_samples = out.shape[1]
     width = np.max(sizes[1:])
     for g in prange(W.shape[0]):
-        a = np.empty(TILE * width, np.float32)
-        b = np.empty(TILE * width, np.float32)
-        xt = np.empty(TILE * width, np.float32)
-        units = np.arange(width)
+        a, b, xt, units = scratch(width)
         for t in range(tile_ptr.shape[0] - 1):
             logits = forward_tile(W[g], sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
             for s in range(min(TILE, n_samples - t * TILE)):
@@ -131,10 +135,7 @@ def population_predict(W, sizes, act, tile_ptr, rows, values, labels, n_classes,
     n_samples = labels.shape[0]
     width = np.max(sizes[1:])
     for g in prange(W.shape[0]):
-        a = np.empty(TILE * width, np.float32)
-        b = np.empty(TILE * width, np.float32)
-        xt = np.empty(TILE * width, np.float32)
-        units = np.arange(width)
+        a, b, xt, units = scratch(width)
         correct = 0
         for t in range(tile_ptr.shape[0] - 1):
             logits = forward_tile(W[g], sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
@@ -152,10 +153,7 @@ def genome_logits(w, sizes, act, tile_ptr, rows, values, out):
     n_samples = out.shape[0]
     width = np.max(sizes[1:])
     for t in prange(tile_ptr.shape[0] - 1):
-        a = np.empty(TILE * width, np.float32)
-        b = np.empty(TILE * width, np.float32)
-        xt = np.empty(TILE * width, np.float32)
-        units = np.arange(width)
+        a, b, xt, units = scratch(width)
         logits = forward_tile(w, sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
         for s in range(min(TILE, n_samples - t * TILE)):
             out[t * TILE + s, :] = logits[s]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import subprocess
+import sys
 import pytest
 
 from genreg.data import FILES, load_mnist
@@ -43,3 +45,18 @@ def mnist(mnist_dir):
     The files exist (``mnist_dir`` checked), so a DataError here is a real failure.
     """
     return load_mnist(mnist_dir, download=False)
+
+
+def run_digest_with_threads(script: str, threads: int) -> tuple[int, str]:
+    """Run ``script`` (which prints "<numba threads> <digest>") with NUMBA_NUM_THREADS=threads."""
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    n, digest = proc.stdout.split()
+    return int(n), digest
+
+
+@pytest.fixture
+def digest_with_threads():
+    """``digest_with_threads(script, n)``: a script's (thread count, digest) under n Numba threads."""
+    return run_digest_with_threads

@@ -11,9 +11,6 @@ layer ping-pong buffers and the row layout are all right.
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -399,19 +396,9 @@ _DETERMINISM_SCRIPT = textwrap.dedent(
 )
 
 
-def _run_with_threads(n: int) -> tuple[int, str]:
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(n))
-    proc = subprocess.run(
-        [sys.executable, "-c", _DETERMINISM_SCRIPT], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr
-    threads, digest = proc.stdout.split()
-    return int(threads), digest
-
-
-def test_results_identical_for_any_thread_count():
-    t1, h1 = _run_with_threads(1)
-    t2, h2 = _run_with_threads(2)
+def test_results_identical_for_any_thread_count(digest_with_threads):
+    t1, h1 = digest_with_threads(_DETERMINISM_SCRIPT, 1)
+    t2, h2 = digest_with_threads(_DETERMINISM_SCRIPT, 2)
     assert (t1, t2) == (1, 2)
     assert h1 == h2
 

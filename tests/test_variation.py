@@ -11,9 +11,6 @@ statistical tests check that what they draw has the intended distribution.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -524,17 +521,8 @@ _THREADS_SCRIPT = textwrap.dedent(
 )
 
 
-def _variation_digest(threads: int) -> tuple[int, str]:
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    n, digest = proc.stdout.split()
-    return int(n), digest
-
-
-def test_variation_identical_for_any_thread_count():
-    t1, h1 = _variation_digest(1)
-    t2, h2 = _variation_digest(2)
+def test_variation_identical_for_any_thread_count(digest_with_threads):
+    t1, h1 = digest_with_threads(_THREADS_SCRIPT, 1)
+    t2, h2 = digest_with_threads(_THREADS_SCRIPT, 2)
     assert (t1, t2) == (1, 2)
     assert h1 == h2
