@@ -1,8 +1,9 @@
 """One GENREG generation (P=200, 200-image episode, 784-64-10) against plain NumPy.
 
 Candidate: genreg's generation as the run loop does it: build the episode batch,
-fused forward + scoring, trust update, selection, cloning, child and base
-mutation (cost proportional to the mutation rate).
+fused forward + scoring, trust update, selection, then cloning fused with child
+mutation into the buffer of the generation before last, and base mutation
+(mutation cost proportional to the mutation rate).
 Reference: the same generation in plain NumPy: forward by a stacked GEMM or a
 per-genome loop of matmuls (both timed, the faster counts), full-size random
 masks and Gaussian noise for mutation.
@@ -70,6 +71,7 @@ def main(argv=None) -> int:
     pop = Population.random(layout, cfg.population, seed=0)
     strategy = Genreg()
     counter = {"g": 0}
+    spare = np.empty_like(pop.W)  # the run loop breeds into the buffer of the generation before last
     print("environment:", environment())
 
     def genreg_generation():
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
         state = EvolutionState(Population(layout, pop.W, pop.trust.copy(), pop.ids, pop.parent_ids, pop.age, pop.next_id), g)
         _, correct = population_predict(layout, state.population.W, SparseBatch.from_dense(mnist.train_images[idx]), labels, 10)
         strategy.score(state, correct, labels.size, cfg)
-        return strategy.breed(state, cfg)
+        return strategy.breed(state, cfg, out=spare)
 
     rng = np.random.default_rng(0)
 

@@ -100,6 +100,7 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
     for history in (metrics, weights):
         history.truncate(state.generation)
     best_row, best_trust, best_generation = None, 0.0, state.generation
+    spare = None  # a (population, n) buffer nothing refers to any more
     bar = tqdm(total=cfg.generations, initial=state.generation, unit="gen", disable=not progress,
                dynamic_ncols=True, desc=f"{cfg.strategy} {layout.describe().split(' ')[0]}")
     try:
@@ -127,7 +128,10 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
                 best_row = state.population.W[best].copy()
                 best_trust, best_generation = float(fitness[best]), g
                 t1 = time.perf_counter()
-                state = strategy.breed(state, cfg)
+                # The generation before last is garbage now: breed into its buffer.
+                previous = state.population.W
+                state = strategy.breed(state, cfg, out=spare)
+                spare = previous
                 scale = strategy.last_mutation_scale
                 t2 = time.perf_counter()
                 metrics.append([g, float(fitness[best]), float(np.nanmean(fitness)), float(accuracy[best]),

@@ -30,7 +30,7 @@ import numpy as np
 
 from .config import Config
 from .population import Population, check_population_size
-from .variation import Purpose, clone, gene_bounds, gene_crossover, generator, mask_crossover, mutate, stream_keys
+from .variation import Purpose, clone, clone_mutate, gene_bounds, gene_crossover, generator, mask_crossover, mutate, stream_keys
 
 
 @dataclass
@@ -63,12 +63,14 @@ def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, W_ch
                     child_trust: np.ndarray) -> Population:
     """Assemble the next generation: ``keep`` rows carried over as they are, then children.
 
-    parents: ``(C,)`` row of each child's (first) parent; W_children: ``(C, n)`` or
-    None to clone the parents.  Children get fresh ids, age 0 and ``child_trust``.
+    parents: ``(C,)`` row of each child's (first) parent; W_children: ``(C, n)`` (used
+    as the new buffer itself when nothing is kept) or None to clone the parents.  Children get fresh ids, age 0 and ``child_trust``.
     """
     check_population_size(pop.layout, len(keep) + len(parents), copies=2)
     if W_children is None:
         W = clone(pop.W, np.concatenate([keep, parents]))
+    elif len(keep) == 0:
+        W = W_children
     else:
         W = np.empty((len(keep) + len(parents), pop.W.shape[1]), dtype=np.float32)
         W[: len(keep)] = pop.W[keep]
@@ -118,7 +120,9 @@ class Genreg:
         w = np.where(np.isfinite(w), w, 0.0)
         return w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
 
-    def breed(self, state: EvolutionState, cfg: Config) -> EvolutionState:
+    def breed(self, state: EvolutionState, cfg: Config, out: np.ndarray | None = None) -> EvolutionState:
+        """The next generation; ``out``: optional ``(population, n)`` buffer to build it in
+        (the caller promises nothing else uses it, e.g. the generation before last)."""
         pop, g = state.population, state.generation
         self.last_mutation_scale = cfg.mutation_scale
         order = ranking(pop.trust)
@@ -133,10 +137,12 @@ class Genreg:
         rng = generator(cfg.seed, g, Purpose.SELECTION)
         drawn = rng.choice(survivors, size=n_children, p=self.parent_weights(pop.trust[survivors], cfg))
         parents = np.concatenate([elites, drawn])
-        new = next_population(pop, np.empty(0, dtype=np.int64), parents, None, cfg.trust_inheritance * pop.trust[parents])
-        children = np.arange(len(elites), cfg.population)
-        mutate(new.W, children, cfg.child_mutation_rate, cfg.mutation_scale,
-               stream_keys(cfg.seed, g, children, Purpose.CHILD_MUTATION))
+        slots = np.arange(cfg.population)
+        rates = np.where(slots < len(elites), 0.0, cfg.child_mutation_rate)
+        W, _ = clone_mutate(pop.W, parents, rates, cfg.mutation_scale,
+                            stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION), out)
+        new = next_population(pop, np.empty(0, dtype=np.int64), parents, W, cfg.trust_inheritance * pop.trust[parents])
+        children = slots[len(elites):]
         chosen = children[generator(cfg.seed, g, Purpose.BASE_MUTATION).random(n_children) < cfg.base_mutation_share]
         mutate(new.W, chosen, cfg.base_mutation_rate, cfg.mutation_scale,
                stream_keys(cfg.seed, g, chosen, Purpose.BASE_MUTATION))
@@ -185,7 +191,8 @@ class ClassicGA:
             convergence = min(1.0, max(cfg.adapt_min, spread / state.initial_spread))
         return cfg.ga_mutation_scale * convergence * state.mutation_multiplier
 
-    def breed(self, state: EvolutionState, cfg: Config) -> EvolutionState:
+    def breed(self, state: EvolutionState, cfg: Config, out: np.ndarray | None = None) -> EvolutionState:
+        """The next generation (children are built in new buffers; ``out`` is accepted and unused)."""
         pop, g = state.population, state.generation
         fitness = pop.trust
         best = float(np.nanmax(fitness)) if np.isfinite(fitness).any() else -math.inf

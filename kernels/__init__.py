@@ -4,7 +4,7 @@ from .activations import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, fast_t
 from .forward import genome_logits, population_logits, population_predict
 from .rng import stream_key
 from .sparse import count_active_features, fill_tiles
-from .variation import copy_rows, gene_crossover, mask_crossover, mutate_row, mutate_rows, stream_keys
+from .variation import clone_mutate_rows, gene_crossover, mask_crossover, mutate_row, mutate_rows, stream_keys
 
 __all__ = [
     "IDENTITY",
@@ -12,7 +12,7 @@ __all__ = [
     "SIGMOID",
     "TANH",
     "activate_inplace",
-    "copy_rows",
+    "clone_mutate_rows",
     "count_active_features",
     "fill_tiles",
     "fast_tanh",

@@ -9,39 +9,38 @@ import numpy as np
 from numba import prange
 
 from ._config import jit, parallel_jit
-from .rng import next_normal_pair, next_u64, next_uniform, stream_key
+from .rng import next_exponential, next_normal, next_u64, stream_key
 
 
 @jit
 def mutate_row(row, rate, scale, state):
     """Add N(0, scale^2) noise to each entry of ``row: (n,)`` independently with probability ``rate``.
 
-    Positions are visited by geometric skips (the gap between successive
-    mutated entries is Geometric(rate)), so the cost is O(rate * n) draws,
-    not n.  Noise comes in Box-Muller pairs: the k-th mutated entry (k = 0, 1, ...)
-    gets z1 of pair k // 2 if k is even, else its z2.  Returns the number of
+    Positions are visited by geometric skips: the gap before the next mutated
+    entry is floor(E / lam), E ~ Exp(1) from ``next_exponential`` and
+    lam = -log(1 - rate), which is Geometric(rate).  So the cost is O(rate * n),
+    not n.  Each mutated entry then draws its noise with ``next_normal``: two
+    64-bit draws per mutated entry, in that order.  Returns the number of
     entries changed.
     """
     n = row.shape[0]
     if rate <= 0.0:
         return 0
-    log_q = np.log1p(-rate) if rate < 1.0 else -np.inf
+    lam = -np.log1p(-rate) if rate < 1.0 else np.inf
     count = 0
-    spare = 0.0
     pos = -1
     while True:
         if rate < 1.0:
-            state, u = next_uniform(state)
-            # failures before the next success: floor(log(1 - u) / log(1 - rate))
-            pos += 1 + np.int64(np.floor(np.log1p(-u) / log_q))
+            state, e = next_exponential(state)
+            gap = np.floor(e / lam)
+            if gap >= n - pos - 1:  # also guards the int conversion for tiny rates
+                return count
+            pos += 1 + np.int64(gap)
         else:
             pos += 1
-        if pos >= n:
-            return count
-        if count % 2 == 0:
-            state, z, spare = next_normal_pair(state)
-        else:
-            z = spare
+            if pos >= n:
+                return count
+        state, z = next_normal(state)
         row[pos] += np.float32(scale * z)
         count += 1
 
@@ -102,10 +101,16 @@ def gene_crossover(W, parent_a, parent_b, gene_bounds, keys, out):
 
 
 @parallel_jit
-def copy_rows(W, parents, out):
-    """``out[c] = W[parents[c]]`` for every child c (cloning), in parallel."""
+def clone_mutate_rows(W, parents, rates, scale, keys, out, counts):
+    """Children in one pass over memory: ``out[c] = W[parents[c]]``, then
+    ``mutate_row(out[c], rates[c], scale, keys[c])`` while the row is still in cache.
+
+    W: ``(P, n) float32``; parents, keys, counts: ``(C,)``; rates: ``(C,) float64``
+    (0 = plain clone); out: ``(C, n) float32``.
+    """
     for c in prange(out.shape[0]):
         out[c, :] = W[parents[c], :]
+        counts[c] = mutate_row(out[c], rates[c], scale, keys[c])
 
 
 @jit

@@ -597,25 +597,30 @@ def test_history_truncate(tmp_path):
 
 @pytest.mark.parametrize("strategy", ["genreg", "ga"])
 def test_convergence_on_mnist(tmp_path, mnist_dir, strategy):
-    """80 generations of a 784-16-10 network, 30 genomes, 100-image episodes.
+    """80 generations of a 784-16-10 network, 30 genomes, 100-image episodes, three seeds.
 
-    Random search over as many genomes stays around 0.13-0.18 validation accuracy;
-    both strategies reach about 0.40 with this seed, so 0.33 leaves a margin while
-    a broken engine (no selection, no variation, wrong best genome) fails.
+    Random search over as many genomes stays around 0.13-0.18 validation accuracy.
+    Over seeds 0-5 both strategies end between 0.28 and 0.44 (mean about 0.36),
+    so a mean over three seeds above 0.30 leaves a margin, while a broken engine
+    (no selection, no variation, wrong best genome) fails.
     """
-    cfg = from_mapping(dict(strategy=strategy, crossover="mask", hidden_sizes=[16], population=30,
-                            images_per_digit=10, generations=80, validation_images=2000, validation_every=10,
-                            checkpoint_every=20, seed=0))
-    state = start_run(cfg, tmp_path, mnist_dir, progress=False)
-    assert state.generation == 80
-    first, last = last_validation(tmp_path)
-    assert last > 0.33, f"{strategy}: validation accuracy {last:.3f} after 80 generations"
-    assert last > first + 0.15, f"{strategy}: {first:.3f} -> {last:.3f}"
-    m = read_history(tmp_path / "metrics.csv")
-    assert m["generation"].tolist() == list(range(80))
-    assert m["best_accuracy"][-10:].mean() > m["best_accuracy"][:10].mean() + 0.1
-    assert checkpoint_generations(tmp_path) == [60, 80]
-    assert (tmp_path / "best_genome_mnist_gen00080.pkl").stat().st_size > 0
+    finals = []
+    for seed in range(3):
+        run = tmp_path / f"seed{seed}"
+        cfg = from_mapping(dict(strategy=strategy, crossover="mask", hidden_sizes=[16], population=30,
+                                images_per_digit=10, generations=80, validation_images=2000, validation_every=10,
+                                checkpoint_every=20, seed=seed))
+        state = start_run(cfg, run, mnist_dir, progress=False)
+        assert state.generation == 80
+        first, last = last_validation(run)
+        assert last > first + 0.1, f"{strategy}, seed {seed}: {first:.3f} -> {last:.3f}"
+        m = read_history(run / "metrics.csv")
+        assert m["generation"].tolist() == list(range(80))
+        assert m["best_accuracy"][-10:].mean() > m["best_accuracy"][:10].mean() + 0.1
+        finals.append(last)
+    assert np.mean(finals) > 0.30, f"{strategy}: final validation accuracies {finals}"
+    assert checkpoint_generations(tmp_path / "seed0") == [60, 80]
+    assert (tmp_path / "seed0" / "best_genome_mnist_gen00080.pkl").stat().st_size > 0
 
 
 @pytest.fixture(scope="module")
