@@ -66,7 +66,9 @@ class Config:
     base_mutation_share: float = 0.1
     """Fraction of the non-elite new population that also receives base mutation each generation."""
     mutation_scale: float = 0.03
-    """Standard deviation of the Gaussian mutation noise (child and base)."""
+    """Standard deviation of the Gaussian mutation noise (child and base) at generation 0."""
+    mutation_scale_end: float = 0.0
+    """If > 0: the noise scale shrinks geometrically from mutation_scale to this value at the last generation."""
     parent_weighting: str = "shift"
     """How survivors' trust weighs parent choice: 'shift' (trust - min + 1), 'clip' (max(trust, 0)), 'rank', 'uniform'."""
     elites: int = 1
@@ -123,7 +125,7 @@ class Config:
         need(0 <= self.trust_inheritance <= 1, "trust_inheritance", "must be in [0, 1]")
         for key in ("child_mutation_rate", "base_mutation_rate", "base_mutation_share", "ga_mutation_rate"):
             need(0 <= getattr(self, key) <= 1, key, "must be in [0, 1]")
-        for key in ("mutation_scale", "ga_mutation_scale"):
+        for key in ("mutation_scale", "mutation_scale_end", "ga_mutation_scale"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         need(self.parent_weighting in ("shift", "clip", "rank", "uniform"), "parent_weighting",
              "must be shift, clip, rank or uniform")

@@ -120,11 +120,19 @@ class Genreg:
         w = np.where(np.isfinite(w), w, 0.0)
         return w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
 
+    @staticmethod
+    def noise_scale(generation: int, cfg: Config) -> float:
+        """The mutation noise of ``generation``: constant, or a geometric anneal to ``mutation_scale_end``."""
+        if cfg.mutation_scale_end <= 0 or cfg.mutation_scale <= 0:
+            return cfg.mutation_scale
+        f = min(1.0, generation / max(1, cfg.generations - 1))
+        return cfg.mutation_scale * (cfg.mutation_scale_end / cfg.mutation_scale) ** f
+
     def breed(self, state: EvolutionState, cfg: Config, out: np.ndarray | None = None) -> EvolutionState:
         """The next generation; ``out``: optional ``(population, n)`` buffer to build it in
         (the caller promises nothing else uses it, e.g. the generation before last)."""
         pop, g = state.population, state.generation
-        self.last_mutation_scale = cfg.mutation_scale
+        scale = self.last_mutation_scale = self.noise_scale(g, cfg)
         order = ranking(pop.trust)
         n_survivors = max(1, math.ceil(cfg.survival_cutoff * pop.size))
         survivors = order[:n_survivors]
@@ -139,12 +147,12 @@ class Genreg:
         parents = np.concatenate([elites, drawn])
         slots = np.arange(cfg.population)
         rates = np.where(slots < len(elites), 0.0, cfg.child_mutation_rate)
-        W, _ = clone_mutate(pop.W, parents, rates, cfg.mutation_scale,
+        W, _ = clone_mutate(pop.W, parents, rates, scale,
                             stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION), out)
         new = next_population(pop, np.empty(0, dtype=np.int64), parents, W, cfg.trust_inheritance * pop.trust[parents])
         children = slots[len(elites):]
         chosen = children[generator(cfg.seed, g, Purpose.BASE_MUTATION).random(n_children) < cfg.base_mutation_share]
-        mutate(new.W, chosen, cfg.base_mutation_rate, cfg.mutation_scale,
+        mutate(new.W, chosen, cfg.base_mutation_rate, scale,
                stream_keys(cfg.seed, g, chosen, Purpose.BASE_MUTATION))
         return dataclasses.replace(state, population=new, generation=g + 1)
 

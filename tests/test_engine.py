@@ -886,3 +886,24 @@ def test_plot_on_empty_dir_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("genreg: error:") and "metrics.csv" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_noise_scale_constant_by_default_and_geometric_anneal():
+    cfg = Config()
+    assert [Genreg.noise_scale(g, cfg) for g in (0, 300, 599)] == [cfg.mutation_scale] * 3
+    cfg = from_mapping(dict(mutation_scale=0.05, mutation_scale_end=0.01, generations=600))
+    scales = np.array([Genreg.noise_scale(g, cfg) for g in range(600)])
+    assert scales[0] == pytest.approx(0.05) and scales[-1] == pytest.approx(0.01)
+    assert np.all(np.diff(scales) < 0)
+    # geometric: constant ratio between successive generations
+    np.testing.assert_allclose(scales[1:] / scales[:-1], (0.01 / 0.05) ** (1 / 599), rtol=1e-12)
+    with pytest.raises(ConfigError, match="mutation_scale_end"):
+        from_mapping(dict(mutation_scale_end=-0.1))
+
+
+def test_annealed_run_records_the_scale_it_used(tmp_path, mnist_dir):
+    cfg = from_mapping(dict(hidden_sizes=[8], population=10, images_per_digit=2, generations=5, validation_images=500,
+                            validation_every=0, checkpoint_every=5, mutation_scale=0.08, mutation_scale_end=0.02))
+    start_run(cfg, tmp_path, mnist_dir, progress=False)
+    recorded = read_history(tmp_path / "metrics.csv")["mutation_scale"]
+    np.testing.assert_allclose(recorded, [Genreg.noise_scale(g, cfg) for g in range(5)])
