@@ -109,7 +109,7 @@ def _pairs(W, parent_a, parent_b, keys):
 def mask_crossover(W: np.ndarray, parent_a, parent_b, keys) -> np.ndarray:
     """Element-wise uniform crossover of pairs of rows of ``W``; returns children ``(C, n) float32``."""
     a, b, keys, out = _pairs(W, parent_a, parent_b, keys)
-    kernels.mask_crossover(W, a, b, keys, out)
+    kernels.mask_crossover(W.view(np.uint32), a, b, keys, out.view(np.uint32))
     return out
 
 
