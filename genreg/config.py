@@ -45,6 +45,8 @@ class Config:
     """Evaluate the best genome on the validation split every K generations (0 = never)."""
     checkpoint_every: int = 50
     """Write an HDF5 state checkpoint and the best genome pickle every K generations."""
+    max_minutes: float = 0.0
+    """Wall-clock budget of one `evolve`/`resume` invocation in minutes (0 = none): when it is used up, the run checkpoints and stops."""
     track_weights: int = 100
     """How many fixed weights of the best genome to record each generation (for `genreg plot`)."""
 
@@ -119,6 +121,7 @@ class Config:
         need(self.validation_every >= 0, "validation_every", "must be >= 0")
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         need(self.track_weights >= 0, "track_weights", "must be >= 0")
+        need(self.max_minutes >= 0, "max_minutes", "must be >= 0 (0 = no limit)")
         need(self.correct_reward > self.wrong_penalty, "correct_reward", "must exceed wrong_penalty")
         need(0 <= self.trust_decay <= 1, "trust_decay", "must be in [0, 1]")
         need(0 < self.survival_cutoff <= 1, "survival_cutoff", "must be in (0, 1]")

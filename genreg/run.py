@@ -101,6 +101,7 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
         history.truncate(state.generation)
     best_row, best_trust, best_generation = None, 0.0, state.generation
     spare = None  # a (population, n) buffer nothing refers to any more
+    started = time.perf_counter()
     bar = tqdm(total=cfg.generations, initial=state.generation, unit="gen", disable=not progress,
                dynamic_ncols=True, desc=f"{cfg.strategy} {layout.describe().split(' ')[0]}")
     try:
@@ -141,13 +142,15 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
                 bar.set_postfix(trust=f"{fitness[best]:.1f}", acc=f"{accuracy[best]:.3f}",
                                 val=f"{validation:.3f}" if not math.isnan(validation) else "-", refresh=False)
                 done = state.generation == cfg.generations
-                if stop.signal is not None or done or state.generation % cfg.checkpoint_every == 0:
+                out_of_time = cfg.max_minutes > 0 and time.perf_counter() - started >= 60.0 * cfg.max_minutes
+                if stop.signal is not None or done or out_of_time or state.generation % cfg.checkpoint_every == 0:
                     write_checkpoint(run_dir, state, cfg.to_dict())
                     save_genome(run_dir / f"best_genome_mnist_gen{state.generation:05d}.pkl", layout, best_row,
                                 trust=best_trust, metadata={"generation": best_generation, "seed": cfg.seed,
                                                             "strategy": cfg.strategy, "run_dir": str(run_dir)})
-                if stop.signal is not None:
-                    bar.write(f"genreg: stopped by signal {stop.signal} after generation {g}; "
+                if stop.signal is not None or (out_of_time and not done):
+                    why = f"signal {stop.signal}" if stop.signal is not None else f"max_minutes={cfg.max_minutes:g}"
+                    bar.write(f"genreg: stopped by {why} after generation {g}; "
                               f"checkpoint written, continue with: genreg resume {run_dir}")
                     break
     finally:

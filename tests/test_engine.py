@@ -907,3 +907,16 @@ def test_annealed_run_records_the_scale_it_used(tmp_path, mnist_dir):
     start_run(cfg, tmp_path, mnist_dir, progress=False)
     recorded = read_history(tmp_path / "metrics.csv")["mutation_scale"]
     np.testing.assert_allclose(recorded, [Genreg.noise_scale(g, cfg) for g in range(5)])
+
+
+def test_max_minutes_stops_with_a_checkpoint_and_resume_continues(tmp_path, mnist_dir):
+    cfg = from_mapping(dict(hidden_sizes=[8], population=10, images_per_digit=2, generations=50, validation_images=500,
+                            validation_every=0, checkpoint_every=100, max_minutes=1e-9))
+    state = start_run(cfg, tmp_path, mnist_dir, progress=False)
+    assert state.generation == 1  # the budget is checked after each generation
+    assert checkpoint_generations(tmp_path) == [0, 1]
+    assert (tmp_path / "best_genome_mnist_gen00001.pkl").exists()
+    state = resume_run(tmp_path, {"max_minutes": 0.0, "generations": 4}, mnist_dir, progress=False)
+    assert state.generation == 4
+    with pytest.raises(ConfigError, match="max_minutes"):
+        from_mapping(dict(max_minutes=-1))
