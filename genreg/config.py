@@ -95,8 +95,8 @@ class Config:
     """GA: the convergence factor never shrinks the mutation below this share of its scale."""
     stagnation_patience: int = 10
     """GA: generations without a new best before mutation grows."""
-    stagnation_growth: float = 1.5
-    """GA: factor applied to mutation per stagnant patience window (capped at 8x)."""
+    stagnation_growth: float = 1.0
+    """GA: factor applied to mutation per stagnant patience window (capped at 8x); 1 = off (default, see README)."""
 
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
