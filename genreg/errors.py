@@ -19,3 +19,7 @@ class ConfigError(GenregError):
 
 class PopulationError(GenregError):
     """A population cannot be built (too large for memory, NaN weights, ...)."""
+
+
+class TrainingError(GenregError):
+    """Gradient training cannot go on (non-finite weights or loss)."""

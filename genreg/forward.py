@@ -11,6 +11,7 @@ from .layout import Layout
 
 
 def _check_population(layout: Layout, W: np.ndarray) -> None:
+    layout.require_plain("the Numba forward kernels")
     if not isinstance(W, np.ndarray) or W.dtype != np.float32 or W.ndim != 2:
         raise TypeError(f"W must be a 2-D float32 array, got {getattr(W, 'dtype', type(W))} {np.shape(W)}")
     if W.shape[1] != layout.n_params:

@@ -110,8 +110,7 @@ class Population:
         W = rng.random((size, layout.n_params), dtype=np.float32)
         for l in range(layout.n_layers):
             a = np.float32(scale if scale is not None else 1.0 / np.sqrt(layout.sizes[l]))
-            for name in (f"W{l}", f"b{l}"):
-                t = layout.tensor(name)
+            for t in layout.layer_tensors(l):
                 block = W[:, t.offset : t.stop]
                 block *= np.float32(2) * a
                 block -= a

@@ -15,6 +15,7 @@ so a run killed at any moment leaves the previous checkpoint loadable.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -59,14 +60,37 @@ def _checkpoints(folder: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+@contextlib.contextmanager
+def atomic_h5(path):
+    """Write an HDF5 file atomically: yield an open ``h5py.File`` on a temporary
+    file, then fsync it, rename it over ``path`` and fsync the directory."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def prune_checkpoints(run_dir, keep: int = KEEP) -> None:
+    """Delete all but the newest ``keep`` state checkpoints of ``run_dir``."""
+    for old in _checkpoints(checkpoint_dir(run_dir))[:-keep]:
+        old.unlink()
+
+
 def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     """Atomically write the state after ``state.generation`` generations; keep the last two."""
     folder = checkpoint_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"state_gen{state.generation:05d}.h5"
-    tmp = path.with_name(path.name + ".tmp")
     pop = state.population
-    with h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         for name in ARRAYS:
             f.create_dataset(name, data=getattr(pop, name))
         f.attrs["format"] = FORMAT
@@ -80,12 +104,7 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
             {"kind": "splitmix64 streams keyed by (seed, generation, slot, purpose)",
              "seed": config["seed"], "generation": state.generation}
         )
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(folder)
-    for old in _checkpoints(folder)[:-KEEP]:
-        old.unlink()
+    prune_checkpoints(run_dir)
     return path
 
 
@@ -117,15 +136,20 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     return EvolutionState(pop, generation, **scalars), config
 
 
-def latest_checkpoint(run_dir) -> tuple[Path, EvolutionState, dict]:
-    """The newest checkpoint that loads; an unreadable newer one is skipped with a warning."""
+def latest_checkpoint(run_dir, reader=None) -> tuple[Path, EvolutionState, dict]:
+    """The newest checkpoint that loads; an unreadable newer one is skipped with a warning.
+
+    ``reader(path) -> (state, config)`` defaults to ``read_checkpoint`` (other
+    run types, e.g. hybrid runs, pass their own).
+    """
+    reader = reader or read_checkpoint
     candidates = _checkpoints(checkpoint_dir(run_dir))[::-1]
     if not candidates:
         raise CheckpointError(f"no checkpoint in {checkpoint_dir(run_dir)}: nothing to resume")
     errors = []
     for path in candidates:
         try:
-            state, config = read_checkpoint(path)
+            state, config = reader(path)
             for msg in errors:
                 print(f"genreg: warning: skipped {msg}")
             return path, state, config
