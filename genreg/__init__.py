@@ -15,4 +15,14 @@ __all__ = [
     "PopulationError",
     "Tensor",
     "__version__",
+    "merge_weights",
 ]
+
+
+def __getattr__(name):
+    # merge_weights (the weight-merge crossover) imports scipy: loaded on first use only.
+    if name == "merge_weights":
+        from .merge import merge_weights
+
+        return merge_weights
+    raise AttributeError(f"module 'genreg' has no attribute {name!r}")

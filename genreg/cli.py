@@ -87,8 +87,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_run
+    from .plots_hpo import is_hpo_run, plot_hpo_run
 
-    for path in plot_run(args.run_dir, args.out):
+    from .hybrid_plots import plot_hybrid_run
+    from .hybrid_run import is_hybrid_run
+
+    plot = plot_hpo_run if is_hpo_run(args.run_dir) else plot_run
+    if is_hybrid_run(args.run_dir):
+        def plot(run_dir, out):
+            return plot_hybrid_run(run_dir, out, generations=args.generations)
+    for path in plot(args.run_dir, args.out):
         print(f"wrote {path}")
     return 0
 
@@ -146,11 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
         "plot",
         help="write PNG figures of a run",
         description="Write PNGs of a run: trust and accuracy curves (best, mean, validation), per-digit "
-        "accuracy over generations, and the values of the tracked weights of the best genome.",
+        "accuracy over generations, and the values of the tracked weights of the best genome. On a "
+        "`genreg hpo` run directory: traits against the validation metric, the sampled architectures, "
+        "the best metric per generation and the cost of every fitness evaluation.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR)")
+    p.add_argument("--generations", metavar="G1,G2,...",
+                   help="hybrid runs: generations whose similarity PCA and histograms to draw (default: first, middle, last)")
     p.set_defaults(func=cmd_plot)
+
+    from .hpo_cli import add_hpo_commands
+
+    add_hpo_commands(sub)
+
+    from .hybrid_cli import add_hybrid_commands
+
+    add_hybrid_commands(sub)
     return parser
 
 

@@ -60,3 +60,14 @@ def run_digest_with_threads(script: str, threads: int) -> tuple[int, str]:
 def digest_with_threads():
     """``digest_with_threads(script, n)``: a script's (thread count, digest) under n Numba threads."""
     return run_digest_with_threads
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The shared data root holding wine-quality/ and boston-housing/ (skip, or fail under CI, if absent)."""
+    root = Path(os.environ["GENREG_DATA"]).expanduser() if os.environ.get("GENREG_DATA") else REPO_ROOT.parent / "shared" / "data"
+    needed = [root / "wine-quality" / "winequality-red.csv", root / "boston-housing" / "boston_housing.csv"]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        _unavailable(f"{', '.join(missing)} not found (set GENREG_DATA to the data root)")
+    return root.resolve()

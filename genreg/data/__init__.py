@@ -1,4 +1,4 @@
-"""Data sets: MNIST loading, validation splits and balanced episode sampling."""
+"""Data sets: MNIST loading, validation splits and balanced episode sampling; tabular CSVs and the trig task."""
 
 from .mnist import (
     FILES,
@@ -13,6 +13,7 @@ from .mnist import (
     resolve_data_dir,
     to_float,
 )
+from .tabular import TabularSplits, load_boston, load_wine, make_trig
 
 __all__ = [
     "FILES",
@@ -21,7 +22,11 @@ __all__ = [
     "SHA256",
     "EpisodeSampler",
     "Split",
+    "TabularSplits",
+    "load_boston",
     "load_mnist",
+    "load_wine",
+    "make_trig",
     "read_idx_images",
     "read_idx_labels",
     "resolve_data_dir",
