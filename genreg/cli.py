@@ -86,16 +86,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from .hybrid_plots import plot_hybrid_run
+    from .hybrid_run import is_hybrid_run
     from .plots import plot_run
     from .plots_hpo import is_hpo_run, plot_hpo_run
 
-    from .hybrid_plots import plot_hybrid_run
-    from .hybrid_run import is_hybrid_run
-
-    plot = plot_hpo_run if is_hpo_run(args.run_dir) else plot_run
     if is_hybrid_run(args.run_dir):
         def plot(run_dir, out):
             return plot_hybrid_run(run_dir, out, generations=args.generations)
+    elif is_hpo_run(args.run_dir):
+        plot = plot_hpo_run
+    else:
+        plot = plot_run
     for path in plot(args.run_dir, args.out):
         print(f"wrote {path}")
     return 0

@@ -8,7 +8,9 @@ shape and may not change on resume; everything else may.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import math
 import sys
 from dataclasses import dataclass, field, fields
 
@@ -150,11 +152,8 @@ class Config:
         return d
 
     def to_toml(self) -> str:
-        """The resolved config as TOML (every key, with its documentation as a comment)."""
-        lines = ["# genreg run configuration (resolved: every key, defaults included)"]
-        for key, value in self.to_dict().items():
-            lines.append(f"{key} = {json.dumps(value)}")
-        return "\n".join(lines) + "\n"
+        """The resolved config as TOML (every key, defaults included)."""
+        return config_to_toml(self.to_dict(), "genreg run configuration")
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes).validate()
@@ -166,29 +165,80 @@ _FIELDS = {f.name: f for f in fields(Config) if f.name != "extra"}
 
 def _coerce(key: str, value):
     """Check a raw value's type against the default's; return it in the field's type."""
-    default = _FIELDS[key].default
     if key == "hidden_sizes":
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"invalid config: hidden_sizes = {value!r}: must be a list of integers")
         return tuple(value)
-    if isinstance(default, bool) or isinstance(value, bool) and not isinstance(default, bool):
-        raise ConfigError(f"invalid config: {key} = {value!r}: expected {type(default).__name__}")
-    if isinstance(default, float) and isinstance(value, int):
-        return float(value)
-    if not isinstance(value, type(default)):
-        raise ConfigError(f"invalid config: {key} = {value!r}: expected {type(default).__name__}")
-    return value
+    return coerce_field(_FIELDS[key].default, key, value, "config")
 
 
 def from_mapping(mapping: dict, base: Config | None = None) -> Config:
     """Build a validated Config from ``mapping`` on top of ``base`` (default: the defaults)."""
-    unknown = sorted(set(mapping) - set(_FIELDS))
+    return build_config(Config, mapping, base, "config", _coerce)
+
+
+# -- shared by every config class (Config, HybridConfig, HPOConfig) ---------------
+def coerce_field(default, key: str, value, what: str = "config"):
+    """``value`` in the type of ``default`` (an int is accepted for a float); else ConfigError naming ``key``."""
+    if isinstance(default, bool) != isinstance(value, bool):
+        expected = "true or false" if isinstance(default, bool) else type(default).__name__
+        raise ConfigError(f"invalid {what}: {key} = {value!r}: expected {expected}")
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, type(default)):
+        raise ConfigError(f"invalid {what}: {key} = {value!r}: expected {type(default).__name__}")
+    return value
+
+
+def config_fields(cls) -> dict:
+    """The settable fields of a config dataclass, by name."""
+    return {f.name: f for f in fields(cls) if f.name != "extra"}
+
+
+def build_config(cls, mapping: dict, base=None, what: str = "config", coerce=None):
+    """A validated ``cls`` from a flat ``mapping`` on top of ``base`` (default: the defaults).
+
+    Unknown keys and values of the wrong type raise ``ConfigError`` naming the key;
+    ``coerce(key, value)`` overrides the type check (default: ``coerce_field``).
+    """
+    known = config_fields(cls)
+    unknown = sorted(set(mapping) - set(known))
     if unknown:
-        raise ConfigError(f"unknown config key(s): {', '.join(unknown)} (known: {', '.join(_FIELDS)})")
-    changes = {key: _coerce(key, value) for key, value in mapping.items()}
-    return dataclasses.replace(base or Config(), **changes).validate()
+        raise ConfigError(f"unknown {what} key(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    coerce = coerce or (lambda key, value: coerce_field(known[key].default, key, value, what))
+    changes = {key: coerce(key, value) for key, value in mapping.items()}
+    return dataclasses.replace(base or cls(), **changes).validate()
+
+
+def toml_value(value) -> str:
+    """One value as TOML (nan as the TOML literal, tuples as arrays)."""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def config_to_toml(values: dict, title: str) -> str:
+    """``key = value`` lines under a comment naming the resolved configuration."""
+    lines = [f"# {title} (resolved: every key, defaults included)"]
+    lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def describe_fields(cls) -> str:
+    """Every key of a config dataclass, its default and the docstring under it (for --help)."""
+    source = inspect.getsource(cls)
+    lines = []
+    for name, f in config_fields(cls).items():
+        doc = ""
+        idx = source.find(f"    {name}:")
+        if idx >= 0:
+            after = source[idx:].split('"""')
+            if len(after) >= 3:
+                doc = after[1].strip()
+        lines.append(f"  {name} = {toml_value(f.default)}\n      {doc}")
+    return "\n".join(lines)
 
 
 def load_toml(path) -> dict:
@@ -223,18 +273,4 @@ def parse_overrides(pairs) -> dict:
 
 def describe_keys() -> str:
     """Every key, its default and its documentation (for --help)."""
-    import inspect
-
-    source = inspect.getsource(Config)
-    lines = []
-    for name, f in _FIELDS.items():
-        doc = ""
-        marker = f"    {name}:"
-        idx = source.find(marker)
-        if idx >= 0:
-            after = source[idx:].split('"""')
-            if len(after) >= 3:
-                doc = after[1].strip()
-        default = list(f.default) if name == "hidden_sizes" else f.default
-        lines.append(f"  {name} = {json.dumps(default)}\n      {doc}")
-    return "\n".join(lines)
+    return describe_fields(Config)

@@ -9,11 +9,10 @@ The trait ranges (``*_min`` / ``*_max``) bound every value the GA draws.
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import json
 import math
 from dataclasses import dataclass, fields
 
+from .config import build_config, config_to_toml, describe_fields
 from .errors import ConfigError
 
 TASKS = ("trig", "boston", "wine", "mnist")
@@ -166,54 +165,19 @@ class HPOConfig:
 
     def to_toml(self) -> str:
         """The resolved config as TOML (every key; nan written as the TOML literal)."""
-        lines = ["# genreg hpo configuration (resolved: every key, defaults included)"]
-        for key, value in self.to_dict().items():
-            text = "nan" if isinstance(value, float) and math.isnan(value) else json.dumps(value)
-            lines.append(f"{key} = {text}")
-        return "\n".join(lines) + "\n"
+        return config_to_toml(self.to_dict(), "genreg hpo configuration")
 
     def replace(self, **changes) -> "HPOConfig":
         return dataclasses.replace(self, **changes).validate()
 
 
-_FIELDS = {f.name: f for f in fields(HPOConfig)}
-
-
-def _coerce(key: str, value):
-    default = _FIELDS[key].default
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"invalid hpo config: {key} = {value!r}: expected true or false")
-        return value
-    if isinstance(value, bool):
-        raise ConfigError(f"invalid hpo config: {key} = {value!r}: expected {type(default).__name__}")
-    if isinstance(default, float) and isinstance(value, int):
-        return float(value)
-    if not isinstance(value, type(default)):
-        raise ConfigError(f"invalid hpo config: {key} = {value!r}: expected {type(default).__name__}")
-    return value
 
 
 def hpo_from_mapping(mapping: dict, base: HPOConfig | None = None) -> HPOConfig:
     """Build a validated HPOConfig from ``mapping`` on top of ``base`` (default: the defaults)."""
-    unknown = sorted(set(mapping) - set(_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown hpo config key(s): {', '.join(unknown)} (known: {', '.join(_FIELDS)})")
-    changes = {key: _coerce(key, value) for key, value in mapping.items()}
-    return dataclasses.replace(base or HPOConfig(), **changes).validate()
+    return build_config(HPOConfig, mapping, base, "hpo config")
 
 
 def describe_hpo_keys() -> str:
     """Every key, its default and its documentation (for --help)."""
-    source = inspect.getsource(HPOConfig)
-    lines = []
-    for name, f in _FIELDS.items():
-        doc = ""
-        idx = source.find(f"    {name}:")
-        if idx >= 0:
-            after = source[idx:].split('"""')
-            if len(after) >= 3:
-                doc = after[1].strip()
-        default = "nan" if isinstance(f.default, float) and math.isnan(f.default) else json.dumps(f.default)
-        lines.append(f"  {name} = {default}\n      {doc}")
-    return "\n".join(lines)
+    return describe_fields(HPOConfig)

@@ -10,13 +10,12 @@ test set is used once, for the final report.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass, fields
 
 from .backprop import TrainConfig
+from .config import build_config, config_to_toml, describe_fields
 from .errors import ConfigError
 from .layout import ACTIVATIONS, Layout
 
@@ -122,13 +121,10 @@ class HybridConfig:
 
     def to_toml(self) -> str:
         """The resolved config as TOML (every key)."""
-        lines = ["# genreg hybrid run configuration (resolved: every key, defaults included)"]
-        lines += [f"{key} = {json.dumps(value)}" for key, value in self.to_dict().items()]
-        return "\n".join(lines) + "\n"
+        return config_to_toml(self.to_dict(), "genreg hybrid run configuration")
 
 
 NETWORK_KEYS = ("architecture", "activation")
-_FIELDS = {f.name: f for f in fields(HybridConfig)}
 _SHAPE = re.compile(r"^\d+(-(\d+|\[\d+(\|\d+)*\]))+$")
 
 
@@ -147,38 +143,12 @@ def parse_architecture(shape: str, activation: str = "relu") -> Layout:
     return Layout(sizes, activation, "identity", blocks=widths)
 
 
-def _coerce(key: str, value):
-    default = _FIELDS[key].default
-    if isinstance(default, bool) != isinstance(value, bool):
-        raise ConfigError(f"invalid config: {key} = {value!r}: expected {type(default).__name__}")
-    if isinstance(default, float) and isinstance(value, int):
-        return float(value)
-    if not isinstance(value, type(default)):
-        raise ConfigError(f"invalid config: {key} = {value!r}: expected {type(default).__name__}")
-    return value
-
-
 def from_mapping(mapping: dict, base: HybridConfig | None = None) -> HybridConfig:
     """Build a validated HybridConfig from ``mapping`` on top of ``base`` (default: the defaults)."""
-    unknown = sorted(set(mapping) - set(_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown config key(s): {', '.join(unknown)} (known: {', '.join(_FIELDS)})")
-    changes = {key: _coerce(key, value) for key, value in mapping.items()}
-    return dataclasses.replace(base or HybridConfig(), **changes).validate()
+    return build_config(HybridConfig, mapping, base, "config")
 
 
 def describe_keys() -> str:
     """Every key, its default and its documentation (for --help)."""
-    import inspect
+    return describe_fields(HybridConfig)
 
-    source = inspect.getsource(HybridConfig)
-    lines = []
-    for name, f in _FIELDS.items():
-        doc = ""
-        idx = source.find(f"    {name}:")
-        if idx >= 0:
-            after = source[idx:].split('"""')
-            if len(after) >= 3:
-                doc = after[1].strip()
-        lines.append(f"  {name} = {json.dumps(f.default)}\n      {doc}")
-    return "\n".join(lines)
