@@ -590,3 +590,26 @@ def test_exponential_draw_is_minus_log_of_its_uniform():
         u = probe.u64() / 2.0**64
         e = stream.exponential()
         assert abs(e - (-math.log(u))) < 1e-9 * max(1.0, e)
+
+
+def test_clone_mutate_equals_clone_then_mutate_and_reuses_out():
+    rng = np.random.default_rng(11)
+    W = rng.normal(0.0, 0.1, size=(6, 2001)).astype(np.float32)
+    parents = np.array([3, 3, 0, 5, 1])
+    rates = np.array([0.0, 0.07, 0.07, 0.3, 1.0])
+    keys = variation.stream_keys(4, 9, np.arange(5), Purpose.CHILD_MUTATION)
+    expected = variation.clone(W, parents)
+    for c in range(5):
+        variation.mutate(expected, [c], rates[c], 0.05, keys[c : c + 1])
+    out = np.full((5, 2001), np.nan, dtype=np.float32)
+    children, counts = variation.clone_mutate(W, parents, rates, 0.05, keys, out)
+    assert children is out  # the buffer was reused
+    assert children.tobytes() == expected.tobytes()
+    assert counts[0] == 0 and counts[4] == 2001
+    np.testing.assert_array_equal(counts, np.count_nonzero(children != W[parents], axis=1))
+    # a buffer that aliases W, or has the wrong shape, is not written into
+    for bad in (W[:5], np.empty((4, 2001), np.float32)):
+        before = bad.copy()
+        fresh, _ = variation.clone_mutate(W, parents, rates, 0.05, keys, bad)
+        assert fresh is not bad and fresh.tobytes() == expected.tobytes()
+        np.testing.assert_array_equal(bad, before)
