@@ -21,7 +21,7 @@ def _under_ci() -> bool:
 def _unavailable(reason: str):
     """Missing data: a skip on a user's machine, a failure under CI."""
     if _under_ci():
-        pytest.fail(f"MNIST data unavailable under CI: {reason}", pytrace=False)
+        pytest.fail(f"data unavailable under CI: {reason}", pytrace=False)
     pytest.skip(f"MNIST data unavailable: {reason}")
 
 
