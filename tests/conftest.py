@@ -22,7 +22,7 @@ def _unavailable(reason: str):
     """Missing data: a skip on a user's machine, a failure under CI."""
     if _under_ci():
         pytest.fail(f"data unavailable under CI: {reason}", pytrace=False)
-    pytest.skip(f"MNIST data unavailable: {reason}")
+    pytest.skip(f"data unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")
