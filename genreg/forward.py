@@ -73,6 +73,22 @@ def population_predict(layout: Layout, W: np.ndarray, X, labels: np.ndarray, n_c
     return predictions, n_correct
 
 
+def predict_from_logits(logits: np.ndarray, labels: np.ndarray, n_classes: int):
+    """Argmax and scoring of logits ``(P, B, n_out)`` from ``population_logits`` (as the fused kernel does).
+
+    Returns ``(predictions (P, B) int32, n_correct (P,) int64)``.
+    """
+    logits = np.ascontiguousarray(logits, dtype=np.float32)
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+    if logits.ndim != 3 or labels.shape != (logits.shape[1],) or not 1 <= n_classes <= logits.shape[2]:
+        raise ValueError(f"need logits (P, B, n_out), labels (B,) and 1 <= n_classes <= n_out; "
+                         f"got {logits.shape}, {labels.shape}, {n_classes}")
+    predictions = np.empty(logits.shape[:2], dtype=np.int32)
+    n_correct = np.empty(logits.shape[0], dtype=np.int64)
+    kernels.predict_from_logits(logits, labels, int(n_classes), predictions, n_correct)
+    return predictions, n_correct
+
+
 def genome_logits(layout: Layout, w: np.ndarray, X) -> np.ndarray:
     """Logits of one genome ``w: (n_params,) float32`` on N samples; returns ``(N, n_outputs) float32``."""
     batch = _as_batch(X)

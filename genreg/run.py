@@ -22,7 +22,7 @@ from .checkpoint import save_genome
 from .config import NETWORK_KEYS, Config, from_mapping
 from .data import EpisodeSampler, load_mnist
 from .errors import ConfigError
-from .forward import genome_predict, population_logits, population_predict
+from .forward import genome_predict, population_logits, population_predict, predict_from_logits
 from .layout import Layout
 from .population import Population
 from .store import History, latest_checkpoint, write_checkpoint
@@ -112,10 +112,13 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
                 idx = sampler.indices(g)
                 labels = data.train_labels[idx].astype(np.int64)
                 batch = SparseBatch.from_dense(data.train_images[idx])
-                predictions, n_correct = population_predict(layout, state.population.W, batch, labels, N_CLASSES)
                 loss = None
-                if cfg.strategy == "ga" and cfg.fitness == "neg_loss":
-                    loss = mean_cross_entropy(population_logits(layout, state.population.W, batch), labels)
+                if cfg.strategy == "ga" and cfg.fitness == "neg_loss":  # one forward pass serves both
+                    logits = population_logits(layout, state.population.W, batch)
+                    predictions, n_correct = predict_from_logits(logits, labels, N_CLASSES)
+                    loss = mean_cross_entropy(logits, labels)
+                else:
+                    predictions, n_correct = population_predict(layout, state.population.W, batch, labels, N_CLASSES)
                 fitness = strategy.score(state, n_correct, labels.shape[0], cfg, loss)
                 best = int(ranking(fitness)[0])
                 accuracy = n_correct / labels.shape[0]

@@ -148,6 +148,23 @@ def population_predict(W, sizes, act, tile_ptr, rows, values, labels, n_classes,
 
 
 @parallel_jit
+def predict_from_logits(logits, labels, n_classes, predictions, n_correct):
+    """The scoring half of ``population_predict`` on logits already computed.
+
+    logits: ``(P, B, n_out) float32``; labels: ``(B,)``; predictions: ``(P, B) int32``;
+    n_correct: ``(P,) int64``.  The same argmax (first on ties) as the fused kernel.
+    """
+    for g in prange(logits.shape[0]):
+        correct = 0
+        for s in range(logits.shape[1]):
+            c = argmax_first(logits[g, s], n_classes)
+            predictions[g, s] = c
+            if c == labels[s]:
+                correct += 1
+        n_correct[g] = correct
+
+
+@parallel_jit
 def genome_logits(w, sizes, act, tile_ptr, rows, values, out):
     """Fill ``out: (N, n_out) float32`` with the logits of one genome ``w`` on N samples."""
     n_samples = out.shape[0]

@@ -205,6 +205,10 @@ def test_population_predict(act, sizes, B):
             # Same kernel path: the argmax of the first n_classes logits, exactly.
             np.testing.assert_array_equal(pred, np.argmax(logits[..., :n_classes], axis=2))
             np.testing.assert_array_equal(n_correct, (pred == labels[None, :]).sum(axis=1))
+            # The scoring half alone, on those logits, agrees with the fused kernel.
+            pred2, n_correct2 = forward.predict_from_logits(logits, labels, n_classes)
+            np.testing.assert_array_equal(pred2, pred)
+            np.testing.assert_array_equal(n_correct2, n_correct)
             for g in range(P):
                 _assert_predictions_match_twin(layout, W[g], X64, pred[g], n_classes)
         # Default n_classes = all outputs.
