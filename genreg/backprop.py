@@ -23,7 +23,8 @@ scaled by 1 / (1 - p) during training; evaluation uses every unit unscaled.
 SGD (PyTorch's convention): ``v <- momentum * v + g``; the step is ``v`` or,
 with Nesterov, ``g + momentum * v``; ``w <- w - lr_e * step`` with
 ``lr_e = lr / (1 + lr_decay * e)`` for epoch ``e`` (counting from
-``start_epoch``).  The velocity starts at zero at every ``train`` call.
+``start_epoch``).  The velocity starts at zero at every ``train`` call unless the caller
+passes its own buffer (``velocity=``) to carry momentum across calls.
 """
 
 from __future__ import annotations
@@ -339,7 +340,7 @@ def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
 
 
 def train(layout: Layout, row: np.ndarray, X, y, cfg: TrainConfig, *, seed: int, X_val=None, y_val=None,
-          progress: bool = False, start_epoch: int = 0) -> list[dict]:
+          progress: bool = False, start_epoch: int = 0, velocity: np.ndarray | None = None) -> list[dict]:
     """Train ``row`` in place with minibatch SGD; return one dict per epoch.
 
     row: ``(n_params,) float32`` (e.g. ``pop.W[i]``, a view of the population
@@ -350,6 +351,9 @@ def train(layout: Layout, row: np.ndarray, X, y, cfg: TrainConfig, *, seed: int,
     the epoch's minibatches), ``seconds`` and, with ``X_val``/``y_val``,
     ``val_accuracy`` ('nll') or ``val_mse`` ('mse').  Epochs are numbered
     from ``start_epoch`` (for the learning-rate schedule and the streams).
+    ``velocity``: the momentum buffer, ``(n_params,) float32``, updated in place;
+    pass the same array to successive calls (e.g. one epoch at a time) to carry
+    momentum across them.  Default: a fresh zero buffer.
     Raises ``TrainingError`` if the weights are or become non-finite.
     """
     cfg.validate()
@@ -360,6 +364,10 @@ def train(layout: Layout, row: np.ndarray, X, y, cfg: TrainConfig, *, seed: int,
     y = _check_y(layout, y, X.shape[0], cfg.loss, np.float32)
     _check_output_activation(layout, cfg.loss)
     rates = dropout_rates(layout, cfg.dropout)
+    if velocity is None:
+        velocity = np.zeros_like(row)
+    elif velocity.shape != row.shape or velocity.dtype != np.float32 or not velocity.flags.c_contiguous:
+        raise ConfigError(f"velocity must be a C-contiguous float32 array of shape {row.shape}")
     if X.shape[0] == 0:
         raise ConfigError("training set is empty")
     if not np.isfinite(row).all():
@@ -372,17 +380,16 @@ def train(layout: Layout, row: np.ndarray, X, y, cfg: TrainConfig, *, seed: int,
         bar = tqdm(total=cfg.epochs, unit="epoch", desc=f"train {layout.shape_name()}", dynamic_ncols=True)
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below, once per epoch
-            history += _epochs(layout, row, X, y, cfg, rates, seed, start_epoch, X_val, y_val, bar)
+            history += _epochs(layout, row, X, y, cfg, rates, seed, start_epoch, X_val, y_val, bar, velocity)
     finally:
         if bar is not None:
             bar.close()
     return history
 
 
-def _epochs(layout, row, X, y, cfg, rates, seed, start_epoch, X_val, y_val, bar) -> list[dict]:
+def _epochs(layout, row, X, y, cfg, rates, seed, start_epoch, X_val, y_val, bar, velocity) -> list[dict]:
     """The epochs of ``train`` (arguments already validated)."""
     grad = np.empty_like(row)
-    velocity = np.zeros_like(row)
     step = np.empty_like(row)
     mu = np.float32(cfg.momentum)
     history = []

@@ -152,8 +152,8 @@ def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individ
     The row ends with the weights of the best epoch (epoch 0 = the starting
     weights).  Divergence (``TrainingError``) ends training; the best weights
     seen so far are kept and ``error`` says what happened.  ``backprop.train``
-    is called once per epoch (``start_epoch`` keeps its learning-rate schedule
-    and streams), so the momentum velocity restarts at every epoch.
+    is called once per epoch; ``start_epoch`` keeps its learning-rate schedule
+    and streams, and one ``velocity`` buffer carries the momentum across epochs.
     """
     t0, c0 = time.perf_counter(), time.process_time()
     higher = task.higher_is_better
@@ -162,11 +162,13 @@ def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individ
     best = task.score(ind.layout, ind.row, task.X_val, task.y_val)
     ind.init_metric = best
     best_row = ind.row.copy()
+    velocity = np.zeros_like(ind.row)
     stale, epochs = 0, 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence surfaces as TrainingError
         try:
             for e in range(cfg.epochs):
-                backprop.train(ind.layout, ind.row, task.X_train, task.y_train, cfg_train, seed=seed, start_epoch=e)
+                backprop.train(ind.layout, ind.row, task.X_train, task.y_train, cfg_train, seed=seed, start_epoch=e,
+                               velocity=velocity)
                 epochs = e + 1
                 m = task.score(ind.layout, ind.row, task.X_val, task.y_val)
                 if _better(m, best, higher, cfg.min_delta):

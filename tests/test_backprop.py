@@ -158,6 +158,26 @@ def test_train_is_deterministic_and_in_place(mnist):
     assert not np.array_equal(other, rows[0])
 
 
+def test_train_epoch_by_epoch_with_a_shared_velocity_equals_one_call(mnist):
+    """Three 1-epoch calls sharing a momentum buffer (and start_epoch) give the 3-epoch call exactly;
+    without the shared buffer the momentum restarts and the weights differ."""
+    layout = Layout((784, 12, 10), "tanh")
+    X, y = to_float(mnist.train_images[:400]), mnist.train_labels[:400].astype(np.int64)
+    cfg = bp.TrainConfig(epochs=3, batch_size=40, lr=0.05, momentum=0.9, lr_decay=0.1, nesterov=True)
+    one = Population.random(layout, 1, seed=3).W[0]
+    steps, restart = one.copy(), one.copy()
+    bp.train(layout, one, X, y, cfg, seed=5)
+    velocity = np.zeros_like(steps)
+    single = bp.TrainConfig(epochs=1, batch_size=40, lr=0.05, momentum=0.9, lr_decay=0.1, nesterov=True)
+    for e in range(3):
+        bp.train(layout, steps, X, y, single, seed=5, start_epoch=e, velocity=velocity)
+        bp.train(layout, restart, X, y, single, seed=5, start_epoch=e)
+    np.testing.assert_array_equal(steps, one)
+    assert not np.array_equal(restart, one)
+    with pytest.raises(ConfigError, match="velocity"):
+        bp.train(layout, steps, X, y, single, seed=5, velocity=np.zeros(3, np.float32))
+
+
 def test_regression_with_mse_learns_a_smooth_function():
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, (2000, 2)).astype(np.float32)
