@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backprop
+from .blas import blas_threads
 from .errors import ConfigError, TrainingError
 from .hpo_config import HPOConfig
 from .hpo_model import POPULATION_FORMAT, atomic_h5, save_model
@@ -284,8 +285,16 @@ def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
             task: TaskData | None = None) -> HPOResult:
     """Run the search of ``cfg`` and write its run directory ``out_dir``; returns the result.
 
-    task: preloaded data (default: ``load_task(cfg, data_dir)``).
+    task: preloaded data (default: ``load_task(cfg, data_dir)``).  Training runs with
+    single-threaded BLAS, so the result does not depend on the machine's BLAS threads
+    (a multi-threaded GEMM may sum in another order).
     """
+    with blas_threads(1):
+        return _run_hpo(cfg, out_dir, data_dir, progress=progress, task=task)
+
+
+def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
+             task: TaskData | None = None) -> HPOResult:
     cfg.validate()
     out = Path(out_dir)
     task = task if task is not None else load_task(cfg, data_dir)
