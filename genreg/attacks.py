@@ -105,10 +105,10 @@ def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     if not isinstance(n_images, int) or not 1 <= n_images <= 10000:
         raise ConfigError(f"--images must be in [1, 10000], got {n_images!r}")
     path, state, saved = latest_state(run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     cfg = from_mapping({k: v for k, v in saved.items() if k in HybridConfig.__dataclass_fields__})
     if state.generation == 0:
         raise ConfigError(f"{run_dir}: no generation trained yet, nothing to attack")

@@ -145,7 +145,7 @@ def latest_checkpoint(run_dir, reader=None) -> tuple[Path, EvolutionState, dict]
     reader = reader or read_checkpoint
     candidates = _checkpoints(checkpoint_dir(run_dir))[::-1]
     if not candidates:
-        raise CheckpointError(f"no checkpoint in {checkpoint_dir(run_dir)}: nothing to resume")
+        raise CheckpointError(f"no checkpoint in {checkpoint_dir(run_dir)}: not a run directory, or no checkpoint written yet")
     errors = []
     for path in candidates:
         try:

@@ -771,7 +771,7 @@ def test_resume_skips_checkpoint_cut_short(tmp_path, seven, uninterrupted, mnist
 
 
 def test_resume_without_checkpoint(tmp_path, mnist_dir):
-    with pytest.raises(CheckpointError, match="nothing to resume"):
+    with pytest.raises(CheckpointError, match="no checkpoint written yet"):
         resume_run(tmp_path, {}, mnist_dir, progress=False)
 
 

@@ -290,3 +290,13 @@ def test_sigint_checkpoints_and_exits_cleanly(tmp_path, mnist_dir):
     assert "genreg hybrid --resume" in out + err
     path, state, _ = latest_state(run)
     assert state.generation == g and path.name == f"state_gen{g:05d}.h5" and g < 500
+
+
+def test_attack_on_a_missing_run_is_a_clear_error_and_creates_nothing(tmp_path):
+    from genreg.attacks import run_attacks
+    from genreg.errors import GenregError
+
+    missing = tmp_path / "no-such-run"
+    with pytest.raises(GenregError, match="no checkpoint"):
+        run_attacks(missing)
+    assert not missing.exists()
