@@ -53,7 +53,7 @@ from .hpo_model import POPULATION_FORMAT, atomic_h5, save_model
 from .hpo_tasks import TaskData, load_task
 from .layout import Layout
 from .merge import merge_weights
-from .population import Population
+from .population import Population, check_population_size
 from .store import History
 from .traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
 
@@ -298,6 +298,9 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
     cfg.validate()
     out = Path(out_dir)
     task = task if task is not None else load_task(cfg, data_dir)
+    # the widest network the trait ranges allow, three rows per individual (weights, best epoch, momentum)
+    widest = Layout((task.n_inputs, *([cfg.width_max] * cfg.layers_max), task.n_outputs))
+    check_population_size(widest, cfg.population, copies=3)  # before anything is written
     _prepare_dir(out)
     (out / "config.toml").write_text(cfg.to_toml())
     ranges = trait_ranges(cfg)

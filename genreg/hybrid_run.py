@@ -27,7 +27,7 @@ from .errors import CheckpointError, ConfigError
 from .hybrid import HybridData, HybridState, crossover_bounds, founders, step, train_baseline
 from .hybrid_config import NETWORK_KEYS, HybridConfig, from_mapping
 from .layout import Layout
-from .population import Population
+from .population import Population, check_population_size
 from .run import StopRequest
 from .store import History, atomic_h5, checkpoint_dir, latest_checkpoint, prune_checkpoints
 from .variation import layer_gene_bounds
@@ -239,6 +239,8 @@ def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = Tru
     if checkpoint_dir(run_dir).exists() and any(checkpoint_dir(run_dir).iterdir()):
         raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg hybrid --resume {run_dir}` "
                           "or choose --out")
+    # members and children (about twice the population), each row with a working copy; before anything is written
+    check_population_size(cfg.layout(), cfg.population, copies=4)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.toml").write_text(cfg.to_toml())
     data = load_data(cfg, data_dir)

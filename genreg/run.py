@@ -24,7 +24,7 @@ from .data import EpisodeSampler, load_mnist
 from .errors import ConfigError
 from .forward import genome_predict, population_logits, population_predict, predict_from_logits
 from .layout import Layout
-from .population import Population
+from .population import Population, check_population_size
 from .store import History, latest_checkpoint, write_checkpoint
 from .strategies import EvolutionState, make_strategy, ranking
 
@@ -168,9 +168,10 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True) -> Evo
     run_dir = Path(run_dir)
     if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
         raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` or choose --out")
+    layout = layout_for(cfg)
+    check_population_size(layout, cfg.population, copies=2)  # before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.toml").write_text(cfg.to_toml())
-    layout = layout_for(cfg)
     state = EvolutionState(Population.random(layout, cfg.population, seed=cfg.seed))
     data = load_data(cfg, data_dir)
     write_checkpoint(run_dir, state, cfg.to_dict())

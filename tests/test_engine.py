@@ -920,3 +920,11 @@ def test_max_minutes_stops_with_a_checkpoint_and_resume_continues(tmp_path, mnis
     assert state.generation == 4
     with pytest.raises(ConfigError, match="max_minutes"):
         from_mapping(dict(max_minutes=-1))
+
+
+def test_population_too_large_for_memory_is_refused_before_writing_anything(tmp_path, mnist_dir):
+    from genreg.errors import PopulationError
+
+    with pytest.raises(PopulationError, match="needs .* of memory is available"):
+        start_run(from_mapping(dict(population=50_000_000)), tmp_path / "run", mnist_dir, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -366,3 +366,11 @@ def test_mnist_search_smoke(tmp_path, mnist_dir):
     assert res.best.layout.sizes[0] == 784 and res.best.layout.sizes[-1] == 10
     assert res.best.metric > 0.5 and res.test_metric > 0.5  # accuracy, chance is 0.1
     assert load_model(tmp_path / "mnist" / "best_model.h5").metric == "accuracy"
+
+
+def test_hpo_population_too_large_for_memory_is_refused_before_writing_anything(tmp_path, trig_task):
+    from genreg.errors import PopulationError
+
+    with pytest.raises(PopulationError, match="of memory is available"):
+        run_hpo(tiny(population=100_000_000), tmp_path / "run", task=trig_task)
+    assert not (tmp_path / "run").exists()

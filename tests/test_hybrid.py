@@ -300,3 +300,13 @@ def test_attack_on_a_missing_run_is_a_clear_error_and_creates_nothing(tmp_path):
     with pytest.raises(GenregError, match="no checkpoint"):
         run_attacks(missing)
     assert not missing.exists()
+
+
+def test_hybrid_population_too_large_for_memory_is_refused_before_writing_anything(tmp_path, mnist_dir):
+    from genreg.errors import PopulationError
+    from genreg.hybrid_config import from_mapping as hybrid_config
+    from genreg.hybrid_run import start_hybrid
+
+    with pytest.raises(PopulationError, match="of memory is available"):
+        start_hybrid(hybrid_config({"population": 1_000_000}), tmp_path / "run", mnist_dir, progress=False)
+    assert not (tmp_path / "run").exists()
