@@ -36,6 +36,7 @@ Run directory::
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import time
@@ -47,7 +48,7 @@ import numpy as np
 
 from . import backprop
 from .blas import blas_threads
-from .errors import ConfigError, TrainingError
+from .errors import CheckpointError, ConfigError, TrainingError
 from .hpo_config import HPOConfig
 from .hpo_model import POPULATION_FORMAT, atomic_h5, save_model
 from .hpo_tasks import TaskData, load_task
@@ -275,6 +276,29 @@ def write_population(path, population: list, generation: int, metric: str) -> Pa
     return atomic_h5(path, write)
 
 
+def read_population(path) -> tuple[int, list]:
+    """Read ``population.h5``: (generation, individuals as written by ``write_population``).  Errors name the file."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != POPULATION_FORMAT:
+                raise CheckpointError(f"{path} is not a genreg hpo population file")
+            generation = int(f.attrs["generation"])
+            population = []
+            for name, g in f.items():
+                population.append(Individual(
+                    id=int(name), traits=Traits.from_dict(json.loads(g.attrs["traits"])),
+                    layout=Layout.from_dict(json.loads(g.attrs["layout"])),
+                    row=np.ascontiguousarray(g["row"][()], dtype=np.float32), generation=int(g.attrs["generation"]),
+                    parents=tuple(int(p) for p in g.attrs["parents"]), provenance=str(g.attrs["provenance"]),
+                    metric=float(g.attrs["metric"])))
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    return generation, sorted(population, key=lambda ind: ind.id)
+
+
 def _prepare_dir(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if (out / "evaluations.csv").exists():
@@ -293,15 +317,44 @@ def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
         return _run_hpo(cfg, out_dir, data_dir, progress=progress, task=task)
 
 
+#: Keys that may change when a search is resumed (anything else would change its past).
+RESUMABLE_KEYS = ("generations", "target")
+
+
+def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progress: bool = False,
+               task: TaskData | None = None) -> HPOResult:
+    """Continue the search in ``out_dir`` after its last finished generation (``population.h5``).
+
+    Only ``RESUMABLE_KEYS`` may change.  A search killed at any moment resumes from the
+    last generation it wrote and then does exactly what the uninterrupted search would.
+    """
+    from .config import load_toml
+    from .hpo_config import hpo_from_mapping
+
+    out = Path(out_dir)
+    if not (out / "population.h5").exists() or not (out / "config.toml").exists():
+        raise CheckpointError(f"{out} holds no hpo search to resume (no population.h5 / config.toml)")
+    overrides = dict(overrides or {})
+    fixed = sorted(set(overrides) - set(RESUMABLE_KEYS))
+    if fixed:
+        raise ConfigError(f"cannot change {', '.join(fixed)} when resuming a search; only {', '.join(RESUMABLE_KEYS)}")
+    cfg = hpo_from_mapping({**load_toml(out / "config.toml"), **overrides})
+    with blas_threads(1):
+        return _run_hpo(cfg, out, data_dir, progress=progress, task=task, resume=True)
+
+
 def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
-             task: TaskData | None = None) -> HPOResult:
+             task: TaskData | None = None, resume: bool = False) -> HPOResult:
     cfg.validate()
     out = Path(out_dir)
     task = task if task is not None else load_task(cfg, data_dir)
-    # the widest network the trait ranges allow, three rows per individual (weights, best epoch, momentum)
-    widest = Layout((task.n_inputs, *([cfg.width_max] * cfg.layers_max), task.n_outputs))
-    check_population_size(widest, cfg.population, copies=3)  # before anything is written
-    _prepare_dir(out)
+    if resume:
+        done, population = read_population(out / "population.h5")
+    else:
+        # the widest network the trait ranges allow, three rows per individual (weights, best epoch, momentum)
+        widest = Layout((task.n_inputs, *([cfg.width_max] * cfg.layers_max), task.n_outputs))
+        check_population_size(widest, cfg.population, copies=3)  # before anything is written
+        _prepare_dir(out)
     (out / "config.toml").write_text(cfg.to_toml())
     ranges = trait_ranges(cfg)
     gene_store = (make_gene_store(_rng(cfg.seed, 0, Purpose.GENE_STORE), ranges, cfg.gene_store_size)
@@ -310,25 +363,39 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
     n_keep = int(round(cfg.population * cfg.survivor_fraction))
     n_children = cfg.population - n_keep
 
-    rng = _rng(cfg.seed, 0, Purpose.TRAITS)
-    population = []
-    for ident in range(cfg.population):
-        traits = random_traits(rng, ranges)
-        layout = make_layout(traits, task, cfg)
-        population.append(Individual(ident, traits, layout, fresh_row(layout, cfg.seed, ident), 0))
-    next_id = cfg.population
-
     evaluations = History(out / "evaluations.csv", EVAL_COLUMNS)
     generations = History(out / "generations.csv", GEN_COLUMNS)
     rows: list[dict] = []
+    best_id, test_metric, stopped_by, g, start = -1, math.nan, "generations", 0, 0
+    if resume:
+        # the generations after ``done`` never finished: forget their rows, redo them
+        for history in (evaluations, generations):
+            history.truncate(done + 1)
+        with open(out / "evaluations.csv", newline="") as fh:
+            rows = [{k: (float(v) if k in ("fitness_seconds", "epochs") else v) for k, v in r.items()}
+                    for r in csv.DictReader(fh)]
+        next_id = cfg.population + done * n_children
+        best = rank(population, higher)[0]
+        best_id, g, start = best.id, done, done + 1
+        test_metric = task.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
+        if task.reached(best.metric, cfg.target):
+            stopped_by, start = "target", cfg.generations + 1
+    else:
+        rng = _rng(cfg.seed, 0, Purpose.TRAITS)
+        population = []
+        for ident in range(cfg.population):
+            traits = random_traits(rng, ranges)
+            layout = make_layout(traits, task, cfg)
+            population.append(Individual(ident, traits, layout, fresh_row(layout, cfg.seed, ident), 0))
+        next_id = cfg.population
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.population + cfg.generations * n_children, unit="fit", disable=not progress,
+               initial=min(len(rows), cfg.population + cfg.generations * n_children),
                desc=f"hpo {cfg.task}{' merge' if cfg.merge else ''}", dynamic_ncols=True)
     t_start = time.perf_counter()
-    best_id, test_metric, stopped_by, g = -1, math.nan, "generations", 0
     try:
-        for g in range(cfg.generations + 1):
+        for g in range(start, cfg.generations + 1):
             t_gen = time.perf_counter()
             if g == 0:
                 todo = population

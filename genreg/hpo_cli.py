@@ -12,6 +12,16 @@ def cmd_hpo(args: argparse.Namespace) -> int:
     from .hpo import run_hpo
     from .hpo_config import hpo_from_mapping
 
+    if args.resume:
+        from .hpo import resume_hpo
+
+        overrides = parse_overrides(args.set)
+        if args.generations is not None:
+            overrides["generations"] = args.generations
+        out = Path(args.resume)
+        print(f"resuming {out}")
+        result = resume_hpo(out, overrides, args.data_dir, progress=not args.no_progress)
+        return _report(result, out)
     mapping = load_toml(args.config) if args.config else {}
     mapping.update(parse_overrides(args.set))
     for key in ("task", "seed", "generations", "population", "epochs"):
@@ -24,12 +34,19 @@ def cmd_hpo(args: argparse.Namespace) -> int:
         f"hpo-{cfg.task}-{'merge' if cfg.merge else 'basic'}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"run directory: {out}")
     result = run_hpo(cfg, out, args.data_dir, progress=not args.no_progress)
+    return _report(result, out)
+
+
+def _report(result, out: Path) -> int:
+    import json
+
+    metric = json.loads((out / "summary.json").read_text())["metric"]
     best = result.best
     print(f"{len(result.evaluations)} fitness evaluations, {result.generations_run} generations "
           f"(stopped by {result.stopped_by}) in {result.total_seconds:.1f} s; mean fitness time "
           f"{sum(r['fitness_seconds'] for r in result.evaluations) / len(result.evaluations):.2f} s")
     print(f"best: individual {best.id} (generation {best.generation}) {best.layout.shape_name()}  "
-          f"validation {best.metric:.5g}  test {result.test_metric:.5g} ({cfg.resolved_metric()})")
+          f"validation {best.metric:.5g}  test {result.test_metric:.5g} ({metric})")
     print("traits: " + ", ".join(f"{k}={v}" for k, v in best.traits.to_dict().items()))
     print(f"best network: {out / 'best_model.h5'}")
     return 0
@@ -72,6 +89,9 @@ def add_hpo_commands(sub) -> None:
     p.add_argument("--population", type=int, metavar="P", help="individuals per generation")
     p.add_argument("--epochs", type=int, metavar="E", help="most SGD epochs per fitness evaluation")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/hpo-<task>-<mode>-seed<S>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a search after its last finished generation (only --generations and "
+                   "--set generations=/target= may change)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--data-dir", metavar="D",
                    help="data root holding mnist/, wine-quality/, boston-housing/ (default: $GENREG_DATA)")

@@ -374,3 +374,37 @@ def test_hpo_population_too_large_for_memory_is_refused_before_writing_anything(
     with pytest.raises(PopulationError, match="of memory is available"):
         run_hpo(tiny(population=100_000_000), tmp_path / "run", task=trig_task)
     assert not (tmp_path / "run").exists()
+
+
+def _csv_without_times(path):
+    import csv
+
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in r.items() if "seconds" not in k} for r in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_resume_repeats_the_uninterrupted_search(tmp_path, trig_task, merge):
+    from genreg.hpo import resume_hpo
+
+    full = run_hpo(tiny(merge=merge, generations=3), tmp_path / "full", task=trig_task)
+    run_hpo(tiny(merge=merge, generations=1), tmp_path / "cut", task=trig_task)
+    # a kill during generation 2: a partial row in each history, population.h5 still at generation 1
+    for name in ("evaluations.csv", "generations.csv"):
+        with open(tmp_path / "cut" / name, "a") as fh:
+            fh.write("2" + ",0" * 3 + "\n")
+    resumed = resume_hpo(tmp_path / "cut", {"generations": 3}, task=trig_task)
+    for name in ("evaluations.csv", "generations.csv"):
+        assert _csv_without_times(tmp_path / "cut" / name) == _csv_without_times(tmp_path / "full" / name)
+    np.testing.assert_array_equal(resumed.best.row, full.best.row)
+    assert resumed.best.id == full.best.id and resumed.generations_run == 3
+
+
+def test_resume_refuses_changes_that_rewrite_the_past(tmp_path, trig_task):
+    from genreg.hpo import resume_hpo
+
+    with pytest.raises(CheckpointError, match="no hpo search to resume"):
+        resume_hpo(tmp_path / "nothing", task=trig_task)
+    run_hpo(tiny(generations=1), tmp_path / "run", task=trig_task)
+    with pytest.raises(ConfigError, match="cannot change population"):
+        resume_hpo(tmp_path / "run", {"population": 6}, task=trig_task)
