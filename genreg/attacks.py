@@ -170,7 +170,7 @@ def format_transfer(report: dict) -> str:
 
 def plot_transfer(report: dict, path) -> Path:
     """Heat-maps of source x target accuracy for members and children."""
-    from .plots import _pyplot
+    from .plots import _pyplot, save_figure
 
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -187,7 +187,5 @@ def plot_transfer(report: dict, path) -> Path:
         fig.colorbar(im, ax=ax, shrink=0.85)
     fig.suptitle(f"{report['method'].upper()} epsilon={report['epsilon']:g}, {report['shape']}, "
                  f"{report['n_images']} test images")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return Path(path)

@@ -18,7 +18,7 @@ import numpy as np
 from .diversity import offdiagonal, pca_2d
 from .errors import GenregError
 from .hybrid_run import read_similarity
-from .plots import _pyplot
+from .plots import _pyplot, save_figure
 from .store import read_history
 
 
@@ -71,9 +71,7 @@ def plot_similarity_generation(sim: dict, path: Path, title: str) -> Path:
     if np.isfinite(fitness).any():
         fig.colorbar(sc, ax=axes[0, -1], label="validation accuracy")
     fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100, tight=False)
 
 
 def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
@@ -104,10 +102,7 @@ def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(f"{run_dir.name}: diversity per layer gene")
-    fig.tight_layout()
-    written.append(out_dir / "similarity_mean.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(save_figure(fig, out_dir / "similarity_mean.png"))
 
     metrics = run_dir / "metrics.csv"
     if metrics.exists():
@@ -122,8 +117,5 @@ def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
             ax.grid(alpha=0.3)
             ax.legend()
             ax.set_title(f"{run_dir.name}: validation accuracy")
-            fig.tight_layout()
-            written.append(out_dir / "accuracy.png")
-            fig.savefig(written[-1], dpi=110)
-            plt.close(fig)
+            written.append(save_figure(fig, out_dir / "accuracy.png"))
     return written

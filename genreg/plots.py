@@ -19,6 +19,15 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: Path, dpi: int = 110, tight: bool = True) -> Path:
+    """Write ``fig`` to ``path`` (PNG) and close it; ``tight``: apply ``tight_layout`` first.  Returns ``path``."""
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_run(run_dir, out_dir=None) -> list[Path]:
     """Write the run's figures; returns their paths.
 
@@ -57,10 +66,7 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
     ax2.legend(loc="lower right")
     ax2.grid(alpha=0.3)
     fig.suptitle(f"{run_dir.name}: trust and accuracy")
-    fig.tight_layout()
-    written.append(out_dir / "trust_accuracy.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(save_figure(fig, out_dir / "trust_accuracy.png"))
 
     fig, ax = plt.subplots(figsize=(9, 5))
     colors = plt.get_cmap("tab10")
@@ -76,10 +82,7 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
     ax.legend(title="digit", ncol=5, loc="lower right")
     ax.grid(alpha=0.3)
     ax.set_title(f"{run_dir.name}: per-digit accuracy")
-    fig.tight_layout()
-    written.append(out_dir / "per_digit.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(save_figure(fig, out_dir / "per_digit.png"))
 
     weights_path = run_dir / "tracked_weights.csv"
     if weights_path.exists():
@@ -93,8 +96,5 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
             ax.set_ylabel("weight value")
             ax.set_title(f"{run_dir.name}: {len(names)} fixed first-layer weights of the best genome")
             ax.grid(alpha=0.3)
-            fig.tight_layout()
-            written.append(out_dir / "tracked_weights.png")
-            fig.savefig(written[-1], dpi=110)
-            plt.close(fig)
+            written.append(save_figure(fig, out_dir / "tracked_weights.png"))
     return written

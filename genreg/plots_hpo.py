@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GenregError
+from .plots import _pyplot, save_figure
 from .traits import TRAITS
 
 
@@ -42,15 +43,6 @@ def read_evaluations(path) -> list[dict]:
                 d[k] = float(v) if v not in ("", "nan") else float("nan")
         out.append(d)
     return out
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_hpo_run(run_dir, out_dir=None, *, max_architectures: int = 50) -> list[Path]:
@@ -97,9 +89,7 @@ def plot_hpo_run(run_dir, out_dir=None, *, max_architectures: int = 50) -> list[
         ax.set_ylabel(f"validation {metric}")
     fig.colorbar(sc, ax=axes, label="generation", shrink=0.8)
     fig.suptitle(f"{run_dir.name}: traits against validation {metric} ({len(rows)} evaluations)")
-    written.append(out_dir / "traits_vs_metric.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
+    written.append(save_figure(fig, out_dir / "traits_vs_metric.png", dpi=100, tight=False))
 
     sample = rows[:max_architectures]
     depth = max(len(r["hidden_sizes"]) for r in sample)
@@ -120,10 +110,7 @@ def plot_hpo_run(run_dir, out_dir=None, *, max_architectures: int = 50) -> list[
                  "(cosine profile A·cos(w·linspace(0, π/2, n)))")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    written.append(out_dir / "architectures.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
+    written.append(save_figure(fig, out_dir / "architectures.png", dpi=100))
 
     gens = np.unique(gen)
     higher = metric == "accuracy"
@@ -147,10 +134,7 @@ def plot_hpo_run(run_dir, out_dir=None, *, max_architectures: int = 50) -> list[
     ax.legend()
     ax.grid(alpha=0.3)
     ax.set_title(f"{run_dir.name}: best validation {metric} per generation")
-    fig.tight_layout()
-    written.append(out_dir / "best_metric.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
+    written.append(save_figure(fig, out_dir / "best_metric.png", dpi=100))
 
     secs = np.array([r["fitness_seconds"] for r in rows])
     epochs = np.array([r["epochs"] for r in rows])
@@ -167,8 +151,5 @@ def plot_hpo_run(run_dir, out_dir=None, *, max_architectures: int = 50) -> list[
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{run_dir.name}: cost of every fitness evaluation")
-    fig.tight_layout()
-    written.append(out_dir / "fitness_time.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
+    written.append(save_figure(fig, out_dir / "fitness_time.png", dpi=100))
     return written
