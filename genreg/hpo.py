@@ -50,12 +50,12 @@ from . import backprop
 from .blas import blas_threads
 from .errors import CheckpointError, ConfigError, TrainingError
 from .hpo_config import HPOConfig
-from .hpo_model import POPULATION_FORMAT, atomic_h5, save_model
+from .hpo_model import POPULATION_FORMAT, save_model
 from .hpo_tasks import TaskData, load_task
 from .layout import Layout
 from .merge import merge_weights
 from .population import Population, check_population_size
-from .store import History
+from .store import History, atomic_h5
 from .traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
 
 
@@ -256,9 +256,10 @@ def evaluation_row(ind: Individual) -> dict:
 
 
 def write_population(path, population: list, generation: int, metric: str) -> Path:
-    """``population.h5``: group ``/<id>`` per individual with ``row`` and JSON attributes."""
-
-    def write(f):
+    """``population.h5``: group ``/<id>`` per individual with ``row`` and JSON attributes (written atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_h5(path) as f:
         f.attrs["format"] = POPULATION_FORMAT
         f.attrs["format_version"] = 1
         f.attrs["generation"] = generation
@@ -272,8 +273,7 @@ def write_population(path, population: list, generation: int, metric: str) -> Pa
             g.attrs["generation"] = ind.generation
             g.attrs["parents"] = list(ind.parents)
             g.attrs["provenance"] = ind.provenance
-
-    return atomic_h5(path, write)
+    return path
 
 
 def read_population(path) -> tuple[int, list]:

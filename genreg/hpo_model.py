@@ -16,7 +16,6 @@ Files are written to a temporary name, fsynced and renamed (as ``genreg.store``)
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,29 +24,12 @@ import numpy as np
 
 from .errors import CheckpointError
 from .layout import Layout
-from .store import _fsync_dir
+from .store import atomic_h5
 from .traits import Traits
 
 MODEL_FORMAT = "genreg.hpo_model"
 POPULATION_FORMAT = "genreg.hpo_population"
 FORMAT_VERSION = 1
-
-
-def atomic_h5(path, write) -> Path:
-    """Call ``write(h5py.File)`` on a temporary file, fsync it and rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            write(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-    return path
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,8 +64,9 @@ def save_model(path, layout: Layout, row: np.ndarray, traits: Traits, task, *, v
                test_metric: float, individual: int, generation: int, config: dict) -> Path:
     """Write the best network with its traits, layout and input/output scaling (``task``: a TaskData)."""
     row = np.ascontiguousarray(row, dtype=np.float32)
-
-    def write(f):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_h5(path) as f:
         f.create_dataset("row", data=row)
         g = f.create_group("tensors")
         for t in layout.tensors:
@@ -104,8 +87,7 @@ def save_model(path, layout: Layout, row: np.ndarray, traits: Traits, task, *, v
         a["individual"] = int(individual)
         a["generation"] = int(generation)
         a["config"] = json.dumps(config, default=str)
-
-    return atomic_h5(path, write)
+    return path
 
 
 def load_model(path) -> SavedModel:
