@@ -87,7 +87,7 @@ def mask_crossover(W, parent_a, parent_b, keys, out):
         if full < n:
             state, bits = next_u64(state)
             for t in range(n - full):
-                take_a = np.uint32(0) - np.uint32((bits >> np.uint64(t)) & np.uint64(1))
+                take_a = BYTE_MASKS[np.int64((bits >> np.uint64(t - t % 8)) & np.uint64(255)), t % 8]
                 child[full + t] = (a[full + t] & take_a) | (b[full + t] & ~take_a)
 
 
