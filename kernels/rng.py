@@ -43,6 +43,18 @@ def next_u64(state):
 
 
 @inline_jit
+def draw_state(state, k):
+    """The state after ``k`` draws from ``state`` (the stream is a counter)."""
+    return state + np.uint64(k) * GOLDEN
+
+
+@inline_jit
+def draw_at(state, k):
+    """The 64 bits of draw number ``k`` (1-based) after ``state``, without advancing it."""
+    return mix64(draw_state(state, k))
+
+
+@inline_jit
 def next_uniform(state):
     """Advance a stream; returns (new state, float64 uniform in [0, 1))."""
     state, bits = next_u64(state)
@@ -66,10 +78,8 @@ P_LOW = 0.02425
 
 
 @inline_jit
-def log1p_unit(f):
-    """log(1 + f) for ``f`` in [0, 1), no library call: 2 atanh(s) with s = f / (2 + f) <= 1/3,
-    odd series through s**19 (absolute error below 1e-10)."""
-    s = f / (2.0 + f)
+def atanh_series(s):
+    """2 atanh(s) for ``|s| <= 1/3``: odd series through s**19 (absolute error below 1e-10)."""
     s2 = s * s
     p = 1.0 / 19.0
     p = p * s2 + 1.0 / 17.0
@@ -84,21 +94,43 @@ def log1p_unit(f):
     return 2.0 * s * p
 
 
-@inline_jit
-def next_exponential(state):
-    """Advance a stream; returns (new state, Exp(1) variate) = -log(u), u uniform on (0, 1).
+@jit
+def exponentials_from_bits(bits, s, out):
+    """``out[k]`` = -log(u_k), an Exp(1) variate, from the 64 random bits ``bits[k]``.
 
-    u is the 64 drawn bits read as a binary fraction: with k leading zero bits,
-    u = 2**-(k+1) * (1 + f), f the next 52 bits as a fraction, so
-    -log(u) = (k + 1) log 2 - log(1 + f).  No library call (Numba's ``log`` costs
-    several times more here).  All-zero bits (probability 2**-64) give 64 log 2.
+    u is the bits read as a binary fraction: with z leading zero bits,
+    u = 2**-(z+1) * (1 + f), f the next 52 bits as a fraction, so
+    -log(u) = (z + 1) log 2 - log(1 + f), and log(1 + f) = 2 atanh(f / (2 + f)).
+    All-zero bits (probability 2**-64) give 64 log 2.  No library call and no
+    branch; each step is its own loop over the block so that LLVM vectorises
+    it and the long chain of one variate overlaps with the others (one fused
+    loop runs ~4x slower).  bits: ``(m,) uint64``; s (scratch), out: ``(m,) float64``.
     """
-    state, bits = next_u64(state)
-    if bits == np.uint64(0):
-        return state, 64.0 * LN2
-    k = leading_zeros(bits)
-    f = np.float64(((bits << np.uint64(k)) << np.uint64(1)) >> np.uint64(12)) * (1.0 / 4503599627370496.0)
-    return state, (k + 1) * LN2 - log1p_unit(f)
+    for k in range(bits.shape[0]):
+        z = leading_zeros(bits[k] | np.uint64(1))  # 63 for bits in {0, 1}; the select below fixes 0
+        out[k] = (z + 1) * LN2
+        s[k] = np.float64(((bits[k] << np.uint64(z)) << np.uint64(1)) >> np.uint64(12)) * (1.0 / 4503599627370496.0)
+    for k in range(bits.shape[0]):
+        s[k] = s[k] / (2.0 + s[k])
+    for k in range(bits.shape[0]):
+        e = out[k] - atanh_series(s[k])
+        out[k] = 64.0 * LN2 if bits[k] == np.uint64(0) else e
+
+
+@inline_jit
+def normal_central(p):
+    """Acklam's central rational for the normal quantile, relative error < 1.2e-9 for
+    0.02425 <= p <= 0.97575 (meaningless outside); no branch, no library call."""
+    q = p - 0.5
+    r = q * q
+    return ((((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
+            / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0))
+
+
+@inline_jit
+def in_normal_tail(p):
+    """Whether ``normal_quantile(p)`` takes a tail branch (``normal_central`` is wrong there)."""
+    return p < P_LOW or p > 1.0 - P_LOW
 
 
 @inline_jit
@@ -113,10 +145,13 @@ def normal_quantile(p):
         q = np.sqrt(-2.0 * np.log(1.0 - p))
         return -((((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5])
                  / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0))
-    q = p - 0.5
-    r = q * q
-    return ((((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
-            / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0))
+    return normal_central(p)
+
+
+@inline_jit
+def uniform_open_from_bits(bits):
+    """(top 53 bits + 0.5) / 2**53: a uniform on (0, 1), never 0 or 1."""
+    return (np.float64(bits >> np.uint64(11)) + 0.5) * TWO_POW_M53
 
 
 @inline_jit
@@ -125,4 +160,4 @@ def next_normal(state):
     u = (top 53 bits + 0.5) / 2**53 in (0, 1).  95% of draws take the central
     rational branch (no library call); the tails use one log and one sqrt."""
     state, bits = next_u64(state)
-    return state, normal_quantile((np.float64(bits >> np.uint64(11)) + 0.5) * TWO_POW_M53)
+    return state, normal_quantile(uniform_open_from_bits(bits))

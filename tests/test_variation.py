@@ -57,18 +57,7 @@ class TwinStream:
         return twin_mix64(self.state)
 
     def exponential(self) -> float:
-        bits = self.u64()
-        if bits == 0:
-            return 64.0 * LN2
-        k = 64 - bits.bit_length()
-        f = float(((bits << (k + 1)) & MASK) >> 12) * (1.0 / 4503599627370496.0)
-        s = f / (2.0 + f)
-        s2 = s * s
-        p = 1.0 / 19.0
-        for d in (17, 15, 13, 11, 9, 7, 5, 3):
-            p = p * s2 + 1.0 / d
-        p = p * s2 + 1.0
-        return (k + 1) * LN2 - 2.0 * s * p
+        return twin_exponential_of_bits(self.u64())
 
     def normal(self) -> float:
         u = (float(self.u64() >> 11) + 0.5) * (1.0 / 9007199254740992.0)
@@ -76,6 +65,22 @@ class TwinStream:
 
 
 LN2 = 0.6931471805599453
+
+
+def twin_exponential_of_bits(bits: int) -> float:
+    """-log(u), u = the bits as a binary fraction, in the kernel's operations and order."""
+    if bits == 0:
+        return 64.0 * LN2
+    k = 64 - bits.bit_length()
+    f = float(((bits << (k + 1)) & MASK) >> 12) * (1.0 / 4503599627370496.0)
+    s = f / (2.0 + f)
+    s2 = s * s
+    p = 1.0 / 19.0
+    for d in (17, 15, 13, 11, 9, 7, 5, 3):
+        p = p * s2 + 1.0 / d
+    p = p * s2 + 1.0
+    return (k + 1) * LN2 - 2.0 * s * p
+
 ACKLAM_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
             1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
 ACKLAM_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
@@ -578,18 +583,21 @@ def test_normal_quantile_matches_scipy_ndtri():
     assert rel[~central].max() < 1e-5
 
 
-def test_exponential_draw_is_minus_log_of_its_uniform():
-    """-log(u), u = the 64 drawn bits as a binary fraction, to 1e-12 (no library log in the kernel)."""
-    from kernels.rng import log1p_unit
+def test_exponentials_from_bits_are_minus_log_of_their_uniform_and_match_the_twin():
+    """-log(u), u = the 64 bits as a binary fraction, to 1e-9 relative (no library log in
+    the kernel), and bit for bit what the twin's one-at-a-time draw gives."""
+    from kernels.rng import exponentials_from_bits
 
-    f = np.linspace(0.0, 1.0, 5001)[:-1]
-    np.testing.assert_allclose([log1p_unit(x) for x in f], np.log1p(f), rtol=0, atol=1e-10)
-    stream = TwinStream(twin_stream_key(7, 7, 7, 7))
-    for _ in range(2000):
-        probe = TwinStream(stream.state)
-        u = probe.u64() / 2.0**64
-        e = stream.exponential()
-        assert abs(e - (-math.log(u))) < 1e-9 * max(1.0, e)
+    rng = np.random.default_rng(5)
+    bits = rng.integers(0, 2**63, size=3000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 3000, dtype=np.uint64)
+    bits[:1000] >>= rng.integers(0, 64, 1000).astype(np.uint64)  # every number of leading zeros
+    bits[:4] = [0, 1, 2**63, 2**64 - 1]
+    got = np.empty(bits.size)
+    exponentials_from_bits(bits, np.empty(bits.size), got)
+    for b, e in zip(bits.tolist(), got):
+        expected = -math.log(b / 2.0**64) if b else 64.0 * LN2
+        assert abs(e - expected) < 1e-9 * max(1.0, expected)
+    assert [twin_exponential_of_bits(b) for b in bits.tolist()] == got.tolist()
 
 
 def test_clone_mutate_equals_clone_then_mutate_and_reuses_out():
