@@ -147,13 +147,14 @@ class Genreg:
         parents = np.concatenate([elites, drawn])
         slots = np.arange(cfg.population)
         rates = np.where(slots < len(elites), 0.0, cfg.child_mutation_rate)
-        W, _ = clone_mutate(pop.W, parents, rates, scale,
-                            stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION), out)
-        new = next_population(pop, np.empty(0, dtype=np.int64), parents, W, cfg.trust_inheritance * pop.trust[parents])
+        # Base mutation: a share of the (non-elite) children get a second, independent mutation.
         children = slots[len(elites):]
         chosen = children[generator(cfg.seed, g, Purpose.BASE_MUTATION).random(n_children) < cfg.base_mutation_share]
-        mutate(new.W, chosen, cfg.base_mutation_rate, scale,
-               stream_keys(cfg.seed, g, chosen, Purpose.BASE_MUTATION))
+        base_rates = np.zeros(cfg.population)
+        base_rates[chosen] = cfg.base_mutation_rate
+        W, _ = clone_mutate(pop.W, parents, rates, scale, stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION),
+                            out, base_rates=base_rates, base_keys=stream_keys(cfg.seed, g, slots, Purpose.BASE_MUTATION))
+        new = next_population(pop, np.empty(0, dtype=np.int64), parents, W, cfg.trust_inheritance * pop.trust[parents])
         return dataclasses.replace(state, population=new, generation=g + 1)
 
 

@@ -69,25 +69,28 @@ def _out(W: np.ndarray, rows: int, out):
     return out
 
 
-def clone_mutate(W: np.ndarray, parents, rates, scale: float, keys, out=None) -> tuple[np.ndarray, np.ndarray]:
-    """Children in one pass: ``children[c] = W[parents[c]]`` plus Gaussian mutation at rate ``rates[c]``.
+def clone_mutate(W: np.ndarray, parents, rates, scale: float, keys, out=None, *, base_rates=0.0,
+                 base_keys=0) -> tuple[np.ndarray, np.ndarray]:
+    """Children in one pass: ``children[c] = W[parents[c]]``, then Gaussian mutation at
+    rate ``rates[c]`` (stream ``keys[c]``) and at ``base_rates[c]`` (stream ``base_keys[c]``).
 
-    W: ``(P, n) float32``; parents, keys: ``(C,)``; rates: ``(C,)`` in [0, 1] (0 = a
-    plain copy).  ``out``: an optional ``(C, n) float32`` buffer to reuse (e.g. the
-    previous generation's), which saves allocating and page-faulting 40 MB a
-    generation.  Returns (children ``(C, n)``, entries changed per child ``(C,)``).
+    W: ``(P, n) float32``; parents, keys, base_keys: ``(C,)`` (or scalars);
+    rates, base_rates: ``(C,)`` in [0, 1] (0 = none).  ``out``: an optional
+    ``(C, n) float32`` buffer to reuse (e.g. the previous generation's), which
+    saves allocating and page-faulting 40 MB a generation.  Returns (children
+    ``(C, n)``, mutations made per child ``(C,)``).
     """
     _check_W(W)
     parents = np.ascontiguousarray(parents, dtype=np.int64)
-    rates = np.ascontiguousarray(np.broadcast_to(rates, parents.shape), dtype=np.float64)
-    keys = np.ascontiguousarray(np.broadcast_to(keys, parents.shape), dtype=np.uint64)
+    rates, base_rates = (np.ascontiguousarray(np.broadcast_to(r, parents.shape), dtype=np.float64) for r in (rates, base_rates))
+    keys, base_keys = (np.ascontiguousarray(np.broadcast_to(k, parents.shape), dtype=np.uint64) for k in (keys, base_keys))
     if parents.size and (parents.min() < 0 or parents.max() >= W.shape[0]):
         raise ValueError("parents must be row indices into W")
-    if np.any(rates < 0.0) or np.any(rates > 1.0) or not scale >= 0.0:
+    if not (np.all((rates >= 0.0) & (rates <= 1.0) & (base_rates >= 0.0) & (base_rates <= 1.0)) and scale >= 0.0):
         raise ValueError(f"need 0 <= rates <= 1 and scale >= 0, got scale={scale}")
     out = _out(W, parents.shape[0], out)
     counts = np.zeros(parents.shape[0], dtype=np.int64)
-    kernels.clone_mutate_rows(W, parents, rates, float(scale), keys, out, counts)
+    kernels.clone_mutate_rows(W, parents, rates, base_rates, float(scale), keys, base_keys, out, counts)
     return out, counts
 
 

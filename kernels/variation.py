@@ -64,8 +64,6 @@ def mutate_row(row, rate, scale, state):
     n = row.shape[0]
     if rate <= 0.0:
         return 0
-    count = 0
-    pos = -1
     if rate >= 1.0:
         for pos in range(n):
             state, z = next_normal(state)
@@ -76,6 +74,8 @@ def mutate_row(row, rate, scale, state):
     scratch = np.empty(DRAW_BLOCK, np.float64)
     gaps = np.empty(DRAW_BLOCK, np.float64)
     noise = np.empty(DRAW_BLOCK, np.float32)
+    count = 0
+    pos = -1
     while True:
         fill_draws(state, lam, scale, bits, scratch, gaps, noise)
         for k in range(DRAW_BLOCK):
@@ -155,16 +155,19 @@ def gene_crossover(W, parent_a, parent_b, gene_bounds, keys, out):
 
 
 @parallel_jit
-def clone_mutate_rows(W, parents, rates, scale, keys, out, counts):
-    """Children in one pass over memory: ``out[c] = W[parents[c]]``, then
-    ``mutate_row(out[c], rates[c], scale, keys[c])`` while the row is still in cache.
+def clone_mutate_rows(W, parents, rates, base_rates, scale, keys, base_keys, out, counts):
+    """Children in one pass over memory: ``out[c] = W[parents[c]]``, then child mutation
+    ``mutate_row(out[c], rates[c], scale, keys[c])`` and base mutation
+    ``mutate_row(out[c], base_rates[c], scale, base_keys[c])`` while the row is still in cache.
 
-    W: ``(P, n) float32``; parents, keys, counts: ``(C,)``; rates: ``(C,) float64``
-    (0 = plain clone); out: ``(C, n) float32``.
+    W: ``(P, n) float32``; parents, keys, base_keys, counts: ``(C,)``; rates,
+    base_rates: ``(C,) float64`` (0 = none); out: ``(C, n) float32``; ``counts[c]``
+    receives the number of mutations made (an entry hit by both counts twice).
     """
     for c in prange(out.shape[0]):
         out[c, :] = W[parents[c], :]
-        counts[c] = mutate_row(out[c], rates[c], scale, keys[c])
+        counts[c] = (mutate_row(out[c], rates[c], scale, keys[c])
+                     + mutate_row(out[c], base_rates[c], scale, base_keys[c]))
 
 
 @jit

@@ -621,3 +621,23 @@ def test_clone_mutate_equals_clone_then_mutate_and_reuses_out():
         fresh, _ = variation.clone_mutate(W, parents, rates, 0.05, keys, bad)
         assert fresh is not bad and fresh.tobytes() == expected.tobytes()
         np.testing.assert_array_equal(bad, before)
+
+
+def test_clone_mutate_with_base_mutation_equals_clone_then_two_mutations():
+    """Child then base mutation in one pass equals clone, mutate, mutate again, bit for bit."""
+    rng = np.random.default_rng(12)
+    W = rng.normal(0.0, 0.1, size=(6, 3001)).astype(np.float32)
+    parents = np.array([3, 3, 0, 5, 1, 2])
+    rates = np.array([0.0, 0.07, 0.07, 0.3, 1.0, 0.07])
+    base_rates = np.array([0.0, 0.0, 0.08, 0.5, 0.08, 1.0])
+    keys = variation.stream_keys(4, 9, np.arange(6), Purpose.CHILD_MUTATION)
+    base_keys = variation.stream_keys(4, 9, np.arange(6), Purpose.BASE_MUTATION)
+    expected = variation.clone(W, parents)
+    made = np.zeros(6, dtype=np.int64)
+    for c in range(6):
+        made[c] = variation.mutate(expected, [c], rates[c], 0.05, keys[c : c + 1])[0]
+        made[c] += variation.mutate(expected, [c], base_rates[c], 0.05, base_keys[c : c + 1])[0]
+    children, counts = variation.clone_mutate(W, parents, rates, 0.05, keys, base_rates=base_rates, base_keys=base_keys)
+    assert children.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(counts, made)
+    assert counts[0] == 0 and counts[4] >= 3001 and counts[5] >= 3001
