@@ -29,15 +29,19 @@ def _time_once(fn) -> float:
     return time.perf_counter() - t0
 
 
-def compare(title: str, candidate, references: dict, *, warmup: int = 2, repeat: int = 9, rounds: int = 3) -> dict:
+def compare(title: str, candidate, references: dict, *, warmup: int = 2, repeat: int = 9, rounds: int = 3,
+            settle: float = 0.3) -> dict:
     """Time ``candidate`` against each reference (name -> zero-argument callable).
 
     Every callable is warmed up ``warmup`` times (compilation, caches), then
     timed in ``rounds`` rounds; in each round every callable runs a block of
     ``repeat`` calls of its own (interleaving single calls would let one
     library's spinning worker threads, OpenBLAS or OpenMP, steal the cores from
-    the next call).  The ratio is the median over rounds of the per-round ratio,
-    so slow drifts of a shared machine hit candidate and reference alike.  Prints a table; returns a dict with the timings and
+    the next call), after ``settle`` seconds of sleep: OpenBLAS workers keep
+    spinning for 2**28 cycles (~0.15 s measured here) after their last call,
+    which made the first 3-4 calls of the next block 2-3x slower.  The ratio is
+    the median over rounds of the per-round ratio, so slow drifts of a shared
+    machine hit candidate and reference alike.  Prints a table; returns a dict with the timings and
     ``ratio`` = fastest reference median / candidate median (> 1: candidate faster).
     """
     fns = {"genreg": candidate, **references}
@@ -49,6 +53,7 @@ def compare(title: str, candidate, references: dict, *, warmup: int = 2, repeat:
     for _ in range(rounds):
         block = {}
         for name, fn in fns.items():
+            time.sleep(settle)
             block[name] = [_time_once(fn) for _ in range(repeat)]
             samples[name] += block[name]
         best = min(statistics.median(block[name]) for name in references)

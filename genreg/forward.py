@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 import kernels
@@ -46,7 +47,10 @@ def population_logits(layout: Layout, W: np.ndarray, X) -> np.ndarray:
     _check_population(layout, W)
     _check_batch(layout, batch)
     out = np.empty((W.shape[0], batch.n_samples, layout.n_outputs), dtype=np.float32)
-    kernels.population_logits(W, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values, out)
+    kernels.population_logits(
+        W, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values, out,
+        numba.get_num_threads(),
+    )
     return out
 
 
@@ -68,7 +72,7 @@ def population_predict(layout: Layout, W: np.ndarray, X, labels: np.ndarray, n_c
     n_correct = np.empty(W.shape[0], dtype=np.int64)
     kernels.population_predict(
         W, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values,
-        labels, n_classes, predictions, n_correct,
+        labels, n_classes, predictions, n_correct, numba.get_num_threads(),
     )
     return predictions, n_correct
 
@@ -96,7 +100,10 @@ def genome_logits(layout: Layout, w: np.ndarray, X) -> np.ndarray:
     _check_population(layout, w[None, :])
     _check_batch(layout, batch)
     out = np.empty((batch.n_samples, layout.n_outputs), dtype=np.float32)
-    kernels.genome_logits(w, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values, out)
+    kernels.genome_logits(
+        w, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values, out,
+        numba.get_num_threads(),
+    )
     return out
 
 

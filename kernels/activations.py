@@ -43,14 +43,17 @@ def fast_tanh(x):
 
 
 @jit
-def activate_inplace(h, code):
-    """Apply activation ``code`` to every entry of ``h: (n,) float32`` in place."""
+def activate_inplace(h, n, code):
+    """Apply activation ``code`` to ``h[:, :n]`` in place (``h: (m, >= n) float32``, C-contiguous)."""
     if code == TANH:
-        for j in range(h.shape[0]):
-            h[j] = fast_tanh(h[j])
+        for s in range(h.shape[0]):
+            for j in range(n):
+                h[s, j] = fast_tanh(h[s, j])
     elif code == RELU:
-        for j in range(h.shape[0]):
-            h[j] = np.float32(0.0) if h[j] < np.float32(0.0) else h[j]  # NaN stays NaN
+        for s in range(h.shape[0]):
+            for j in range(n):
+                h[s, j] = np.float32(0.0) if h[s, j] < np.float32(0.0) else h[s, j]  # NaN stays NaN
     elif code == SIGMOID:
-        for j in range(h.shape[0]):
-            h[j] = np.float32(0.5) * (np.float32(1.0) + fast_tanh(np.float32(0.5) * h[j]))
+        for s in range(h.shape[0]):
+            for j in range(n):
+                h[s, j] = np.float32(0.5) * (np.float32(1.0) + fast_tanh(np.float32(0.5) * h[s, j]))

@@ -9,11 +9,14 @@ return logits.
 
 Every layer is ``out = b + x @ W`` for a tile of samples, computed by
 ``tile_layer``; for the first layer ``x`` is the tile's active inputs, for the
-others the previous layer's activations (all units active).  Kernels write into
-caller-allocated outputs and validate nothing; call them through
-``genreg.forward``.  Parallel kernels give each output element to exactly one
-thread, computed in a fixed order, so results are bit-identical for any number
-of threads.
+others the previous layer's activations (all units active), read in place
+through a transposed view.  Layer outputs live in two per-thread buffers
+``(TILE, width)`` (``scratch``) and use their first ``padded_width(n_l)``
+columns; columns past ``n_l`` are padding that no later step reads.  Kernels
+write into caller-allocated outputs and validate nothing; call them through
+``genreg.forward``.  Parallel kernels hand out genomes (or tiles) through a
+queue (``kernels.workqueue``); each output element is computed by exactly one
+thread in a fixed order, so results are bit-identical for any number of threads.
 """
 
 import numpy as np
@@ -31,120 +34,155 @@ from .simd import (
     tile_rows_block16,
     tile_rows_block_wide,
 )
+from .workqueue import claim
+
+
+@jit
+def padded_width(n):
+    """Columns of a layer output of ``n`` units that ``tile_layer`` writes: ``n`` rounded up.
+
+    ``BLOCK``-wide blocks, then one block of ``q`` = the next power of two
+    >= ``r = n % BLOCK`` (``q <= BLOCK``, since BLOCK is 16 or 32).
+    """
+    r = n % BLOCK
+    q = 1
+    while q < r:
+        q *= 2
+    return n - r + (q if r > 0 else 0)
 
 
 @jit
 def tile_layer(w, offset, n_in, n_out, rows, x, start, stop, out):
-    """Set ``out: (TILE, n_out)`` (C-contiguous) to ``b + x @ W`` for one tile.
+    """Set ``out[:, :n_out]`` to ``b + x @ W`` for one tile.
 
     W: ``(n_in, n_out)`` at ``w[offset:]``, b right after it; the tile's inputs are
-    ``x[p, s]`` for input ``rows[p]``, p in [start, stop) (``x: (>= stop, TILE)``).
+    ``x[p, s]`` for input ``rows[p]``, p in [start, stop) (``x: (>= stop, TILE)``,
+    any strides); ``out: (TILE, >= padded_width(n_out))``, C-contiguous.
+
+    Units run in ``BLOCK``-wide blocks, and the last ``r = n_out % BLOCK`` in one
+    block of ``q`` lanes, the next power of two >= r (so q - r < r).  Its padded
+    lanes j = n_out .. n_out + q - r - 1 read ``W[i, j]`` past the end of row i of
+    W: the next row's first weights or, for the last row, the first q - r < r <=
+    n_out entries of b, which follows W in the genome row.  Every read therefore
+    stays inside ``w[offset : offset + (n_in + 1) * n_out]``, for any n_out and
+    BLOCK.  The padded columns ``out[:, n_out:padded_width(n_out)]`` get values
+    (starting from 0, not from b) that nothing reads.
     """
-    bias = offset + n_in * n_out
-    for s in range(TILE):
-        out[s, :] = w[bias : bias + n_out]
     W = w[offset:]
+    b = w[offset + n_in * n_out : offset + n_in * n_out + n_out]
     j = 0
     while j + BLOCK <= n_out:
-        tile_rows_block_wide(W, n_out, j, rows, x, start, stop, out)
+        tile_rows_block_wide(W, n_out, j, rows, x, start, stop, b, out)
         j += BLOCK
-    if n_out - j >= 16:
-        tile_rows_block16(W, n_out, j, rows, x, start, stop, out)
-        j += 16
-    if n_out - j >= 8:
-        tile_rows_block8(W, n_out, j, rows, x, start, stop, out)
-        j += 8
-    if n_out - j >= 4:
-        tile_rows_block4(W, n_out, j, rows, x, start, stop, out)
-        j += 4
-    if n_out - j >= 2:
-        tile_rows_block2(W, n_out, j, rows, x, start, stop, out)
-        j += 2
-    if n_out - j >= 1:
-        tile_rows_block1(W, n_out, j, rows, x, start, stop, out)
+    r = n_out - j
+    if r > 16:
+        tile_rows_block_wide(W, n_out, j, rows, x, start, stop, b, out)
+    elif r > 8:
+        tile_rows_block16(W, n_out, j, rows, x, start, stop, b, out)
+    elif r > 4:
+        tile_rows_block8(W, n_out, j, rows, x, start, stop, b, out)
+    elif r > 2:
+        tile_rows_block4(W, n_out, j, rows, x, start, stop, b, out)
+    elif r == 2:
+        tile_rows_block2(W, n_out, j, rows, x, start, stop, b, out)
+    elif r == 1:
+        tile_rows_block1(W, n_out, j, rows, x, start, stop, b, out)
 
 
 @jit
-def forward_tile(w, sizes, act, tile_ptr, rows, values, t, a, b, xt, units):
-    """Return the logits ``(TILE, sizes[-1])`` of tile ``t`` (a view into scratch ``a`` or ``b``).
+def scratch(sizes):
+    """Per-thread buffers of ``forward_tiles`` for a net of layer widths ``sizes``.
 
-    Per-thread scratch, width = max(sizes[1:]): ``a, b, xt: (TILE * width,) float32``
-    (layer outputs as ``(TILE, n_l)``; activations transposed to ``(n_l, TILE)``)
-    and ``units = arange(width)``, the "active rows" of a dense layer.
+    Returns ``a, b: (TILE, width) float32``, width = the largest
+    ``padded_width(n_l)``, and ``units = arange(width)``, the "active rows" of a
+    dense layer.  Every layer uses these two arrays whole, with row stride
+    ``width``: making views of other shapes per tile costs a few percent.
     """
-    n_layers = sizes.shape[0] - 1
-    out = a[: TILE * sizes[1]].reshape((TILE, sizes[1]))
-    tile_layer(w, 0, sizes[0], sizes[1], rows, values, tile_ptr[t], tile_ptr[t + 1], out)
-    offset = sizes[0] * sizes[1] + sizes[1]
-    for l in range(1, n_layers):
-        n_in, n_out = sizes[l], sizes[l + 1]
-        activate_inplace(out.ravel(), act)
-        x = xt[: n_in * TILE].reshape((n_in, TILE))
-        for s in range(TILE):
-            for i in range(n_in):
-                x[i, s] = out[s, i]
-        nxt = b if l % 2 == 1 else a
-        out = nxt[: TILE * n_out].reshape((TILE, n_out))
-        tile_layer(w, offset, n_in, n_out, units, x, 0, n_in, out)
-        offset += n_in * n_out + n_out
-    return out
+    width = 0
+    for n in sizes[1:]:
+        width = max(width, padded_width(n))
+    return np.empty((TILE, width), np.float32), np.empty((TILE, width), np.float32), np.arange(width)
 
 
 @jit
-def scratch(width):
-    """Per-thread work buffers of ``forward_tile`` for layers up to ``width`` units wide."""
-    return (np.empty(TILE * width, np.float32), np.empty(TILE * width, np.float32),
-            np.empty(TILE * width, np.float32), np.arange(width))
+def forward_tiles(w, sizes, act, tile_ptr, rows, values, t_begin, t_end, a, b, units, out):
+    """Write the logits of genome ``w`` on the samples of tiles ``t_begin .. t_end - 1`` into ``out``.
+
+    out: ``(B, >= sizes[-1]) float32``; sample ``t * TILE + s`` (if < B) goes to that row.
+    ``a, b, units``: per-thread scratch from ``scratch(sizes)``.  Layer l writes
+    ``a`` if l is even, else ``b``, and each dense layer reads the previous
+    output in place through its transpose.  (Spelled out per parity: swapping
+    array variables or taking views per tile costs a few percent.)
+    """
+    aT, bT = a.T, b.T
+    for t in range(t_begin, t_end):
+        tile_layer(w, 0, sizes[0], sizes[1], rows, values, tile_ptr[t], tile_ptr[t + 1], a)
+        offset = sizes[0] * sizes[1] + sizes[1]
+        for l in range(1, sizes.shape[0] - 1):
+            n_in, n_out = sizes[l], sizes[l + 1]
+            if l % 2 == 1:
+                activate_inplace(a, n_in, act)
+                tile_layer(w, offset, n_in, n_out, units, aT, 0, n_in, b)
+            else:
+                activate_inplace(b, n_in, act)
+                tile_layer(w, offset, n_in, n_out, units, bT, 0, n_in, a)
+            offset += n_in * n_out + n_out
+        logits = a if sizes.shape[0] % 2 == 0 else b
+        for s in range(min(TILE, out.shape[0] - t * TILE)):
+            for j in range(sizes[-1]):
+                out[t * TILE + s, j] = logits[s, j]
 
 
 @jit
-def argmax_first(h, n):
-    """Index of the largest of ``h[:n]`` (first one on ties)."""
-    best = 0
-    best_value = h[0]
-    for j in range(1, n):
-        if h[j] > best_value:
-            best = j
-            best_value = h[j]
-    return best
+def score(logits, labels, n_classes, predictions):
+    """Set ``predictions: (B,)`` to the argmax of the first ``n_classes`` of ``logits: (B, n_out)``
+    (first one on ties) and return how many equal ``labels: (B,)``."""
+    correct = 0
+    for s in range(logits.shape[0]):
+        best, best_value = 0, logits[s, 0]
+        for j in range(1, n_classes):
+            better = logits[s, j] > best_value  # selects rather than branches: unpredictable
+            best = j if better else best
+            best_value = logits[s, j] if better else best_value
+        predictions[s] = best
+        correct += best == labels[s]
+    return correct
 
 
 @parallel_jit
-def population_logits(W, sizes, act, tile_ptr, rows, values, out):
+def population_logits(W, sizes, act, tile_ptr, rows, values, out, n_workers):
     """Fill ``out: (P, B, n_out) float32`` with the logits of every genome on every sample.
 
-    W: ``(P, n_params) float32``; the batch (B = ``out.shape[1]``) is shared by all genomes.
+    W: ``(P, n_params) float32``; the batch (B = ``out.shape[1]``) is shared by all
+    genomes; ``n_workers`` (the number of threads) loops take genomes from a queue
+    (``kernels.workqueue``).
     """
-    n_samples = out.shape[1]
-    width = np.max(sizes[1:])
-    for g in prange(W.shape[0]):
-        a, b, xt, units = scratch(width)
-        for t in range(tile_ptr.shape[0] - 1):
-            logits = forward_tile(W[g], sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
-            for s in range(min(TILE, n_samples - t * TILE)):
-                out[g, t * TILE + s, :] = logits[s]
+    queue = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        a, b, units = scratch(sizes)
+        g = claim(queue)
+        while g < W.shape[0]:
+            forward_tiles(W[g], sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, out[g])
+            g = claim(queue)
 
 
 @parallel_jit
-def population_predict(W, sizes, act, tile_ptr, rows, values, labels, n_classes, predictions, n_correct):
+def population_predict(W, sizes, act, tile_ptr, rows, values, labels, n_classes, predictions, n_correct, n_workers):
     """Fused forward + argmax + scoring for every genome on a shared batch.
 
     labels: ``(B,)``; predictions: ``(P, B) int32`` — argmax of the first
-    ``n_classes`` logits; n_correct: ``(P,) int64`` — predictions equal to labels.
+    ``n_classes`` logits; n_correct: ``(P,) int64`` — predictions equal to labels;
+    ``n_workers`` loops take genomes from a queue, as in ``population_logits``.
     """
-    n_samples = labels.shape[0]
-    width = np.max(sizes[1:])
-    for g in prange(W.shape[0]):
-        a, b, xt, units = scratch(width)
-        correct = 0
-        for t in range(tile_ptr.shape[0] - 1):
-            logits = forward_tile(W[g], sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
-            for s in range(min(TILE, n_samples - t * TILE)):
-                c = argmax_first(logits[s], n_classes)
-                predictions[g, t * TILE + s] = c
-                if c == labels[t * TILE + s]:
-                    correct += 1
-        n_correct[g] = correct
+    queue = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        a, b, units = scratch(sizes)
+        logits = np.empty((labels.shape[0], sizes[-1]), np.float32)
+        g = claim(queue)
+        while g < W.shape[0]:
+            forward_tiles(W[g], sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, logits)
+            n_correct[g] = score(logits, labels, n_classes, predictions[g])
+            g = claim(queue)
 
 
 @parallel_jit
@@ -155,22 +193,19 @@ def predict_from_logits(logits, labels, n_classes, predictions, n_correct):
     n_correct: ``(P,) int64``.  The same argmax (first on ties) as the fused kernel.
     """
     for g in prange(logits.shape[0]):
-        correct = 0
-        for s in range(logits.shape[1]):
-            c = argmax_first(logits[g, s], n_classes)
-            predictions[g, s] = c
-            if c == labels[s]:
-                correct += 1
-        n_correct[g] = correct
+        n_correct[g] = score(logits[g], labels, n_classes, predictions[g])
 
 
 @parallel_jit
-def genome_logits(w, sizes, act, tile_ptr, rows, values, out):
-    """Fill ``out: (N, n_out) float32`` with the logits of one genome ``w`` on N samples."""
-    n_samples = out.shape[0]
-    width = np.max(sizes[1:])
-    for t in prange(tile_ptr.shape[0] - 1):
-        a, b, xt, units = scratch(width)
-        logits = forward_tile(w, sizes, act, tile_ptr, rows, values, t, a, b, xt, units)
-        for s in range(min(TILE, n_samples - t * TILE)):
-            out[t * TILE + s, :] = logits[s]
+def genome_logits(w, sizes, act, tile_ptr, rows, values, out, n_workers):
+    """Fill ``out: (N, n_out) float32`` with the logits of one genome ``w`` on N samples.
+
+    ``n_workers`` loops take tiles from a queue, as in ``population_logits``.
+    """
+    queue = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        a, b, units = scratch(sizes)
+        t = claim(queue)
+        while t < tile_ptr.shape[0] - 1:
+            forward_tiles(w, sizes, act, tile_ptr, rows, values, t, t + 1, a, b, units, out)
+            t = claim(queue)

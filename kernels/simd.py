@@ -5,7 +5,7 @@ column ``col``, ``tile_rows_block`` computes
 
     for s in range(T):
         for j in range(width):
-            acc = out[s, col + j]
+            acc = b[col + j] if col + j < len(b) else 0
             for p in range(start, stop):
                 acc = fma(x[p, s], w[rows[p] * stride + col + j], acc)
             out[s, col + j] = acc
@@ -19,6 +19,15 @@ equals the per-sample sparse sum.  Weights must be finite for that: ``0 * inf``
 is NaN, so a non-finite weight on input i poisons every sample of each tile in
 which input i is active (populations refuse NaN weights before evaluation).  ``fma`` is IEEE fused multiply-add: exactly
 rounded, hence the same on every machine.
+
+Arrays: ``w: (n,) float32``; ``rows: (>= stop,)`` integers; ``x: (>= stop, >= T)
+float32`` with any strides: the C-contiguous tile values of a first layer, or
+the transposed view ``h.T`` of the previous layer's output ``h: (T, width)``,
+read in place; ``b: (n_b,) float32``, the layer's bias, ``col < n_b`` (lanes
+``col + j >= n_b`` start at zero, and ``b`` is never read past its end);
+``out: (>= T, >= col + width) float32``, C-contiguous.  Nothing is
+bounds-checked: every ``w[rows[p] * stride + col + j]``, j < width, must lie
+inside ``w`` (see ``kernels.forward.tile_layer`` for the padded last block).
 
 Numba's own vectoriser cannot do this: it keeps accumulators in memory and
 guards every short loop with alias checks, ~4x slower on MNIST.
@@ -52,15 +61,16 @@ TILE, BLOCK = _register_budget()
 
 def _make_tile_rows_block(width: int, tile: int = TILE):
     @intrinsic
-    def tile_rows_block(typingctx, w, stride, col, rows, x, start, stop, out):
-        sig = types.void(w, stride, col, rows, x, start, stop, out)
+    def tile_rows_block(typingctx, w, stride, col, rows, x, start, stop, b, out):
+        sig = types.void(w, stride, col, rows, x, start, stop, b, out)
 
         def codegen(context, builder, signature, args):
-            w_, stride_, col_, rows_, x_, start_, stop_, out_ = args
-            w_t, stride_t, col_t, rows_t, x_t, start_t, stop_t, out_t = signature.args
+            w_, stride_, col_, rows_, x_, start_, stop_, b_, out_ = args
+            w_t, stride_t, col_t, rows_t, x_t, start_t, stop_t, b_t, out_t = signature.args
             w_ptr = context.make_array(w_t)(context, builder, w_).data
             rows_ptr = context.make_array(rows_t)(context, builder, rows_).data
-            x_ptr = context.make_array(x_t)(context, builder, x_).data
+            x_arr = context.make_array(x_t)(context, builder, x_)
+            x_ptr = x_arr.data
             out_arr = context.make_array(out_t)(context, builder, out_)
             out_ptr = out_arr.data
 
@@ -71,17 +81,49 @@ def _make_tile_rows_block(width: int, tile: int = TILE):
             stride64, col64 = as64(stride_, stride_t), as64(col_, col_t)
             start64, stop64 = as64(start_, start_t), as64(stop_, stop_t)
             out_row = cgutils.unpack_tuple(builder, out_arr.shape, 2)[1]
+            # x[p, s] is x_ptr[p * x_p + s * x_s] (strides in float32 elements); the
+            # unit stride of a contiguous layout is a constant that LLVM folds.
+            one = ir.Constant(i64, 1)
+            x_p, x_s = (builder.sdiv(n, ir.Constant(i64, 4)) for n in cgutils.unpack_tuple(builder, x_arr.strides, 2))
+            if x_t.layout == "C":
+                x_s = one
+            elif x_t.layout == "F":
+                x_p = one
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{width}f32"
             )
             zero_mask = ir.Constant(ir.VectorType(i32, width), [0] * width)
             undef = ir.Constant(vec, ir.Undefined)
 
+            # Every accumulator starts at b[col:col + width], zero past the end of b:
+            # one vector load for a full block; for the last, padded block of a
+            # layer, lane j reads b[min(col + j, n_b - 1)] and keeps it only if col + j < n_b.
+            b_arr = context.make_array(b_t)(context, builder, b_)
+            n_b = cgutils.unpack_tuple(builder, b_arr.shape, 1)[0]
+            full = builder.icmp_signed("<=", builder.add(col64, ir.Constant(i64, width)), n_b)
+            with builder.if_else(full) as (then, otherwise):
+                with then:
+                    bias_full = builder.load(builder.bitcast(builder.gep(b_arr.data, [col64]), vec_ptr), align=4)
+                    full_block = builder.block
+                with otherwise:
+                    bias_part = ir.Constant(vec, [0.0] * width)
+                    for j in range(width):
+                        index = builder.add(col64, ir.Constant(i64, j))
+                        inside = builder.icmp_signed("<", index, n_b)
+                        index = builder.select(inside, index, builder.sub(n_b, one))
+                        value = builder.load(builder.gep(b_arr.data, [index]))
+                        value = builder.select(inside, value, ir.Constant(f32, 0.0))
+                        bias_part = builder.insert_element(bias_part, value, ir.Constant(i32, j))
+                    part_block = builder.block
+            bias = builder.phi(vec)
+            bias.add_incoming(bias_full, full_block)
+            bias.add_incoming(bias_part, part_block)
+            acc0 = [bias] * tile
             acc_ptrs = []
             for s in range(tile):
                 offset = builder.add(builder.mul(ir.Constant(i64, s), out_row), col64)
                 acc_ptrs.append(builder.bitcast(builder.gep(out_ptr, [offset]), vec_ptr))
-            acc0 = [builder.load(p, align=4) for p in acc_ptrs]
+            x_cols = [builder.mul(ir.Constant(i64, s), x_s) for s in range(tile)]
 
             entry = builder.block
             header = builder.append_basic_block("tile_block.header")
@@ -105,13 +147,13 @@ def _make_tile_rows_block(width: int, tile: int = TILE):
                 row = builder.sext(row, i64)
             w_offset = builder.add(builder.mul(row, stride64), col64)
             w_vec = builder.load(builder.bitcast(builder.gep(w_ptr, [w_offset]), vec_ptr), align=4)
-            x_row = builder.mul(p, ir.Constant(i64, tile))
+            x_row = builder.gep(x_ptr, [builder.mul(p, x_p)])
             for s in range(tile):
-                value = builder.load(builder.gep(x_ptr, [builder.add(x_row, ir.Constant(i64, s))]))
+                value = builder.load(builder.gep(x_row, [x_cols[s]]))
                 splat = builder.insert_element(undef, value, ir.Constant(i32, 0))
                 splat = builder.shuffle_vector(splat, undef, zero_mask)
                 accs[s].add_incoming(builder.call(fma, [splat, w_vec, accs[s]]), body)
-            p.add_incoming(builder.add(p, ir.Constant(i64, 1)), body)
+            p.add_incoming(builder.add(p, one), body)
             builder.branch(header)
 
             builder.position_at_end(done)
@@ -124,8 +166,8 @@ def _make_tile_rows_block(width: int, tile: int = TILE):
     return tile_rows_block
 
 
-# Any layer width is n = BLOCK*a + 16b + 8c + 4d + 2e + f: the widest block
-# repeats, each narrower one runs at most once, and no scalar tail is needed.
+# A layer of n units runs BLOCK-wide blocks, then covers the remainder r = n % BLOCK
+# with one block of the next power of two q >= r (see ``kernels.forward.tile_layer``).
 tile_rows_block_wide = _make_tile_rows_block(BLOCK)
 tile_rows_block16 = _make_tile_rows_block(16)
 tile_rows_block8 = _make_tile_rows_block(8)

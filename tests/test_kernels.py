@@ -11,6 +11,8 @@ layer ping-pong buffers and the row layout are all right.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -20,7 +22,8 @@ import kernels
 from genreg import forward
 from genreg.batch import SparseBatch
 from genreg.layout import ACTIVATIONS, Layout
-from kernels.simd import TILE
+from kernels.forward import padded_width
+from kernels.simd import BLOCK, TILE
 
 RTOL = 1e-5
 
@@ -257,14 +260,119 @@ def test_genome_predict_first_n_classes(act):
 
 
 # --------------------------------------------------------------------------
+# Layer widths: the padded remainder block
+# --------------------------------------------------------------------------
+
+# Every remainder class of n % BLOCK for BLOCK = 16 (AVX2) and 32 (AVX-512):
+# powers of two, one past, one short, and several full blocks plus a remainder.
+WIDTHS = [1, 2, 3, 5, 7, 9, 10, 15, 16, 17, 31, 33, 47, 63, 64, 65, 100]
+
+
+def test_padded_width_covers_the_layer_and_pads_less_than_the_remainder():
+    """The memory-safety argument of ``tile_layer``: padding q - r < r, and q a power of two <= BLOCK."""
+    for n in range(1, 300):
+        padded, r = padded_width(n), n % BLOCK
+        assert padded >= n
+        if r == 0:
+            assert padded == n
+        else:
+            q = padded - (n - r)
+            assert q & (q - 1) == 0 and r <= q <= BLOCK and q - r < r, (n, padded)
+
+
+@pytest.mark.parametrize("n", WIDTHS)
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("shape", ["23-n-n", "23-70-n-9"])
+def test_every_remainder_width_matches_twin(shape, act, n):
+    """Hidden and output layers of width n (also after a wider layer): logits match the
+    twin, and the argmax never picks a padding lane (q - r of the q lanes of the last block)."""
+    layout = Layout(tuple(n if v == "n" else int(v) for v in shape.split("-")), hidden_activation=act)
+    rng = np.random.default_rng(_seed("widths", shape, act, n))
+    B = 2 * TILE + 3
+    X, X64 = random_inputs("uint8", B, layout.n_inputs, rng)
+    batch = SparseBatch.from_dense(X)
+    W = random_weights(layout, 3, rng)
+    ref = np.stack([naive_forward(layout, W[g], X64) for g in range(3)])
+    logits = forward.population_logits(layout, W, batch)
+    assert_close(logits, ref, f"population_logits n={n}")
+    for g in range(3):
+        assert_close(forward.genome_logits(layout, W[g], batch), ref[g], f"genome_logits n={n} g={g}")
+    labels = rng.integers(0, layout.n_outputs, size=B)
+    pred, n_correct = forward.population_predict(layout, W, batch, labels)
+    np.testing.assert_array_equal(pred, np.argmax(logits, axis=2))
+    np.testing.assert_array_equal(n_correct, (pred == labels).sum(axis=1))
+    for g in range(3):
+        _assert_predictions_match_twin(layout, W[g], X64, pred[g], layout.n_outputs)
+
+
+_GUARD_PAGE_SCRIPT = textwrap.dedent(
+    """
+    import ctypes, mmap, sys
+    import numpy as np
+    from genreg import forward
+    from genreg.layout import ACTIVATIONS, Layout
+
+    def before_guard_page(a):
+        # A copy of float32 ``a`` whose last byte is the last one before an unreadable page.
+        n_pages = -(-a.nbytes // mmap.PAGESIZE) + 1
+        buf = np.frombuffer(mmap.mmap(-1, n_pages * mmap.PAGESIZE), dtype=np.uint8)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        guard = buf.ctypes.data + (n_pages - 1) * mmap.PAGESIZE
+        assert libc.mprotect(guard, mmap.PAGESIZE, 0) == 0, ctypes.get_errno()  # 0 = PROT_NONE
+        start = (n_pages - 1) * mmap.PAGESIZE - a.nbytes
+        out = buf[start : start + a.nbytes].view(np.float32).reshape(a.shape)
+        out[...] = a
+        return out
+
+    rng = np.random.default_rng(7)
+    X = (rng.integers(1, 256, size=(19, 23)) * (rng.random((19, 23)) < 0.3)).astype(np.uint8)
+    labels = np.zeros(19, dtype=np.int64)
+    for n in [int(v) for v in sys.argv[1:]]:
+        for act in ACTIVATIONS:
+            layout = Layout((23, n, n), hidden_activation=act)
+            W = rng.normal(0.0, 0.3, size=(2, layout.n_params)).astype(np.float32)
+            G = before_guard_page(W)  # the last genome's row ends at the guard page
+            for run in (
+                lambda V: forward.population_logits(layout, V, X),
+                lambda V: forward.population_predict(layout, V, X, labels)[0],
+                lambda V: forward.genome_logits(layout, V[1], X),
+            ):
+                np.testing.assert_array_equal(run(G), run(W))
+    print("ok")
+    """
+)
+
+
+def test_kernels_never_read_past_the_genome_row():
+    """The padded remainder block reads past a weight matrix's rows but never past the genome's
+    row: with the row ending right before an unreadable page, an over-read is a segfault."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _GUARD_PAGE_SCRIPT, *map(str, WIDTHS)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0 and proc.stdout.split() == ["ok"], (proc.returncode, proc.stderr[-2000:])
+
+
+# --------------------------------------------------------------------------
 # Activations
 # --------------------------------------------------------------------------
 
 
 def _activate(x: np.ndarray, code: int) -> np.ndarray:
-    h = np.array(x, dtype=np.float32, copy=True)
-    kernels.activate_inplace(h, code)
-    return h
+    h = np.array(x, dtype=np.float32, copy=True).reshape(1, -1)
+    kernels.activate_inplace(h, h.shape[1], code)
+    return h[0]
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_activation_touches_only_the_first_n_columns(act):
+    rng = np.random.default_rng(_seed("activate-columns", act))
+    h = rng.normal(0.0, 3.0, size=(5, 12)).astype(np.float32)
+    got = h.copy()
+    kernels.activate_inplace(got, 7, ACTIVATIONS[act])
+    np.testing.assert_array_equal(got[:, 7:], h[:, 7:])
+    for s in range(5):
+        np.testing.assert_array_equal(got[s, :7], _activate(h[s, :7], ACTIVATIONS[act]))
 
 
 def _activation_grid() -> np.ndarray:
