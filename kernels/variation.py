@@ -15,26 +15,29 @@ from .rng import (draw_at, draw_state, exponentials_from_bits, in_normal_tail, n
 
 #: Mutated entries drawn per block by ``mutate_row``.
 DRAW_BLOCK = 32
+#: Cap of a geometric gap (float64), far beyond any row: keeps the int conversion defined.
+MAX_GAP = 2.0**62
 
 
 @jit
-def fill_draws(state, lam, scale, bits, scratch, gaps, noise):
-    """Draw the next ``DRAW_BLOCK`` (gap, noise) pairs of a stream without advancing it.
+def fill_draws(state, lam, scale, bits, scratch, exps, steps, noise):
+    """Draw the next ``DRAW_BLOCK`` (step, noise) pairs of a stream without advancing it.
 
     Pair k uses draws 2k + 1 and 2k + 2 after ``state`` (a SplitMix64 state is a
-    counter, so any draw can be computed directly): ``gaps[k] = floor(E / lam)``
-    with E ~ Exp(1) (``exponentials_from_bits``) and ``noise[k] = float32(scale *
+    counter, so any draw can be computed directly): ``steps[k] = 1 + gap``, gap =
+    floor(E / lam) (capped at 2**62, beyond any row length) with E ~ Exp(1)
+    (``exponentials_from_bits``) and ``noise[k] = float32(scale *
     Z)``, Z = ``normal_quantile(p)`` of a uniform p on (0, 1).  The loops have no
     branches and no library calls, so they vectorise; the 5% of normals in a
     tail (``in_normal_tail``) are redone one by one at the end.  bits:
-    ``(DRAW_BLOCK,) uint64`` and scratch: ``(DRAW_BLOCK,) float64`` are work
-    space; gaps: ``(DRAW_BLOCK,) float64``; noise: ``(DRAW_BLOCK,) float32``.
+    ``(DRAW_BLOCK,) uint64``, scratch and exps: ``(DRAW_BLOCK,) float64`` are
+    work space; steps: ``(DRAW_BLOCK,) int64``; noise: ``(DRAW_BLOCK,) float32``.
     """
     for k in range(DRAW_BLOCK):
         bits[k] = draw_at(state, 2 * k + 1)
-    exponentials_from_bits(bits, scratch, gaps)
+    exponentials_from_bits(bits, scratch, exps)
     for k in range(DRAW_BLOCK):
-        gaps[k] = np.floor(gaps[k] / lam)
+        steps[k] = 1 + np.int64(min(np.floor(exps[k] / lam), MAX_GAP))
     for k in range(DRAW_BLOCK):
         scratch[k] = uniform_open_from_bits(draw_at(state, 2 * k + 2))
     for k in range(DRAW_BLOCK):
@@ -72,16 +75,17 @@ def mutate_row(row, rate, scale, state):
     lam = -np.log1p(-rate)
     bits = np.empty(DRAW_BLOCK, np.uint64)
     scratch = np.empty(DRAW_BLOCK, np.float64)
-    gaps = np.empty(DRAW_BLOCK, np.float64)
+    exps = np.empty(DRAW_BLOCK, np.float64)
+    steps = np.empty(DRAW_BLOCK, np.int64)
     noise = np.empty(DRAW_BLOCK, np.float32)
     count = 0
     pos = -1
     while True:
-        fill_draws(state, lam, scale, bits, scratch, gaps, noise)
+        fill_draws(state, lam, scale, bits, scratch, exps, steps, noise)
         for k in range(DRAW_BLOCK):
-            if gaps[k] >= n - pos - 1:  # also guards the int conversion for tiny rates
+            pos += steps[k]
+            if pos >= n:
                 return count
-            pos += 1 + np.int64(gaps[k])
             row[pos] += noise[k]
             count += 1
         state = draw_state(state, 2 * DRAW_BLOCK)
