@@ -8,41 +8,29 @@ in $1000s, wine quality in quality points, trig in units of cos).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from . import backprop
+from .data.tabular import TabularSplits
 from .layout import Layout
 
 
 @dataclass(frozen=True, eq=False)
-class TaskData:
-    """Arrays of one task.
+class TaskData(TabularSplits):
+    """Arrays of one task: the fields of ``TabularSplits``, plus the task's metric and loss.
 
     X_*: (n, n_inputs) float32.  y_*: (n,) int64 labels (classification) or
     (n, 1) float32 standardised targets (regression; raw = y * y_std + y_mean).
     x_mean, x_std: (n_inputs,) — the network input is (raw - x_mean) / x_std.
+    metric: 'accuracy', 'mae' or 'mse'; loss: 'nll' or 'mse'.
     """
 
-    name: str
-    metric: str
-    loss: str
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    x_mean: np.ndarray
-    x_std: np.ndarray
-    y_mean: np.ndarray
-    y_std: np.ndarray
-    source: str = ""
+    metric: str = "accuracy"
+    loss: str = "nll"
 
-    @property
-    def n_inputs(self) -> int:
-        return self.X_train.shape[1]
+    n_inputs = TabularSplits.n_features
 
     @property
     def n_outputs(self) -> int:
@@ -80,8 +68,7 @@ def load_task(cfg, data_dir=None) -> TaskData:
         s = tabular.load_boston(data_dir, seed=cfg.seed, **fractions)
     else:
         s = tabular.load_wine(data_dir, color=cfg.wine_color, seed=cfg.seed, **fractions)
-    return TaskData(s.name, metric, "mse", s.X_train, s.y_train, s.X_val, s.y_val, s.X_test, s.y_test,
-                    s.x_mean, s.x_std, s.y_mean, s.y_std, s.source)
+    return TaskData(**{f.name: getattr(s, f.name) for f in fields(s)}, metric=metric, loss="mse")
 
 
 def _mnist(cfg, data_dir, metric: str) -> TaskData:
@@ -94,9 +81,10 @@ def _mnist(cfg, data_dir, metric: str) -> TaskData:
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x3A1]))
         idx = np.sort(rng.choice(len(train), size=cfg.mnist_train, replace=False))
     return TaskData(
-        "mnist", metric, "nll",
-        to_float(train.images[idx]), train.labels[idx].astype(np.int64),
-        to_float(val.images), val.labels.astype(np.int64),
-        to_float(mnist.test_images), mnist.test_labels.astype(np.int64),
-        np.zeros(784), np.full(784, 255.0), np.zeros(1), np.ones(1), str(mnist.source),
+        name="mnist",
+        X_train=to_float(train.images[idx]), y_train=train.labels[idx].astype(np.int64),
+        X_val=to_float(val.images), y_val=val.labels.astype(np.int64),
+        X_test=to_float(mnist.test_images), y_test=mnist.test_labels.astype(np.int64),
+        x_mean=np.zeros(784), x_std=np.full(784, 255.0), y_mean=np.zeros(1), y_std=np.ones(1),
+        source=str(mnist.source), metric=metric, loss="nll",
     )
