@@ -74,18 +74,18 @@ def tile_layer(w, offset, n_in, n_out, rows, x, start, stop, out):
     while j + BLOCK <= n_out:
         tile_rows_block_wide(W, n_out, j, rows, x, start, stop, b, out)
         j += BLOCK
-    r = n_out - j
-    if r > 16:
+    q = padded_width(n_out) - j  # the last block's lanes: 0 or a power of two
+    if q == BLOCK:
         tile_rows_block_wide(W, n_out, j, rows, x, start, stop, b, out)
-    elif r > 8:
+    elif q == 16:
         tile_rows_block16(W, n_out, j, rows, x, start, stop, b, out)
-    elif r > 4:
+    elif q == 8:
         tile_rows_block8(W, n_out, j, rows, x, start, stop, b, out)
-    elif r > 2:
+    elif q == 4:
         tile_rows_block4(W, n_out, j, rows, x, start, stop, b, out)
-    elif r == 2:
+    elif q == 2:
         tile_rows_block2(W, n_out, j, rows, x, start, stop, b, out)
-    elif r == 1:
+    elif q == 1:
         tile_rows_block1(W, n_out, j, rows, x, start, stop, b, out)
 
 

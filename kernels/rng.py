@@ -54,13 +54,6 @@ def draw_at(state, k):
     return mix64(draw_state(state, k))
 
 
-@inline_jit
-def next_uniform(state):
-    """Advance a stream; returns (new state, float64 uniform in [0, 1))."""
-    state, bits = next_u64(state)
-    return state, np.float64(bits >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
 LN2 = 0.6931471805599453
 TWO_POW_M53 = 1.0 / 9007199254740992.0
 
