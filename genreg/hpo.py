@@ -50,12 +50,12 @@ from . import backprop
 from .blas import blas_threads
 from .errors import CheckpointError, ConfigError, TrainingError
 from .hpo_config import HPOConfig
-from .hpo_model import POPULATION_FORMAT, save_model
+from .hpo_model import POPULATION_FORMAT, POPULATION_VERSION, save_model
 from .hpo_tasks import TaskData, load_task
 from .layout import Layout
 from .merge import merge_weights
 from .population import Population, check_population_size
-from .store import History, atomic_h5
+from .store import History, atomic_h5, check_format
 from .traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
 
 
@@ -261,7 +261,7 @@ def write_population(path, population: list, generation: int, metric: str) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_h5(path) as f:
         f.attrs["format"] = POPULATION_FORMAT
-        f.attrs["format_version"] = 1
+        f.attrs["format_version"] = POPULATION_VERSION
         f.attrs["generation"] = generation
         f.attrs["metric"] = metric
         for ind in population:
@@ -283,8 +283,7 @@ def read_population(path) -> tuple[int, list]:
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != POPULATION_FORMAT:
-                raise CheckpointError(f"{path} is not a genreg hpo population file")
+            check_format(f, path, POPULATION_FORMAT, POPULATION_VERSION, "hpo population file")
             generation = int(f.attrs["generation"])
             population = []
             for name, g in f.items():

@@ -24,11 +24,12 @@ import numpy as np
 
 from .errors import CheckpointError
 from .layout import Layout
-from .store import atomic_h5
+from .store import atomic_h5, check_format
 from .traits import Traits
 
 MODEL_FORMAT = "genreg.hpo_model"
 POPULATION_FORMAT = "genreg.hpo_population"
+POPULATION_VERSION = 1
 FORMAT_VERSION = 1
 
 
@@ -97,11 +98,7 @@ def load_model(path) -> SavedModel:
         raise CheckpointError(f"{path}: no such model file")
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != MODEL_FORMAT:
-                raise CheckpointError(f"{path} is not a genreg hpo model (format {f.attrs.get('format')!r})")
-            version = int(f.attrs["format_version"])
-            if version > FORMAT_VERSION:
-                raise CheckpointError(f"{path} has format version {version}; this genreg reads up to {FORMAT_VERSION}")
+            check_format(f, path, MODEL_FORMAT, FORMAT_VERSION, "hpo model")
             layout = Layout.from_dict(json.loads(f.attrs["layout"]))
             row = np.ascontiguousarray(f["row"][()], dtype=np.float32)
             arrays = {name: np.asarray(f[name][()], dtype=np.float64) for name in ("x_mean", "x_std", "y_mean", "y_std")}

@@ -29,7 +29,7 @@ from .hybrid_config import NETWORK_KEYS, HybridConfig, from_mapping
 from .layout import Layout
 from .population import Population, check_population_size
 from .run import StopRequest
-from .store import History, atomic_h5, checkpoint_dir, latest_checkpoint, prune_checkpoints
+from .store import History, atomic_h5, check_format, checkpoint_dir, latest_checkpoint, prune_checkpoints
 from .variation import layer_gene_bounds
 
 FORMAT = "genreg.hybrid_state"
@@ -84,10 +84,7 @@ def read_state(path) -> tuple[HybridState, dict]:
 
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != FORMAT:
-                raise CheckpointError(f"{path} is not a genreg hybrid checkpoint")
-            if int(f.attrs["format_version"]) > FORMAT_VERSION:
-                raise CheckpointError(f"{path} has a newer format version than this genreg reads")
+            check_format(f, path, FORMAT, FORMAT_VERSION, "hybrid checkpoint")
             arrays = {name: f[name][()] for name in ("W", "trust", "ids", "parent_ids", "age", "second_parent_ids")}
             generation, next_id = int(f.attrs["generation"]), int(f.attrs["next_id"])
             layout = Layout.from_dict(json.loads(f.attrs["layout"]))

@@ -84,6 +84,17 @@ def prune_checkpoints(run_dir, keep: int = KEEP) -> None:
         old.unlink()
 
 
+def check_format(f, path, fmt: str, max_version: int, what: str) -> int:
+    """The format version of the open HDF5 file ``f``; CheckpointError naming ``path`` unless its
+    ``format`` attribute is ``fmt`` and its ``format_version`` at most ``max_version``."""
+    if f.attrs.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a genreg {what}")
+    version = int(f.attrs["format_version"])
+    if version > max_version:
+        raise CheckpointError(f"{path} has format version {version}; this genreg reads up to {max_version}")
+    return version
+
+
 def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     """Atomically write the state after ``state.generation`` generations; keep the last two."""
     folder = checkpoint_dir(run_dir)
@@ -113,11 +124,7 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != FORMAT:
-                raise CheckpointError(f"{path} is not a genreg state checkpoint")
-            version = int(f.attrs["format_version"])
-            if version > FORMAT_VERSION:
-                raise CheckpointError(f"{path} has format version {version}; this genreg reads up to {FORMAT_VERSION}")
+            check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
             arrays = {name: f[name][()] for name in ARRAYS}
             generation = int(f.attrs["generation"])
             next_id = int(f.attrs["next_id"])

@@ -555,6 +555,30 @@ def test_checkpoint_newer_format_version_refused(tmp_path):
         latest_checkpoint(tmp_path)
 
 
+@pytest.mark.parametrize("reader, fmt", [
+    ("genreg.store:read_checkpoint", "genreg.state"),
+    ("genreg.hybrid_run:read_state", None),
+    ("genreg.hpo_model:load_model", "genreg.hpo_model"),
+    ("genreg.hpo:read_population", "genreg.hpo_population"),
+])
+def test_every_hdf5_reader_refuses_a_foreign_or_newer_file_naming_it(tmp_path, reader, fmt):
+    """One format gate (``store.check_format``) for all four HDF5 readers."""
+    import importlib
+
+    module, name = reader.split(":")
+    module = importlib.import_module(module)
+    read = getattr(module, name)
+    fmt = fmt or module.FORMAT
+    path = tmp_path / "file.h5"
+    for attrs, message in (({"format": "something else", "format_version": 1}, "is not a genreg"),
+                           ({"format": fmt, "format_version": 99}, "version 99")):
+        with h5py.File(path, "w") as f:
+            f.attrs.update(attrs)
+        with pytest.raises(CheckpointError, match=message) as info:
+            read(path)
+        assert str(path) in str(info.value)
+
+
 def test_checkpoint_keeps_last_two(tmp_path):
     state = hand_made_state(3)
     for g in (1, 2, 3, 10, 4):
