@@ -1,9 +1,11 @@
 """One GENREG generation (P=200, 200-image episode, 784-64-10) against plain NumPy.
 
-Candidate: genreg's generation as the run loop does it: build the episode batch,
-fused forward + scoring, trust update, selection, then cloning fused with child
-mutation into the buffer of the generation before last, and base mutation
-(mutation cost proportional to the mutation rate).
+Candidate: genreg's generation as the run loop does it, on a population that
+evolves from call to call: build the episode batch, score the children (built
+one at a time from their parent's row with child and base mutation, mutation
+cost proportional to the mutation rate, and scored by the fused forward kernel
+without being stored), trust update, selection, then build the survivors' rows
+(into the buffer of the generation before last) as the next brood's parents.
 Reference: the same generation in plain NumPy: forward by a stacked GEMM or a
 per-genome loop of matmuls (both timed, the faster counts), full-size random
 masks and Gaussian noise for mutation.
@@ -27,9 +29,8 @@ from harness import compare, environment, write_report  # noqa: E402
 from genreg.batch import SparseBatch  # noqa: E402
 from genreg.config import Config  # noqa: E402
 from genreg.data import EpisodeSampler, load_mnist  # noqa: E402
-from genreg.forward import population_predict  # noqa: E402
 from genreg.population import Population  # noqa: E402
-from genreg.run import layout_for  # noqa: E402
+from genreg.run import layout_for, score_episode, spare_rows  # noqa: E402
 from genreg.strategies import EvolutionState, Genreg  # noqa: E402
 
 
@@ -70,19 +71,20 @@ def main(argv=None) -> int:
     sampler = EpisodeSampler(mnist.train_labels, cfg.images_per_digit, cfg.seed)
     pop = Population.random(layout, cfg.population, seed=0)
     strategy = Genreg()
-    counter = {"g": 0}
-    spare = np.empty_like(pop.W)  # the run loop breeds into the buffer of the generation before last
+    loop = {"state": EvolutionState(pop, 0), "spare": None}
     print("environment:", environment())
 
     def genreg_generation():
-        g = counter["g"] = counter["g"] + 1
-        idx = sampler.indices(g)
+        state = loop["state"]
+        idx = sampler.indices(state.generation)
         labels = mnist.train_labels[idx].astype(np.int64)
-        state = EvolutionState(Population(layout, pop.W, pop.trust.copy(), pop.ids, pop.parent_ids, pop.age, pop.next_id), g)
-        _, correct = population_predict(layout, state.population.W, SparseBatch.from_dense(mnist.train_images[idx]), labels, 10)
+        _, correct, _ = score_episode(state.population, SparseBatch.from_dense(mnist.train_images[idx]), labels, cfg)
         strategy.score(state, correct, labels.size, cfg)
-        return strategy.breed(state, cfg, out=spare)
+        previous = spare_rows(state.population)
+        loop["state"] = strategy.breed(state, cfg, out=loop["spare"])
+        loop["spare"] = previous
 
+    counter = {"g": 0}
     rng = np.random.default_rng(0)
 
     def reference(forward):

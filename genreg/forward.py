@@ -9,6 +9,7 @@ import kernels
 
 from .batch import SparseBatch
 from .layout import Layout
+from .variation import Brood
 
 
 def _check_population(layout: Layout, W: np.ndarray) -> None:
@@ -54,13 +55,9 @@ def population_logits(layout: Layout, W: np.ndarray, X) -> np.ndarray:
     return out
 
 
-def population_predict(layout: Layout, W: np.ndarray, X, labels: np.ndarray, n_classes: int | None = None):
-    """Fused forward, argmax and scoring of every genome on a shared batch.
-
-    W: ``(P, n_params) float32``; X: ``SparseBatch`` or ``(B, n_inputs)``; labels: ``(B,)`` ints.
-    n_classes: argmax over the first ``n_classes`` outputs (default: all outputs).
-    Returns ``(predictions (P, B) int32, n_correct (P,) int64)``.
-    """
+def _predict_arguments(layout: Layout, W: np.ndarray, X, labels, n_classes, n_genomes: int):
+    """Checked inputs and new outputs of the fused predict kernels:
+    (batch, labels int32, n_classes, predictions ``(n_genomes, B) int32``, n_correct ``(n_genomes,) int64``)."""
     batch = _as_batch(X)
     _check_population(layout, W)
     _check_batch(layout, batch)
@@ -68,10 +65,37 @@ def population_predict(layout: Layout, W: np.ndarray, X, labels: np.ndarray, n_c
     if labels.shape != (batch.n_samples,):
         raise ValueError(f"labels must have shape ({batch.n_samples},), got {labels.shape}")
     n_classes = _check_n_classes(layout, n_classes)
-    predictions = np.empty((W.shape[0], batch.n_samples), dtype=np.int32)
-    n_correct = np.empty(W.shape[0], dtype=np.int64)
+    predictions = np.empty((n_genomes, batch.n_samples), dtype=np.int32)
+    return batch, labels, n_classes, predictions, np.empty(n_genomes, dtype=np.int64)
+
+
+def population_predict(layout: Layout, W: np.ndarray, X, labels: np.ndarray, n_classes: int | None = None):
+    """Fused forward, argmax and scoring of every genome on a shared batch.
+
+    W: ``(P, n_params) float32``; X: ``SparseBatch`` or ``(B, n_inputs)``; labels: ``(B,)`` ints.
+    n_classes: argmax over the first ``n_classes`` outputs (default: all outputs).
+    Returns ``(predictions (P, B) int32, n_correct (P,) int64)``.
+    """
+    batch, labels, n_classes, predictions, n_correct = _predict_arguments(layout, W, X, labels, n_classes, W.shape[0])
     kernels.population_predict(
         W, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values,
+        labels, n_classes, predictions, n_correct, numba.get_num_threads(),
+    )
+    return predictions, n_correct
+
+
+def brood_predict(layout: Layout, brood: Brood, X, labels: np.ndarray, n_classes: int | None = None):
+    """``population_predict`` of the children ``brood.build()`` would make, without building them.
+
+    Same results, bit for bit; see ``genreg.variation.Brood``.  X: ``SparseBatch`` or
+    ``(B, n_inputs)``; labels: ``(B,)``.  Returns ``(predictions (C, B) int32, n_correct (C,) int64)``.
+    """
+    batch, labels, n_classes, predictions, n_correct = _predict_arguments(layout, brood.source, X, labels, n_classes,
+                                                                          brood.size)
+    order = np.argsort(brood.parents, kind="stable")  # children of one parent one after another
+    kernels.brood_predict(
+        brood.source, brood.parents, brood.rates, brood.base_rates, float(brood.scale), brood.keys, brood.base_keys,
+        order, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values,
         labels, n_classes, predictions, n_correct, numba.get_num_threads(),
     )
     return predictions, n_correct

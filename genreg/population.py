@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import PopulationError
 from .layout import Layout
+from .variation import Brood, clone
 
 #: Bytes of per-genome bookkeeping: trust (f8), id (i8), parent id (i8), age (i4).
 PER_GENOME_BYTES = 8 + 8 + 8 + 4
@@ -65,7 +66,10 @@ def check_population_size(layout: Layout, size: int, copies: int = 1) -> int:
 class Population:
     """The state of every genome.
 
-    W: ``(P, n_params) float32``, C-contiguous — one row per genome.
+    W: ``(P, n_params) float32``, C-contiguous — one row per genome; or None while
+    the genomes exist only as ``brood`` (children described by their parents and
+    mutation streams: GENREG scores them without building them, see
+    ``genreg.variation.Brood``).  ``build()`` makes W; ``genomes(rows)`` gives rows either way.
     trust: ``(P,) float64`` — accumulated trust (GENREG) or fitness.
     ids: ``(P,) int64`` — unique genome ids; parent_ids: ``(P,) int64`` (-1 for founders).
     age: ``(P,) int32`` — generations each genome has lived.
@@ -73,30 +77,50 @@ class Population:
     """
 
     layout: Layout
-    W: np.ndarray
+    W: np.ndarray | None
     trust: np.ndarray
     ids: np.ndarray
     parent_ids: np.ndarray
     age: np.ndarray
     next_id: int
+    brood: Brood | None = None
 
     def __post_init__(self):
-        W = self.W
-        if not isinstance(W, np.ndarray) or W.ndim != 2 or W.shape[0] < 1 or W.dtype != np.float32 or not W.flags.c_contiguous:
-            raise PopulationError(
-                f"W must be a C-contiguous (P, n_params) float32 array with P >= 1, got "
-                f"{type(W).__name__} {getattr(W, 'dtype', '')} {np.shape(W)}"
-            )
-        P = W.shape[0]
-        if self.W.shape[1] != self.layout.n_params:
-            raise PopulationError(f"W has {self.W.shape[1]} parameters per genome; {self.layout.describe()} needs {self.layout.n_params}")
+        if self.W is None:
+            if self.brood is None or self.brood.source.shape[1] != self.layout.n_params:
+                raise PopulationError(f"a population without W needs a brood of {self.layout.describe()} genomes")
+            P = self.brood.size
+        else:
+            W = self.W
+            if not isinstance(W, np.ndarray) or W.ndim != 2 or W.shape[0] < 1 or W.dtype != np.float32 or not W.flags.c_contiguous:
+                raise PopulationError(
+                    f"W must be a C-contiguous (P, n_params) float32 array with P >= 1, got "
+                    f"{type(W).__name__} {getattr(W, 'dtype', '')} {np.shape(W)}"
+                )
+            P = W.shape[0]
+            if self.W.shape[1] != self.layout.n_params:
+                raise PopulationError(f"W has {self.W.shape[1]} parameters per genome; {self.layout.describe()} needs {self.layout.n_params}")
         for name in ("trust", "ids", "parent_ids", "age"):
             if getattr(self, name).shape != (P,):
                 raise PopulationError(f"{name} must have shape ({P},), got {getattr(self, name).shape}")
 
     @property
     def size(self) -> int:
-        return self.W.shape[0]
+        return self.ids.shape[0]
+
+    def build(self) -> np.ndarray:
+        """W, built from the brood first if need be (the genomes do not change, only how they are held)."""
+        if self.W is None:
+            self.W = self.brood.build()
+            self.brood = None
+        return self.W
+
+    def genomes(self, rows, out: np.ndarray | None = None) -> np.ndarray:
+        """Copies of the genomes ``rows``: ``(k, n_params) float32`` (in ``out`` if it fits and is free)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        if self.W is None:
+            return self.brood.build(rows, out)
+        return clone(self.W, rows, out)
 
     @classmethod
     def random(cls, layout: Layout, size: int, seed: int, scale: float | None = None) -> "Population":
@@ -126,7 +150,7 @@ class Population:
 
     def check_finite(self) -> None:
         """Raise ``PopulationError`` naming the genomes whose weights contain NaN or inf."""
-        bad = np.flatnonzero(~np.isfinite(self.W).all(axis=1))
+        bad = np.flatnonzero(~np.isfinite(self.build()).all(axis=1))
         if bad.size:
             raise PopulationError(
                 f"{bad.size} genome(s) have non-finite weights (rows {bad[:10].tolist()}"

@@ -22,7 +22,7 @@ from .checkpoint import save_genome
 from .config import NETWORK_KEYS, Config, from_mapping
 from .data import EpisodeSampler, load_mnist
 from .errors import ConfigError
-from .forward import genome_predict, population_logits, population_predict, predict_from_logits
+from .forward import brood_predict, genome_predict, population_logits, population_predict, predict_from_logits
 from .layout import Layout
 from .population import Population, check_population_size
 from .store import History, latest_checkpoint, write_checkpoint
@@ -87,6 +87,27 @@ def mean_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -log_softmax[:, np.arange(labels.shape[0]), labels].mean(axis=1)
 
 
+def score_episode(pop: Population, batch: SparseBatch, labels: np.ndarray, cfg: Config):
+    """One forward pass of every genome over the episode: ``(predictions (P, B), n_correct (P,), loss)``.
+
+    loss: ``(P,)`` mean cross-entropy when the GA's fitness needs it, else None.  A
+    brood's children (GENREG) are scored without being built.
+    """
+    layout = pop.layout
+    if cfg.strategy == "ga" and cfg.fitness == "neg_loss":  # one forward pass serves both
+        logits = population_logits(layout, pop.build(), batch)
+        return (*predict_from_logits(logits, labels, N_CLASSES), mean_cross_entropy(logits, labels))
+    if pop.W is None:
+        return (*brood_predict(layout, pop.brood, batch, labels, N_CLASSES), None)
+    return (*population_predict(layout, pop.W, batch, labels, N_CLASSES), None)
+
+
+def spare_rows(pop: Population) -> np.ndarray:
+    """The buffer that holds ``pop``'s rows (its brood's parents, or W): free to reuse
+    two generations later, when nothing refers to it any more."""
+    return pop.W if pop.W is not None else pop.brood.source
+
+
 def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, progress: bool = True) -> EvolutionState:
     """Run generations ``state.generation .. cfg.generations - 1``; checkpoint as configured."""
     from tqdm import tqdm
@@ -100,7 +121,7 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
     for history in (metrics, weights):
         history.truncate(state.generation)
     best_row, best_trust, best_generation = None, 0.0, state.generation
-    spare = None  # a (population, n) buffer nothing refers to any more
+    spare = None  # a buffer nothing refers to any more: the rows bred from two generations ago
     started = time.perf_counter()
     bar = tqdm(total=cfg.generations, initial=state.generation, unit="gen", disable=not progress,
                dynamic_ncols=True, desc=f"{cfg.strategy} {layout.describe().split(' ')[0]}")
@@ -112,28 +133,23 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
                 idx = sampler.indices(g)
                 labels = data.train_labels[idx].astype(np.int64)
                 batch = SparseBatch.from_dense(data.train_images[idx])
-                loss = None
-                if cfg.strategy == "ga" and cfg.fitness == "neg_loss":  # one forward pass serves both
-                    logits = population_logits(layout, state.population.W, batch)
-                    predictions, n_correct = predict_from_logits(logits, labels, N_CLASSES)
-                    loss = mean_cross_entropy(logits, labels)
-                else:
-                    predictions, n_correct = population_predict(layout, state.population.W, batch, labels, N_CLASSES)
+                pop = state.population
+                predictions, n_correct, loss = score_episode(pop, batch, labels, cfg)
                 fitness = strategy.score(state, n_correct, labels.shape[0], cfg, loss)
                 best = int(ranking(fitness)[0])
+                best_row = pop.genomes([best])[0]
                 accuracy = n_correct / labels.shape[0]
                 validation = math.nan
                 # A fixed schedule (not "and the last generation"), so a resumed run
                 # records exactly what the uninterrupted one does.
                 if cfg.validation_every and g % cfg.validation_every == 0:
-                    val_pred = genome_predict(layout, state.population.W[best], data.validation, N_CLASSES)
+                    val_pred = genome_predict(layout, best_row, data.validation, N_CLASSES)
                     validation = float((val_pred == data.validation_labels).mean())
                 per_digit = [float((predictions[best][labels == d] == d).mean()) for d in range(N_CLASSES)]
-                best_row = state.population.W[best].copy()
                 best_trust, best_generation = float(fitness[best]), g
                 t1 = time.perf_counter()
                 # The generation before last is garbage now: breed into its buffer.
-                previous = state.population.W
+                previous = spare_rows(pop)
                 state = strategy.breed(state, cfg, out=spare)
                 spare = previous
                 scale = strategy.last_mutation_scale

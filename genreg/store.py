@@ -101,6 +101,7 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"state_gen{state.generation:05d}.h5"
     pop = state.population
+    pop.build()  # a brood's children become rows: the file holds the genomes themselves
     with atomic_h5(path) as f:
         for name in ARRAYS:
             f.create_dataset(name, data=getattr(pop, name))

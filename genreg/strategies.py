@@ -30,7 +30,7 @@ import numpy as np
 
 from .config import Config
 from .population import Population, check_population_size
-from .variation import Purpose, clone, clone_mutate, gene_bounds, gene_crossover, generator, mask_crossover, mutate, stream_keys
+from .variation import Brood, Purpose, clone, gene_bounds, gene_crossover, generator, mask_crossover, mutate, stream_keys
 
 
 @dataclass
@@ -59,22 +59,26 @@ class EvolutionState:
         }
 
 
-def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, W_children: np.ndarray | None,
+def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, children: np.ndarray | Brood | None,
                     child_trust: np.ndarray) -> Population:
     """Assemble the next generation: ``keep`` rows carried over as they are, then children.
 
-    parents: ``(C,)`` row of each child's (first) parent; W_children: ``(C, n)`` (used
-    as the new buffer itself when nothing is kept) or None to clone the parents.  Children get fresh ids, age 0 and ``child_trust``.
+    parents: ``(C,)`` row of each child's (first) parent; children: their rows ``(C, n)``
+    (used as the new buffer itself when nothing is kept), a ``Brood`` (nothing may be
+    kept then) or None to clone the parents.  Children get fresh ids, age 0 and ``child_trust``.
     """
     check_population_size(pop.layout, len(keep) + len(parents), copies=2)
-    if W_children is None:
+    W, brood = children, None
+    if isinstance(children, Brood):
+        if len(keep):
+            raise ValueError("a brood cannot be mixed with kept genomes")
+        W, brood = None, children
+    elif children is None:
         W = clone(pop.W, np.concatenate([keep, parents]))
-    elif len(keep) == 0:
-        W = W_children
-    else:
+    elif len(keep):
         W = np.empty((len(keep) + len(parents), pop.W.shape[1]), dtype=np.float32)
         W[: len(keep)] = pop.W[keep]
-        W[len(keep):] = W_children
+        W[len(keep):] = children
     n_children = len(parents)
     return Population(
         layout=pop.layout,
@@ -84,6 +88,7 @@ def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, W_ch
         parent_ids=np.concatenate([pop.parent_ids[keep], pop.ids[parents]]),
         age=np.concatenate([pop.age[keep] + 1, np.zeros(n_children, dtype=np.int32)]).astype(np.int32),
         next_id=pop.next_id + n_children,
+        brood=brood,
     )
 
 
@@ -129,8 +134,9 @@ class Genreg:
         return cfg.mutation_scale * (cfg.mutation_scale_end / cfg.mutation_scale) ** f
 
     def breed(self, state: EvolutionState, cfg: Config, out: np.ndarray | None = None) -> EvolutionState:
-        """The next generation; ``out``: optional ``(population, n)`` buffer to build it in
-        (the caller promises nothing else uses it, e.g. the generation before last)."""
+        """The next generation, as a brood: children described by their parents (the
+        survivors' rows, built here) and mutation streams; ``out``: optional buffer for the
+        survivors' rows (the caller promises nothing else uses it, e.g. the generation before last's)."""
         pop, g = state.population, state.generation
         scale = self.last_mutation_scale = self.noise_scale(g, cfg)
         order = ranking(pop.trust)
@@ -140,21 +146,23 @@ class Genreg:
         # ``elites`` are unmutated children of the best genomes.  (An elite that
         # kept its accumulated trust could never be displaced by children, who
         # start from ``trust_inheritance`` of their parent's.)
-        elites = order[: min(cfg.elites, n_survivors)]
-        n_children = cfg.population - len(elites)
+        n_elites = min(cfg.elites, n_survivors)
+        n_children = cfg.population - n_elites
         rng = generator(cfg.seed, g, Purpose.SELECTION)
-        drawn = rng.choice(survivors, size=n_children, p=self.parent_weights(pop.trust[survivors], cfg))
-        parents = np.concatenate([elites, drawn])
+        drawn = rng.choice(n_survivors, size=n_children, p=self.parent_weights(pop.trust[survivors], cfg))
+        parents = np.concatenate([np.arange(n_elites), drawn])  # rows of the survivors
         slots = np.arange(cfg.population)
-        rates = np.where(slots < len(elites), 0.0, cfg.child_mutation_rate)
+        rates = np.where(slots < n_elites, 0.0, cfg.child_mutation_rate)
         # Base mutation: a share of the (non-elite) children get a second, independent mutation.
-        children = slots[len(elites):]
+        children = slots[n_elites:]
         chosen = children[generator(cfg.seed, g, Purpose.BASE_MUTATION).random(n_children) < cfg.base_mutation_share]
         base_rates = np.zeros(cfg.population)
         base_rates[chosen] = cfg.base_mutation_rate
-        W, _ = clone_mutate(pop.W, parents, rates, scale, stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION),
-                            out, base_rates=base_rates, base_keys=stream_keys(cfg.seed, g, slots, Purpose.BASE_MUTATION))
-        new = next_population(pop, np.empty(0, dtype=np.int64), parents, W, cfg.trust_inheritance * pop.trust[parents])
+        brood = Brood(pop.genomes(survivors, out), parents, rates, base_rates,
+                      stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION),
+                      stream_keys(cfg.seed, g, slots, Purpose.BASE_MUTATION), scale)
+        new = next_population(pop, np.empty(0, dtype=np.int64), survivors[parents], brood,
+                              cfg.trust_inheritance * pop.trust[survivors[parents]])
         return dataclasses.replace(state, population=new, generation=g + 1)
 
 
@@ -203,6 +211,7 @@ class ClassicGA:
     def breed(self, state: EvolutionState, cfg: Config, out: np.ndarray | None = None) -> EvolutionState:
         """The next generation (children are built in new buffers; ``out`` is accepted and unused)."""
         pop, g = state.population, state.generation
+        pop.build()  # crossover reads parents' rows
         fitness = pop.trust
         best = float(np.nanmax(fitness)) if np.isfinite(fitness).any() else -math.inf
         initial = state.initial_spread

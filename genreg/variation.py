@@ -7,6 +7,7 @@ Every random decision of generation ``g`` draws from a stream keyed by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -92,6 +93,53 @@ def clone_mutate(W: np.ndarray, parents, rates, scale: float, keys, out=None, *,
     counts = np.zeros(parents.shape[0], dtype=np.int64)
     kernels.clone_mutate_rows(W, parents, rates, base_rates, float(scale), keys, base_keys, out, counts)
     return out, counts
+
+
+@dataclass(frozen=True)
+class Brood:
+    """Children described, not built: child c is exactly what ``clone_mutate`` would make,
+
+        source[parents[c]] + child mutation (rates[c], stream keys[c])
+                           + base mutation (base_rates[c], stream base_keys[c]),  noise scale ``scale``.
+
+    A GENREG generation scores every child but breeds only from the survivors, so
+    most children never need a row of their own: ``genreg.forward.brood_predict``
+    scores them from their parents' rows, and ``build`` makes the rows still needed.
+    source: ``(R, n) float32``; parents: ``(C,) int64`` rows of source; rates,
+    base_rates: ``(C,) float64`` in [0, 1]; keys, base_keys: ``(C,) uint64``.
+    """
+
+    source: np.ndarray
+    parents: np.ndarray
+    rates: np.ndarray
+    base_rates: np.ndarray
+    keys: np.ndarray
+    base_keys: np.ndarray
+    scale: float
+
+    def __post_init__(self):
+        _check_W(self.source)
+        C = self.parents.shape
+        if not (self.rates.shape == self.base_rates.shape == self.keys.shape == self.base_keys.shape == C):
+            raise ValueError("parents, rates, base_rates, keys and base_keys must have the same length")
+        if self.parents.dtype != np.int64 or self.keys.dtype != np.uint64 or self.base_keys.dtype != np.uint64 \
+                or self.rates.dtype != np.float64 or self.base_rates.dtype != np.float64:
+            raise TypeError("Brood needs int64 parents, float64 rates and uint64 keys")
+        if self.parents.size and (self.parents.min() < 0 or self.parents.max() >= self.source.shape[0]):
+            raise ValueError("parents must be row indices into source")
+        if not (np.all((self.rates >= 0.0) & (self.rates <= 1.0) & (self.base_rates >= 0.0) & (self.base_rates <= 1.0))
+                and self.scale >= 0.0):
+            raise ValueError(f"need 0 <= rates <= 1 and scale >= 0, got scale={self.scale}")
+
+    @property
+    def size(self) -> int:
+        return self.parents.shape[0]
+
+    def build(self, children=None, out=None) -> np.ndarray:
+        """Rows of ``children`` (default: all), ``(k, n) float32``, in a new buffer or in ``out``."""
+        c = np.arange(self.size) if children is None else np.ascontiguousarray(children, dtype=np.int64)
+        return clone_mutate(self.source, self.parents[c], self.rates[c], self.scale, self.keys[c], out,
+                            base_rates=self.base_rates[c], base_keys=self.base_keys[c])[0]
 
 
 def clone(W: np.ndarray, parents, out=None) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Numba kernels: pure functions over arrays, no I/O, no validation (see ``genreg`` for wrappers)."""
 
 from .activations import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, fast_tanh
-from .forward import genome_logits, population_logits, population_predict, predict_from_logits
+from .forward import brood_predict, genome_logits, population_logits, population_predict, predict_from_logits
 from .rng import stream_key
 from .sparse import count_active_features, fill_tiles
 from .variation import clone_mutate_rows, gene_crossover, mask_crossover, mutate_row, mutate_rows, stream_keys
@@ -12,6 +12,7 @@ __all__ = [
     "SIGMOID",
     "TANH",
     "activate_inplace",
+    "brood_predict",
     "clone_mutate_rows",
     "count_active_features",
     "fill_tiles",

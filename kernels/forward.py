@@ -24,6 +24,7 @@ from numba import prange
 
 from ._config import jit, parallel_jit
 from .activations import activate_inplace
+from .variation import mutate_row
 from .simd import (
     BLOCK,
     TILE,
@@ -183,6 +184,36 @@ def population_predict(W, sizes, act, tile_ptr, rows, values, labels, n_classes,
             forward_tiles(W[g], sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, logits)
             n_correct[g] = score(logits, labels, n_classes, predictions[g])
             g = claim(queue)
+
+
+@parallel_jit
+def brood_predict(source, parents, rates, base_rates, scale, keys, base_keys, order, sizes, act, tile_ptr, rows,
+                  values, labels, n_classes, predictions, n_correct, n_workers):
+    """``population_predict`` for children that exist only as parents plus mutation streams.
+
+    Child c is ``source[parents[c]]`` with ``mutate_row(., rates[c], scale, keys[c])``
+    and then ``mutate_row(., base_rates[c], scale, base_keys[c])``: the row
+    ``clone_mutate_rows`` would build.  Each worker builds one child at a time in
+    its own row (cache-resident, the parent's row mostly too, as children are
+    taken in ``order``: grouped by parent), scores it and reuses the row, so
+    nothing of size ``(C, n)`` is written.  source: ``(R, n) float32``; parents,
+    keys, base_keys, order: ``(C,)``; rates, base_rates: ``(C,) float64``; the
+    rest as in ``population_predict`` (predictions: ``(C, B)``, n_correct: ``(C,)``).
+    """
+    queue = np.zeros(1, np.int64)
+    for _ in prange(n_workers):
+        a, b, units = scratch(sizes)
+        logits = np.empty((labels.shape[0], sizes[-1]), np.float32)
+        row = np.empty(source.shape[1], np.float32)
+        i = claim(queue)
+        while i < order.shape[0]:
+            c = order[i]
+            row[:] = source[parents[c]]
+            mutate_row(row, rates[c], scale, keys[c])
+            mutate_row(row, base_rates[c], scale, base_keys[c])
+            forward_tiles(row, sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, logits)
+            n_correct[c] = score(logits, labels, n_classes, predictions[c])
+            i = claim(queue)
 
 
 @parallel_jit

@@ -9,6 +9,7 @@ tiny networks and populations, so the whole module stays quick.
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
@@ -28,6 +29,7 @@ import kernels
 from genreg import cli
 from genreg.config import NETWORK_KEYS, Config, from_mapping, load_toml, parse_overrides
 from genreg.errors import CheckpointError, ConfigError
+from genreg.forward import brood_predict, population_predict
 from genreg.layout import Layout
 from genreg.population import Population
 from genreg.run import METRICS, resume_run, start_run
@@ -269,6 +271,9 @@ def test_genreg_breeding_invariants(new_size):
     new = new_state.population
     g = state.generation
     n = TINY.n_params
+    # children come as a brood (parents' rows + mutation streams), built on demand
+    assert new.W is None and new.brood.size == new_size
+    new.build()
 
     assert new_state.generation == g + 1
     assert new.size == new_size and new.W.shape == (new_size, n)
@@ -315,12 +320,36 @@ def test_genreg_breeding_invariants(new_size):
 
 def test_genreg_breeding_is_deterministic_and_seeded():
     cfg = from_mapping({"population": 30, "seed": 2})
-    a = Genreg().breed(hand_made_state(30), cfg).population
-    b = Genreg().breed(hand_made_state(30), cfg).population
-    c = Genreg().breed(hand_made_state(30), cfg.replace(seed=3)).population
+    a, b, c = (Genreg().breed(hand_made_state(30), config).population for config in (cfg, cfg, cfg.replace(seed=3)))
+    for pop in (a, b, c):
+        pop.build()
     assert a.W.tobytes() == b.W.tobytes()
     np.testing.assert_array_equal(a.parent_ids, b.parent_ids)
     assert a.W.tobytes() != c.W.tobytes()
+
+
+def test_brood_scores_and_breeds_as_its_built_rows(mnist):
+    """A GENREG generation held as a brood gives what its built rows give: scores, genomes, next brood."""
+    cfg = from_mapping({"population": 24, "seed": 3, "hidden_sizes": [16]})
+    layout = Layout((784, 16, 10), "tanh")
+    pop = Population.random(layout, 24, seed=3)
+    pop.trust = np.random.default_rng(0).normal(size=24)
+    lazy = Genreg().breed(EvolutionState(pop, generation=7), cfg)
+    built = copy.deepcopy(lazy)
+    built.population.build()
+    assert lazy.population.W is None and built.population.W is not None
+    X, labels = mnist.train.images[:40], mnist.train.labels[:40]
+    got = brood_predict(layout, lazy.population.brood, X, labels, 10)
+    want = population_predict(layout, built.population.W, X, labels, 10)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    rows = [5, 0, 23]
+    assert lazy.population.genomes(rows).tobytes() == built.population.W[rows].tobytes()
+    for state in (lazy, built):
+        state.population.trust = got[1].astype(np.float64)
+    again_lazy, again_built = (Genreg().breed(s, cfg).population for s in (lazy, built))
+    assert again_lazy.build().tobytes() == again_built.build().tobytes()
+    np.testing.assert_array_equal(again_lazy.parent_ids, again_built.parent_ids)
 
 
 @pytest.mark.parametrize("elites", [0, 3])
@@ -329,6 +358,7 @@ def test_genreg_elites(elites):
     state = hand_made_state(20)
     W0, trust0 = state.population.W.copy(), state.population.trust.copy()
     new = Genreg().breed(state, cfg).population
+    new.build()
     order = ranking(trust0)
     for e in range(elites):
         assert new.W[e].tobytes() == W0[order[e]].tobytes()
@@ -346,13 +376,13 @@ def test_population_size_change(strategy, new_size):
     cfg = from_mapping({"strategy": strategy, "population": 20}).replace(population=new_size)
     breeder = Genreg() if strategy == "genreg" else ClassicGA()
     new = breeder.breed(state, cfg).population
-    assert new.size == new_size and new.W.shape == (new_size, TINY.n_params)
+    assert new.size == new_size and new.genomes(np.arange(new_size)).shape == (new_size, TINY.n_params)
     for name in ("trust", "ids", "parent_ids", "age"):
         assert getattr(new, name).shape == (new_size,), name
     assert np.unique(new.ids).size == new_size
     # children name their parents (GA elites are carried over with their own lineage)
     assert set(new.parent_ids[cfg.elites:].tolist()) <= set(ids0.tolist())
-    assert np.isfinite(new.W).all()
+    new.check_finite()
     # and the next generation breeds from the new size
     new.trust = np.arange(new_size, dtype=np.float64) / new_size
     again = breeder.breed(EvolutionState(new, generation=5), cfg.replace(population=20)).population

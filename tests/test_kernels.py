@@ -22,6 +22,7 @@ import kernels
 from genreg import forward
 from genreg.batch import SparseBatch
 from genreg.layout import ACTIVATIONS, Layout
+from genreg.variation import Brood
 from kernels.forward import padded_width
 from kernels.simd import BLOCK, TILE
 
@@ -220,6 +221,27 @@ def test_population_predict(act, sizes, B):
         logits = forward.population_logits(layout, W, batch)
         np.testing.assert_array_equal(pred, np.argmax(logits, axis=2))
         np.testing.assert_array_equal(n_correct, (pred == labels[None, :]).sum(axis=1))
+
+
+@pytest.mark.parametrize("B", BATCH_SIZES)
+@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("act", ACTS)
+def test_brood_predict_equals_built_children(act, sizes, B):
+    """Scoring children from parents + mutation streams gives exactly the scores of the built rows."""
+    layout = Layout(sizes, hidden_activation=act)
+    rng = np.random.default_rng(_seed("brood", act, sizes, B))
+    X, _ = random_inputs("uint8", B, layout.n_inputs, rng)
+    batch = SparseBatch.from_dense(X)
+    W = random_weights(layout, 4, rng)
+    C = 7
+    keys = rng.integers(0, 2**63, size=C).astype(np.uint64)
+    brood = Brood(W, rng.integers(0, 4, size=C), np.where(np.arange(C) == 0, 0.0, 0.3),
+                  np.where(np.arange(C) % 2 == 1, 0.2, 0.0), keys, keys ^ np.uint64(12345), 0.1)
+    labels = rng.integers(0, layout.n_outputs, size=B)
+    got = forward.brood_predict(layout, brood, batch, labels)
+    want = forward.population_predict(layout, brood.build(), batch, labels)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_population_predict_scores_correct_labels():
@@ -492,6 +514,7 @@ _DETERMINISM_SCRIPT = textwrap.dedent(
     import hashlib, numba, numpy as np
     from genreg import forward
     from genreg.layout import Layout
+    from genreg.variation import Brood
     layout = Layout((784, 32, 10), hidden_activation="tanh")
     rng = np.random.default_rng(1234)
     W = rng.normal(0.0, 0.05, size=(20, layout.n_params)).astype(np.float32)
@@ -500,8 +523,12 @@ _DETERMINISM_SCRIPT = textwrap.dedent(
     pred, n_correct = forward.population_predict(layout, W, X, labels)
     logits = forward.population_logits(layout, W, X)
     one = forward.genome_logits(layout, W[3], X)
+    keys = np.arange(30, dtype=np.uint64) * np.uint64(7919)
+    brood = Brood(W, rng.integers(0, 20, size=30), np.full(30, 0.07), np.where(np.arange(30) % 3 == 0, 0.08, 0.0),
+                  keys, keys + np.uint64(1), 0.03)
+    pred_b, n_correct_b = forward.brood_predict(layout, brood, X, labels)
     h = hashlib.sha256()
-    for a in (pred, n_correct, logits, one):
+    for a in (pred, n_correct, logits, one, pred_b, n_correct_b):
         h.update(np.ascontiguousarray(a).tobytes())
     print(numba.get_num_threads(), h.hexdigest())
     """

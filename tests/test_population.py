@@ -262,3 +262,21 @@ def test_check_finite_many_bad_rows_are_truncated():
     message = str(info.value)
     assert message.startswith("20 genome(s)")
     assert f"rows {list(range(5, 15))}..." in message
+
+
+def test_population_as_a_brood_builds_on_demand():
+    from genreg.variation import Brood
+    layout = Layout((5, 3, 2))
+    src = Population.random(layout, 4, seed=1).W
+    keys = np.arange(6, dtype=np.uint64)
+    brood = Brood(src, np.array([0, 0, 1, 2, 3, 3]), np.full(6, 0.5), np.zeros(6), keys, keys, 0.1)
+    ids = np.arange(6, dtype=np.int64)
+    pop = Population(layout, None, np.zeros(6), ids, ids - 1, np.zeros(6, np.int32), 6, brood=brood)
+    assert pop.size == 6 and pop.W is None
+    assert pop.genomes([2, 5]).tobytes() == brood.build([2, 5]).tobytes()
+    W = pop.build()
+    assert W.tobytes() == brood.build().tobytes() and pop.W is W and pop.brood is None
+    with pytest.raises(PopulationError, match="brood"):
+        Population(layout, None, np.zeros(6), ids, ids - 1, np.zeros(6, np.int32), 6)
+    with pytest.raises(PopulationError, match="trust"):
+        Population(layout, None, np.zeros(5), ids, ids - 1, np.zeros(6, np.int32), 6, brood=brood)

@@ -641,3 +641,40 @@ def test_clone_mutate_with_base_mutation_equals_clone_then_two_mutations():
     assert children.tobytes() == expected.tobytes()
     np.testing.assert_array_equal(counts, made)
     assert counts[0] == 0 and counts[4] >= 3001 and counts[5] >= 3001
+
+
+def _brood(W, **changes):
+    C = 6
+    fields = dict(source=W, parents=np.array([3, 3, 0, 5, 1, 2]), rates=np.array([0.0, 0.07, 0.07, 0.3, 1.0, 0.07]),
+                  base_rates=np.array([0.0, 0.0, 0.08, 0.5, 0.08, 1.0]),
+                  keys=variation.stream_keys(4, 9, np.arange(C), Purpose.CHILD_MUTATION),
+                  base_keys=variation.stream_keys(4, 9, np.arange(C), Purpose.BASE_MUTATION), scale=0.05)
+    fields.update(changes)
+    return variation.Brood(**fields)
+
+
+def test_brood_builds_what_clone_mutate_builds():
+    """Any subset of a brood's children, in any order, is built exactly as clone_mutate builds them all."""
+    W = np.random.default_rng(13).normal(0.0, 0.1, size=(6, 3001)).astype(np.float32)
+    brood = _brood(W)
+    everyone, _ = variation.clone_mutate(W, brood.parents, brood.rates, 0.05, brood.keys,
+                                         base_rates=brood.base_rates, base_keys=brood.base_keys)
+    assert brood.size == 6 and brood.build().tobytes() == everyone.tobytes()
+    some = [4, 1, 1]
+    assert brood.build(some).tobytes() == everyone[some].tobytes()
+    out = np.empty((3, 3001), np.float32)
+    assert brood.build(some, out) is out
+
+
+@pytest.mark.parametrize("change, error", [
+    (dict(parents=np.array([3, 3, 0, 5, 1, 6])), "row indices"),
+    (dict(parents=np.array([3, 3, 0, 5, 1, -1])), "row indices"),
+    (dict(rates=np.array([0.0, 0.07, 0.07, 0.3, 1.5, 0.07])), "rates"),
+    (dict(scale=-1.0), "scale"),
+    (dict(keys=np.zeros(5, np.uint64)), "same length"),
+    (dict(parents=np.array([3, 3, 0, 5, 1, 2], dtype=np.int32)), "int64"),
+])
+def test_brood_refuses_bad_descriptions(change, error):
+    W = np.zeros((6, 10), np.float32)
+    with pytest.raises((ValueError, TypeError), match=error):
+        _brood(W, **change)
