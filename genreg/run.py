@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,9 @@ from .errors import ConfigError
 from .forward import brood_predict, genome_predict, population_logits, population_predict, predict_from_logits
 from .layout import Layout
 from .population import Population, check_population_size
-from .store import History, latest_checkpoint, write_checkpoint
+from .store import CheckpointWriter, History, latest_checkpoint, write_checkpoint
 from .strategies import EvolutionState, make_strategy, ranking
+from .variation import Brood, Purpose, stream_keys
 
 N_CLASSES = 10
 METRICS = (
@@ -55,9 +57,32 @@ class Data:
     validation_labels: np.ndarray
 
 
+def warm_kernels(layout: Layout) -> None:
+    """Load the loop's compiled kernels from Numba's cache by calling each on one tiny input.
+
+    The first use of cached kernels costs about 1 s (Numba sets itself up); ``load_data``
+    runs this on a thread while it reads the data set.
+    """
+    try:
+        batch = SparseBatch.from_dense(np.zeros((1, layout.n_inputs), np.uint8))
+        labels = np.zeros(1, np.int64)
+        W = Population.random(layout, 1, seed=0).W
+        keys = stream_keys(0, 0, [0], Purpose.CHILD_MUTATION)
+        brood = Brood(W, np.zeros(1, np.int64), np.full(1, 0.5), np.full(1, 0.5), keys, keys, 0.1)
+        brood.build()
+        brood_predict(layout, brood, batch, labels, N_CLASSES)
+        population_predict(layout, W, batch, labels, N_CLASSES)
+        genome_predict(layout, W[0], batch, N_CLASSES)
+    except Exception:  # noqa: BLE001 - only a head start: the run's own calls report any problem
+        pass
+
+
 def load_data(cfg: Config, data_dir=None) -> Data:
+    warm = threading.Thread(target=warm_kernels, args=(layout_for(cfg),), name="genreg-warm-kernels", daemon=True)
+    warm.start()
     mnist = load_mnist(data_dir)
     train, val = mnist.split_validation(cfg.validation_images, seed=0)
+    warm.join()
     return Data(train.images, train.labels, SparseBatch.from_dense(val.images), val.labels.astype(np.int64))
 
 
@@ -123,6 +148,8 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
     best_row, best_trust, best_generation = None, 0.0, state.generation
     spare = None  # a buffer nothing refers to any more: the rows bred from two generations ago
     started = time.perf_counter()
+    writer = CheckpointWriter(run_dir)  # checkpoints are written while evolution goes on
+    failed = True
     bar = tqdm(total=cfg.generations, initial=state.generation, unit="gen", disable=not progress,
                dynamic_ncols=True, desc=f"{cfg.strategy} {layout.describe().split(' ')[0]}")
     try:
@@ -163,19 +190,23 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
                 done = state.generation == cfg.generations
                 out_of_time = cfg.max_minutes > 0 and time.perf_counter() - started >= 60.0 * cfg.max_minutes
                 if stop.signal is not None or done or out_of_time or state.generation % cfg.checkpoint_every == 0:
-                    write_checkpoint(run_dir, state, cfg.to_dict())
-                    save_genome(run_dir / f"best_genome_mnist_gen{state.generation:05d}.pkl", layout, best_row,
-                                trust=best_trust, metadata={"generation": best_generation, "seed": cfg.seed,
-                                                            "strategy": cfg.strategy, "run_dir": str(run_dir)})
+                    best_path = run_dir / f"best_genome_mnist_gen{state.generation:05d}.pkl"
+                    metadata = {"generation": best_generation, "seed": cfg.seed, "strategy": cfg.strategy,
+                                "run_dir": str(run_dir)}
+                    writer.submit(state, cfg.to_dict(), lambda p=best_path, w=best_row, t=best_trust, m=metadata:
+                                  save_genome(p, layout, w, trust=t, metadata=m))
                 if stop.signal is not None or (out_of_time and not done):
+                    writer.wait()
                     why = f"signal {stop.signal}" if stop.signal is not None else f"max_minutes={cfg.max_minutes:g}"
                     bar.write(f"genreg: stopped by {why} after generation {g}; "
                               f"checkpoint written, continue with: genreg resume {run_dir}")
                     break
+        failed = False
     finally:
         bar.close()
         metrics.close()
         weights.close()
+        writer.close(check=not failed)
     return state
 
 

@@ -16,10 +16,13 @@ so a run killed at any moment leaves the previous checkpoint loadable.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -118,6 +121,52 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
         )
     prune_checkpoints(run_dir)
     return path
+
+
+class CheckpointWriter:
+    """Writes a run's state checkpoints on one background thread while evolution goes on.
+
+    ``submit`` builds the population (a brood becomes rows) and takes a private copy of
+    the state, so the run may reuse its buffers at once; ``then`` (e.g. writing the best
+    genome's pickle) runs on the same thread after the checkpoint.  Writes happen in
+    order, one at a time: ``submit`` first waits for the previous write, and re-raises
+    its error, as ``close`` does.  Each file is still written atomically, so a run
+    killed during a write resumes from the checkpoint before it.
+    """
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genreg-checkpoint")
+        self._pending: Future | None = None
+
+    def submit(self, state: EvolutionState, config: dict, then: Callable[[], object] | None = None) -> None:
+        self.wait()
+        state.population.build()
+        snapshot = copy.deepcopy(state)
+
+        def write():
+            write_checkpoint(self.run_dir, snapshot, config)
+            if then is not None:
+                then()
+
+        self._pending = self._pool.submit(write)
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk; re-raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self, check: bool = True) -> None:
+        """Finish the write in flight and stop the thread; ``check=False`` drops its error
+        (when the run is already failing for another reason)."""
+        try:
+            if check:
+                self.wait()
+            elif self._pending is not None:
+                self._pending.exception()  # waits, swallows
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def read_checkpoint(path) -> tuple[EvolutionState, dict]:

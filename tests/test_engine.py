@@ -33,7 +33,7 @@ from genreg.forward import brood_predict, population_predict
 from genreg.layout import Layout
 from genreg.population import Population
 from genreg.run import METRICS, resume_run, start_run
-from genreg.store import History, latest_checkpoint, read_checkpoint, read_history, write_checkpoint
+from genreg.store import CheckpointWriter, History, latest_checkpoint, read_checkpoint, read_history, write_checkpoint
 from genreg.strategies import ClassicGA, EvolutionState, Genreg, ranking
 from genreg.variation import Purpose, gene_bounds, gene_crossover, mask_crossover
 
@@ -572,6 +572,48 @@ def test_checkpoint_round_trip(tmp_path, scalars):
         assert a.tobytes() == b.tobytes(), name
     assert_same_state(state, back)
     assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_checkpoint_writer_writes_a_snapshot_in_the_background(tmp_path):
+    """The background writer stores the state as it was at submit (a brood built into rows),
+    runs ``then`` after the file, writes in order and keeps the last two."""
+    cfg = from_mapping({"population": 12, "seed": 4})
+    state = Genreg().breed(hand_made_state(12), cfg)  # a brood
+    expected = state.population.genomes(np.arange(12))
+    writer = CheckpointWriter(tmp_path)
+    done = []
+    writer.submit(state, cfg.to_dict(), lambda: done.append(checkpoint_generations(tmp_path)))
+    state.population.W[:] = 0.0  # the run goes on changing its buffers
+    state.population.trust[:] = 7.0
+    for g in (6, 7):
+        state.generation = g
+        writer.submit(state, cfg.to_dict())
+    writer.close()
+    assert done == [[5]]
+    assert checkpoint_generations(tmp_path) == [6, 7]
+    back, _ = read_checkpoint(tmp_path / "checkpoints" / "state_gen00007.h5")
+    assert back.population.W.tobytes() == np.zeros_like(expected).tobytes()
+    # the first snapshot held the genomes of the brood, before the changes
+    writer = CheckpointWriter(tmp_path / "first")
+    state = Genreg().breed(hand_made_state(12), cfg)
+    writer.submit(state, cfg.to_dict())
+    state.population.W[:] = 0.0
+    writer.close()
+    back = final_state(tmp_path / "first")
+    assert back.population.W.tobytes() == expected.tobytes() and back.generation == 5
+
+
+def test_checkpoint_writer_reports_a_failed_write(tmp_path):
+    blocked = tmp_path / "run"
+    blocked.mkdir()
+    (blocked / "checkpoints").write_text("a file where the folder should be")
+    writer = CheckpointWriter(blocked)
+    writer.submit(hand_made_state(3), Config().to_dict())
+    with pytest.raises(OSError):
+        writer.close()
+    quiet = CheckpointWriter(blocked)
+    quiet.submit(hand_made_state(3), Config().to_dict())
+    quiet.close(check=False)  # the run is failing already: no second error
 
 
 def test_checkpoint_newer_format_version_refused(tmp_path):
