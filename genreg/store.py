@@ -16,8 +16,8 @@ so a run killed at any moment leaves the previous checkpoint loadable.
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
+import dataclasses
 import json
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -126,8 +126,8 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
 class CheckpointWriter:
     """Writes a run's state checkpoints on one background thread while evolution goes on.
 
-    ``submit`` builds the population (a brood becomes rows) and takes a private copy of
-    the state, so the run may reuse its buffers at once; ``then`` (e.g. writing the best
+    ``submit`` takes a private copy of the state, the population's genomes built as rows
+    (a brood stays a brood for the run), so the run may reuse its buffers at once; ``then`` (e.g. writing the best
     genome's pickle) runs on the same thread after the checkpoint.  Writes happen in
     order, one at a time: ``submit`` first waits for the previous write, and re-raises
     its error, as ``close`` does.  Each file is still written atomically, so a run
@@ -141,8 +141,11 @@ class CheckpointWriter:
 
     def submit(self, state: EvolutionState, config: dict, then: Callable[[], object] | None = None) -> None:
         self.wait()
-        state.population.build()
-        snapshot = copy.deepcopy(state)
+        pop = state.population
+        rows = Population(layout=pop.layout, W=pop.genomes(np.arange(pop.size)), trust=pop.trust.copy(),
+                          ids=pop.ids.copy(), parent_ids=pop.parent_ids.copy(), age=pop.age.copy(),
+                          next_id=pop.next_id)
+        snapshot = dataclasses.replace(state, population=rows)
 
         def write():
             write_checkpoint(self.run_dir, snapshot, config)

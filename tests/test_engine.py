@@ -575,16 +575,20 @@ def test_checkpoint_round_trip(tmp_path, scalars):
 
 
 def test_checkpoint_writer_writes_a_snapshot_in_the_background(tmp_path):
-    """The background writer stores the state as it was at submit (a brood built into rows),
-    runs ``then`` after the file, writes in order and keeps the last two."""
+    """The background writer stores the state as it was at submit (a brood's genomes built as
+    rows, the run's brood left alone), runs ``then`` after the file, writes in order and keeps
+    the last two."""
     cfg = from_mapping({"population": 12, "seed": 4})
     state = Genreg().breed(hand_made_state(12), cfg)  # a brood
     expected = state.population.genomes(np.arange(12))
+    trust = state.population.trust.copy()
     writer = CheckpointWriter(tmp_path)
     done = []
     writer.submit(state, cfg.to_dict(), lambda: done.append(checkpoint_generations(tmp_path)))
-    state.population.W[:] = 0.0  # the run goes on changing its buffers
+    assert state.population.W is None  # still a brood for the run
+    state.population.brood.source[:] = 0.0  # the run goes on reusing its buffers
     state.population.trust[:] = 7.0
+    changed = state.population.genomes(np.arange(12))
     for g in (6, 7):
         state.generation = g
         writer.submit(state, cfg.to_dict())
@@ -592,15 +596,18 @@ def test_checkpoint_writer_writes_a_snapshot_in_the_background(tmp_path):
     assert done == [[5]]
     assert checkpoint_generations(tmp_path) == [6, 7]
     back, _ = read_checkpoint(tmp_path / "checkpoints" / "state_gen00007.h5")
-    assert back.population.W.tobytes() == np.zeros_like(expected).tobytes()
-    # the first snapshot held the genomes of the brood, before the changes
+    assert back.population.W.tobytes() == changed.tobytes()
+    np.testing.assert_array_equal(back.population.trust, 7.0)
+    # the first snapshot held the genomes and trust at its submit, before the changes
     writer = CheckpointWriter(tmp_path / "first")
     state = Genreg().breed(hand_made_state(12), cfg)
     writer.submit(state, cfg.to_dict())
-    state.population.W[:] = 0.0
+    state.population.brood.source[:] = 0.0
+    state.population.trust[:] = 7.0
     writer.close()
     back = final_state(tmp_path / "first")
     assert back.population.W.tobytes() == expected.tobytes() and back.generation == 5
+    np.testing.assert_array_equal(back.population.trust, trust)
 
 
 def test_checkpoint_writer_reports_a_failed_write(tmp_path):
