@@ -67,7 +67,8 @@ def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, chil
     (used as the new buffer itself when nothing is kept), a ``Brood`` (nothing may be
     kept then) or None to clone the parents.  Children get fresh ids, age 0 and ``child_trust``.
     """
-    check_population_size(pop.layout, len(keep) + len(parents), copies=2)
+    if len(keep) + len(parents) != pop.size:  # a new size (on resume): will it fit?
+        check_population_size(pop.layout, len(keep) + len(parents), copies=2)
     W, brood = children, None
     if isinstance(children, Brood):
         if len(keep):

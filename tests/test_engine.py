@@ -1025,6 +1025,19 @@ def test_max_minutes_stops_with_a_checkpoint_and_resume_continues(tmp_path, mnis
         from_mapping(dict(max_minutes=-1))
 
 
+def test_a_new_population_size_is_checked_against_memory(monkeypatch):
+    """Breeding checks the memory only when the size changes (e.g. on resume), not every generation."""
+    import genreg.population as population_module
+    from genreg.errors import PopulationError
+
+    cfg = from_mapping({"population": 20})
+    same, grown = hand_made_state(20), hand_made_state(20)
+    monkeypatch.setattr(population_module, "available_memory", lambda: 1000)
+    assert Genreg().breed(same, cfg).population.size == 20
+    with pytest.raises(PopulationError, match="memory"):
+        Genreg().breed(grown, cfg.replace(population=30))
+
+
 def test_population_too_large_for_memory_is_refused_before_writing_anything(tmp_path, mnist_dir):
     from genreg.errors import PopulationError
 
