@@ -82,7 +82,7 @@ def load_data(cfg: Config, data_dir=None) -> Data:
     warm.start()
     mnist = load_mnist(data_dir)
     train, val = mnist.split_validation(cfg.validation_images, seed=0)
-    warm.join()
+    warm.join()  # no kernel runs here before this: one thread at a time launches parallel kernels
     return Data(train.images, train.labels, SparseBatch.from_dense(val.images), val.labels.astype(np.int64))
 
 
