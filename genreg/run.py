@@ -172,7 +172,8 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
                 if cfg.validation_every and g % cfg.validation_every == 0:
                     val_pred = genome_predict(layout, best_row, data.validation, N_CLASSES)
                     validation = float((val_pred == data.validation_labels).mean())
-                per_digit = [float((predictions[best][labels == d] == d).mean()) for d in range(N_CLASSES)]
+                hits = np.bincount(labels, weights=predictions[best] == labels, minlength=N_CLASSES)
+                per_digit = (hits / np.bincount(labels, minlength=N_CLASSES)).tolist()
                 best_trust, best_generation = float(fitness[best]), g
                 t1 = time.perf_counter()
                 # The generation before last is garbage now: breed into its buffer.

@@ -138,8 +138,13 @@ class Brood:
     def build(self, children=None, out=None) -> np.ndarray:
         """Rows of ``children`` (default: all), ``(k, n) float32``, in a new buffer or in ``out``."""
         c = np.arange(self.size) if children is None else np.ascontiguousarray(children, dtype=np.int64)
-        return clone_mutate(self.source, self.parents[c], self.rates[c], self.scale, self.keys[c], out,
-                            base_rates=self.base_rates[c], base_keys=self.base_keys[c])[0]
+        if c.size and (c.min() < 0 or c.max() >= self.size):
+            raise ValueError(f"children must be indices into a brood of {self.size}")
+        out = _out(self.source, c.shape[0], out)
+        counts = np.zeros(c.shape[0], dtype=np.int64)  # (the brood was checked when it was made)
+        kernels.clone_mutate_rows(self.source, self.parents[c], self.rates[c], self.base_rates[c], float(self.scale),
+                                  self.keys[c], self.base_keys[c], out, counts)
+        return out
 
 
 def clone(W: np.ndarray, parents, out=None) -> np.ndarray:

@@ -678,3 +678,11 @@ def test_brood_refuses_bad_descriptions(change, error):
     W = np.zeros((6, 10), np.float32)
     with pytest.raises((ValueError, TypeError), match=error):
         _brood(W, **change)
+
+
+def test_brood_build_refuses_children_it_does_not_have():
+    W = np.zeros((6, 10), np.float32)
+    with pytest.raises(ValueError, match="indices into a brood of 6"):
+        _brood(W).build([0, 6])
+    with pytest.raises(ValueError, match="indices into a brood of 6"):
+        _brood(W).build([-1])
