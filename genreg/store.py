@@ -126,12 +126,12 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
 class CheckpointWriter:
     """Writes a run's state checkpoints on one background thread while evolution goes on.
 
-    ``submit`` takes a private copy of the state, the population's genomes built as rows
-    (a brood stays a brood for the run), so the run may reuse its buffers at once; ``then`` (e.g. writing the best
-    genome's pickle) runs on the same thread after the checkpoint.  Writes happen in
-    order, one at a time: ``submit`` first waits for the previous write, and re-raises
-    its error, as ``close`` does.  Each file is still written atomically, so a run
-    killed during a write resumes from the checkpoint before it.
+    ``submit`` takes a private copy of the state, with the population's genomes built as
+    new rows (the run's brood stays a brood), so the run may reuse its buffers at once;
+    ``then`` (e.g. writing the best genome's pickle) runs on the same thread after the
+    checkpoint.  Writes happen in order, one at a time: ``submit`` first waits for the
+    previous write, and re-raises its error, as ``close`` does.  Each file is still
+    written atomically, so a run killed during a write resumes from the checkpoint before it.
     """
 
     def __init__(self, run_dir):
