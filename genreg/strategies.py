@@ -11,7 +11,9 @@ GENREG (trust-decay selection, ``../shared/reference/genreg-trust-evolution.txt`
     ``child_mutation_rate`` of its weights, starting with
     ``trust_inheritance`` x the parent's trust; ``elites`` best carried over
     unmutated (as children, with inherited trust); base mutation on a share of
-    the rest keeps diversity.
+    the rest keeps diversity.  The children are returned as a ``Brood`` (the
+    survivors' rows plus each child's parent and mutation streams): the run
+    scores them without building them and builds only the next survivors.
 
 Classic GA (``../shared/reference/ga-instead-of-backprop.txt``):
     fitness = episode accuracy (or negative loss); fitness-biased pairing
