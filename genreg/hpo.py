@@ -258,7 +258,6 @@ def evaluation_row(ind: Individual) -> dict:
 def write_population(path, population: list, generation: int, metric: str) -> Path:
     """``population.h5``: group ``/<id>`` per individual with ``row`` and JSON attributes (written atomically)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_h5(path) as f:
         f.attrs["format"] = POPULATION_FORMAT
         f.attrs["format_version"] = POPULATION_VERSION

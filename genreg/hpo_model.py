@@ -66,7 +66,6 @@ def save_model(path, layout: Layout, row: np.ndarray, traits: Traits, task, *, v
     """Write the best network with its traits, layout and input/output scaling (``task``: a TaskData)."""
     row = np.ascontiguousarray(row, dtype=np.float32)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_h5(path) as f:
         f.create_dataset("row", data=row)
         g = f.create_group("tensors")

@@ -57,9 +57,7 @@ def load_data(cfg: HybridConfig, data_dir=None) -> HybridData:
 # -- checkpoints ------------------------------------------------------------------------
 def write_state(run_dir, state: HybridState, cfg: HybridConfig) -> Path:
     """Atomically write ``checkpoints/state_genNNNNN.h5``; keep the last two."""
-    folder = checkpoint_dir(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"state_gen{state.generation:05d}.h5"
+    path = checkpoint_dir(run_dir) / f"state_gen{state.generation:05d}.h5"
     pop = state.population
     with atomic_h5(path) as f:
         for name in ("W", "trust", "ids", "parent_ids", "age"):
@@ -109,9 +107,7 @@ def write_similarity(run_dir, state: HybridState, cfg: HybridConfig) -> tuple[Pa
     ``(P, P) float32`` cosine-similarity matrix; returns (path, mean similarity per layer)."""
     pop = state.population
     layout = pop.layout
-    folder = Path(run_dir) / "similarity"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"gen{state.generation:05d}.h5"
+    path = Path(run_dir) / "similarity" / f"gen{state.generation:05d}.h5"
     layer_bounds = layer_gene_bounds(layout)
     layers = similarity_matrices(pop.W, layer_bounds)
     names = layer_names(layout)

@@ -65,9 +65,11 @@ def _checkpoints(folder: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def atomic_h5(path):
-    """Write an HDF5 file atomically: yield an open ``h5py.File`` on a temporary
-    file, then fsync it, rename it over ``path`` and fsync the directory."""
+    """Write an HDF5 file atomically: create its folder if need be, yield an open
+    ``h5py.File`` on a temporary file, then fsync it, rename it over ``path`` and
+    fsync the directory."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with h5py.File(tmp, "w") as f:
@@ -100,9 +102,7 @@ def check_format(f, path, fmt: str, max_version: int, what: str) -> int:
 
 def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     """Atomically write the state after ``state.generation`` generations; keep the last two."""
-    folder = checkpoint_dir(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"state_gen{state.generation:05d}.h5"
+    path = checkpoint_dir(run_dir) / f"state_gen{state.generation:05d}.h5"
     pop = state.population
     pop.build()  # a brood's children become rows: the file holds the genomes themselves
     with atomic_h5(path) as f:
