@@ -93,6 +93,8 @@ class Config:
     """GA: fraction of a child's weights mutated."""
     ga_mutation_scale: float = 0.05
     """GA: initial mutation noise (adapted each generation)."""
+    ga_mutation_scale_end: float = 0.0
+    """GA: if > 0, the noise (before adaptation) shrinks geometrically from ga_mutation_scale to this value at the last generation."""
     adapt_min: float = 0.1
     """GA: the convergence factor never shrinks the mutation below this share of its scale."""
     stagnation_patience: int = 10
@@ -130,7 +132,7 @@ class Config:
         need(0 <= self.trust_inheritance <= 1, "trust_inheritance", "must be in [0, 1]")
         for key in ("child_mutation_rate", "base_mutation_rate", "base_mutation_share", "ga_mutation_rate"):
             need(0 <= getattr(self, key) <= 1, key, "must be in [0, 1]")
-        for key in ("mutation_scale", "mutation_scale_end", "ga_mutation_scale"):
+        for key in ("mutation_scale", "mutation_scale_end", "ga_mutation_scale", "ga_mutation_scale_end"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         need(self.parent_weighting in ("shift", "clip", "rank", "uniform"), "parent_weighting",
              "must be shift, clip, rank or uniform")

@@ -18,8 +18,8 @@ GENREG (trust-decay selection, ``../shared/reference/genreg-trust-evolution.txt`
 Classic GA (``../shared/reference/ga-instead-of-backprop.txt``):
     fitness = episode accuracy (or negative loss); fitness-biased pairing
     (rank, roulette or tournament); mask or gene crossover of each pair;
-    mutation whose scale shrinks as the fitness spread collapses and grows on
-    stagnation.
+    mutation whose scale shrinks as the fitness spread collapses (and, if
+    asked, on a schedule over the run) and grows on stagnation.
 """
 
 from __future__ import annotations
@@ -95,6 +95,15 @@ def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, chil
     )
 
 
+def geometric_anneal(start: float, end: float, generation: int, generations: int) -> float:
+    """``start`` at generation 0 shrinking geometrically to ``end`` at ``generations - 1``
+    (constant ``start`` if ``end`` or ``start`` is 0)."""
+    if end <= 0 or start <= 0:
+        return start
+    f = min(1.0, generation / max(1, generations - 1))
+    return start * (end / start) ** f
+
+
 def ranking(fitness: np.ndarray) -> np.ndarray:
     """Row indices best first; NaN counts as worst; ties keep row order (stable)."""
     key = np.where(np.isnan(fitness), -np.inf, fitness)
@@ -131,10 +140,7 @@ class Genreg:
     @staticmethod
     def noise_scale(generation: int, cfg: Config) -> float:
         """The mutation noise of ``generation``: constant, or a geometric anneal to ``mutation_scale_end``."""
-        if cfg.mutation_scale_end <= 0 or cfg.mutation_scale <= 0:
-            return cfg.mutation_scale
-        f = min(1.0, generation / max(1, cfg.generations - 1))
-        return cfg.mutation_scale * (cfg.mutation_scale_end / cfg.mutation_scale) ** f
+        return geometric_anneal(cfg.mutation_scale, cfg.mutation_scale_end, generation, cfg.generations)
 
     def breed(self, state: EvolutionState, cfg: Config, out: np.ndarray | None = None) -> EvolutionState:
         """The next generation, as a brood: children described by their parents (the
@@ -203,13 +209,15 @@ class ClassicGA:
         return rng.choice(P, size=count, p=weights / weights.sum())
 
     def mutation_scale(self, state: EvolutionState, cfg: Config) -> float:
-        """Scale after adaptation: shrinks with the fitness spread, grows on stagnation."""
+        """Scale after adaptation: ``ga_mutation_scale`` (annealed to ``ga_mutation_scale_end`` if set),
+        shrunk with the fitness spread, grown on stagnation."""
         spread = float(np.nanstd(state.population.trust))
         if not np.isfinite(state.initial_spread) or state.initial_spread <= 0:
             convergence = 1.0
         else:
             convergence = min(1.0, max(cfg.adapt_min, spread / state.initial_spread))
-        return cfg.ga_mutation_scale * convergence * state.mutation_multiplier
+        scale = geometric_anneal(cfg.ga_mutation_scale, cfg.ga_mutation_scale_end, state.generation, cfg.generations)
+        return scale * convergence * state.mutation_multiplier
 
     def breed(self, state: EvolutionState, cfg: Config, out: np.ndarray | None = None) -> EvolutionState:
         """The next generation (children are built in new buffers; ``out`` is accepted and unused)."""

@@ -492,6 +492,27 @@ def test_ga_mutation_scale_shrinks_as_spread_collapses():
     assert ga.mutation_scale(state, cfg) == pytest.approx(0.05, rel=1e-9)
 
 
+def test_ga_mutation_scale_follows_the_schedule_times_adaptation():
+    cfg = from_mapping({"strategy": "ga", "ga_mutation_scale": 0.05, "ga_mutation_scale_end": 0.01,
+                        "generations": 101, "adapt_min": 0.1})
+    state = ga_state(20)
+    state.initial_spread = 0.2
+    state.population.trust = _with_spread(20, 0.2)  # no shrinking from the spread
+    ga = ClassicGA()
+    scales = []
+    for g in range(101):
+        state.generation = g
+        scales.append(ga.mutation_scale(state, cfg))
+    assert scales[0] == pytest.approx(0.05, rel=1e-12) and scales[50] == pytest.approx(0.05 * 0.2 ** 0.5, rel=1e-12)
+    assert scales[100] == pytest.approx(0.01, rel=1e-12)
+    np.testing.assert_allclose(np.array(scales[1:]) / scales[:-1], 0.2 ** (1 / 100), rtol=1e-12)
+    state.population.trust = _with_spread(20, 0.1)  # the spread halves: so does the scheduled scale
+    assert ga.mutation_scale(state, cfg) == pytest.approx(0.005, rel=1e-12)
+    assert ga.mutation_scale(state, cfg.replace(ga_mutation_scale_end=0.0)) == pytest.approx(0.025, rel=1e-12)
+    with pytest.raises(ConfigError, match="ga_mutation_scale_end"):
+        from_mapping(dict(ga_mutation_scale_end=-1.0))
+
+
 def test_ga_breed_records_initial_spread_and_shrinks():
     cfg = from_mapping({"strategy": "ga", "population": 20, "ga_mutation_scale": 0.05})
     ga = ClassicGA()
