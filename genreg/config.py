@@ -93,8 +93,8 @@ class Config:
     """GA: fraction of a child's weights mutated."""
     ga_mutation_scale: float = 0.05
     """GA: initial mutation noise (adapted each generation)."""
-    ga_mutation_scale_end: float = 0.0
-    """GA: if > 0, the noise (before adaptation) shrinks geometrically from ga_mutation_scale to this value at the last generation."""
+    ga_mutation_scale_end: float = 0.01
+    """GA: the noise (before adaptation) shrinks geometrically from ga_mutation_scale to this value at the last generation (0 = constant)."""
     adapt_min: float = 0.1
     """GA: the convergence factor never shrinks the mutation below this share of its scale."""
     stagnation_patience: int = 10
@@ -162,6 +162,10 @@ class Config:
 
 
 NETWORK_KEYS = ("hidden_sizes", "activation")
+
+#: Keys added after runs were already being saved, with the value that reproduces what
+#: those runs did: a checkpoint saved without one resumes with this value, not the default.
+ADDED_KEYS = {"ga_mutation_scale_end": 0.0}
 _FIELDS = {f.name: f for f in fields(Config) if f.name != "extra"}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 import os
 import re
@@ -475,7 +476,7 @@ def _with_spread(P: int, spread: float) -> np.ndarray:
 
 
 def test_ga_mutation_scale_shrinks_as_spread_collapses():
-    cfg = from_mapping({"strategy": "ga", "ga_mutation_scale": 0.05, "adapt_min": 0.1})
+    cfg = from_mapping({"strategy": "ga", "ga_mutation_scale": 0.05, "ga_mutation_scale_end": 0.0, "adapt_min": 0.1})
     state = ga_state(20)
     state.initial_spread = 0.2
     ga = ClassicGA()
@@ -514,7 +515,7 @@ def test_ga_mutation_scale_follows_the_schedule_times_adaptation():
 
 
 def test_ga_breed_records_initial_spread_and_shrinks():
-    cfg = from_mapping({"strategy": "ga", "population": 20, "ga_mutation_scale": 0.05})
+    cfg = from_mapping({"strategy": "ga", "population": 20, "ga_mutation_scale": 0.05, "ga_mutation_scale_end": 0.0})
     ga = ClassicGA()
     state = ga_state(20)
     state.population.trust = _with_spread(20, 0.2)
@@ -529,7 +530,7 @@ def test_ga_breed_records_initial_spread_and_shrinks():
 def test_ga_mutation_grows_after_stagnation():
     patience, growth = 3, 2.0
     cfg = from_mapping({"strategy": "ga", "population": 20, "stagnation_patience": patience,
-                        "stagnation_growth": growth, "ga_mutation_scale": 0.05})
+                        "stagnation_growth": growth, "ga_mutation_scale": 0.05, "ga_mutation_scale_end": 0.0})
     ga = ClassicGA()
     state = ga_state(20)
     state = ga.breed(state, cfg)
@@ -841,6 +842,42 @@ def test_resume_equals_uninterrupted(tmp_path, seven, uninterrupted, mnist_dir):
     assert (run / "tracked_weights.csv").read_bytes() == (uninterrupted / "tracked_weights.csv").read_bytes()
     assert checkpoint_generations(run) == checkpoint_generations(uninterrupted) == [10, 12]
     assert load_toml(run / "config.toml")["generations"] == 12
+
+
+def test_ga_resume_equals_uninterrupted(tmp_path, mnist_dir):
+    """The GA's annealed, adaptive mutation (schedule, best fitness, stagnation, initial
+    spread) survives a stop: stopped after one generation and resumed, the run is the one
+    that never stopped."""
+    cfg = small_cfg(strategy="ga", generations=12, **RESUME)
+    assert cfg.ga_mutation_scale_end > 0  # the default schedule is on
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    start_run(cfg, whole, mnist_dir, progress=False)
+    assert start_run(cfg.replace(max_minutes=1e-9), part, mnist_dir, progress=False).generation == 1
+    assert resume_run(part, {"max_minutes": 0.0}, mnist_dir, progress=False).generation == 12
+    assert_same_state(final_state(part), final_state(whole))
+    assert metrics_without_timing(part) == metrics_without_timing(whole)
+    scales = read_history(whole / "metrics.csv")["mutation_scale"]
+    schedule = cfg.ga_mutation_scale * (cfg.ga_mutation_scale_end / cfg.ga_mutation_scale) ** (np.arange(12) / 11)
+    assert scales[0] == pytest.approx(0.05) and np.all(scales <= schedule * (1 + 1e-12))  # the spread only shrinks it
+    assert scales[-1] < 0.3 * scales[0]
+
+
+def test_a_run_saved_before_the_ga_anneal_resumes_with_a_constant_scale(tmp_path, mnist_dir):
+    """Runs made before ``ga_mutation_scale_end`` existed had a constant scale; their
+    checkpoints lack the key, and resuming them must not switch the new default on."""
+    old, whole = tmp_path / "old", tmp_path / "whole"
+    constant = dict(strategy="ga", checkpoint_every=1, ga_mutation_scale_end=0.0)
+    start_run(small_cfg(generations=3, **constant), old, mnist_dir, progress=False)
+    for path in (old / "checkpoints").glob("*.h5"):  # as written before the key existed
+        with h5py.File(path, "r+") as f:
+            config = json.loads(f.attrs["config"])
+            del config["ga_mutation_scale_end"]
+            f.attrs["config"] = json.dumps(config)
+    resume_run(old, {"generations": 5}, mnist_dir, progress=False)
+    assert load_toml(old / "config.toml")["ga_mutation_scale_end"] == 0.0
+    start_run(small_cfg(generations=5, **constant), whole, mnist_dir, progress=False)
+    assert_same_state(final_state(old), final_state(whole))
+    assert metrics_without_timing(old) == metrics_without_timing(whole)
 
 
 @pytest.mark.parametrize("overrides, what", [({"hidden_sizes": [32]}, "hidden_sizes"),
