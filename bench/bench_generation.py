@@ -2,13 +2,14 @@
 
 Candidate: genreg's generation as the run loop does it, on a population that
 evolves from call to call: build the episode batch, score the children (built
-one at a time from their parent's row with child and base mutation, mutation
-cost proportional to the mutation rate, and scored by the fused forward kernel
-without being stored), trust update, selection, then build the survivors' rows
-(into the buffer of the generation before last) as the next brood's parents.
-Reference: the same generation in plain NumPy: forward by a stacked GEMM or a
-per-genome loop of matmuls (both timed, the faster counts), full-size random
-masks and Gaussian noise for mutation.
+one at a time from their parents' rows by mask crossover, child and base
+mutation, mutation cost proportional to the mutation rate, and scored by the
+fused forward kernel without being stored), trust update, selection, then
+build the survivors' rows (into the buffer of the generation before last) as
+the next brood's parents.  Reference: the same generation in plain NumPy:
+forward by a stacked GEMM or a per-genome loop of matmuls (both timed, the
+faster counts), full-size random masks for crossover and mutation, and
+Gaussian noise for mutation.
 
     python bench/bench_generation.py [--data-dir DIR] [--json OUT]
 """
@@ -42,8 +43,15 @@ def numpy_generation(cfg: Config, layout, W, trust, images, labels, rng, forward
     order = np.argsort(-trust, kind="stable")
     survivors = order[: math.ceil(cfg.survival_cutoff * W.shape[0])]
     w = trust[survivors] - trust[survivors].min() + 1.0
-    parents = np.concatenate([order[: cfg.elites], rng.choice(survivors, size=cfg.population - cfg.elites, p=w / w.sum())])
+
+    def draw():
+        return np.concatenate([order[: cfg.elites], rng.choice(survivors, size=cfg.population - cfg.elites, p=w / w.sum())])
+
+    parents = draw()
+    second = draw() if cfg.crossover == "mask" else parents
     W_new = W[parents]
+    if cfg.crossover == "mask":  # element-wise, with a full-size random mask
+        W_new = np.where(rng.random(W_new.shape, dtype=np.float32) < 0.5, W_new, W[second])
     children = W_new[cfg.elites :]
     scale = np.float32(cfg.mutation_scale)
     # Full-size random masks; noise drawn only where the mask is set (the faster
@@ -55,7 +63,7 @@ def numpy_generation(cfg: Config, layout, W, trust, images, labels, rng, forward
     for row in chosen:
         hit = np.flatnonzero(rng.random(W.shape[1], dtype=np.float32) < cfg.base_mutation_rate)
         children[row, hit] += rng.standard_normal(hit.size, dtype=np.float32) * scale
-    return W_new, cfg.trust_inheritance * trust[parents]
+    return W_new, cfg.trust_inheritance * (trust[parents] + trust[second]) / 2
 
 
 def main(argv=None) -> int:

@@ -86,7 +86,7 @@ class Config:
     tournament_size: int = 3
     """Contestants per tournament."""
     crossover: str = "mask"
-    """GA crossover of each pair: 'mask' (element-wise), 'gene' (layer/block genes) or 'none'."""
+    """How a child combines two parents (both strategies): 'mask' (element-wise), 'gene' (layer/block genes) or 'none' (GENREG: a copy of one parent)."""
     gene_block_rows: int = 0
     """Gene crossover: 0 = whole tensors, k = blocks of k input rows of each weight matrix."""
     ga_mutation_rate: float = 0.05

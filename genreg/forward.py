@@ -94,9 +94,8 @@ def brood_predict(layout: Layout, brood: Brood, X, labels: np.ndarray, n_classes
                                                                           brood.size)
     order = np.argsort(brood.parents, kind="stable")  # children of one parent one after another
     kernels.brood_predict(
-        brood.source, brood.parents, brood.rates, brood.base_rates, float(brood.scale), brood.keys, brood.base_keys,
-        order, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows, batch.values,
-        labels, n_classes, predictions, n_correct, numba.get_num_threads(),
+        *brood.kernel_arguments(), order, layout.sizes_array(), layout.hidden_code, batch.tile_ptr, batch.rows,
+        batch.values, labels, n_classes, predictions, n_correct, numba.get_num_threads(),
     )
     return predictions, n_correct
 

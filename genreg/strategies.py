@@ -6,14 +6,16 @@ in only what differs: how fitness is scored and how parents are chosen and varie
 
 GENREG (trust-decay selection, ``../shared/reference/genreg-trust-evolution.txt``):
     trust <- trust * (1 - decay) + (correct * reward + wrong * penalty)
-    survivors = top ``survival_cutoff`` by trust; parents drawn from survivors
-    with probability by trust; child = parent + Gaussian noise on
-    ``child_mutation_rate`` of its weights, starting with
-    ``trust_inheritance`` x the parent's trust; ``elites`` best carried over
-    unmutated (as children, with inherited trust); base mutation on a share of
-    the rest keeps diversity.  The children are returned as a ``Brood`` (the
-    survivors' rows plus each child's parent and mutation streams): the run
-    scores them without building them and builds only the next survivors.
+    survivors = top ``survival_cutoff`` by trust; two parents drawn from the
+    survivors with probability by trust and crossed (``crossover``, as the
+    original GENREG code does; ``"none"``: a copy of the first parent, as the
+    reference's text describes); child = that + Gaussian noise on
+    ``child_mutation_rate`` of its weights, starting with ``trust_inheritance``
+    x its parents' mean trust; ``elites`` best carried over unmutated (as
+    children, with inherited trust); base mutation on a share of the rest keeps
+    diversity.  The children are returned as a ``Brood`` (the survivors' rows
+    plus each child's parents and random streams): the run scores them without
+    building them and builds only the next survivors.
 
 Classic GA (``../shared/reference/ga-instead-of-backprop.txt``):
     fitness = episode accuracy (or negative loss); fitness-biased pairing
@@ -157,9 +159,13 @@ class Genreg:
         # start from ``trust_inheritance`` of their parent's.)
         n_elites = min(cfg.elites, n_survivors)
         n_children = cfg.population - n_elites
-        rng = generator(cfg.seed, g, Purpose.SELECTION)
-        drawn = rng.choice(n_survivors, size=n_children, p=self.parent_weights(pop.trust[survivors], cfg))
+        weights = self.parent_weights(pop.trust[survivors], cfg)
+        drawn = generator(cfg.seed, g, Purpose.SELECTION).choice(n_survivors, size=n_children, p=weights)
         parents = np.concatenate([np.arange(n_elites), drawn])  # rows of the survivors
+        second = parents  # with crossover, a second parent drawn the same way (an elite's is itself)
+        if cfg.crossover != "none":
+            drawn = generator(cfg.seed, g, Purpose.CROSSOVER).choice(n_survivors, size=n_children, p=weights)
+            second = np.concatenate([np.arange(n_elites), drawn])
         slots = np.arange(cfg.population)
         rates = np.where(slots < n_elites, 0.0, cfg.child_mutation_rate)
         # Base mutation: a share of the (non-elite) children get a second, independent mutation.
@@ -169,9 +175,12 @@ class Genreg:
         base_rates[chosen] = cfg.base_mutation_rate
         brood = Brood(pop.genomes(survivors, out), parents, rates, base_rates,
                       stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION),
-                      stream_keys(cfg.seed, g, slots, Purpose.BASE_MUTATION), scale)
+                      stream_keys(cfg.seed, g, slots, Purpose.BASE_MUTATION), scale, second=second,
+                      crossover=cfg.crossover, crossover_keys=stream_keys(cfg.seed, g, slots, Purpose.CROSSOVER),
+                      gene_bounds=gene_bounds(pop.layout, cfg.gene_block_rows) if cfg.crossover == "gene" else None)
+        parent_trust = (pop.trust[survivors[parents]] + pop.trust[survivors[second]]) / 2.0  # one parent: its trust
         new = next_population(pop, np.empty(0, dtype=np.int64), survivors[parents], brood,
-                              cfg.trust_inheritance * pop.trust[survivors[parents]])
+                              cfg.trust_inheritance * parent_trust)
         return dataclasses.replace(state, population=new, generation=g + 1)
 
 

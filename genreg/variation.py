@@ -13,6 +13,7 @@ from enum import IntEnum
 import numpy as np
 
 import kernels
+from kernels.variation import GENE_CROSSOVER, MASK_CROSSOVER, NO_CROSSOVER
 
 from .layout import Layout
 
@@ -91,22 +92,31 @@ def clone_mutate(W: np.ndarray, parents, rates, scale: float, keys, out=None, *,
         raise ValueError(f"need 0 <= rates <= 1 and scale >= 0, got scale={scale}")
     out = _out(W, parents.shape[0], out)
     counts = np.zeros(parents.shape[0], dtype=np.int64)
-    kernels.clone_mutate_rows(W, parents, rates, base_rates, float(scale), keys, base_keys, out, counts)
+    kernels.make_children(W, parents, parents, NO_CROSSOVER, _NO_BOUNDS, keys, rates, base_rates, float(scale), keys,
+                          base_keys, out, counts)
     return out, counts
+
+
+#: Crossover names and the codes the kernels take (``kernels.variation.make_child``).
+CROSSOVER_CODES = {"none": NO_CROSSOVER, "mask": MASK_CROSSOVER, "gene": GENE_CROSSOVER}
+_NO_BOUNDS = np.zeros(1, dtype=np.int64)
 
 
 @dataclass(frozen=True)
 class Brood:
-    """Children described, not built: child c is exactly what ``clone_mutate`` would make,
+    """Children described, not built: child c is exactly what ``make_children`` makes,
 
-        source[parents[c]] + child mutation (rates[c], stream keys[c])
-                           + base mutation (base_rates[c], stream base_keys[c]),  noise scale ``scale``.
+        source[parents[c]]   (crossover "none"), or its crossover with source[second[c]]
+                             ("mask" or "gene" with ``gene_bounds``; stream crossover_keys[c]),
+        + child mutation (rates[c], stream keys[c])
+        + base mutation (base_rates[c], stream base_keys[c]),  noise scale ``scale``.
 
     A GENREG generation scores every child but breeds only from the survivors, so
     most children never need a row of their own: ``genreg.forward.brood_predict``
     scores them from their parents' rows, and ``build`` makes the rows still needed.
-    source: ``(R, n) float32``; parents: ``(C,) int64`` rows of source; rates,
-    base_rates: ``(C,) float64`` in [0, 1]; keys, base_keys: ``(C,) uint64``.
+    source: ``(R, n) float32``; parents, second: ``(C,) int64`` rows of source
+    (``second`` defaults to ``parents``); rates, base_rates: ``(C,) float64`` in [0, 1];
+    keys, base_keys, crossover_keys: ``(C,) uint64``.
     """
 
     source: np.ndarray
@@ -116,17 +126,37 @@ class Brood:
     keys: np.ndarray
     base_keys: np.ndarray
     scale: float
+    second: np.ndarray | None = None
+    crossover: str = "none"
+    crossover_keys: np.ndarray | None = None
+    gene_bounds: np.ndarray | None = None
 
     def __post_init__(self):
         _check_W(self.source)
+        if self.second is None:
+            object.__setattr__(self, "second", self.parents)
+        if self.crossover_keys is None:
+            object.__setattr__(self, "crossover_keys", np.zeros(self.parents.shape, dtype=np.uint64))
+        if self.crossover not in CROSSOVER_CODES:
+            raise ValueError(f"crossover must be one of {sorted(CROSSOVER_CODES)}, got {self.crossover!r}")
+        if self.crossover == "gene":
+            bounds = self.gene_bounds
+            if bounds is None or bounds.dtype != np.int64 or bounds[0] != 0 or bounds[-1] != self.source.shape[1] \
+                    or np.any(np.diff(bounds) <= 0):
+                raise ValueError("gene crossover needs int64 gene_bounds increasing strictly from 0 to n_params")
+        else:
+            object.__setattr__(self, "gene_bounds", _NO_BOUNDS)
         C = self.parents.shape
-        if not (self.rates.shape == self.base_rates.shape == self.keys.shape == self.base_keys.shape == C):
-            raise ValueError("parents, rates, base_rates, keys and base_keys must have the same length")
-        if self.parents.dtype != np.int64 or self.keys.dtype != np.uint64 or self.base_keys.dtype != np.uint64 \
+        if not (self.rates.shape == self.base_rates.shape == self.keys.shape == self.base_keys.shape
+                == self.second.shape == self.crossover_keys.shape == C):
+            raise ValueError("parents, second, rates, base_rates and the keys must have the same length")
+        if self.parents.dtype != np.int64 or self.second.dtype != np.int64 or self.keys.dtype != np.uint64 \
+                or self.base_keys.dtype != np.uint64 or self.crossover_keys.dtype != np.uint64 \
                 or self.rates.dtype != np.float64 or self.base_rates.dtype != np.float64:
             raise TypeError("Brood needs int64 parents, float64 rates and uint64 keys")
-        if self.parents.size and (self.parents.min() < 0 or self.parents.max() >= self.source.shape[0]):
-            raise ValueError("parents must be row indices into source")
+        for rows in (self.parents, self.second):
+            if rows.size and (rows.min() < 0 or rows.max() >= self.source.shape[0]):
+                raise ValueError("parents must be row indices into source")
         if not (np.all((self.rates >= 0.0) & (self.rates <= 1.0) & (self.base_rates >= 0.0) & (self.base_rates <= 1.0))
                 and self.scale >= 0.0):
             raise ValueError(f"need 0 <= rates <= 1 and scale >= 0, got scale={self.scale}")
@@ -135,6 +165,13 @@ class Brood:
     def size(self) -> int:
         return self.parents.shape[0]
 
+    def kernel_arguments(self, c=slice(None)) -> tuple:
+        """The description of children ``c`` as ``kernels.make_children`` and ``kernels.brood_predict`` take it
+        (source through base_keys)."""
+        return (self.source, self.parents[c], self.second[c], CROSSOVER_CODES[self.crossover], self.gene_bounds,
+                self.crossover_keys[c], self.rates[c], self.base_rates[c], float(self.scale), self.keys[c],
+                self.base_keys[c])
+
     def build(self, children=None, out=None) -> np.ndarray:
         """Rows of ``children`` (default: all), ``(k, n) float32``, in a new buffer or in ``out``."""
         c = np.arange(self.size) if children is None else np.ascontiguousarray(children, dtype=np.int64)
@@ -142,8 +179,7 @@ class Brood:
             raise ValueError(f"children must be indices into a brood of {self.size}")
         out = _out(self.source, c.shape[0], out)
         counts = np.zeros(c.shape[0], dtype=np.int64)  # (the brood was checked when it was made)
-        kernels.clone_mutate_rows(self.source, self.parents[c], self.rates[c], self.base_rates[c], float(self.scale),
-                                  self.keys[c], self.base_keys[c], out, counts)
+        kernels.make_children(*self.kernel_arguments(c), out, counts)
         return out
 
 

@@ -4,7 +4,7 @@ from .activations import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, fast_t
 from .forward import brood_predict, genome_logits, population_logits, population_predict, predict_from_logits
 from .rng import stream_key
 from .sparse import count_active_features, fill_tiles
-from .variation import clone_mutate_rows, gene_crossover, mask_crossover, mutate_row, mutate_rows, stream_keys
+from .variation import gene_crossover, make_children, mask_crossover, mutate_row, mutate_rows, stream_keys
 
 __all__ = [
     "IDENTITY",
@@ -13,12 +13,12 @@ __all__ = [
     "TANH",
     "activate_inplace",
     "brood_predict",
-    "clone_mutate_rows",
     "count_active_features",
     "fill_tiles",
     "fast_tanh",
     "gene_crossover",
     "genome_logits",
+    "make_children",
     "mask_crossover",
     "mutate_row",
     "mutate_rows",

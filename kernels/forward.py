@@ -24,7 +24,7 @@ from numba import prange
 
 from ._config import jit, parallel_jit
 from .activations import activate_inplace
-from .variation import mutate_row
+from .variation import make_child
 from .simd import (
     BLOCK,
     TILE,
@@ -187,18 +187,19 @@ def population_predict(W, sizes, act, tile_ptr, rows, values, labels, n_classes,
 
 
 @parallel_jit
-def brood_predict(source, parents, rates, base_rates, scale, keys, base_keys, order, sizes, act, tile_ptr, rows,
-                  values, labels, n_classes, predictions, n_correct, n_workers):
-    """``population_predict`` for children that exist only as parents plus mutation streams.
+def brood_predict(source, parents, second, crossover, gene_bounds, crossover_keys, rates, base_rates, scale, keys,
+                  base_keys, order, sizes, act, tile_ptr, rows, values, labels, n_classes, predictions, n_correct,
+                  n_workers):
+    """``population_predict`` for children that exist only as parents plus random streams.
 
-    Child c is ``source[parents[c]]`` with ``mutate_row(., rates[c], scale, keys[c])``
-    and then ``mutate_row(., base_rates[c], scale, base_keys[c])``: the row
-    ``clone_mutate_rows`` would build.  Each worker builds one child at a time in
-    its own row (cache-resident, the parent's row mostly too, as children are
-    taken in ``order``: grouped by parent), scores it and reuses the row, so
-    nothing of size ``(C, n)`` is written.  source: ``(R, n) float32``; parents,
-    keys, base_keys, order: ``(C,)``; rates, base_rates: ``(C,) float64``; the
-    rest as in ``population_predict`` (predictions: ``(C, B)``, n_correct: ``(C,)``).
+    Child c is the row ``make_children`` would build (``kernels.variation.make_child``):
+    ``source[parents[c]]``, or its crossover with ``source[second[c]]``, then child and
+    base mutation.  Each worker builds one child at a time in its own row (cache-resident;
+    the parents' rows mostly too, as children are taken in ``order``: grouped by first
+    parent), scores it and reuses the row, so nothing of size ``(C, n)`` is written.
+    source: ``(R, n) float32``; parents, second, crossover_keys, keys, base_keys, order:
+    ``(C,)``; rates, base_rates: ``(C,) float64``; the rest as in ``population_predict``
+    (predictions: ``(C, B)``, n_correct: ``(C,)``).
     """
     queue = np.zeros(1, np.int64)
     for _ in prange(n_workers):
@@ -208,9 +209,8 @@ def brood_predict(source, parents, rates, base_rates, scale, keys, base_keys, or
         i = claim(queue)
         while i < order.shape[0]:
             c = order[i]
-            row[:] = source[parents[c]]
-            mutate_row(row, rates[c], scale, keys[c])
-            mutate_row(row, base_rates[c], scale, base_keys[c])
+            make_child(source, parents[c], second[c], crossover, gene_bounds, crossover_keys[c], rates[c],
+                       base_rates[c], scale, keys[c], base_keys[c], row)
             forward_tiles(row, sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, logits)
             n_correct[c] = score(logits, labels, n_classes, predictions[c])
             i = claim(queue)

@@ -106,72 +106,105 @@ def mutate_rows(W, rows, rate, scale, keys, counts):
 BYTE_MASKS = np.where((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1, np.uint32(0xFFFFFFFF), np.uint32(0)).astype(np.uint32)
 
 
+@jit
+def mask_crossover_row(a, b, key, child):
+    """Uniform (element-wise mask) crossover of two rows: ``child[j] = a[j] if bit j else b[j]``.
+
+    a, b, child: ``(n,) uint32`` (float32 rows' bits).  Bit j is bit ``j % 64`` of
+    draw ``j // 64`` of stream ``key`` (1 = take a).  Selecting bits with integer
+    masks keeps the loop branch-free (a coin-flip branch mispredicts half the
+    time) and copies every value, NaN included, bit for bit.
+    """
+    n = child.shape[0]
+    full = n - n % 64
+    state = key
+    for base in range(0, full, 64):
+        state, bits = next_u64(state)
+        for byte in range(8):
+            masks = BYTE_MASKS[np.int64((bits >> np.uint64(8 * byte)) & np.uint64(255))]
+            j = base + 8 * byte
+            for k in range(8):  # vectorised: eight lanes, one mask each
+                child[j + k] = (a[j + k] & masks[k]) | (b[j + k] & ~masks[k])
+    if full < n:
+        state, bits = next_u64(state)
+        for t in range(n - full):
+            take_a = BYTE_MASKS[np.int64((bits >> np.uint64(t - t % 8)) & np.uint64(255)), t % 8]
+            child[full + t] = (a[full + t] & take_a) | (b[full + t] & ~take_a)
+
+
 @parallel_jit
 def mask_crossover(W, parent_a, parent_b, keys, out):
-    """Uniform (element-wise mask) crossover: ``out[c, j] = W[a, j] if bit else W[b, j]``.
+    """``mask_crossover_row`` of pairs: ``out[c]`` from ``W[parent_a[c]]``, ``W[parent_b[c]]``, stream ``keys[c]``.
 
     W: ``(P, n) uint32`` (the float32 buffer's bits); parent_a, parent_b, keys:
-    ``(C,)``; out: ``(C, n) uint32``.  Bit j of child c is bit ``j % 64`` of draw
-    ``j // 64`` of stream ``keys[c]`` (1 = take parent a).  Selecting bits with
-    integer masks keeps the loop branch-free (a coin-flip branch mispredicts
-    half the time) and copies every value, NaN included, bit for bit.
+    ``(C,)``; out: ``(C, n) uint32``.
     """
-    n = W.shape[1]
-    full = n - n % 64
     for c in prange(out.shape[0]):
-        a = W[parent_a[c]]
-        b = W[parent_b[c]]
-        child = out[c]
-        state = keys[c]
-        for base in range(0, full, 64):
+        mask_crossover_row(W[parent_a[c]], W[parent_b[c]], keys[c], out[c])
+
+
+@jit
+def gene_crossover_row(a, b, gene_bounds, key, child):
+    """Gene crossover of two rows: each gene (a contiguous segment) comes whole from one parent.
+
+    gene_bounds: ``(G + 1,) int64`` segment starts (``gene_bounds[-1] == n``).  Gene g
+    comes from ``a`` when bit ``g % 64`` of draw ``g // 64`` of stream ``key`` is 1, else from ``b``.
+    """
+    state = key
+    bits = np.uint64(0)
+    for g in range(gene_bounds.shape[0] - 1):
+        if g % 64 == 0:
             state, bits = next_u64(state)
-            for byte in range(8):
-                masks = BYTE_MASKS[np.int64((bits >> np.uint64(8 * byte)) & np.uint64(255))]
-                j = base + 8 * byte
-                for k in range(8):  # vectorised: eight lanes, one mask each
-                    child[j + k] = (a[j + k] & masks[k]) | (b[j + k] & ~masks[k])
-        if full < n:
-            state, bits = next_u64(state)
-            for t in range(n - full):
-                take_a = BYTE_MASKS[np.int64((bits >> np.uint64(t - t % 8)) & np.uint64(255)), t % 8]
-                child[full + t] = (a[full + t] & take_a) | (b[full + t] & ~take_a)
+        src = a if (bits >> np.uint64(g % 64)) & np.uint64(1) else b
+        child[gene_bounds[g] : gene_bounds[g + 1]] = src[gene_bounds[g] : gene_bounds[g + 1]]
 
 
 @parallel_jit
 def gene_crossover(W, parent_a, parent_b, gene_bounds, keys, out):
-    """Gene crossover: each gene (a contiguous segment of the row) comes whole from one parent.
+    """``gene_crossover_row`` of pairs: ``out[c]`` from ``W[parent_a[c]]``, ``W[parent_b[c]]``, stream ``keys[c]``.
 
-    gene_bounds: ``(G + 1,) int64`` segment starts (``gene_bounds[-1] == n``).
-    Gene g of child c comes from parent a when bit ``g % 64`` of draw ``g // 64``
-    of stream ``keys[c]`` is 1, else from parent b.
+    W: ``(P, n) float32``; parent_a, parent_b, keys: ``(C,)``; out: ``(C, n)``.
     """
     for c in prange(out.shape[0]):
-        a = W[parent_a[c]]
-        b = W[parent_b[c]]
-        child = out[c]
-        state = keys[c]
-        bits = np.uint64(0)
-        for g in range(gene_bounds.shape[0] - 1):
-            if g % 64 == 0:
-                state, bits = next_u64(state)
-            src = a if (bits >> np.uint64(g % 64)) & np.uint64(1) else b
-            child[gene_bounds[g] : gene_bounds[g + 1]] = src[gene_bounds[g] : gene_bounds[g + 1]]
+        gene_crossover_row(W[parent_a[c]], W[parent_b[c]], gene_bounds, keys[c], out[c])
+
+
+#: Crossover codes of ``make_child``.
+NO_CROSSOVER, MASK_CROSSOVER, GENE_CROSSOVER = 0, 1, 2
+
+
+@jit
+def make_child(W, a, b, crossover, gene_bounds, crossover_key, rate, base_rate, scale, key, base_key, row):
+    """Write one child into ``row: (n,) float32``: parent row ``W[a]`` (``crossover`` = 0),
+    or its crossover with ``W[b]`` (1: mask, 2: genes of ``gene_bounds``; stream
+    ``crossover_key``); then child mutation (``rate``, stream ``key``) and base mutation
+    (``base_rate``, stream ``base_key``), noise scale ``scale``.  Returns the mutations made.
+    """
+    if crossover == MASK_CROSSOVER:
+        mask_crossover_row(W[a].view(np.uint32), W[b].view(np.uint32), crossover_key, row.view(np.uint32))
+    elif crossover == GENE_CROSSOVER:
+        gene_crossover_row(W[a], W[b], gene_bounds, crossover_key, row)
+    else:
+        row[:] = W[a]
+    return mutate_row(row, rate, scale, key) + mutate_row(row, base_rate, scale, base_key)
 
 
 @parallel_jit
-def clone_mutate_rows(W, parents, rates, base_rates, scale, keys, base_keys, out, counts):
-    """Children in one pass over memory: ``out[c] = W[parents[c]]``, then child mutation
-    ``mutate_row(out[c], rates[c], scale, keys[c])`` and base mutation
-    ``mutate_row(out[c], base_rates[c], scale, base_keys[c])`` while the row is still in cache.
+def make_children(W, parents, second, crossover, gene_bounds, crossover_keys, rates, base_rates, scale, keys,
+                  base_keys, out, counts):
+    """Children in one pass over memory: ``out[c]`` = ``make_child`` of parents ``W[parents[c]]``
+    and ``W[second[c]]`` (crossover code ``crossover``, stream ``crossover_keys[c]``), child
+    mutation ``rates[c]`` (stream ``keys[c]``) and base mutation ``base_rates[c]`` (stream
+    ``base_keys[c]``) while the row is still in cache.
 
-    W: ``(P, n) float32``; parents, keys, base_keys, counts: ``(C,)``; rates,
-    base_rates: ``(C,) float64`` (0 = none); out: ``(C, n) float32``; ``counts[c]``
-    receives the number of mutations made (an entry hit by both counts twice).
+    W: ``(P, n) float32``; parents, second, crossover_keys, keys, base_keys, counts: ``(C,)``;
+    rates, base_rates: ``(C,) float64`` (0 = none); gene_bounds: ``(G + 1,) int64`` (read for
+    gene crossover only); out: ``(C, n) float32``; ``counts[c]`` receives the number of
+    mutations made (an entry hit by both counts twice).
     """
     for c in prange(out.shape[0]):
-        out[c, :] = W[parents[c], :]
-        counts[c] = (mutate_row(out[c], rates[c], scale, keys[c])
-                     + mutate_row(out[c], base_rates[c], scale, base_keys[c]))
+        counts[c] = make_child(W, parents[c], second[c], crossover, gene_bounds, crossover_keys[c], rates[c],
+                               base_rates[c], scale, keys[c], base_keys[c], out[c])
 
 
 @jit

@@ -261,8 +261,9 @@ def test_genreg_trust_update_exact(decay, reward, penalty):
 
 @pytest.mark.parametrize("new_size", [100, 130, 60])
 def test_genreg_breeding_invariants(new_size):
+    """Mutation-only breeding (crossover = "none"): each child is its parent plus its mutation streams."""
     P = 100
-    cfg = from_mapping({"population": new_size, "seed": 5, "elites": 1})
+    cfg = from_mapping({"population": new_size, "seed": 5, "elites": 1, "crossover": "none"})
     state = hand_made_state(P)
     old = state.population
     W0, trust0, ids0 = old.W.copy(), old.trust.copy(), old.ids.copy()
@@ -317,6 +318,32 @@ def test_genreg_breeding_invariants(new_size):
     # base mutation touches about base_mutation_share of the children
     expected = cfg.base_mutation_share * n_children
     assert abs(with_base - expected) < 4 * math.sqrt(n_children * 0.1 * 0.9) + 1
+
+
+@pytest.mark.parametrize("crossover", ["mask", "gene"])
+def test_genreg_crossover_breeding(crossover):
+    """With crossover each child crosses two trust-weighted survivors: every unmutated entry
+    comes from one of them, both contribute, and it starts with 3% of their mean trust."""
+    P = 60
+    cfg = from_mapping({"population": P, "seed": 5, "crossover": crossover, "child_mutation_rate": 0.0,
+                        "base_mutation_rate": 0.0, "gene_block_rows": 1})
+    state = hand_made_state(P)
+    W0, trust0 = state.population.W.copy(), state.population.trust.copy()
+    new = Genreg().breed(state, cfg).population
+    brood = new.brood
+    assert brood.crossover == crossover
+    survivors = np.argsort(-trust0, kind="stable")[: math.ceil(0.2 * P)]
+    pa, pb = survivors[brood.parents], survivors[brood.second]
+    np.testing.assert_array_equal(new.parent_ids, state.population.ids[pa])
+    assert np.mean(pa != pb) > 0.5  # second parents are drawn, not copied
+    np.testing.assert_allclose(new.trust, 0.03 * (trust0[pa] + trust0[pb]) / 2, rtol=1e-15)
+    new.build()
+    assert new.W[0].tobytes() == W0[int(np.argmax(trust0))].tobytes()  # the elite
+    from_a = new.W == W0[pa]
+    assert np.all(from_a | (new.W == W0[pb]))
+    mixed = [s for s in range(1, P) if pa[s] != pb[s]]
+    shares = from_a[mixed].mean(axis=1)
+    assert np.all((shares > 0) & (shares < 1)) if crossover == "mask" else np.mean((shares > 0) & (shares < 1)) > 0.8
 
 
 def test_genreg_breeding_is_deterministic_and_seeded():

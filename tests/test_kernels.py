@@ -22,7 +22,7 @@ import kernels
 from genreg import forward
 from genreg.batch import SparseBatch
 from genreg.layout import ACTIVATIONS, Layout
-from genreg.variation import Brood
+from genreg.variation import Brood, gene_bounds
 from kernels.forward import padded_width
 from kernels.simd import BLOCK, TILE
 
@@ -223,20 +223,23 @@ def test_population_predict(act, sizes, B):
         np.testing.assert_array_equal(n_correct, (pred == labels[None, :]).sum(axis=1))
 
 
+@pytest.mark.parametrize("crossover", ["none", "mask", "gene"])
 @pytest.mark.parametrize("B", BATCH_SIZES)
 @pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
 @pytest.mark.parametrize("act", ACTS)
-def test_brood_predict_equals_built_children(act, sizes, B):
-    """Scoring children from parents + mutation streams gives exactly the scores of the built rows."""
+def test_brood_predict_equals_built_children(act, sizes, B, crossover):
+    """Scoring children from parents + crossover and mutation streams gives exactly the scores of the built rows."""
     layout = Layout(sizes, hidden_activation=act)
-    rng = np.random.default_rng(_seed("brood", act, sizes, B))
+    rng = np.random.default_rng(_seed("brood", act, sizes, B, crossover))
     X, _ = random_inputs("uint8", B, layout.n_inputs, rng)
     batch = SparseBatch.from_dense(X)
     W = random_weights(layout, 4, rng)
     C = 7
     keys = rng.integers(0, 2**63, size=C).astype(np.uint64)
     brood = Brood(W, rng.integers(0, 4, size=C), np.where(np.arange(C) == 0, 0.0, 0.3),
-                  np.where(np.arange(C) % 2 == 1, 0.2, 0.0), keys, keys ^ np.uint64(12345), 0.1)
+                  np.where(np.arange(C) % 2 == 1, 0.2, 0.0), keys, keys ^ np.uint64(12345), 0.1,
+                  second=rng.integers(0, 4, size=C), crossover=crossover, crossover_keys=keys ^ np.uint64(999),
+                  gene_bounds=gene_bounds(layout, 2) if crossover == "gene" else None)
     labels = rng.integers(0, layout.n_outputs, size=B)
     got = forward.brood_predict(layout, brood, batch, labels)
     want = forward.population_predict(layout, brood.build(), batch, labels)
@@ -525,7 +528,8 @@ _DETERMINISM_SCRIPT = textwrap.dedent(
     one = forward.genome_logits(layout, W[3], X)
     keys = np.arange(30, dtype=np.uint64) * np.uint64(7919)
     brood = Brood(W, rng.integers(0, 20, size=30), np.full(30, 0.07), np.where(np.arange(30) % 3 == 0, 0.08, 0.0),
-                  keys, keys + np.uint64(1), 0.03)
+                  keys, keys + np.uint64(1), 0.03, second=rng.integers(0, 20, size=30), crossover="mask",
+                  crossover_keys=keys + np.uint64(2))
     pred_b, n_correct_b = forward.brood_predict(layout, brood, X, labels)
     h = hashlib.sha256()
     for a in (pred, n_correct, logits, one, pred_b, n_correct_b):

@@ -666,7 +666,36 @@ def test_brood_builds_what_clone_mutate_builds():
     assert brood.build(some, out) is out
 
 
+@pytest.mark.parametrize("crossover", ["mask", "gene"])
+def test_brood_with_crossover_builds_crossover_then_mutation(crossover):
+    """A crossing brood builds exactly the crossover kernel's children, then the two mutations."""
+    W = np.random.default_rng(14).normal(0.0, 0.1, size=(6, 3001)).astype(np.float32)
+    second = np.array([3, 1, 4, 2, 5, 0])
+    xkeys = variation.stream_keys(4, 9, np.arange(6), Purpose.CROSSOVER)
+    bounds = np.array([0, 7, 700, 1500, 1501, 3001], dtype=np.int64)
+    brood = _brood(W, second=second, crossover=crossover, crossover_keys=xkeys,
+                   gene_bounds=bounds if crossover == "gene" else None)
+    if crossover == "mask":
+        expected = variation.mask_crossover(W, brood.parents, second, xkeys)
+    else:
+        expected = variation.gene_crossover(W, brood.parents, second, xkeys, bounds)
+    for c in range(6):
+        variation.mutate(expected, [c], brood.rates[c], 0.05, brood.keys[c : c + 1])
+        variation.mutate(expected, [c], brood.base_rates[c], 0.05, brood.base_keys[c : c + 1])
+    assert brood.build().tobytes() == expected.tobytes()
+    assert brood.build([5, 2]).tobytes() == expected[[5, 2]].tobytes()
+    # child 0 crosses parent 3 with itself and is not mutated: a copy
+    assert brood.build([0]).tobytes() == W[3].tobytes()
+    plain = _brood(W, second=second, crossover="none", crossover_keys=xkeys).build()
+    assert plain.tobytes() == _brood(W).build().tobytes()  # "none" ignores the second parent
+
+
 @pytest.mark.parametrize("change, error", [
+    (dict(crossover="uniform"), "crossover must be one of"),
+    (dict(crossover="gene"), "gene_bounds"),
+    (dict(crossover="gene", gene_bounds=np.array([0, 5, 5, 10])), "gene_bounds"),
+    (dict(second=np.array([3, 3, 0, 5, 1, 6])), "row indices"),
+    (dict(second=np.array([3, 3, 0])), "same length"),
     (dict(parents=np.array([3, 3, 0, 5, 1, 6])), "row indices"),
     (dict(parents=np.array([3, 3, 0, 5, 1, -1])), "row indices"),
     (dict(rates=np.array([0.0, 0.07, 0.07, 0.3, 1.5, 0.07])), "rates"),
