@@ -102,33 +102,31 @@ def mutate_rows(W, rows, rate, scale, keys, counts):
         counts[i] = mutate_row(W[rows[i]], rate, scale, keys[i])
 
 
-# BYTE_MASKS[v, k] = all ones if bit k of byte v is set: eight selection masks per random byte.
-BYTE_MASKS = np.where((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1, np.uint32(0xFFFFFFFF), np.uint32(0)).astype(np.uint32)
-
-
 @jit
 def mask_crossover_row(a, b, key, child):
     """Uniform (element-wise mask) crossover of two rows: ``child[j] = a[j] if bit j else b[j]``.
 
     a, b, child: ``(n,) uint32`` (float32 rows' bits).  Bit j is bit ``j % 64`` of
-    draw ``j // 64`` of stream ``key`` (1 = take a).  Selecting bits with integer
-    masks keeps the loop branch-free (a coin-flip branch mispredicts half the
-    time) and copies every value, NaN included, bit for bit.
+    draw ``j // 64`` of stream ``key`` (1 = take a).  Each bit becomes an all-ones or
+    all-zeros mask (``0 - bit``) and the entries are selected with integer masks: the
+    loop has no branch (a coin-flip branch mispredicts half the time) and vectorises
+    (variable shifts), and it copies every value, NaN included, bit for bit.
     """
     n = child.shape[0]
     full = n - n % 64
     state = key
     for base in range(0, full, 64):
         state, bits = next_u64(state)
-        for byte in range(8):
-            masks = BYTE_MASKS[np.int64((bits >> np.uint64(8 * byte)) & np.uint64(255))]
-            j = base + 8 * byte
-            for k in range(8):  # vectorised: eight lanes, one mask each
-                child[j + k] = (a[j + k] & masks[k]) | (b[j + k] & ~masks[k])
+        for half in range(2):  # 32-bit halves: the shifts and masks stay 32-bit lanes
+            word = np.uint32((bits >> np.uint64(32 * half)) & np.uint64(0xFFFFFFFF))
+            j = base + 32 * half
+            for k in range(32):
+                take_a = np.uint32(0) - ((word >> np.uint32(k)) & np.uint32(1))
+                child[j + k] = (a[j + k] & take_a) | (b[j + k] & ~take_a)
     if full < n:
         state, bits = next_u64(state)
         for t in range(n - full):
-            take_a = BYTE_MASKS[np.int64((bits >> np.uint64(t - t % 8)) & np.uint64(255)), t % 8]
+            take_a = np.uint32(0) - np.uint32((bits >> np.uint64(t)) & np.uint64(1))
             child[full + t] = (a[full + t] & take_a) | (b[full + t] & ~take_a)
 
 
