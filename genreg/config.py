@@ -162,10 +162,6 @@ class Config:
 
 
 NETWORK_KEYS = ("hidden_sizes", "activation")
-
-#: Keys added after runs were already being saved, with the value that reproduces what
-#: those runs did: a checkpoint saved without one resumes with this value, not the default.
-ADDED_KEYS = {"ga_mutation_scale_end": 0.0}
 _FIELDS = {f.name: f for f in fields(Config) if f.name != "extra"}
 
 

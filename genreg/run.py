@@ -20,7 +20,7 @@ import numpy as np
 
 from .batch import SparseBatch
 from .checkpoint import save_genome
-from .config import ADDED_KEYS, NETWORK_KEYS, Config, from_mapping
+from .config import NETWORK_KEYS, Config, from_mapping
 from .data import EpisodeSampler, load_mnist
 from .errors import ConfigError
 from .forward import brood_predict, genome_predict, population_logits, population_predict, predict_from_logits
@@ -230,7 +230,6 @@ def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: 
     """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes."""
     run_dir = Path(run_dir)
     path, state, saved = latest_checkpoint(run_dir)
-    saved = {**ADDED_KEYS, **saved}
     base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
     cfg = from_mapping(dict(overrides or {}), base)
     changed = [k for k in NETWORK_KEYS if getattr(cfg, k) != getattr(base, k)]

@@ -33,7 +33,9 @@ from .population import Population
 from .strategies import EvolutionState
 
 FORMAT = "genreg.state"
-FORMAT_VERSION = 1
+#: 2: GENREG breeds by the ``crossover`` key and the GA has ``ga_mutation_scale_end``
+#: (version 1 files are read as what their runs did: see ``upgrade_config``).
+FORMAT_VERSION = 2
 ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
 KEEP = 2
 
@@ -172,17 +174,33 @@ class CheckpointWriter:
             self._pool.shutdown(wait=True)
 
 
+def upgrade_config(config: dict, version: int) -> dict:
+    """The config saved in a version-``version`` checkpoint, with the values that make the
+    current code continue the run as the code that wrote it would have.
+
+    Version 1: GENREG children had one parent, whatever ``crossover`` said (it was the GA's
+    key), and the GA's mutation scale had no schedule.
+    """
+    config = dict(config)
+    if version < 2:
+        if config.get("strategy") == "genreg":
+            config["crossover"] = "none"
+        config.setdefault("ga_mutation_scale_end", 0.0)
+    return config
+
+
 def read_checkpoint(path) -> tuple[EvolutionState, dict]:
-    """Load a state checkpoint; returns (state, config dict).  Errors name the file."""
+    """Load a state checkpoint; returns (state, config dict, upgraded to this version:
+    ``upgrade_config``).  Errors name the file."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
+            version = check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
             arrays = {name: f[name][()] for name in ARRAYS}
             generation = int(f.attrs["generation"])
             next_id = int(f.attrs["next_id"])
             layout = Layout.from_dict(json.loads(f.attrs["layout"]))
-            config = json.loads(f.attrs["config"])
+            config = upgrade_config(json.loads(f.attrs["config"]), version)
             scalars = json.loads(f.attrs["strategy_state"])
     except CheckpointError:
         raise

@@ -889,20 +889,25 @@ def test_ga_resume_equals_uninterrupted(tmp_path, mnist_dir):
     assert scales[-1] < 0.3 * scales[0]
 
 
-def test_a_run_saved_before_the_ga_anneal_resumes_with_a_constant_scale(tmp_path, mnist_dir):
-    """Runs made before ``ga_mutation_scale_end`` existed had a constant scale; their
-    checkpoints lack the key, and resuming them must not switch the new default on."""
+@pytest.mark.parametrize("strategy, key, then", [("ga", "ga_mutation_scale_end", 0.0), ("genreg", "crossover", "none")])
+def test_a_version_1_run_resumes_as_it_was_made(tmp_path, mnist_dir, strategy, key, then):
+    """Checkpoint format 1 predates GENREG's crossover and the GA's anneal: its GENREG runs bred
+    from one parent (their config said crossover = "mask", the GA's default, which GENREG then
+    ignored) and its GA runs had a constant scale (the key did not exist).  Resumed, such a run
+    goes on as the code that wrote it would have, not with the new defaults."""
     old, whole = tmp_path / "old", tmp_path / "whole"
-    constant = dict(strategy="ga", checkpoint_every=1, ga_mutation_scale_end=0.0)
-    start_run(small_cfg(generations=3, **constant), old, mnist_dir, progress=False)
-    for path in (old / "checkpoints").glob("*.h5"):  # as written before the key existed
+    as_made = dict(strategy=strategy, checkpoint_every=1, **{key: then})
+    start_run(small_cfg(generations=3, **as_made), old, mnist_dir, progress=False)
+    for path in (old / "checkpoints").glob("*.h5"):  # as version 1 wrote them
         with h5py.File(path, "r+") as f:
             config = json.loads(f.attrs["config"])
-            del config["ga_mutation_scale_end"]
+            config.pop("ga_mutation_scale_end")
+            config["crossover"] = "mask"
             f.attrs["config"] = json.dumps(config)
+            f.attrs["format_version"] = 1
     resume_run(old, {"generations": 5}, mnist_dir, progress=False)
-    assert load_toml(old / "config.toml")["ga_mutation_scale_end"] == 0.0
-    start_run(small_cfg(generations=5, **constant), whole, mnist_dir, progress=False)
+    assert load_toml(old / "config.toml")[key] == then
+    start_run(small_cfg(generations=5, **as_made), whole, mnist_dir, progress=False)
     assert_same_state(final_state(old), final_state(whole))
     assert metrics_without_timing(old) == metrics_without_timing(whole)
 
