@@ -140,10 +140,11 @@ class Brood:
         if self.crossover not in CROSSOVER_CODES:
             raise ValueError(f"crossover must be one of {sorted(CROSSOVER_CODES)}, got {self.crossover!r}")
         if self.crossover == "gene":
-            bounds = self.gene_bounds
-            if bounds is None or bounds.dtype != np.int64 or bounds[0] != 0 or bounds[-1] != self.source.shape[1] \
-                    or np.any(np.diff(bounds) <= 0):
-                raise ValueError("gene crossover needs int64 gene_bounds increasing strictly from 0 to n_params")
+            bounds = None if self.gene_bounds is None else np.ascontiguousarray(self.gene_bounds, dtype=np.int64)
+            if bounds is None or bounds.ndim != 1 or bounds.size < 2 or bounds[0] != 0 \
+                    or bounds[-1] != self.source.shape[1] or np.any(np.diff(bounds) <= 0):
+                raise ValueError("gene crossover needs gene_bounds increasing strictly from 0 to n_params")
+            object.__setattr__(self, "gene_bounds", bounds)
         else:
             object.__setattr__(self, "gene_bounds", _NO_BOUNDS)
         C = self.parents.shape
