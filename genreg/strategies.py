@@ -34,7 +34,7 @@ import numpy as np
 
 from .config import Config
 from .population import Population, check_population_size
-from .variation import Brood, Purpose, clone, gene_bounds, gene_crossover, generator, mask_crossover, mutate, stream_keys
+from .variation import Brood, Purpose, gene_bounds, generator, stream_keys
 
 
 @dataclass
@@ -63,13 +63,13 @@ class EvolutionState:
         }
 
 
-def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, children: np.ndarray | Brood | None,
+def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, children: np.ndarray | Brood,
                     child_trust: np.ndarray) -> Population:
     """Assemble the next generation: ``keep`` rows carried over as they are, then children.
 
     parents: ``(C,)`` row of each child's (first) parent; children: their rows ``(C, n)``
-    (used as the new buffer itself when nothing is kept), a ``Brood`` (nothing may be
-    kept then) or None to clone the parents.  Children get fresh ids, age 0 and ``child_trust``.
+    (used as the new buffer itself when nothing is kept) or a ``Brood`` (nothing may be
+    kept then).  Children get fresh ids, age 0 and ``child_trust``.
     """
     if len(keep) + len(parents) != pop.size:  # a new size (on resume): will it fit?
         check_population_size(pop.layout, len(keep) + len(parents), copies=2)
@@ -78,8 +78,6 @@ def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, chil
         if len(keep):
             raise ValueError("a brood cannot be mixed with kept genomes")
         W, brood = None, children
-    elif children is None:
-        W = clone(pop.W, np.concatenate([keep, parents]))
     elif len(keep):
         W = np.empty((len(keep) + len(parents), pop.W.shape[1]), dtype=np.float32)
         W[: len(keep)] = pop.W[keep]
@@ -252,16 +250,16 @@ class ClassicGA:
         rng = generator(cfg.seed, g, Purpose.SELECTION)
         parent_a = self.pick(fitness, n_children, rng, cfg)
         parent_b = self.pick(fitness, n_children, rng, cfg)
+        # Each child in one pass over memory, as GENREG's are built: crossover of its
+        # pair (or a copy of parent a), then mutation (``kernels.variation.make_child``).
         slots = np.arange(len(elites), cfg.population)
-        keys = stream_keys(cfg.seed, g, slots, Purpose.CROSSOVER)
-        if cfg.crossover == "mask":
-            W_children = mask_crossover(pop.W, parent_a, parent_b, keys)
-        elif cfg.crossover == "gene":
-            W_children = gene_crossover(pop.W, parent_a, parent_b, keys, gene_bounds(pop.layout, cfg.gene_block_rows))
-        else:
-            W_children = None
-        new = next_population(pop, elites, parent_a, W_children, fitness[parent_a].astype(np.float64))
-        mutate(new.W, slots, cfg.ga_mutation_rate, scale, stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION))
+        parent_a, parent_b = (np.asarray(p, dtype=np.int64) for p in (parent_a, parent_b))
+        children = Brood(pop.W, parent_a, np.full(slots.size, cfg.ga_mutation_rate), np.zeros(slots.size),
+                         stream_keys(cfg.seed, g, slots, Purpose.CHILD_MUTATION), np.zeros(slots.size, np.uint64),
+                         scale, second=parent_b, crossover=cfg.crossover,
+                         crossover_keys=stream_keys(cfg.seed, g, slots, Purpose.CROSSOVER),
+                         gene_bounds=gene_bounds(pop.layout, cfg.gene_block_rows) if cfg.crossover == "gene" else None)
+        new = next_population(pop, elites, parent_a, children.build(), fitness[parent_a].astype(np.float64))
         return EvolutionState(new, g + 1, best_fitness, stagnant, multiplier, initial)
 
 

@@ -981,13 +981,14 @@ def test_ga_metrics_record_the_mutation_scale_used(tmp_path, mnist_dir, monkeypa
     import genreg.strategies as strategies
 
     used = []
-    real = strategies.mutate
+    real = strategies.Brood
 
-    def spy(W, rows, rate, scale, keys):
-        used.append(scale)
-        return real(W, rows, rate, scale, keys)
+    class Spy(real):
+        def __post_init__(self):
+            super().__post_init__()
+            used.append(self.scale)  # the noise scale the children are mutated with
 
-    monkeypatch.setattr(strategies, "mutate", spy)
+    monkeypatch.setattr(strategies, "Brood", Spy)
     cfg = small_cfg(strategy="ga", generations=12, stagnation_patience=1, stagnation_growth=2.0)
     start_run(cfg, tmp_path, mnist_dir, progress=False)
     assert len(used) == 12
