@@ -24,11 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import compare, environment, write_report  # noqa: E402
 
-from genreg import backprop  # noqa: E402
-from genreg.blas import blas_threads, get_threads  # noqa: E402
-from genreg.data import load_mnist, to_float  # noqa: E402
-from genreg.layout import Layout  # noqa: E402
-from genreg.population import Population  # noqa: E402
+from genreg.network import backprop  # noqa: E402
+from genreg.network.blas import blas_threads, get_threads  # noqa: E402
+from genreg.tasks import load_mnist, to_float  # noqa: E402
+from genreg.network.layout import Layout  # noqa: E402
+from genreg.network.population import Population  # noqa: E402
 
 SIZES = (784, 256, 128, 10)
 

@@ -23,11 +23,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import compare, environment, write_report  # noqa: E402
 
-from genreg.batch import SparseBatch  # noqa: E402
-from genreg.data import EpisodeSampler, load_mnist  # noqa: E402
-from genreg.forward import genome_predict, population_predict  # noqa: E402
-from genreg.layout import Layout  # noqa: E402
-from genreg.population import Population  # noqa: E402
+from genreg.network.batch import SparseBatch  # noqa: E402
+from genreg.tasks import EpisodeSampler, load_mnist  # noqa: E402
+from genreg.network.forward import genome_predict, population_predict  # noqa: E402
+from genreg.network.layout import Layout  # noqa: E402
+from genreg.network.population import Population  # noqa: E402
 
 
 def numpy_genome_predict(W0, b0, W1, b1, images):

@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_forward import numpy_population_loop, numpy_population_stacked  # noqa: E402
 from harness import compare, environment, write_report  # noqa: E402
 
-from genreg.batch import SparseBatch  # noqa: E402
+from genreg.network.batch import SparseBatch  # noqa: E402
 from genreg.config import Config  # noqa: E402
-from genreg.data import EpisodeSampler, load_mnist  # noqa: E402
-from genreg.population import Population  # noqa: E402
-from genreg.run import layout_for, score_episode, spare_rows  # noqa: E402
-from genreg.strategies import EvolutionState, Genreg  # noqa: E402
+from genreg.tasks import EpisodeSampler, load_mnist  # noqa: E402
+from genreg.network.population import Population  # noqa: E402
+from genreg.runs.loop import layout_for, score_episode, spare_rows  # noqa: E402
+from genreg.strategies.core import EvolutionState, Genreg  # noqa: E402
 
 
 def numpy_generation(cfg: Config, layout, W, trust, images, labels, rng, forward):

@@ -50,9 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import environment  # noqa: E402
 
 from genreg.config import parse_overrides  # noqa: E402
-from genreg.hpo import run_hpo  # noqa: E402
-from genreg.hpo_config import hpo_from_mapping  # noqa: E402
-from genreg.hpo_tasks import load_task  # noqa: E402
+from genreg.hpo.search import run_hpo  # noqa: E402
+from genreg.hpo.config import hpo_from_mapping  # noqa: E402
+from genreg.tasks.splits import load_task  # noqa: E402
 
 #: The search budget per task (HPOConfig keys); the same for basic and merge.
 BUDGETS = {

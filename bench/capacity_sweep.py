@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from genreg.config import from_mapping, parse_overrides
-from genreg.data import load_mnist
-from genreg.evaluate import evaluate_checkpoint
-from genreg.run import layout_for, start_run
-from genreg.store import read_history
+from genreg.tasks import load_mnist
+from genreg.genome.evaluate import evaluate_checkpoint
+from genreg.runs.loop import layout_for, start_run
+from genreg.runs.store import read_history
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ import math
 import sys
 from dataclasses import dataclass, field, fields
 
-from .errors import ConfigError
+from genreg.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import pytest
 
-from genreg.data import FILES, load_mnist
+from genreg.tasks import FILES, load_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

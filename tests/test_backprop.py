@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genreg import backprop as bp
-from genreg.blas import blas_threads
-from genreg.data import to_float
+from genreg.network import backprop as bp
+from genreg.network.blas import blas_threads
+from genreg.tasks import to_float
 from genreg.errors import ConfigError, GenregError, TrainingError
-from genreg.layout import Layout
-from genreg.population import Population
+from genreg.network.layout import Layout
+from genreg.network.population import Population
 
 ACTS = ("relu", "tanh", "sigmoid", "identity")
 SHAPES = {
@@ -100,7 +100,7 @@ def test_nll_loss_matches_direct_formula():
 
 
 def test_forward_matches_numba_kernels_on_a_plain_layout():
-    from genreg.forward import genome_logits
+    from genreg.network.forward import genome_logits
 
     layout = Layout((784, 32, 10), "tanh")
     row = Population.random(layout, 1, seed=4).W[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genreg.batch import SparseBatch
-from kernels.simd import TILE
+from genreg.network.batch import SparseBatch
+from genreg.kernels.simd import TILE
 
 
 def _sparse(rng, B, n, density=0.3, dtype=np.float32):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genreg.checkpoint import (
+from genreg.genome.checkpoint import (
     FORMAT,
     GenomeCheckpoint,
     load_genome,
@@ -19,8 +19,8 @@ from genreg.checkpoint import (
     save_genreg_published,
 )
 from genreg.errors import CheckpointError
-from genreg.evaluate import evaluate_checkpoint
-from genreg.layout import Layout
+from genreg.genome.evaluate import evaluate_checkpoint
+from genreg.network.layout import Layout
 
 
 def _row(layout, seed=0):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from genreg import Layout
-from genreg.checkpoint import save_genome, save_genreg_published
-from genreg.cli import main
-from genreg.evaluate import evaluate_genome
-from genreg.checkpoint import load_genome
-from genreg.population import Population
+from genreg.genome.checkpoint import save_genome, save_genreg_published
+from genreg.cli.main import main
+from genreg.genome.evaluate import evaluate_genome
+from genreg.genome.checkpoint import load_genome
+from genreg.network.population import Population
 
 
 @pytest.fixture(scope="module")

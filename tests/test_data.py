@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import genreg.data.mnist as mnist_mod
-from genreg.data import (
+import genreg.tasks.mnist as mnist_mod
+from genreg.tasks import (
     FILES,
     MNIST,
     SHA256,

@@ -26,17 +26,17 @@ import h5py
 import numpy as np
 import pytest
 
-import kernels
-from genreg import cli
+from genreg import kernels
+from genreg.cli import main as cli
 from genreg.config import NETWORK_KEYS, Config, from_mapping, load_toml, parse_overrides
 from genreg.errors import CheckpointError, ConfigError
-from genreg.forward import brood_predict, population_predict
-from genreg.layout import Layout
-from genreg.population import Population
-from genreg.run import METRICS, resume_run, start_run
-from genreg.store import CheckpointWriter, History, latest_checkpoint, read_checkpoint, read_history, write_checkpoint
-from genreg.strategies import ClassicGA, EvolutionState, Genreg, ranking
-from genreg.variation import Purpose, gene_bounds, gene_crossover, mask_crossover
+from genreg.network.forward import brood_predict, population_predict
+from genreg.network.layout import Layout
+from genreg.network.population import Population
+from genreg.runs.loop import METRICS, resume_run, start_run
+from genreg.runs.store import CheckpointWriter, History, latest_checkpoint, read_checkpoint, read_history, write_checkpoint
+from genreg.strategies.core import ClassicGA, EvolutionState, Genreg, ranking
+from genreg.network.variation import Purpose, gene_bounds, gene_crossover, mask_crossover
 
 TIMING = ("eval_seconds", "breed_seconds")
 #: A tiny run: 784-16-10, 20 genomes, 30-image episodes.
@@ -684,10 +684,10 @@ def test_checkpoint_newer_format_version_refused(tmp_path):
 
 
 @pytest.mark.parametrize("reader, fmt", [
-    ("genreg.store:read_checkpoint", "genreg.state"),
-    ("genreg.hybrid_run:read_state", None),
-    ("genreg.hpo_model:load_model", "genreg.hpo_model"),
-    ("genreg.hpo:read_population", "genreg.hpo_population"),
+    ("genreg.runs.store:read_checkpoint", "genreg.state"),
+    ("genreg.hybrid.run:read_state", None),
+    ("genreg.hpo.model:load_model", "genreg.hpo_model"),
+    ("genreg.hpo.search:read_population", "genreg.hpo_population"),
 ])
 def test_every_hdf5_reader_refuses_a_foreign_or_newer_file_naming_it(tmp_path, reader, fmt):
     """One format gate (``store.check_format``) for all four HDF5 readers."""
@@ -978,7 +978,7 @@ def test_resume_metrics_identical_with_default_validation_every(tmp_path, mnist_
 
 
 def test_ga_metrics_record_the_mutation_scale_used(tmp_path, mnist_dir, monkeypatch):
-    import genreg.strategies as strategies
+    import genreg.strategies.core as strategies
 
     used = []
     real = strategies.Brood
@@ -1118,7 +1118,7 @@ def test_max_minutes_stops_with_a_checkpoint_and_resume_continues(tmp_path, mnis
 
 def test_a_new_population_size_is_checked_against_memory(monkeypatch):
     """Breeding checks the memory only when the size changes (e.g. on resume), not every generation."""
-    import genreg.population as population_module
+    import genreg.network.population as population_module
     from genreg.errors import PopulationError
 
     cfg = from_mapping({"population": 20})

@@ -11,10 +11,10 @@ import h5py
 import numpy as np
 import pytest
 
-from genreg.cli import main
+from genreg.cli.main import main
 from genreg.config import load_toml
 from genreg.errors import CheckpointError, ConfigError
-from genreg.hpo import (
+from genreg.hpo.search import (
     EVAL_COLUMNS,
     Individual,
     breed_children,
@@ -24,11 +24,11 @@ from genreg.hpo import (
     rank,
     run_hpo,
 )
-from genreg.hpo_config import HPOConfig, hpo_from_mapping
-from genreg.hpo_model import load_model, predict_angle
-from genreg.hpo_tasks import load_task
-from genreg.merge import merge_weights
-from genreg.traits import (
+from genreg.hpo.config import HPOConfig, hpo_from_mapping
+from genreg.hpo.model import load_model, predict_angle
+from genreg.tasks.splits import load_task
+from genreg.hpo.merge import merge_weights
+from genreg.hpo.traits import (
     TRAITS,
     Traits,
     breed,
@@ -232,7 +232,7 @@ def _without_times(rows):
 @pytest.mark.parametrize("merge", [False, True])
 def test_search_is_deterministic_from_seed(tmp_path, trig_task, merge):
     cfg = tiny(merge=merge)
-    from genreg.blas import blas_threads
+    from genreg.network.blas import blas_threads
 
     a = run_hpo(cfg, tmp_path / "a", task=trig_task)
     with blas_threads(2):  # the caller's BLAS threads do not matter: training runs single-threaded
@@ -385,7 +385,7 @@ def _csv_without_times(path):
 
 @pytest.mark.parametrize("merge", [False, True])
 def test_resume_repeats_the_uninterrupted_search(tmp_path, trig_task, merge):
-    from genreg.hpo import resume_hpo
+    from genreg.hpo.search import resume_hpo
 
     full = run_hpo(tiny(merge=merge, generations=3), tmp_path / "full", task=trig_task)
     run_hpo(tiny(merge=merge, generations=1), tmp_path / "cut", task=trig_task)
@@ -401,7 +401,7 @@ def test_resume_repeats_the_uninterrupted_search(tmp_path, trig_task, merge):
 
 
 def test_resume_refuses_changes_that_rewrite_the_past(tmp_path, trig_task):
-    from genreg.hpo import resume_hpo
+    from genreg.hpo.search import resume_hpo
 
     with pytest.raises(CheckpointError, match="no hpo search to resume"):
         resume_hpo(tmp_path / "nothing", task=trig_task)

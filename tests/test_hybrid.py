@@ -7,17 +7,19 @@ import json
 import numpy as np
 import pytest
 
-from genreg import attacks, backprop
-from genreg.cli import main
-from genreg.data import to_float
-from genreg.diversity import cosine_similarity, mean_offdiagonal, pca_2d
+from genreg.hybrid import attacks
+
+from genreg.network import backprop
+from genreg.cli.main import main
+from genreg.tasks import to_float
+from genreg.hybrid.diversity import cosine_similarity, mean_offdiagonal, pca_2d
 from genreg.errors import CheckpointError, ConfigError
-from genreg.hybrid import HybridData, breed, founders, step
-from genreg.hybrid_config import HybridConfig, from_mapping, parse_architecture
-from genreg.hybrid_run import latest_state, read_similarity, resume_hybrid, start_hybrid
-from genreg.layout import Layout
-from genreg.population import Population
-from genreg.variation import layer_gene_bounds
+from genreg.hybrid.recombination import HybridData, breed, founders, step
+from genreg.hybrid.config import HybridConfig, from_mapping, parse_architecture
+from genreg.hybrid.run import latest_state, read_similarity, resume_hybrid, start_hybrid
+from genreg.network.layout import Layout
+from genreg.network.population import Population
+from genreg.network.variation import layer_gene_bounds
 
 SMALL = dict(population=4, generations=2, train_images=1000, validation_images=500, workers=2, lr=0.1, batch_size=50)
 
@@ -293,7 +295,7 @@ def test_sigint_checkpoints_and_exits_cleanly(tmp_path, mnist_dir):
 
 
 def test_attack_on_a_missing_run_is_a_clear_error_and_creates_nothing(tmp_path):
-    from genreg.attacks import run_attacks
+    from genreg.hybrid.attacks import run_attacks
     from genreg.errors import GenregError
 
     missing = tmp_path / "no-such-run"
@@ -304,8 +306,8 @@ def test_attack_on_a_missing_run_is_a_clear_error_and_creates_nothing(tmp_path):
 
 def test_hybrid_population_too_large_for_memory_is_refused_before_writing_anything(tmp_path, mnist_dir):
     from genreg.errors import PopulationError
-    from genreg.hybrid_config import from_mapping as hybrid_config
-    from genreg.hybrid_run import start_hybrid
+    from genreg.hybrid.config import from_mapping as hybrid_config
+    from genreg.hybrid.run import start_hybrid
 
     with pytest.raises(PopulationError, match="of memory is available"):
         start_hybrid(hybrid_config({"population": 1_000_000}), tmp_path / "run", mnist_dir, progress=False)

@@ -18,13 +18,13 @@ import textwrap
 import numpy as np
 import pytest
 
-import kernels
-from genreg import forward
-from genreg.batch import SparseBatch
-from genreg.layout import ACTIVATIONS, Layout
-from genreg.variation import Brood, gene_bounds
-from kernels.forward import padded_width
-from kernels.simd import BLOCK, TILE
+from genreg import kernels
+from genreg.network import forward
+from genreg.network.batch import SparseBatch
+from genreg.network.layout import ACTIVATIONS, Layout
+from genreg.network.variation import Brood, gene_bounds
+from genreg.kernels.forward import padded_width
+from genreg.kernels.simd import BLOCK, TILE
 
 RTOL = 1e-5
 
@@ -334,8 +334,8 @@ _GUARD_PAGE_SCRIPT = textwrap.dedent(
     """
     import ctypes, mmap, sys
     import numpy as np
-    from genreg import forward
-    from genreg.layout import ACTIVATIONS, Layout
+    from genreg.network import forward
+    from genreg.network.layout import ACTIVATIONS, Layout
 
     def before_guard_page(a):
         # A copy of float32 ``a`` whose last byte is the last one before an unreadable page.
@@ -515,9 +515,9 @@ def test_nonfinite_weight_poisons_its_tile_not_finite_genomes():
 _DETERMINISM_SCRIPT = textwrap.dedent(
     """
     import hashlib, numba, numpy as np
-    from genreg import forward
-    from genreg.layout import Layout
-    from genreg.variation import Brood
+    from genreg.network import forward
+    from genreg.network.layout import Layout
+    from genreg.network.variation import Brood
     layout = Layout((784, 32, 10), hidden_activation="tanh")
     rng = np.random.default_rng(1234)
     W = rng.normal(0.0, 0.05, size=(20, layout.n_params)).astype(np.float32)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from genreg.errors import ConfigError
-from genreg.forward import genome_logits, population_logits
-from genreg.layout import Layout
-from genreg.population import Population
-from genreg.variation import gene_bounds, layer_gene_bounds
+from genreg.network.forward import genome_logits, population_logits
+from genreg.network.layout import Layout
+from genreg.network.population import Population
+from genreg.network.variation import gene_bounds, layer_gene_bounds
 
 VERTICAL = dict(sizes=(784, 256, 128, 10), hidden_activation="relu", blocks=((256,), (64, 64), (10,)))
 

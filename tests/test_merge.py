@@ -7,7 +7,7 @@ import pytest
 
 from genreg import Layout
 from genreg.errors import ConfigError
-from genreg.merge import merge_weights, parent_layer, resize_tensor
+from genreg.hpo.merge import merge_weights, parent_layer, resize_tensor
 
 
 # ----------------------------------------------------------------------------- the reference

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import genreg.population as population_module
+import genreg.network.population as population_module
 from genreg.errors import GenregError, PopulationError
-from genreg.layout import Layout
-from genreg.population import (
+from genreg.network.layout import Layout
+from genreg.network.population import (
     PER_GENOME_BYTES,
     Population,
     check_population_size,
@@ -265,7 +265,7 @@ def test_check_finite_many_bad_rows_are_truncated():
 
 
 def test_population_as_a_brood_builds_on_demand():
-    from genreg.variation import Brood
+    from genreg.network.variation import Brood
     layout = Layout((5, 3, 2))
     src = Population.random(layout, 4, seed=1).W
     keys = np.arange(6, dtype=np.uint64)

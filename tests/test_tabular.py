@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from genreg.data import tabular
-from genreg.data.tabular import (
+from genreg.tasks import tabular
+from genreg.tasks.tabular import (
     BOSTON_COLUMNS,
     WINE_COLUMNS,
     load_boston,

@@ -16,10 +16,10 @@ import textwrap
 import numpy as np
 import pytest
 
-import kernels
-from genreg import variation
-from genreg.layout import Layout
-from genreg.variation import Purpose
+from genreg import kernels
+from genreg.network import variation
+from genreg.network.layout import Layout
+from genreg.network.variation import Purpose
 
 # --------------------------------------------------------------------------
 # The twin: SplitMix64 streams in plain Python integers.
@@ -536,9 +536,9 @@ def test_gene_crossover_bad_bounds_value_error(W5, bounds):
 _THREADS_SCRIPT = textwrap.dedent(
     """
     import hashlib, numba, numpy as np
-    from genreg import variation
-    from genreg.layout import Layout
-    from genreg.variation import Purpose
+    from genreg.network import variation
+    from genreg.network.layout import Layout
+    from genreg.network.variation import Purpose
     layout = Layout((97, 13, 10))
     rng = np.random.default_rng(77)
     W = rng.normal(0.0, 0.05, size=(48, layout.n_params)).astype(np.float32)
@@ -573,7 +573,7 @@ def test_variation_identical_for_any_thread_count(digest_with_threads):
 def test_normal_quantile_matches_scipy_ndtri():
     from scipy.special import ndtri
 
-    from kernels.rng import normal_quantile
+    from genreg.kernels.rng import normal_quantile
 
     p = np.concatenate([np.linspace(1e-12, 1e-3, 200), np.linspace(1e-3, 1 - 1e-3, 2001), 1 - np.linspace(1e-12, 1e-3, 200)])
     got = np.array([normal_quantile(x) for x in p])
@@ -586,7 +586,7 @@ def test_normal_quantile_matches_scipy_ndtri():
 def test_exponentials_from_bits_are_minus_log_of_their_uniform_and_match_the_twin():
     """-log(u), u = the 64 bits as a binary fraction, to 1e-9 relative (no library log in
     the kernel), and bit for bit what the twin's one-at-a-time draw gives."""
-    from kernels.rng import exponentials_from_bits
+    from genreg.kernels.rng import exponentials_from_bits
 
     rng = np.random.default_rng(5)
     bits = rng.integers(0, 2**63, size=3000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 3000, dtype=np.uint64)

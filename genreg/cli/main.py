@@ -1,0 +1,196 @@
+"""The ``genreg`` command: subcommands, each with ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from genreg import __version__
+from genreg.errors import GenregError
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="D",
+        help="directory with the four MNIST IDX files, gzip-compressed or not "
+        "(default: $GENREG_DATA/mnist, else ~/.cache/genreg/mnist, downloading if missing)",
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from genreg.tasks import load_mnist
+    from genreg.genome.evaluate import evaluate_checkpoint, format_report
+
+    t0 = time.perf_counter()
+    mnist = load_mnist(args.data_dir)
+    report = evaluate_checkpoint(args.checkpoint, mnist.test_images, mnist.test_labels, n_classes=10)
+    report["total_seconds"] = time.perf_counter() - t0
+    report["dataset"] = {"name": "MNIST test", "source": str(mnist.source), "n_images": int(mnist.test_labels.shape[0])}
+    print(format_report(report, "test set"))
+    print(f"total      : {report['total_seconds']:.2f} s including loading MNIST")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _config_args(parser: argparse.ArgumentParser, fresh: bool) -> None:
+    if fresh:
+        parser.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (flat, see below)")
+        parser.add_argument("--seed", type=int, help="random seed (same as --set seed=S)")
+        parser.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<strategy>-seed<S>-<time>)")
+    parser.add_argument("--generations", type=int, metavar="N", help="generations in total")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key (repeatable), e.g. --set population=300")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_data_dir(parser)
+
+
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from genreg.config import from_mapping, load_toml, parse_overrides
+    from genreg.runs.loop import start_run
+
+    mapping = load_toml(args.config) if args.config else {}
+    mapping.update(parse_overrides(args.set))
+    if args.seed is not None:
+        mapping["seed"] = args.seed
+    if args.generations is not None:
+        mapping["generations"] = args.generations
+    cfg = from_mapping(mapping)
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.strategy}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    print(f"run directory: {out}")
+    t0 = time.perf_counter()
+    state = start_run(cfg, out, args.data_dir, progress=not args.no_progress)
+    print(f"{state.generation} generations in {time.perf_counter() - t0:.1f} s; best genome: "
+          f"{out / f'best_genome_mnist_gen{state.generation:05d}.pkl'}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from genreg.config import parse_overrides
+    from genreg.runs.loop import resume_run
+
+    overrides = parse_overrides(args.set)
+    if args.generations is not None:
+        overrides["generations"] = args.generations
+    t0 = time.perf_counter()
+    state = resume_run(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
+    print(f"at generation {state.generation} after {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from genreg.plots.hybrid import plot_hybrid_run
+    from genreg.hybrid.run import is_hybrid_run
+    from genreg.plots.run import plot_run
+    from genreg.plots.hpo import is_hpo_run, plot_hpo_run
+
+    if is_hybrid_run(args.run_dir):
+        def plot(run_dir, out):
+            return plot_hybrid_run(run_dir, out, generations=args.generations)
+    elif is_hpo_run(args.run_dir):
+        plot = plot_hpo_run
+    else:
+        plot = plot_run
+    for path in plot(args.run_dir, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genreg",
+        description="Gradient-free neuroevolution of neural networks (trust-based evolution, classic GA).",
+    )
+    parser.add_argument("--version", action="version", version=f"genreg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a pickled genome checkpoint on the 10,000-image MNIST test set",
+        description="Evaluate a genome checkpoint (genreg's own format or GENREG's published "
+        "format) on the official 10,000-image MNIST test set: overall accuracy, per-digit "
+        "accuracy, confusion matrix and time taken. Pickles are opened with a restricted "
+        "unpickler that admits plain data only.",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="path of the .pkl genome checkpoint")
+    _add_data_dir(p)
+    p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
+    p.set_defaults(func=cmd_eval)
+
+    from genreg.config import describe_keys
+
+    keys_help = "config keys (defaults reproduce the published GENREG protocol):\n" + describe_keys()
+    p = sub.add_parser(
+        "evolve",
+        help="evolve a population of MLPs on MNIST without gradients",
+        description="Evolve a population of 784-H-10 networks on MNIST by trust-decay selection "
+        "(strategy=genreg) or a classic GA (strategy=ga). Writes a run directory with the resolved "
+        "config, metrics, HDF5 checkpoints and best-genome pickles. Ctrl-C checkpoints and exits.",
+        epilog=keys_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _config_args(p, fresh=True)
+    p.set_defaults(func=cmd_evolve)
+
+    p = sub.add_parser(
+        "resume",
+        help="continue a run from its last checkpoint (parameters may change)",
+        description="Continue RUN_DIR from its newest loadable checkpoint up to --generations in total. "
+        "Evolution parameters (rates, decay, cutoff, images per digit, population...) may change with "
+        "--set; keys that change the network's shape (hidden_sizes, activation) are refused.",
+        epilog=keys_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    _config_args(p, fresh=False)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser(
+        "plot",
+        help="write PNG figures of a run",
+        description="Write PNGs of a run: trust and accuracy curves (best, mean, validation), per-digit "
+        "accuracy over generations, and the values of the tracked weights of the best genome. On a "
+        "`genreg hpo` run directory: traits against the validation metric, the sampled architectures, "
+        "the best metric per generation and the cost of every fitness evaluation.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR)")
+    p.add_argument("--generations", metavar="G1,G2,...",
+                   help="hybrid runs: generations whose similarity PCA and histograms to draw (default: first, middle, last)")
+    p.set_defaults(func=cmd_plot)
+
+    from genreg.cli.hpo import add_hpo_commands
+
+    add_hpo_commands(sub)
+
+    from genreg.cli.hybrid import add_hybrid_commands
+
+    add_hybrid_commands(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except GenregError as exc:
+        print(f"genreg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genreg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""HDF5 files of the architecture search: the best network (``best_model.h5``) and
+the population (``population.h5``), and prediction with a saved trig model.
+
+best_model.h5 — named arrays and JSON attributes, no pickles:
+
+    /row                  (n_params,) float32 — the trained network (see genreg.layout)
+    /tensors/W0, /b0 ...  the same weights, one dataset per tensor (for other readers)
+    /x_mean, /x_std       (n_inputs,) float64 — network input = (raw - x_mean) / x_std
+    /y_mean, /y_std       (n_outputs or 1,) float64 — raw output = output * y_std + y_mean
+    attrs: format, format_version, task, metric, loss, layout (JSON), traits (JSON),
+           val_metric, test_metric, individual, generation, config (JSON)
+
+Files are written to a temporary name, fsynced and renamed (as ``genreg.store``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from genreg.errors import CheckpointError
+from genreg.network.layout import Layout
+from genreg.runs.store import atomic_h5, check_format
+from genreg.hpo.traits import Traits
+
+MODEL_FORMAT = "genreg.hpo_model"
+POPULATION_FORMAT = "genreg.hpo_population"
+POPULATION_VERSION = 1
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class SavedModel:
+    """A network read from ``best_model.h5``.  row: (n_params,) float32."""
+
+    layout: Layout
+    row: np.ndarray
+    traits: Traits
+    task: str
+    metric: str
+    loss: str
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: np.ndarray
+    y_std: np.ndarray
+    val_metric: float
+    test_metric: float
+    path: Path
+
+    def predict(self, X_raw: np.ndarray) -> np.ndarray:
+        """Outputs for raw inputs ``(n, n_inputs)``: ``(n, n_outputs)`` float64 in the data's units
+        (regression) or logits (classification)."""
+        from genreg.network import backprop
+
+        X = ((np.asarray(X_raw, dtype=np.float64) - self.x_mean) / self.x_std).astype(np.float32)
+        out = backprop.forward(self.layout, self.row, X, loss=self.loss).astype(np.float64)
+        return out * self.y_std + self.y_mean if self.loss == "mse" else out
+
+
+def save_model(path, layout: Layout, row: np.ndarray, traits: Traits, task, *, val_metric: float,
+               test_metric: float, individual: int, generation: int, config: dict) -> Path:
+    """Write the best network with its traits, layout and input/output scaling (``task``: a TaskData)."""
+    row = np.ascontiguousarray(row, dtype=np.float32)
+    path = Path(path)
+    with atomic_h5(path) as f:
+        f.create_dataset("row", data=row)
+        g = f.create_group("tensors")
+        for t in layout.tensors:
+            g.create_dataset(t.name, data=layout.view(row, t.name))
+        for name in ("x_mean", "x_std", "y_mean", "y_std"):
+            f.create_dataset(name, data=np.asarray(getattr(task, name), dtype=np.float64))
+        a = f.attrs
+        a["format"] = MODEL_FORMAT
+        a["format_version"] = FORMAT_VERSION
+        a["task"] = task.name.split("-")[0]
+        a["metric"] = task.metric
+        a["loss"] = task.loss
+        a["layout"] = json.dumps(layout.to_dict())
+        a["traits"] = json.dumps(traits.to_dict())
+        a["hidden_sizes"] = json.dumps(list(layout.sizes[1:-1]))
+        a["val_metric"] = float(val_metric)
+        a["test_metric"] = float(test_metric)
+        a["individual"] = int(individual)
+        a["generation"] = int(generation)
+        a["config"] = json.dumps(config, default=str)
+    return path
+
+
+def load_model(path) -> SavedModel:
+    """Read a ``best_model.h5``; CheckpointError naming the file if it is not one (or is damaged)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        with h5py.File(path, "r") as f:
+            check_format(f, path, MODEL_FORMAT, FORMAT_VERSION, "hpo model")
+            layout = Layout.from_dict(json.loads(f.attrs["layout"]))
+            row = np.ascontiguousarray(f["row"][()], dtype=np.float32)
+            arrays = {name: np.asarray(f[name][()], dtype=np.float64) for name in ("x_mean", "x_std", "y_mean", "y_std")}
+            model = SavedModel(layout, row, Traits.from_dict(json.loads(f.attrs["traits"])), str(f.attrs["task"]),
+                               str(f.attrs["metric"]), str(f.attrs["loss"]), val_metric=float(f.attrs["val_metric"]),
+                               test_metric=float(f.attrs["test_metric"]), path=path, **arrays)
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"cannot read model {path}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # ConfigError from a damaged layout, h5py internals
+        raise CheckpointError(f"cannot read model {path}: {exc}") from None
+    if row.shape != (layout.n_params,):
+        raise CheckpointError(f"{path}: row has {row.shape[0]} parameters, its layout {layout.describe()} needs "
+                              f"{layout.n_params}")
+    if model.x_mean.shape != (layout.n_inputs,) or model.x_std.shape != (layout.n_inputs,):
+        raise CheckpointError(f"{path}: input scaling does not match the layout's {layout.n_inputs} inputs")
+    if not np.isfinite(row).all():
+        raise CheckpointError(f"{path}: the network's weights contain NaN or inf")
+    return model
+
+
+def predict_angle(path, degrees: float) -> tuple[float, float, SavedModel]:
+    """``(prediction, cos(degrees), model)`` from a saved trig model; CheckpointError for any other model."""
+    model = load_model(path)
+    if model.task != "trig":
+        raise CheckpointError(f"{path} is a {model.task!r} model; --angle needs a model of the trig task "
+                              "(genreg hpo --task trig)")
+    radians = np.deg2rad(float(degrees))
+    pred = float(model.predict(np.array([[radians]]))[0, 0])
+    return pred, float(np.cos(radians)), model

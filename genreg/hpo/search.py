@@ -1,0 +1,447 @@
+"""Architecture and hyper-parameter search: a GA over traits whose fitness is SGD training.
+
+The loop (weight-merge-ga-hpo.txt, Algorithm 1; genetic-architecture-search.txt):
+
+1. generation 0: ``population`` individuals with random traits and fresh
+   weights; every one is trained (fitness) and scored on the validation split;
+2. each of ``generations`` rounds: keep the best ``survivor_fraction`` (they
+   keep their trained weights and their score, and are not trained again);
+   fill the population with children of random pairs of survivors — a random
+   subset of traits swapped (two complementary children per pair), 1-3 traits
+   re-drawn with probability ``mutation_rate`` — and train the children;
+3. stop after the last round or as soon as the best validation metric reaches
+   ``target``.
+
+Fitness: SGD (``genreg.backprop``) for at most ``epochs`` epochs, with early
+stopping once the validation metric has not improved for ``patience`` epochs;
+the network keeps the weights of its best epoch (the starting weights count as
+epoch 0).  Its wall time — training plus the per-epoch validation scoring — is
+recorded for every evaluation, and its CPU time (all threads of the process),
+which a busy shared machine disturbs much less.  With ``merge`` on, a child starts from its
+parents' merged trained weights (``genreg.merge.merge_weights``) instead of a
+fresh initialisation: the claim under test is that it then needs fewer epochs.
+
+Randomness: every decision draws from a stream keyed by (seed, generation or
+individual id, purpose), so a search is a function of its config and seed.
+
+Run directory::
+
+    OUT/config.toml        the resolved HPOConfig
+    OUT/evaluations.csv    one row per fitness evaluation (traits, provenance, metric, epochs, seconds)
+    OUT/generations.csv    one row per generation (best / mean metric, times)
+    OUT/population.h5      the current population: weights, traits and scores (genreg.hpo_model)
+    OUT/best_model.h5      the best network so far, with traits, layout and scaling
+    OUT/summary.json       the result (best traits, validation and test metric, totals)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+
+from genreg.network import backprop
+from genreg.network.blas import blas_threads
+from genreg.errors import CheckpointError, ConfigError, TrainingError
+from genreg.hpo.config import HPOConfig
+from genreg.hpo.model import POPULATION_FORMAT, POPULATION_VERSION, save_model
+from genreg.tasks.splits import TaskData, load_task
+from genreg.network.layout import Layout
+from genreg.hpo.merge import merge_weights
+from genreg.network.population import Population, check_population_size
+from genreg.runs.store import History, atomic_h5, check_format
+from genreg.hpo.traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
+
+
+class Purpose(IntEnum):
+    """Stream families: each decision of the search draws from its own stream."""
+
+    TRAITS = 1
+    BREED = 2
+    INIT = 3
+    TRAIN = 4
+    GENE_STORE = 5
+
+
+def _rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
+
+
+def _seed_int(*keys: int) -> int:
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
+
+
+@dataclass(eq=False)
+class Individual:
+    """One network of the search: traits, layout and (trained) weights ``row: (n_params,) float32``.
+
+    provenance: one letter per trait (``TRAITS`` order): 'r' random (generation
+    0), 'a' / 'b' from ``parents[0]`` / ``parents[1]``, 'm' re-drawn by mutation.
+    """
+
+    id: int
+    traits: Traits
+    layout: Layout
+    row: np.ndarray
+    generation: int
+    parents: tuple[int, int] = (-1, -1)
+    provenance: str = "r" * len(TRAITS)
+    merged: bool = False
+    metric: float = math.nan
+    init_metric: float = math.nan
+    epochs: int = 0
+    fitness_seconds: float = math.nan
+    fitness_cpu_seconds: float = math.nan
+    merge_seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class HPOResult:
+    """What a search returns; ``evaluations`` are the rows of ``evaluations.csv`` as dicts."""
+
+    best: Individual
+    population: list
+    generations_run: int
+    stopped_by: str
+    total_seconds: float
+    test_metric: float
+    run_dir: Path
+    evaluations: list = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def make_layout(traits: Traits, task: TaskData, cfg: HPOConfig) -> Layout:
+    """``(n_inputs, *hidden_sizes, n_outputs)``, hidden activation from cfg, linear outputs."""
+    hidden = traits.hidden_sizes(cfg.min_layer_width)
+    return Layout((task.n_inputs, *hidden, task.n_outputs), cfg.activation, "identity")
+
+
+def fresh_row(layout: Layout, seed: int, ident: int) -> np.ndarray:
+    """PyTorch-style U(±1/sqrt(fan_in)) initial weights of individual ``ident``: ``(n_params,) float32``."""
+    return np.ascontiguousarray(Population.random(layout, 1, seed=_seed_int(seed, ident, Purpose.INIT)).W[0])
+
+
+def train_config(traits: Traits, layout: Layout, loss: str) -> backprop.TrainConfig:
+    """One epoch of SGD with the individual's hyper-parameters; dropout after the first hidden layer only."""
+    n_hidden = layout.n_layers - 1
+    dropout = tuple([traits.dropout] + [0.0] * (n_hidden - 1)) if n_hidden > 0 else 0.0
+    return backprop.TrainConfig(epochs=1, batch_size=traits.batch_size, lr=traits.learning_rate,
+                                momentum=traits.momentum, lr_decay=traits.lr_decay, dropout=dropout,
+                                loss=loss).validate()
+
+
+def _better(new: float, old: float, higher: bool, min_delta: float) -> bool:
+    if math.isnan(new):
+        return False
+    if math.isnan(old):
+        return True
+    margin = min_delta * abs(old)
+    return new > old + margin if higher else new < old - margin
+
+
+def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individual:
+    """Train ``ind.row`` in place (early stopping) and score it; fill metric, epochs, fitness_seconds.
+
+    The row ends with the weights of the best epoch (epoch 0 = the starting
+    weights).  Divergence (``TrainingError``) ends training; the best weights
+    seen so far are kept and ``error`` says what happened.  ``backprop.train``
+    is called once per epoch; ``start_epoch`` keeps its learning-rate schedule
+    and streams, and one ``velocity`` buffer carries the momentum across epochs.
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
+    higher = task.higher_is_better
+    cfg_train = train_config(ind.traits, ind.layout, task.loss)
+    seed = _seed_int(cfg.seed, ind.id, Purpose.TRAIN)
+    best = task.score(ind.layout, ind.row, task.X_val, task.y_val)
+    ind.init_metric = best
+    best_row = ind.row.copy()
+    velocity = np.zeros_like(ind.row)
+    stale, epochs = 0, 0
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence surfaces as TrainingError
+        try:
+            for e in range(cfg.epochs):
+                backprop.train(ind.layout, ind.row, task.X_train, task.y_train, cfg_train, seed=seed, start_epoch=e,
+                               velocity=velocity)
+                epochs = e + 1
+                m = task.score(ind.layout, ind.row, task.X_val, task.y_val)
+                if _better(m, best, higher, cfg.min_delta):
+                    best, stale = m, 0
+                    best_row[:] = ind.row
+                else:
+                    stale += 1
+                    if cfg.patience and stale >= cfg.patience:
+                        break
+        except TrainingError as exc:
+            ind.error = str(exc)
+    ind.row[:] = best_row
+    ind.metric = float(best)
+    ind.epochs = epochs
+    ind.fitness_seconds = time.perf_counter() - t0
+    ind.fitness_cpu_seconds = time.process_time() - c0
+    return ind
+
+
+def rank(population: list, higher: bool) -> list:
+    """Best first; a NaN metric ranks last; ties keep the older (smaller id) first."""
+
+    def key(ind):
+        m = ind.metric
+        bad = math.isnan(m)
+        return (bad, 0.0 if bad else (-m if higher else m), ind.id)
+
+    return sorted(population, key=key)
+
+
+def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: TaskData, generation: int,
+                   next_id: int, gene_store: dict | None = None) -> list:
+    """``n_children`` untrained children of random pairs of ``survivors`` (ids from ``next_id``).
+
+    Traits: ``traits.breed`` (random subset swapped, two complementary
+    children per pair), then ``traits.mutate``.  Weights: a fresh
+    initialisation, or with ``cfg.merge`` the merge of both parents' trained
+    weights (layers neither parent has keep the fresh initialisation).
+    """
+    rng = _rng(cfg.seed, generation, Purpose.BREED)
+    ranges = trait_ranges(cfg)
+    flip = str.maketrans("ab", "ba")
+    children = []
+    while len(children) < n_children:
+        i, j = rng.choice(len(survivors), size=2, replace=False)
+        a, b = survivors[int(i)], survivors[int(j)]
+        t1, t2, prov = breed(a.traits, b.traits, rng)
+        for traits, provenance in ((t1, "".join(prov)), (t2, "".join(prov).translate(flip))):
+            if len(children) == n_children:
+                break
+            traits, mutated = mutate(traits, rng, ranges, cfg.mutation_rate, gene_store)
+            provenance = "".join("m" if name in mutated else p for name, p in zip(TRAITS, provenance))
+            ident = next_id + len(children)
+            layout = make_layout(traits, task, cfg)
+            row = fresh_row(layout, cfg.seed, ident)
+            child = Individual(ident, traits, layout, row, generation, (a.id, b.id), provenance)
+            if cfg.merge:
+                t0 = time.perf_counter()
+                child.row = merge_weights(layout, [(a.layout, a.row), (b.layout, b.row)], init_row=row)
+                child.merge_seconds = time.perf_counter() - t0
+                child.merged = True
+            children.append(child)
+    return children
+
+
+# ----------------------------------------------------------------------------- the run directory
+
+EVAL_COLUMNS = ("generation", "id", "parent_a", "parent_b", "provenance", "merged", *TRAITS, "hidden_sizes",
+                "n_params", "init_metric", "metric", "epochs", "fitness_seconds", "fitness_cpu_seconds",
+                "merge_seconds", "error")
+GEN_COLUMNS = ("generation", "best_id", "best_metric", "mean_metric", "median_metric", "evaluations",
+               "mean_fitness_seconds", "generation_seconds", "total_seconds")
+
+
+def evaluation_row(ind: Individual) -> dict:
+    t = ind.traits.to_dict()
+    return {"generation": ind.generation, "id": ind.id, "parent_a": ind.parents[0], "parent_b": ind.parents[1],
+            "provenance": ind.provenance, "merged": int(ind.merged), **t,
+            "hidden_sizes": "-".join(map(str, ind.layout.sizes[1:-1])), "n_params": ind.layout.n_params,
+            "init_metric": ind.init_metric, "metric": ind.metric, "epochs": ind.epochs,
+            "fitness_seconds": ind.fitness_seconds, "fitness_cpu_seconds": ind.fitness_cpu_seconds,
+            "merge_seconds": ind.merge_seconds, "error": ind.error}
+
+
+def write_population(path, population: list, generation: int, metric: str) -> Path:
+    """``population.h5``: group ``/<id>`` per individual with ``row`` and JSON attributes (written atomically)."""
+    path = Path(path)
+    with atomic_h5(path) as f:
+        f.attrs["format"] = POPULATION_FORMAT
+        f.attrs["format_version"] = POPULATION_VERSION
+        f.attrs["generation"] = generation
+        f.attrs["metric"] = metric
+        for ind in population:
+            g = f.create_group(str(ind.id))
+            g.create_dataset("row", data=ind.row)
+            g.attrs["layout"] = json.dumps(ind.layout.to_dict())
+            g.attrs["traits"] = json.dumps(ind.traits.to_dict())
+            g.attrs["metric"] = ind.metric
+            g.attrs["generation"] = ind.generation
+            g.attrs["parents"] = list(ind.parents)
+            g.attrs["provenance"] = ind.provenance
+    return path
+
+
+def read_population(path) -> tuple[int, list]:
+    """Read ``population.h5``: (generation, individuals as written by ``write_population``).  Errors name the file."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            check_format(f, path, POPULATION_FORMAT, POPULATION_VERSION, "hpo population file")
+            generation = int(f.attrs["generation"])
+            population = []
+            for name, g in f.items():
+                population.append(Individual(
+                    id=int(name), traits=Traits.from_dict(json.loads(g.attrs["traits"])),
+                    layout=Layout.from_dict(json.loads(g.attrs["layout"])),
+                    row=np.ascontiguousarray(g["row"][()], dtype=np.float32), generation=int(g.attrs["generation"]),
+                    parents=tuple(int(p) for p in g.attrs["parents"]), provenance=str(g.attrs["provenance"]),
+                    metric=float(g.attrs["metric"])))
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    return generation, sorted(population, key=lambda ind: ind.id)
+
+
+def _prepare_dir(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "evaluations.csv").exists():
+        raise ConfigError(f"{out} already holds a search (evaluations.csv); choose another --out")
+
+
+def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
+            task: TaskData | None = None) -> HPOResult:
+    """Run the search of ``cfg`` and write its run directory ``out_dir``; returns the result.
+
+    task: preloaded data (default: ``load_task(cfg, data_dir)``).  Training runs with
+    single-threaded BLAS, so the result does not depend on the machine's BLAS threads
+    (a multi-threaded GEMM may sum in another order).
+    """
+    with blas_threads(1):
+        return _run_hpo(cfg, out_dir, data_dir, progress=progress, task=task)
+
+
+#: Keys that may change when a search is resumed (anything else would change its past).
+RESUMABLE_KEYS = ("generations", "target")
+
+
+def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progress: bool = False,
+               task: TaskData | None = None) -> HPOResult:
+    """Continue the search in ``out_dir`` after its last finished generation (``population.h5``).
+
+    Only ``RESUMABLE_KEYS`` may change.  A search killed at any moment resumes from the
+    last generation it wrote and then does exactly what the uninterrupted search would.
+    """
+    from genreg.config import load_toml
+    from genreg.hpo.config import hpo_from_mapping
+
+    out = Path(out_dir)
+    if not (out / "population.h5").exists() or not (out / "config.toml").exists():
+        raise CheckpointError(f"{out} holds no hpo search to resume (no population.h5 / config.toml)")
+    overrides = dict(overrides or {})
+    fixed = sorted(set(overrides) - set(RESUMABLE_KEYS))
+    if fixed:
+        raise ConfigError(f"cannot change {', '.join(fixed)} when resuming a search; only {', '.join(RESUMABLE_KEYS)}")
+    cfg = hpo_from_mapping({**load_toml(out / "config.toml"), **overrides})
+    with blas_threads(1):
+        return _run_hpo(cfg, out, data_dir, progress=progress, task=task, resume=True)
+
+
+def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
+             task: TaskData | None = None, resume: bool = False) -> HPOResult:
+    cfg.validate()
+    out = Path(out_dir)
+    task = task if task is not None else load_task(cfg, data_dir)
+    if resume:
+        done, population = read_population(out / "population.h5")
+    else:
+        # the widest network the trait ranges allow, three rows per individual (weights, best epoch, momentum)
+        widest = Layout((task.n_inputs, *([cfg.width_max] * cfg.layers_max), task.n_outputs))
+        check_population_size(widest, cfg.population, copies=3)  # before anything is written
+        _prepare_dir(out)
+    (out / "config.toml").write_text(cfg.to_toml())
+    ranges = trait_ranges(cfg)
+    gene_store = (make_gene_store(_rng(cfg.seed, 0, Purpose.GENE_STORE), ranges, cfg.gene_store_size)
+                  if cfg.mutation == "gene_store" else None)
+    higher = task.higher_is_better
+    n_keep = int(round(cfg.population * cfg.survivor_fraction))
+    n_children = cfg.population - n_keep
+
+    evaluations = History(out / "evaluations.csv", EVAL_COLUMNS)
+    generations = History(out / "generations.csv", GEN_COLUMNS)
+    rows: list[dict] = []
+    best_id, test_metric, stopped_by, g, start = -1, math.nan, "generations", 0, 0
+    if resume:
+        # the generations after ``done`` never finished: forget their rows, redo them
+        for history in (evaluations, generations):
+            history.truncate(done + 1)
+        with open(out / "evaluations.csv", newline="") as fh:
+            rows = [{k: (float(v) if k in ("fitness_seconds", "epochs") else v) for k, v in r.items()}
+                    for r in csv.DictReader(fh)]
+        next_id = cfg.population + done * n_children
+        best = rank(population, higher)[0]
+        best_id, g, start = best.id, done, done + 1
+        test_metric = task.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
+        if task.reached(best.metric, cfg.target):
+            stopped_by, start = "target", cfg.generations + 1
+    else:
+        rng = _rng(cfg.seed, 0, Purpose.TRAITS)
+        population = []
+        for ident in range(cfg.population):
+            traits = random_traits(rng, ranges)
+            layout = make_layout(traits, task, cfg)
+            population.append(Individual(ident, traits, layout, fresh_row(layout, cfg.seed, ident), 0))
+        next_id = cfg.population
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.population + cfg.generations * n_children, unit="fit", disable=not progress,
+               initial=min(len(rows), cfg.population + cfg.generations * n_children),
+               desc=f"hpo {cfg.task}{' merge' if cfg.merge else ''}", dynamic_ncols=True)
+    t_start = time.perf_counter()
+    try:
+        for g in range(start, cfg.generations + 1):
+            t_gen = time.perf_counter()
+            if g == 0:
+                todo = population
+            else:
+                survivors = rank(population, higher)[:n_keep]
+                todo = breed_children(survivors, n_children, cfg, task, g, next_id, gene_store)
+                next_id += len(todo)
+                population = survivors + todo
+            for ind in todo:
+                evaluate_fitness(ind, task, cfg)
+                row = evaluation_row(ind)
+                rows.append(row)
+                evaluations.append([row[c] for c in EVAL_COLUMNS])
+                bar.update(1)
+            best = rank(population, higher)[0]
+            metrics = np.array([ind.metric for ind in population], dtype=np.float64)
+            finite = metrics[np.isfinite(metrics)]
+            if best.id != best_id:
+                best_id = best.id
+                test_metric = task.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
+                save_model(out / "best_model.h5", best.layout, best.row, best.traits, task, val_metric=best.metric,
+                           test_metric=test_metric, individual=best.id, generation=best.generation,
+                           config=cfg.to_dict())
+            now = time.perf_counter()
+            generations.append([g, best.id, best.metric, finite.mean() if finite.size else math.nan,
+                                np.median(finite) if finite.size else math.nan, len(todo),
+                                np.mean([ind.fitness_seconds for ind in todo]), now - t_gen, now - t_start])
+            write_population(out / "population.h5", population, g, task.metric)
+            bar.set_postfix({f"best {task.metric}": f"{best.metric:.4f}", "gen": g})
+            if task.reached(best.metric, cfg.target):
+                stopped_by = "target"
+                break
+    finally:
+        bar.close()
+        evaluations.close()
+        generations.close()
+    total = time.perf_counter() - t_start
+    best = rank(population, higher)[0]
+    summary = {
+        "task": cfg.task, "metric": task.metric, "merge": cfg.merge, "seed": cfg.seed,
+        "generations_run": g, "stopped_by": stopped_by, "evaluations": len(rows),
+        "best": {"id": best.id, "generation": best.generation, "val_metric": best.metric, "test_metric": test_metric,
+                 "traits": best.traits.to_dict(), "layout": best.layout.to_dict()},
+        "total_seconds": total,
+        "mean_fitness_seconds": float(np.mean([r["fitness_seconds"] for r in rows])),
+        "mean_epochs": float(np.mean([r["epochs"] for r in rows])),
+        "data": {"source": task.source, "n_train": int(len(task.y_train)), "n_val": int(len(task.y_val)),
+                 "n_test": int(len(task.y_test))},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return HPOResult(best, population, g, stopped_by, total, test_metric, out, rows)

@@ -1,0 +1,275 @@
+"""Run directory, checkpoints, resume and final report of a hybrid GA + SGD run.
+
+    RUN_DIR/config.toml                     resolved config of the latest (re)start
+    RUN_DIR/metrics.csv                     one row a generation (validation accuracy, losses, timings, similarity)
+    RUN_DIR/checkpoints/state_genNNNNN.h5   population after NNNNN generations (atomic, last two kept)
+    RUN_DIR/similarity/genNNNNN.h5          per-gene P x P cosine similarities after NNNNN generations
+    RUN_DIR/result.json                     final report: test accuracy of the best network and of the baseline
+
+Generation 0 is the random founder population.  The test set is read once,
+after the last generation, to evaluate the best network (by validation
+accuracy) and the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genreg.network import backprop
+from genreg.tasks import load_mnist, to_float
+from genreg.hybrid.diversity import gene_names, layer_names, mean_offdiagonal, similarity_matrices
+from genreg.errors import CheckpointError, ConfigError
+from genreg.hybrid.recombination import HybridData, HybridState, crossover_bounds, founders, step, train_baseline
+from genreg.hybrid.config import NETWORK_KEYS, HybridConfig, from_mapping
+from genreg.network.layout import Layout
+from genreg.network.population import Population, check_population_size
+from genreg.runs.loop import StopRequest
+from genreg.runs.store import History, atomic_h5, check_format, checkpoint_dir, latest_checkpoint, prune_checkpoints
+from genreg.network.variation import layer_gene_bounds
+
+FORMAT = "genreg.hybrid_state"
+FORMAT_VERSION = 1
+SIM_FORMAT = "genreg.hybrid_similarity"
+RECORD = ["best_val_accuracy", "mean_val_accuracy", "worst_val_accuracy", "pool_mean_val_accuracy",
+          "mean_train_loss", "pool_size", "fresh_kept", "diverged", "breed_seconds", "train_seconds"]
+
+
+def is_hybrid_run(run_dir) -> bool:
+    """True for a run directory written by ``genreg hybrid``."""
+    return (Path(run_dir) / "similarity").is_dir()
+
+
+# -- data ---------------------------------------------------------------------------
+def load_data(cfg: HybridConfig, data_dir=None) -> HybridData:
+    """Training part and validation split of the MNIST training set (fixed split, seed 0)."""
+    mnist = load_mnist(data_dir)
+    train, val = mnist.split_validation(cfg.validation_images, seed=0)
+    n = cfg.train_images or len(train)
+    return HybridData(to_float(train.images[:n]), train.labels[:n].astype(np.int64), to_float(val.images),
+                      val.labels.astype(np.int64))
+
+
+# -- checkpoints ------------------------------------------------------------------------
+def write_state(run_dir, state: HybridState, cfg: HybridConfig) -> Path:
+    """Atomically write ``checkpoints/state_genNNNNN.h5``; keep the last two."""
+    path = checkpoint_dir(run_dir) / f"state_gen{state.generation:05d}.h5"
+    pop = state.population
+    with atomic_h5(path) as f:
+        for name in ("W", "trust", "ids", "parent_ids", "age"):
+            f.create_dataset(name, data=getattr(pop, name))
+        f.create_dataset("second_parent_ids", data=state.second_parent_ids)
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["generation"] = state.generation
+        f.attrs["next_id"] = pop.next_id
+        f.attrs["layout"] = json.dumps(pop.layout.to_dict())
+        f.attrs["config"] = json.dumps(cfg.to_dict())
+        f.attrs["rng"] = json.dumps({"kind": "streams keyed by (seed, generation, slot, purpose)",
+                                     "seed": cfg.seed, "generation": state.generation})
+    prune_checkpoints(run_dir)
+    return path
+
+
+def read_state(path) -> tuple[HybridState, dict]:
+    """Load a hybrid checkpoint; returns (state, config dict).  Errors name the file."""
+    path = Path(path)
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            check_format(f, path, FORMAT, FORMAT_VERSION, "hybrid checkpoint")
+            arrays = {name: f[name][()] for name in ("W", "trust", "ids", "parent_ids", "age", "second_parent_ids")}
+            generation, next_id = int(f.attrs["generation"]), int(f.attrs["next_id"])
+            layout = Layout.from_dict(json.loads(f.attrs["layout"]))
+            config = json.loads(f.attrs["config"])
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    pop = Population(layout=layout, W=np.ascontiguousarray(arrays["W"], dtype=np.float32), trust=arrays["trust"],
+                     ids=arrays["ids"], parent_ids=arrays["parent_ids"], age=arrays["age"], next_id=next_id)
+    pop.check_finite()
+    return HybridState(pop, generation, arrays["second_parent_ids"]), config
+
+
+def latest_state(run_dir) -> tuple[Path, HybridState, dict]:
+    return latest_checkpoint(run_dir, reader=read_state)
+
+
+# -- similarity ------------------------------------------------------------------------------
+def write_similarity(run_dir, state: HybridState, cfg: HybridConfig) -> tuple[Path, dict]:
+    """Write ``similarity/genNNNNN.h5``: per layer gene (and per crossover gene) the
+    ``(P, P) float32`` cosine-similarity matrix; returns (path, mean similarity per layer)."""
+    pop = state.population
+    layout = pop.layout
+    path = Path(run_dir) / "similarity" / f"gen{state.generation:05d}.h5"
+    layer_bounds = layer_gene_bounds(layout)
+    layers = similarity_matrices(pop.W, layer_bounds)
+    names = layer_names(layout)
+    with atomic_h5(path) as f:
+        f.attrs["format"] = SIM_FORMAT
+        f.attrs["generation"] = state.generation
+        f.attrs["layer_names"] = json.dumps(names)
+        f.create_dataset("layers", data=layers)
+        f.create_dataset("fitness", data=pop.trust)
+        f.create_dataset("ids", data=pop.ids)
+        if cfg.genes != "layer":
+            bounds = crossover_bounds(cfg, layout)
+            f.create_dataset("genes", data=similarity_matrices(pop.W, bounds))
+            f.create_dataset("gene_bounds", data=bounds)
+            f.attrs["gene_names"] = json.dumps(gene_names(layout, bounds))
+    return path, {name: mean_offdiagonal(S) for name, S in zip(names, layers)}
+
+
+def read_similarity(path) -> dict:
+    """``{generation, layer_names, layers (L, P, P), fitness (P,), [genes, gene_names]}``."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            out = {"generation": int(f.attrs["generation"]), "layer_names": json.loads(f.attrs["layer_names"]),
+                   "layers": f["layers"][()], "fitness": f["fitness"][()]}
+            if "genes" in f:
+                out["genes"] = f["genes"][()]
+                out["gene_names"] = json.loads(f.attrs["gene_names"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"cannot read similarity file {path}: {exc}") from None
+    return out
+
+
+def metric_columns(layout: Layout) -> list[str]:
+    return ["generation", *RECORD, *[f"similarity_{n}" for n in layer_names(layout)], "seconds"]
+
+
+# -- the loop -----------------------------------------------------------------------------------
+def hybrid_loop(run_dir: Path, cfg: HybridConfig, state: HybridState, data: HybridData,
+                progress: bool = True) -> HybridState:
+    """Run generations ``state.generation + 1 .. cfg.generations``; checkpoint as configured."""
+    from tqdm import tqdm
+
+    layout = state.population.layout
+    metrics = History(run_dir / "metrics.csv", metric_columns(layout))
+    metrics.truncate(state.generation + 1)
+    per_gen = cfg.population + cfg.n_fresh
+    bar = tqdm(total=cfg.generations * per_gen, initial=state.generation * per_gen, unit="net",
+               disable=not progress, dynamic_ncols=True, desc=f"hybrid {layout.shape_name()}")
+    try:
+        with StopRequest() as stop:
+            while state.generation < cfg.generations:
+                t0 = time.perf_counter()
+                bar.set_postfix(gen=state.generation + 1, refresh=False)
+                state, record = step(state, cfg, data, on_done=lambda i, acc: bar.update(1))
+                _, similarity = write_similarity(run_dir, state, cfg)
+                metrics.append([state.generation, *[record[k] for k in RECORD], *similarity.values(),
+                                time.perf_counter() - t0])
+                bar.set_postfix(gen=state.generation, best=f"{record['best_val_accuracy']:.4f}",
+                                mean=f"{record['mean_val_accuracy']:.4f}", refresh=True)
+                if stop.signal is not None or state.generation == cfg.generations or \
+                        state.generation % cfg.checkpoint_every == 0:
+                    write_state(run_dir, state, cfg)
+                if stop.signal is not None:
+                    bar.write(f"genreg: stopped by signal {stop.signal} after generation {state.generation}; "
+                              f"checkpoint written, continue with: genreg hybrid --resume {run_dir}")
+                    break
+    finally:
+        bar.close()
+        metrics.close()
+    return state
+
+
+def finish(run_dir: Path, cfg: HybridConfig, state: HybridState, data: HybridData, data_dir=None,
+           seconds: float = math.nan) -> dict:
+    """Baseline and the one test-set evaluation; writes ``result.json`` and returns it."""
+    layout = state.population.layout
+    result = {"architecture": cfg.architecture, "shape": layout.shape_name(), "seed": cfg.seed,
+              "generations": state.generation, "population": state.population.size,
+              "epochs_per_lineage": state.generation * cfg.epochs_per_generation,
+              "population_seconds": seconds}
+    mnist = load_mnist(data_dir)
+    X_test, y_test = to_float(mnist.test_images), mnist.test_labels.astype(np.int64)
+    pop = state.population
+    test = np.array([backprop.accuracy(layout, pop.W[i], X_test, y_test) for i in range(pop.size)])
+    result.update(best_val_accuracy=float(pop.trust[0]), best_test_accuracy=float(test[0]),
+                  population_test_mean=float(test.mean()), population_test_min=float(test.min()),
+                  population_test_max=float(test.max()))
+    if cfg.baseline:
+        t0 = time.perf_counter()
+        row, history = train_baseline(cfg, data)
+        result.update(baseline_seconds=time.perf_counter() - t0, baseline_epochs=len(history),
+                      baseline_val_accuracy=backprop.accuracy(layout, row, data.X_val, data.y_val),
+                      baseline_test_accuracy=backprop.accuracy(layout, row, X_test, y_test))
+    (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def format_result(result: dict) -> str:
+    """The final table: population best / mean and the baseline."""
+    rows = [("model", "epochs", "val acc", "test acc", "seconds")]
+    rows.append((f"hybrid {result['shape']} best of {result['population']}", str(result["epochs_per_lineage"]),
+                 f"{100 * result['best_val_accuracy']:.2f}%", f"{100 * result['best_test_accuracy']:.2f}%",
+                 f"{result['population_seconds']:.1f}"))
+    rows.append(("hybrid population (mean / min / max test)", "",
+                 "", f"{100 * result['population_test_mean']:.2f}% / {100 * result['population_test_min']:.2f}% / "
+                 f"{100 * result['population_test_max']:.2f}%", ""))
+    if "baseline_test_accuracy" in result:
+        rows.append((f"baseline {result['shape']} alone", str(result["baseline_epochs"]),
+                     f"{100 * result['baseline_val_accuracy']:.2f}%", f"{100 * result['baseline_test_accuracy']:.2f}%",
+                     f"{result['baseline_seconds']:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = True) -> dict:
+    """Create ``run_dir``, evolve from random founders, then report."""
+    run_dir = Path(run_dir)
+    if checkpoint_dir(run_dir).exists() and any(checkpoint_dir(run_dir).iterdir()):
+        raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg hybrid --resume {run_dir}` "
+                          "or choose --out")
+    # members and children (about twice the population), each row with a working copy; before anything is written
+    check_population_size(cfg.layout(), cfg.population, copies=4)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.toml").write_text(cfg.to_toml())
+    data = load_data(cfg, data_dir)
+    t0 = time.perf_counter()
+    state = founders(cfg)
+    write_similarity(run_dir, state, cfg)
+    write_state(run_dir, state, cfg)
+    state = hybrid_loop(run_dir, cfg, state, data, progress)
+    return _maybe_finish(run_dir, cfg, state, data, data_dir, time.perf_counter() - t0)
+
+
+def resume_hybrid(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True) -> dict:
+    """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes."""
+    run_dir = Path(run_dir)
+    path, state, saved = latest_state(run_dir)
+    base = from_mapping({k: v for k, v in saved.items() if k in HybridConfig.__dataclass_fields__})
+    cfg = from_mapping(dict(overrides or {}), base)
+    changed = [k for k in NETWORK_KEYS if getattr(cfg, k) != getattr(base, k)]
+    if changed:
+        raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network "
+                          f"({base.layout().shape_name()}); start a new run instead")
+    (run_dir / "config.toml").write_text(cfg.to_toml())
+    result_path = run_dir / "result.json"
+    if state.generation >= cfg.generations and result_path.exists():
+        result = json.loads(result_path.read_text())
+        if result.get("generations") == state.generation:
+            print(f"{run_dir} is complete ({state.generation} generations); its result:")
+            return result
+    data = load_data(cfg, data_dir)
+    print(f"resuming {run_dir} from {path.name} (generation {state.generation}) to generation {cfg.generations}")
+    t0 = time.perf_counter()
+    state = hybrid_loop(run_dir, cfg, state, data, progress)
+    return _maybe_finish(run_dir, cfg, state, data, data_dir, time.perf_counter() - t0)
+
+
+def _maybe_finish(run_dir, cfg, state, data, data_dir, seconds) -> dict:
+    if state.generation < cfg.generations:
+        return {"stopped_at": state.generation}
+    return finish(run_dir, cfg, state, data, data_dir, seconds)

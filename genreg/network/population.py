@@ -1,0 +1,158 @@
+"""Population: one C-contiguous float32 buffer ``W[P, n_params]`` plus per-genome arrays.
+
+A genome is a row of ``W``; its tensors are found through the ``Layout``.  No
+per-genome objects exist anywhere: strategies and kernels work on whole arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from genreg.errors import PopulationError
+from genreg.network.layout import Layout
+from genreg.network.variation import Brood, clone
+
+#: Bytes of per-genome bookkeeping: trust (f8), id (i8), parent id (i8), age (i4).
+PER_GENOME_BYTES = 8 + 8 + 8 + 4
+
+
+def available_memory() -> int:
+    """Bytes of memory the system can still give us (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: do not refuse
+
+
+def format_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def population_bytes(layout: Layout, size: int, copies: int = 1) -> int:
+    """Bytes needed for ``copies`` populations of ``size`` genomes (weights + bookkeeping)."""
+    return copies * size * (layout.n_params * 4 + PER_GENOME_BYTES)
+
+
+def check_population_size(layout: Layout, size: int, copies: int = 1) -> int:
+    """Refuse a population that is empty or would not fit in memory; return the bytes needed."""
+    if not isinstance(size, (int, np.integer)) or size <= 0:
+        raise PopulationError(f"population size must be a positive integer, got {size!r}")
+    needed = population_bytes(layout, int(size), copies)
+    available = available_memory()
+    if needed > available:
+        raise PopulationError(
+            f"a population of {size} genomes of {layout.describe()} needs {format_bytes(needed)} "
+            f"({needed} bytes{f' for {copies} copies' if copies > 1 else ''}) but only "
+            f"{format_bytes(available)} ({available} bytes) of memory is available"
+        )
+    return needed
+
+
+@dataclass
+class Population:
+    """The state of every genome.
+
+    W: ``(P, n_params) float32``, C-contiguous — one row per genome; or None while
+    the genomes exist only as ``brood`` (children described by their parents and
+    mutation streams: GENREG scores them without building them, see
+    ``genreg.variation.Brood``).  ``build()`` makes W; ``genomes(rows)`` gives rows either way.
+    trust: ``(P,) float64`` — accumulated trust (GENREG) or fitness.
+    ids: ``(P,) int64`` — unique genome ids; parent_ids: ``(P,) int64`` (-1 for founders).
+    age: ``(P,) int32`` — generations each genome has lived.
+    next_id: the id the next new genome receives.
+    """
+
+    layout: Layout
+    W: np.ndarray | None
+    trust: np.ndarray
+    ids: np.ndarray
+    parent_ids: np.ndarray
+    age: np.ndarray
+    next_id: int
+    brood: Brood | None = None
+
+    def __post_init__(self):
+        if self.W is None:
+            if self.brood is None or self.brood.source.shape[1] != self.layout.n_params:
+                raise PopulationError(f"a population without W needs a brood of {self.layout.describe()} genomes")
+            P = self.brood.size
+        else:
+            W = self.W
+            if not isinstance(W, np.ndarray) or W.ndim != 2 or W.shape[0] < 1 or W.dtype != np.float32 or not W.flags.c_contiguous:
+                raise PopulationError(
+                    f"W must be a C-contiguous (P, n_params) float32 array with P >= 1, got "
+                    f"{type(W).__name__} {getattr(W, 'dtype', '')} {np.shape(W)}"
+                )
+            P = W.shape[0]
+            if self.W.shape[1] != self.layout.n_params:
+                raise PopulationError(f"W has {self.W.shape[1]} parameters per genome; {self.layout.describe()} needs {self.layout.n_params}")
+        for name in ("trust", "ids", "parent_ids", "age"):
+            if getattr(self, name).shape != (P,):
+                raise PopulationError(f"{name} must have shape ({P},), got {getattr(self, name).shape}")
+
+    @property
+    def size(self) -> int:
+        return self.ids.shape[0]
+
+    def build(self) -> np.ndarray:
+        """W, built from the brood first if need be (the genomes do not change, only how they are held)."""
+        if self.W is None:
+            self.W = self.brood.build()
+            self.brood = None
+        return self.W
+
+    def genomes(self, rows, out: np.ndarray | None = None) -> np.ndarray:
+        """Copies of the genomes ``rows``: ``(k, n_params) float32`` (in ``out`` if it fits and is free)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        if self.W is None:
+            return self.brood.build(rows, out)
+        return clone(self.W, rows, out)
+
+    @classmethod
+    def random(cls, layout: Layout, size: int, seed: int, scale: float | None = None) -> "Population":
+        """A founder population with weights drawn uniformly, as PyTorch's ``nn.Linear`` does.
+
+        Every tensor of layer l is U(-a, a) with a = ``scale`` or 1/sqrt(n_l)
+        (fan-in).  Deterministic in ``seed``.
+        """
+        check_population_size(layout, size)
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1417]))
+        W = rng.random((size, layout.n_params), dtype=np.float32)
+        for l in range(layout.n_layers):
+            a = np.float32(scale if scale is not None else 1.0 / np.sqrt(layout.sizes[l]))
+            for t in layout.layer_tensors(l):
+                block = W[:, t.offset : t.stop]
+                block *= np.float32(2) * a
+                block -= a
+        return cls(
+            layout=layout,
+            W=W,
+            trust=np.zeros(size, dtype=np.float64),
+            ids=np.arange(size, dtype=np.int64),
+            parent_ids=np.full(size, -1, dtype=np.int64),
+            age=np.zeros(size, dtype=np.int32),
+            next_id=int(size),
+        )
+
+    def check_finite(self) -> None:
+        """Raise ``PopulationError`` naming the genomes whose weights contain NaN or inf."""
+        bad = np.flatnonzero(~np.isfinite(self.build()).all(axis=1))
+        if bad.size:
+            raise PopulationError(
+                f"{bad.size} genome(s) have non-finite weights (rows {bad[:10].tolist()}"
+                f"{'...' if bad.size > 10 else ''}, ids {self.ids[bad[:10]].tolist()})"
+            )

@@ -1,0 +1,121 @@
+"""Figures of a hybrid run: the reference's similarity figure per generation, mean similarity, accuracy.
+
+- ``similarity_genNNNNN.png``: for one generation, a row of 2-D PCA scatter
+  plots of each layer gene's P x P cosine-similarity matrix (a point = a
+  member, coloured by validation accuracy) above a row of histograms of the
+  similarities between distinct members.
+- ``similarity_mean.png``: mean similarity between distinct members per layer
+  gene over generations (one line per layer).
+- ``accuracy.png``: best, mean and worst validation accuracy of the kept population.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from genreg.hybrid.diversity import offdiagonal, pca_2d
+from genreg.errors import GenregError
+from genreg.hybrid.run import read_similarity
+from genreg.plots.run import _pyplot, save_figure
+from genreg.runs.store import read_history
+
+
+def _similarity_files(run_dir: Path) -> dict[int, Path]:
+    found = {}
+    for path in (run_dir / "similarity").glob("gen*.h5"):
+        digits = path.stem[3:]
+        if digits.isdigit():
+            found[int(digits)] = path
+    return dict(sorted(found.items()))
+
+
+def parse_generations(text, available) -> list[int]:
+    """``"0,3,6"`` -> [0, 3, 6] (each must have been recorded); None -> first, middle, last."""
+    available = sorted(available)
+    if text is None or text == "":
+        picks = [available[0], available[len(available) // 2], available[-1]]
+        return sorted(set(picks))
+    try:
+        picks = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise GenregError(f"--generations expects comma-separated integers, got {text!r}") from None
+    missing = [g for g in picks if g not in available]
+    if missing:
+        raise GenregError(f"no similarity recorded for generation(s) {missing}; recorded: {available}")
+    return picks
+
+
+def plot_similarity_generation(sim: dict, path: Path, title: str) -> Path:
+    """The reference's two rows for one generation: PCA scatters and histograms, one column per layer."""
+    plt = _pyplot()
+    names, layers, fitness = sim["layer_names"], sim["layers"], sim["fitness"]
+    L = len(names)
+    fig, axes = plt.subplots(2, L, figsize=(3.4 * L + 1.2, 6.4), squeeze=False, layout="constrained")
+    colour = np.nan_to_num(np.asarray(fitness, dtype=float), nan=np.nanmin(fitness) if np.isfinite(fitness).any() else 0)
+    for j, (name, S) in enumerate(zip(names, layers)):
+        xy = pca_2d(S)
+        if np.isfinite(fitness).any():
+            sc = axes[0, j].scatter(xy[:, 0], xy[:, 1], c=colour, cmap="viridis", s=28, edgecolors="k",
+                                    linewidths=0.3)
+        else:  # generation 0: untrained founders, no fitness yet
+            axes[0, j].scatter(xy[:, 0], xy[:, 1], color="tab:blue", s=28, edgecolors="k", linewidths=0.3)
+        axes[0, j].set_title(f"layer {name}: PCA")
+        axes[0, j].grid(alpha=0.3)
+        values = offdiagonal(S)
+        axes[1, j].hist(values, bins=40, range=(min(-0.1, float(values.min(initial=0))), 1.0), color="tab:orange")
+        axes[1, j].set_title(f"layer {name}: mean {values.mean() if values.size else float('nan'):.2f}")
+        axes[1, j].set_xlabel("cosine similarity")
+    axes[1, 0].set_ylabel("member pairs")
+    if np.isfinite(fitness).any():
+        fig.colorbar(sc, ax=axes[0, -1], label="validation accuracy")
+    fig.suptitle(title)
+    return save_figure(fig, path, dpi=100, tight=False)
+
+
+def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
+    """Write the hybrid run's figures (see module docstring); returns their paths."""
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir else run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = _similarity_files(run_dir)
+    if not files:
+        raise GenregError(f"{run_dir}/similarity holds no similarity files: no generation recorded yet")
+    plt = _pyplot()
+    written = []
+    for g in parse_generations(generations, files):
+        sim = read_similarity(files[g])
+        written.append(plot_similarity_generation(sim, out_dir / f"similarity_gen{g:05d}.png",
+                                                  f"{run_dir.name}: generation {g}"))
+
+    sims = {g: read_similarity(p) for g, p in files.items()}
+    names = next(iter(sims.values()))["layer_names"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    gens = np.array(list(sims))
+    for j, name in enumerate(names):
+        means = [offdiagonal(s["layers"][j]).mean() for s in sims.values()]
+        ax.plot(gens, means, "o-", label=f"layer {name}")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("mean cosine similarity between members")
+    ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{run_dir.name}: diversity per layer gene")
+    written.append(save_figure(fig, out_dir / "similarity_mean.png"))
+
+    metrics = run_dir / "metrics.csv"
+    if metrics.exists():
+        m = read_history(metrics)
+        if m and m["generation"].size:
+            fig, ax = plt.subplots(figsize=(8, 4.5))
+            for key, label in (("best_val_accuracy", "best"), ("mean_val_accuracy", "mean"),
+                               ("worst_val_accuracy", "worst")):
+                ax.plot(m["generation"], 100 * m[key], "o-", label=f"{label} of the kept population")
+            ax.set_xlabel("generation")
+            ax.set_ylabel("validation accuracy (%)")
+            ax.grid(alpha=0.3)
+            ax.legend()
+            ax.set_title(f"{run_dir.name}: validation accuracy")
+            written.append(save_figure(fig, out_dir / "accuracy.png"))
+    return written

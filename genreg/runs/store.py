@@ -1,0 +1,281 @@
+"""The run directory on disk: HDF5 state checkpoints and CSV histories.
+
+    RUN_DIR/config.toml                    the resolved config of the latest (re)start
+    RUN_DIR/metrics.csv                    one row a generation
+    RUN_DIR/tracked_weights.csv            100 fixed weights of the best genome, one row a generation
+    RUN_DIR/checkpoints/state_genNNNNN.h5  state after NNNNN generations (last two kept)
+    RUN_DIR/best_genome_mnist_genNNNNN.pkl best genome (genreg checkpoint format, `genreg eval` reads it)
+
+A state checkpoint holds named arrays (W, trust, ids, parent_ids, age) and, as
+attributes, the format version, generation, layout, config, strategy scalars
+and the RNG description (streams are keyed by seed and generation, so that is
+the whole RNG state).  It is written to a temporary file, fsynced and renamed,
+so a run killed at any moment leaves the previous checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from genreg.errors import CheckpointError
+from genreg.network.layout import Layout
+from genreg.network.population import Population
+from genreg.strategies.core import EvolutionState
+
+FORMAT = "genreg.state"
+#: 2: GENREG breeds by the ``crossover`` key and the GA has ``ga_mutation_scale_end``
+#: (version 1 files are read as what their runs did: see ``upgrade_config``).
+FORMAT_VERSION = 2
+ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
+KEEP = 2
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_dir(run_dir) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    """State checkpoints in ``folder``, oldest first (by generation, not by name)."""
+    found = []
+    for path in folder.glob("state_gen*.h5"):
+        digits = path.name[len("state_gen") : -len(".h5")]
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return [path for _, path in sorted(found)]
+
+
+@contextlib.contextmanager
+def atomic_h5(path):
+    """Write an HDF5 file atomically: create its folder if need be, yield an open
+    ``h5py.File`` on a temporary file, then fsync it, rename it over ``path`` and
+    fsync the directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def prune_checkpoints(run_dir, keep: int = KEEP) -> None:
+    """Delete all but the newest ``keep`` state checkpoints of ``run_dir``."""
+    for old in _checkpoints(checkpoint_dir(run_dir))[:-keep]:
+        old.unlink()
+
+
+def check_format(f, path, fmt: str, max_version: int, what: str) -> int:
+    """The format version of the open HDF5 file ``f``; CheckpointError naming ``path`` unless its
+    ``format`` attribute is ``fmt`` and its ``format_version`` at most ``max_version``."""
+    if f.attrs.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a genreg {what}")
+    version = int(f.attrs["format_version"])
+    if version > max_version:
+        raise CheckpointError(f"{path} has format version {version}; this genreg reads up to {max_version}")
+    return version
+
+
+def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
+    """Atomically write the state after ``state.generation`` generations; keep the last two."""
+    path = checkpoint_dir(run_dir) / f"state_gen{state.generation:05d}.h5"
+    pop = state.population
+    pop.build()  # a brood's children become rows: the file holds the genomes themselves
+    with atomic_h5(path) as f:
+        for name in ARRAYS:
+            f.create_dataset(name, data=getattr(pop, name))
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["generation"] = state.generation
+        f.attrs["next_id"] = pop.next_id
+        f.attrs["layout"] = json.dumps(pop.layout.to_dict())
+        f.attrs["config"] = json.dumps(config)
+        f.attrs["strategy_state"] = json.dumps(state.scalars())
+        f.attrs["rng"] = json.dumps(
+            {"kind": "splitmix64 streams keyed by (seed, generation, slot, purpose)",
+             "seed": config["seed"], "generation": state.generation}
+        )
+    prune_checkpoints(run_dir)
+    return path
+
+
+class CheckpointWriter:
+    """Writes a run's state checkpoints on one background thread while evolution goes on.
+
+    ``submit`` takes a private copy of the state, with the population's genomes built as
+    new rows (the run's brood stays a brood), so the run may reuse its buffers at once;
+    ``then`` (e.g. writing the best genome's pickle) runs on the same thread after the
+    checkpoint.  Writes happen in order, one at a time: ``submit`` first waits for the
+    previous write, and re-raises its error, as ``close`` does.  Each file is still
+    written atomically, so a run killed during a write resumes from the checkpoint before it.
+    """
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genreg-checkpoint")
+        self._pending: Future | None = None
+
+    def submit(self, state: EvolutionState, config: dict, then: Callable[[], object] | None = None) -> None:
+        self.wait()
+        pop = state.population
+        rows = Population(layout=pop.layout, W=pop.genomes(np.arange(pop.size)), trust=pop.trust.copy(),
+                          ids=pop.ids.copy(), parent_ids=pop.parent_ids.copy(), age=pop.age.copy(),
+                          next_id=pop.next_id)
+        snapshot = dataclasses.replace(state, population=rows)
+
+        def write():
+            write_checkpoint(self.run_dir, snapshot, config)
+            if then is not None:
+                then()
+
+        self._pending = self._pool.submit(write)
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk; re-raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self, check: bool = True) -> None:
+        """Finish the write in flight and stop the thread; ``check=False`` drops its error
+        (when the run is already failing for another reason)."""
+        try:
+            if check:
+                self.wait()
+            elif self._pending is not None:
+                self._pending.exception()  # waits, swallows
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def upgrade_config(config: dict, version: int) -> dict:
+    """The config saved in a version-``version`` checkpoint, with the values that make the
+    current code continue the run as the code that wrote it would have.
+
+    Version 1: GENREG children had one parent, whatever ``crossover`` said (it was the GA's
+    key), and the GA's mutation scale had no schedule.
+    """
+    config = dict(config)
+    if version < 2:
+        if config.get("strategy") == "genreg":
+            config["crossover"] = "none"
+        config.setdefault("ga_mutation_scale_end", 0.0)
+    return config
+
+
+def read_checkpoint(path) -> tuple[EvolutionState, dict]:
+    """Load a state checkpoint; returns (state, config dict, upgraded to this version:
+    ``upgrade_config``).  Errors name the file."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            version = check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
+            arrays = {name: f[name][()] for name in ARRAYS}
+            generation = int(f.attrs["generation"])
+            next_id = int(f.attrs["next_id"])
+            layout = Layout.from_dict(json.loads(f.attrs["layout"]))
+            config = upgrade_config(json.loads(f.attrs["config"]), version)
+            scalars = json.loads(f.attrs["strategy_state"])
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    pop = Population(layout=layout, W=np.ascontiguousarray(arrays["W"], dtype=np.float32),
+                     trust=arrays["trust"], ids=arrays["ids"], parent_ids=arrays["parent_ids"],
+                     age=arrays["age"], next_id=next_id)
+    pop.check_finite()
+    scalars.pop("generation", None)
+    return EvolutionState(pop, generation, **scalars), config
+
+
+def latest_checkpoint(run_dir, reader=None) -> tuple[Path, EvolutionState, dict]:
+    """The newest checkpoint that loads; an unreadable newer one is skipped with a warning.
+
+    ``reader(path) -> (state, config)`` defaults to ``read_checkpoint`` (other
+    run types, e.g. hybrid runs, pass their own).
+    """
+    reader = reader or read_checkpoint
+    candidates = _checkpoints(checkpoint_dir(run_dir))[::-1]
+    if not candidates:
+        raise CheckpointError(f"no checkpoint in {checkpoint_dir(run_dir)}: not a run directory, or no checkpoint written yet")
+    errors = []
+    for path in candidates:
+        try:
+            state, config = reader(path)
+            for msg in errors:
+                print(f"genreg: warning: skipped {msg}")
+            return path, state, config
+        except CheckpointError as exc:
+            errors.append(str(exc))
+    raise CheckpointError("no loadable checkpoint: " + "; ".join(errors))
+
+
+class History:
+    """A CSV file with one row a generation; ``truncate(g)`` drops rows of generation >= g."""
+
+    def __init__(self, path, columns):
+        self.path = Path(path)
+        self.columns = list(columns)
+        self._fh = None
+
+    def truncate(self, generation: int) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as fh:
+            rows = [r for r in csv.reader(fh)]
+        keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < generation] if rows else []
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows(keep)
+        os.replace(tmp, self.path)
+
+    def append(self, row) -> None:
+        if self._fh is None:
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            self._fh = open(self.path, "a", newline="")
+            if new:
+                csv.writer(self._fh).writerow(self.columns)
+        csv.writer(self._fh).writerow(row)
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def read_history(path) -> dict:
+    """Read a history CSV into ``{column: float array}``."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return {}
+    header, body = rows[0], [r for r in rows[1:] if r]
+    data = np.array([[float(v) if v != "" else np.nan for v in r] for r in body], dtype=np.float64).reshape(-1, len(header))
+    return {name: data[:, i] for i, name in enumerate(header)}

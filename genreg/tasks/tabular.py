@@ -1,0 +1,255 @@
+"""Tabular regression data: wine quality and Boston housing CSVs, and the generated trig task.
+
+Every data set comes out as a :class:`TabularSplits`: ``float32`` feature
+matrices ``X: (n, d)`` and targets ``y: (n, 1)`` for a train / validation / test
+split drawn from a seed.  Features (and, by default, targets) are standardised
+with the mean and standard deviation of the TRAINING split only; the statistics
+are kept so that predictions can be mapped back to the original units.
+
+Every bad file raises :class:`genreg.errors.DataError` whose message names the
+file and, where it applies, the row (1-based, as a text editor shows it) and
+column (1-based, with its name) — never a NumPy traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genreg.errors import DataError
+
+#: Column names, in file order; the last column is the target.
+WINE_COLUMNS = (
+    "fixed acidity", "volatile acidity", "citric acid", "residual sugar", "chlorides",
+    "free sulfur dioxide", "total sulfur dioxide", "density", "pH", "sulphates", "alcohol", "quality",
+)
+BOSTON_COLUMNS = (
+    "CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B", "LSTAT", "MEDV",
+)
+#: File names inside ``<data root>/wine-quality`` and ``<data root>/boston-housing``.
+WINE_FILES = {"red": "winequality-red.csv", "white": "winequality-white.csv"}
+BOSTON_FILE = "boston_housing.csv"
+#: sha256 of the files, where the shared data README pins them (it pins none of the
+#: tabular files today); a file listed here is checked on every load.
+SHA256: dict[str, str] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class TabularSplits:
+    """A regression data set split three ways and standardised from its training part.
+
+    X_train: (n_train, d) float32   y_train: (n_train, 1) float32   (likewise _val, _test)
+    x_mean, x_std: (d,) float64 — raw features = X * x_std + x_mean
+    y_mean, y_std: (1,) float64 — raw targets = y * y_std + y_mean (0 and 1 if not standardised)
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: np.ndarray
+    y_std: np.ndarray
+    feature_names: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+    def targets_to_raw(self, y: np.ndarray) -> np.ndarray:
+        """Map standardised targets ``(n, 1)`` back to the data's units (float64)."""
+        return np.asarray(y, dtype=np.float64) * self.y_std + self.y_mean
+
+    def features_from_raw(self, X: np.ndarray) -> np.ndarray:
+        """Standardise raw features ``(n, d)`` with the training statistics (float32)."""
+        return ((np.asarray(X, dtype=np.float64) - self.x_mean) / self.x_std).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- reading CSVs
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_numeric_csv(path, columns: tuple[str, ...], *, sha256: str | None = None) -> np.ndarray:
+    """Read a header-less, comma-separated file of numbers -> ``(n_rows, len(columns)) float64``.
+
+    Raises DataError naming the file (and row/column) for: a missing or
+    unreadable file, a checksum mismatch (when ``sha256`` is given), an empty
+    file, a row with the wrong number of cells, a non-numeric cell, and a NaN
+    or infinite value.  Blank lines are ignored; a header row is refused (the
+    shared files have none), with a hint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    if sha256 is not None:
+        got = _sha256(path)
+        if got != sha256:
+            raise DataError(f"{path}: checksum mismatch (sha256 {got[:16]}..., expected {sha256[:16]}...)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror})") from None
+    rows = []
+    n_cols = len(columns)
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        if len(cells) != n_cols:
+            raise DataError(
+                f"{path}: row {lineno} has {len(cells)} columns, expected {n_cols} ({', '.join(columns)})"
+            )
+        values = []
+        for col, cell in enumerate(cells):
+            try:
+                v = float(cell)
+            except ValueError:
+                hint = " (the file must have no header row)" if not rows else ""
+                raise DataError(
+                    f"{path}: row {lineno}, column {col + 1} ({columns[col]}): {cell.strip()!r} is not a number{hint}"
+                ) from None
+            if not math.isfinite(v):
+                raise DataError(f"{path}: row {lineno}, column {col + 1} ({columns[col]}): value {cell.strip()!r} "
+                                f"is not finite")
+            values.append(v)
+        rows.append(values)
+    if not rows:
+        raise DataError(f"{path}: empty file (no data rows)")
+    return np.asarray(rows, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- locating
+
+
+def resolve_data_root(data_dir=None) -> Path:
+    """The data root holding ``wine-quality/`` and ``boston-housing/``: ``data_dir`` if
+    given, else ``$GENREG_DATA``; raises DataError when neither is set."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser().resolve()
+    if os.environ.get("GENREG_DATA"):
+        return Path(os.environ["GENREG_DATA"]).expanduser().resolve()
+    raise DataError("no data directory: pass --data-dir DIR or set GENREG_DATA=DIR "
+                    "(DIR holds wine-quality/ and boston-housing/)")
+
+
+def _find_file(root: Path, folder: str, name: str) -> Path:
+    """``root/folder/name``, or ``root/name`` when ``root`` is the data set's own folder."""
+    for cand in (root / folder / name, root / name):
+        if cand.is_file():
+            return cand
+    return root / folder / name  # does not exist: read_numeric_csv names it
+
+
+# ----------------------------------------------------------------------------- splitting
+
+
+def split_indices(n: int, seed: int, val_fraction: float, test_fraction: float):
+    """Disjoint sorted ``(train, val, test)`` row indices from a permutation drawn from ``seed``."""
+    if not (0 < val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"need 0 < val_fraction, 0 <= test_fraction, sum < 1; got {val_fraction}, {test_fraction}")
+    n_val = max(1, int(round(n * val_fraction)))
+    n_test = int(round(n * test_fraction))
+    if n - n_val - n_test < 2:
+        raise DataError(f"{n} rows are too few for a split with {n_val} validation and {n_test} test rows")
+    perm = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5B1]))
+    perm = perm.permutation(n)
+    val, test, train = perm[:n_val], perm[n_val : n_val + n_test], perm[n_val + n_test :]
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def make_splits(name: str, X, y, *, seed: int, val_fraction: float = 0.2, test_fraction: float = 0.2,
+                standardise_target: bool = True, feature_names=(), source: str = "") -> TabularSplits:
+    """Split ``X: (n, d)``, ``y: (n,)`` or ``(n, 1)`` three ways from ``seed`` and standardise.
+
+    Statistics come from the training rows only; a constant training column
+    gets std 1 (it is then only centred).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1, 1)
+    if X.ndim != 2 or X.shape[0] != y.shape[0]:
+        raise ValueError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
+    tr, va, te = split_indices(X.shape[0], seed, val_fraction, test_fraction)
+    x_mean, x_std = X[tr].mean(axis=0), X[tr].std(axis=0)
+    x_std = np.where(x_std > 0, x_std, 1.0)
+    if standardise_target:
+        y_mean, y_std = y[tr].mean(axis=0), y[tr].std(axis=0)
+        y_std = np.where(y_std > 0, y_std, 1.0)
+    else:
+        y_mean, y_std = np.zeros(1), np.ones(1)
+
+    def fx(idx):
+        return np.ascontiguousarray((X[idx] - x_mean) / x_std, dtype=np.float32)
+
+    def fy(idx):
+        return np.ascontiguousarray((y[idx] - y_mean) / y_std, dtype=np.float32)
+
+    return TabularSplits(name, fx(tr), fy(tr), fx(va), fy(va), fx(te), fy(te), x_mean, x_std, y_mean, y_std,
+                         tuple(feature_names), source)
+
+
+# ----------------------------------------------------------------------------- the data sets
+
+
+def load_wine(data_dir=None, *, color: str = "red", seed: int = 0, val_fraction: float = 0.2,
+              test_fraction: float = 0.2) -> TabularSplits:
+    """Wine quality (Cortez et al. 2009): 11 features -> quality (3..9), split and standardised.
+
+    color: 'red' (1,599 rows), 'white' (4,898) or 'both' (concatenated, red first).
+    data_dir: the data root (holding ``wine-quality/``) or that folder itself.
+    """
+    if color not in ("red", "white", "both"):
+        raise DataError(f"wine color must be 'red', 'white' or 'both', got {color!r}")
+    root = resolve_data_root(data_dir)
+    parts, sources = [], []
+    for c in (("red", "white") if color == "both" else (color,)):
+        path = _find_file(root, "wine-quality", WINE_FILES[c])
+        parts.append(read_numeric_csv(path, WINE_COLUMNS, sha256=SHA256.get(WINE_FILES[c])))
+        sources.append(str(path))
+    data = np.concatenate(parts)
+    return make_splits(f"wine-{color}", data[:, :-1], data[:, -1], seed=seed, val_fraction=val_fraction,
+                       test_fraction=test_fraction, feature_names=WINE_COLUMNS[:-1], source=";".join(sources))
+
+
+def load_boston(data_dir=None, *, seed: int = 0, val_fraction: float = 0.2,
+                test_fraction: float = 0.2) -> TabularSplits:
+    """Boston housing (Harrison & Rubinfeld 1978): 13 features -> MEDV ($1000s), split and standardised."""
+    path = _find_file(resolve_data_root(data_dir), "boston-housing", BOSTON_FILE)
+    data = read_numeric_csv(path, BOSTON_COLUMNS, sha256=SHA256.get(BOSTON_FILE))
+    return make_splits("boston", data[:, :-1], data[:, -1], seed=seed, val_fraction=val_fraction,
+                       test_fraction=test_fraction, feature_names=BOSTON_COLUMNS[:-1], source=str(path))
+
+
+def make_trig(n: int = 2000, *, seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2) -> TabularSplits:
+    """cos on [0, 2π] from the angle (radians): ``n`` angles drawn without replacement from a
+    fine grid (as the reference's ``create_data``), target ``cos(angle)`` (not standardised,
+    so the network's output is cos itself).  The angle is standardised like any feature.
+    """
+    if n < 10:
+        raise ValueError(f"the trig task needs at least 10 samples, got {n}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7816]))
+    grid = np.linspace(0.0, 2.0 * np.pi, n + 1000)
+    angle = rng.choice(grid, size=n, replace=False)
+    return make_splits("trig", angle.reshape(-1, 1), np.cos(angle), seed=seed, val_fraction=val_fraction,
+                       test_fraction=test_fraction, standardise_target=False, feature_names=("angle",),
+                       source="generated: cos(angle), angle in [0, 2*pi]")
