@@ -28,7 +28,7 @@ from bench_forward import numpy_population_loop, numpy_population_stacked  # noq
 from harness import compare, environment, write_report  # noqa: E402
 
 from genreg.network.batch import SparseBatch  # noqa: E402
-from genreg.config import Config  # noqa: E402
+from genreg.strategies.config import Config  # noqa: E402
 from genreg.tasks import EpisodeSampler, load_mnist  # noqa: E402
 from genreg.network.population import Population  # noqa: E402
 from genreg.runs.loop import layout_for, score_episode, spare_rows  # noqa: E402
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     cfg = Config()
     mnist = load_mnist(args.data_dir)
     layout = layout_for(cfg)
-    sampler = EpisodeSampler(mnist.train_labels, cfg.images_per_digit, cfg.seed)
+    sampler = EpisodeSampler(mnist.train_labels, cfg.samples_per_class, cfg.seed)
     pop = Population.random(layout, cfg.population, seed=0)
     strategy = Genreg()
     loop = {"state": EvolutionState(pop, 0), "spare": None}

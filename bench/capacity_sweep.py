@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genreg.config import from_mapping, parse_overrides
+from genreg.config import parse_overrides
+
+from genreg.strategies.config import from_mapping
 from genreg.tasks import load_mnist
 from genreg.genome.evaluate import evaluate_checkpoint
 from genreg.runs.loop import layout_for, start_run

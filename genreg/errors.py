@@ -23,3 +23,7 @@ class PopulationError(GenregError):
 
 class TrainingError(GenregError):
     """Gradient training cannot go on (non-finite weights or loss)."""
+
+
+class FitnessError(GenregError):
+    """A user's fitness callable raised, or returned something other than one finite number per genome."""

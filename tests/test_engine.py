@@ -28,7 +28,8 @@ import pytest
 
 from genreg import kernels
 from genreg.cli import main as cli
-from genreg.config import NETWORK_KEYS, Config, from_mapping, load_toml, parse_overrides
+from genreg.config import load_toml, parse_overrides
+from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
 from genreg.errors import CheckpointError, ConfigError
 from genreg.network.forward import brood_predict, population_predict
 from genreg.network.layout import Layout
@@ -40,7 +41,7 @@ from genreg.network.variation import Purpose, gene_bounds, gene_crossover, mask_
 
 TIMING = ("eval_seconds", "breed_seconds")
 #: A tiny run: 784-16-10, 20 genomes, 30-image episodes.
-SMALL = dict(population=20, hidden_sizes=[16], images_per_digit=3, validation_images=1000)
+SMALL = dict(population=20, hidden_sizes=[16], samples_per_class=3, validation_size=1000)
 
 
 # --------------------------------------------------------------------------
@@ -101,8 +102,8 @@ def genreg_cmd(*args) -> list[str]:
 
 def small_cli_args(out, data_dir, generations, *extra) -> list[str]:
     return genreg_cmd("evolve", "--out", out, "--generations", generations, "--no-progress",
-                      "--set", "population=20", "--set", "hidden_sizes=[16]", "--set", "images_per_digit=3",
-                      "--set", "validation_images=1000", "--data-dir", data_dir, *extra)
+                      "--set", "population=20", "--set", "hidden_sizes=[16]", "--set", "samples_per_class=3",
+                      "--set", "validation_size=1000", "--data-dir", data_dir, *extra)
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float, what: str) -> None:
@@ -133,7 +134,7 @@ def test_defaults_validate_and_reproduce_the_published_protocol():
     assert cfg.population == 200
     assert cfg.hidden_sizes == (64,)
     assert cfg.activation == "tanh"
-    assert cfg.images_per_digit == 20
+    assert cfg.samples_per_class == 20
     assert cfg.correct_reward == 10.0
     assert cfg.wrong_penalty == -1.5
     assert cfg.trust_decay == 0.2
@@ -760,7 +761,7 @@ def test_convergence_on_mnist(tmp_path, mnist_dir, strategy):
     for seed in range(3):
         run = tmp_path / f"seed{seed}"
         cfg = from_mapping(dict(strategy=strategy, crossover="mask", hidden_sizes=[16], population=30,
-                                images_per_digit=10, generations=80, validation_images=2000, validation_every=10,
+                                samples_per_class=10, generations=80, validation_size=2000, validation_every=10,
                                 checkpoint_every=20, seed=seed))
         state = start_run(cfg, run, mnist_dir, progress=False)
         assert state.generation == 80
@@ -1096,7 +1097,7 @@ def test_noise_scale_constant_by_default_and_geometric_anneal():
 
 
 def test_annealed_run_records_the_scale_it_used(tmp_path, mnist_dir):
-    cfg = from_mapping(dict(hidden_sizes=[8], population=10, images_per_digit=2, generations=5, validation_images=500,
+    cfg = from_mapping(dict(hidden_sizes=[8], population=10, samples_per_class=2, generations=5, validation_size=500,
                             validation_every=0, checkpoint_every=5, mutation_scale=0.08, mutation_scale_end=0.02))
     start_run(cfg, tmp_path, mnist_dir, progress=False)
     recorded = read_history(tmp_path / "metrics.csv")["mutation_scale"]
@@ -1104,7 +1105,7 @@ def test_annealed_run_records_the_scale_it_used(tmp_path, mnist_dir):
 
 
 def test_max_minutes_stops_with_a_checkpoint_and_resume_continues(tmp_path, mnist_dir):
-    cfg = from_mapping(dict(hidden_sizes=[8], population=10, images_per_digit=2, generations=50, validation_images=500,
+    cfg = from_mapping(dict(hidden_sizes=[8], population=10, samples_per_class=2, generations=50, validation_size=500,
                             validation_every=0, checkpoint_every=100, max_minutes=1e-9))
     state = start_run(cfg, tmp_path, mnist_dir, progress=False)
     assert state.generation == 1  # the budget is checked after each generation

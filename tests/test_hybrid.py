@@ -21,7 +21,7 @@ from genreg.network.layout import Layout
 from genreg.network.population import Population
 from genreg.network.variation import layer_gene_bounds
 
-SMALL = dict(population=4, generations=2, train_images=1000, validation_images=500, workers=2, lr=0.1, batch_size=50)
+SMALL = dict(population=4, generations=2, train_images=1000, validation_size=500, workers=2, lr=0.1, batch_size=50)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_defaults_are_the_reference_protocol():
                                        ("genes", "mask"), ("gene_block_rows", 0), ("lr", 0.0), ("momentum", 1.0),
                                        ("architecture", "784-[64|x]-10"), ("architecture", "100-10"),
                                        ("activation", "gelu"), ("dropout", 1.0), ("epochs_per_generation", 0),
-                                       ("validation_images", 60000), ("batch_size", 0)])
+                                       ("validation_size", 60000), ("batch_size", 0)])
 def test_invalid_config_names_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
         from_mapping({key: value})
@@ -227,7 +227,7 @@ def test_pgd_stays_in_the_ball_and_hurts_at_least_as_much_as_fgsm(small_data):
 def test_cli_hybrid_plot_attack(tmp_path, mnist_dir, capsys):
     run = tmp_path / "run"
     args = ["hybrid", "--set", "population=3", "--set", "generations=2", "--set", "train_images=500",
-            "--set", "validation_images=500", "--set", "architecture='vertical'", "--set", "baseline=false",
+            "--set", "validation_size=500", "--set", "architecture='vertical'", "--set", "baseline=false",
             "--out", str(run), "--no-progress", "--data-dir", str(mnist_dir)]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -272,7 +272,7 @@ def test_sigint_checkpoints_and_exits_cleanly(tmp_path, mnist_dir):
 
     run = tmp_path / "run"
     args = [sys.executable, "-m", "genreg", "hybrid", "--set", "population=2", "--set", "generations=500",
-            "--set", "train_images=200", "--set", "validation_images=200", "--set", "baseline=false",
+            "--set", "train_images=200", "--set", "validation_size=200", "--set", "baseline=false",
             "--set", "checkpoint_every=1000", "--out", str(run), "--data-dir", str(mnist_dir), "--no-progress"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = run / "metrics.csv"

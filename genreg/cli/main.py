@@ -53,7 +53,9 @@ def _config_args(parser: argparse.ArgumentParser, fresh: bool) -> None:
 def cmd_evolve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from genreg.config import from_mapping, load_toml, parse_overrides
+    from genreg.config import load_toml, parse_overrides
+
+    from genreg.strategies.config import from_mapping
     from genreg.runs.loop import start_run
 
     mapping = load_toml(args.config) if args.config else {}
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
     p.set_defaults(func=cmd_eval)
 
-    from genreg.config import describe_keys
+    from genreg.strategies.config import describe_keys
 
     keys_help = "config keys (defaults reproduce the published GENREG protocol):\n" + describe_keys()
     p = sub.add_parser(

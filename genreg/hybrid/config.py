@@ -47,7 +47,7 @@ class HybridConfig:
     """Gene crossover unit: 'layer' (each dense block's W and b: the reference's genes) or 'block' (gene_block_rows input rows of each weight matrix; each bias its own gene)."""
     gene_block_rows: int = 64
     """Rows per gene when genes = 'block'."""
-    validation_images: int = 10000
+    validation_size: int = 10000
     """Validation split carved from the 60k training images: fitness is accuracy on it (never the test set)."""
     train_images: int = 0
     """Train on the first K images of the training part only (0 = all 50,000): for quick trials and tests."""
@@ -93,7 +93,7 @@ class HybridConfig:
         need(0 <= self.fresh_fraction <= 1, "fresh_fraction", "must be in [0, 1]")
         need(self.genes in ("layer", "block"), "genes", "must be 'layer' or 'block'")
         need(self.gene_block_rows >= 1, "gene_block_rows", "must be >= 1")
-        need(0 < self.validation_images < 60000, "validation_images", "must be in (0, 60000)")
+        need(0 < self.validation_size < 60000, "validation_size", "must be in (0, 60000)")
         need(self.train_images >= 0, "train_images", "must be >= 0 (0 = all)")
         need(self.workers >= 0, "workers", "must be >= 0")
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")

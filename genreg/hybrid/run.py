@@ -23,6 +23,7 @@ import numpy as np
 from genreg.network import backprop
 from genreg.tasks import load_mnist, to_float
 from genreg.hybrid.diversity import gene_names, layer_names, mean_offdiagonal, similarity_matrices
+from genreg.config import rename_legacy_keys
 from genreg.errors import CheckpointError, ConfigError
 from genreg.hybrid.recombination import HybridData, HybridState, crossover_bounds, founders, step, train_baseline
 from genreg.hybrid.config import NETWORK_KEYS, HybridConfig, from_mapping
@@ -33,7 +34,8 @@ from genreg.runs.store import History, atomic_h5, check_format, checkpoint_dir, 
 from genreg.network.variation import layer_gene_bounds
 
 FORMAT = "genreg.hybrid_state"
-FORMAT_VERSION = 1
+#: 2: ``validation_size`` (was ``validation_images``: ``config.RENAMED_KEYS``).
+FORMAT_VERSION = 2
 SIM_FORMAT = "genreg.hybrid_similarity"
 RECORD = ["best_val_accuracy", "mean_val_accuracy", "worst_val_accuracy", "pool_mean_val_accuracy",
           "mean_train_loss", "pool_size", "fresh_kept", "diverged", "breed_seconds", "train_seconds"]
@@ -48,7 +50,7 @@ def is_hybrid_run(run_dir) -> bool:
 def load_data(cfg: HybridConfig, data_dir=None) -> HybridData:
     """Training part and validation split of the MNIST training set (fixed split, seed 0)."""
     mnist = load_mnist(data_dir)
-    train, val = mnist.split_validation(cfg.validation_images, seed=0)
+    train, val = mnist.split_validation(cfg.validation_size, seed=0)
     n = cfg.train_images or len(train)
     return HybridData(to_float(train.images[:n]), train.labels[:n].astype(np.int64), to_float(val.images),
                       val.labels.astype(np.int64))
@@ -86,7 +88,7 @@ def read_state(path) -> tuple[HybridState, dict]:
             arrays = {name: f[name][()] for name in ("W", "trust", "ids", "parent_ids", "age", "second_parent_ids")}
             generation, next_id = int(f.attrs["generation"]), int(f.attrs["next_id"])
             layout = Layout.from_dict(json.loads(f.attrs["layout"]))
-            config = json.loads(f.attrs["config"])
+            config = rename_legacy_keys(json.loads(f.attrs["config"]))
     except CheckpointError:
         raise
     except (OSError, KeyError, ValueError, ConfigError) as exc:

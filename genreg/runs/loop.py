@@ -20,7 +20,7 @@ import numpy as np
 
 from genreg.network.batch import SparseBatch
 from genreg.genome.checkpoint import save_genome
-from genreg.config import NETWORK_KEYS, Config, from_mapping
+from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
 from genreg.tasks import EpisodeSampler, load_mnist
 from genreg.errors import ConfigError
 from genreg.network.forward import brood_predict, genome_predict, population_logits, population_predict, predict_from_logits
@@ -81,7 +81,7 @@ def load_data(cfg: Config, data_dir=None) -> Data:
     warm = threading.Thread(target=warm_kernels, args=(layout_for(cfg),), name="genreg-warm-kernels", daemon=True)
     warm.start()
     mnist = load_mnist(data_dir)
-    train, val = mnist.split_validation(cfg.validation_images, seed=0)
+    train, val = mnist.split_validation(cfg.validation_size, seed=0)
     warm.join()  # no kernel runs here before this: one thread at a time launches parallel kernels
     return Data(train.images, train.labels, SparseBatch.from_dense(val.images), val.labels.astype(np.int64))
 
@@ -139,7 +139,7 @@ def evolve_loop(run_dir: Path, cfg: Config, state: EvolutionState, data: Data, p
 
     strategy = make_strategy(cfg.strategy)
     layout = state.population.layout
-    sampler = EpisodeSampler(data.train_labels, cfg.images_per_digit, cfg.seed)
+    sampler = EpisodeSampler(data.train_labels, cfg.samples_per_class, cfg.seed)
     tracked = tracked_positions(layout, cfg)
     metrics = History(run_dir / "metrics.csv", METRICS)
     weights = History(run_dir / "tracked_weights.csv", ["generation"] + [f"w{int(i)}" for i in tracked])

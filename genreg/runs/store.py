@@ -27,6 +27,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from genreg.config import rename_legacy_keys
 from genreg.errors import CheckpointError
 from genreg.network.layout import Layout
 from genreg.network.population import Population
@@ -35,7 +36,8 @@ from genreg.strategies.core import EvolutionState
 FORMAT = "genreg.state"
 #: 2: GENREG breeds by the ``crossover`` key and the GA has ``ga_mutation_scale_end``
 #: (version 1 files are read as what their runs did: see ``upgrade_config``).
-FORMAT_VERSION = 2
+#: 3: the episode and validation keys are named for any task (``config.RENAMED_KEYS``).
+FORMAT_VERSION = 3
 ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
 KEEP = 2
 
@@ -179,9 +181,10 @@ def upgrade_config(config: dict, version: int) -> dict:
     current code continue the run as the code that wrote it would have.
 
     Version 1: GENREG children had one parent, whatever ``crossover`` said (it was the GA's
-    key), and the GA's mutation scale had no schedule.
+    key), and the GA's mutation scale had no schedule.  Versions 1 and 2: MNIST-only key
+    names (``images_per_digit``, ``validation_images``).
     """
-    config = dict(config)
+    config = rename_legacy_keys(config)
     if version < 2:
         if config.get("strategy") == "genreg":
             config["crossover"] = "none"

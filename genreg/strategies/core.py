@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genreg.config import Config
+from genreg.strategies.config import Config
 from genreg.network.population import Population, check_population_size
 from genreg.network.variation import Brood, Purpose, gene_bounds, generator, stream_keys
 
