@@ -7,7 +7,7 @@ import inspect
 import json
 import math
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 from genreg.errors import ConfigError
 
@@ -76,19 +76,19 @@ def config_to_toml(values: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def field_doc(cls, name: str) -> str:
+    """The docstring under field ``name`` in the class (or base class) that declares it."""
+    owner = next((c for c in cls.__mro__ if name in c.__dict__.get("__annotations__", {})), cls)
+    source = inspect.getsource(owner)
+    idx = source.find(f"    {name}:")
+    after = source[idx:].split('"""') if idx >= 0 else []
+    return after[1].strip() if len(after) >= 3 else ""
+
+
 def describe_fields(cls) -> str:
     """Every key of a config dataclass, its default and the docstring under it (for --help)."""
-    source = inspect.getsource(cls)
-    lines = []
-    for name, f in config_fields(cls).items():
-        doc = ""
-        idx = source.find(f"    {name}:")
-        if idx >= 0:
-            after = source[idx:].split('"""')
-            if len(after) >= 3:
-                doc = after[1].strip()
-        lines.append(f"  {name} = {toml_value(f.default)}\n      {doc}")
-    return "\n".join(lines)
+    return "\n".join(f"  {name} = {toml_value(f.default)}\n      {field_doc(cls, name)}"
+                     for name, f in config_fields(cls).items())
 
 
 def load_toml(path) -> dict:
@@ -121,3 +121,161 @@ def parse_overrides(pairs) -> dict:
     return out
 
 
+
+
+# -- the base every mode's config extends --------------------------------------------
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one config field accepts beyond its type: bounds, choices, list items, finiteness.
+
+    A bound is a number or the name of another field (``lt="population"``);
+    ``ge``/``gt`` close or open the low end, ``le``/``lt`` the high end.
+    """
+
+    ge: object = None
+    gt: object = None
+    le: object = None
+    lt: object = None
+    choices: tuple = ()
+    finite: bool = True
+    items: bool = False
+    nonempty: bool = False
+    note: str = ""
+
+    def requirement(self) -> str:
+        """The rule in words, as the tail of an error message ("must be in [0, 1]")."""
+        low, high = _first(self.ge, self.gt), _first(self.le, self.lt)
+        if self.choices:
+            names = [str(c) for c in self.choices]
+            text = "must be " + (" or ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " or " + names[-1])
+        elif self.items:
+            kind = "positive integers" if self.gt == 0 and high is None else "integers" + _bounds(self)
+            text = f"must be a non-empty list of {kind}"
+        elif self.nonempty:
+            text = "must be a non-empty string"
+        elif low is not None and high is not None:
+            text = f"must be in {'[' if self.ge is not None else '('}{low}, {high}{']' if self.le is not None else ')'}"
+        elif low is not None or high is not None:
+            text = "must be" + _bounds(self)
+        else:
+            text = "must be finite"
+        return f"{text} {self.note}" if self.note else text
+
+    def holds(self, value, config) -> bool:
+        """Does ``value`` satisfy the rule (bounds naming fields read from ``config``)?"""
+        if self.choices:
+            return value in self.choices
+        if self.nonempty:
+            return bool(value.strip())
+        values = value if self.items else (value,)
+        if self.items and not (values and all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+            return False
+        bound = lambda b: getattr(config, b) if isinstance(b, str) else b  # noqa: E731
+        for v in values:
+            if self.ge is not None and not v >= bound(self.ge):
+                return False
+            if self.gt is not None and not v > bound(self.gt):
+                return False
+            if self.le is not None and not v <= bound(self.le):
+                return False
+            if self.lt is not None and not v < bound(self.lt):
+                return False
+        return True
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
+
+
+def _bounds(r: Rule) -> str:
+    parts = [f"{op} {b}" for op, b in ((">=", r.ge), (">", r.gt), ("<=", r.le), ("<", r.lt)) if b is not None]
+    return " " + " and ".join(parts) if parts else ""
+
+
+def rule(default, **kwargs):
+    """A dataclass field with ``default`` and a :class:`Rule` built from ``kwargs`` (see ``Rule``)."""
+    return dataclasses.field(default=default, metadata={"rule": Rule(**kwargs)})
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", tuple: "a list"}
+
+
+@dataclass(frozen=True)
+class ConfigBase:
+    """Flat, frozen, documented configuration: subclasses declare fields (with ``rule(...)``) and ``check()``.
+
+    Every field's type is that of its default: an int field takes a real int (not a
+    bool), a float field a finite number unless its rule says ``finite=False``.
+    """
+
+    #: Names the config in error messages ("invalid config: ...", "unknown hpo config key(s)").
+    WHAT = "config"
+    #: The comment heading ``to_toml()``.
+    TITLE = "genreg configuration"
+
+    def need(self, ok: bool, key: str, what: str) -> None:
+        """Raise ``ConfigError`` "invalid <WHAT>: key = value: what" unless ``ok``."""
+        if not ok:
+            raise ConfigError(f"invalid {self.WHAT}: {key} = {getattr(self, key)!r}: {what}")
+
+    def validate(self):
+        """Raise ``ConfigError`` naming the first invalid key; return self."""
+        known = config_fields(type(self))
+        for key, f in known.items():
+            self.need(_has_type(getattr(self, key), f), key, f"expected {_TYPE_NAMES[type(f.default)]}")
+        for key, f in known.items():
+            r = f.metadata.get("rule")
+            if r is not None:
+                self.need(r.holds(getattr(self, key), self), key, r.requirement())
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Cross-field checks of a subclass (raise through ``self.need``)."""
+
+    @classmethod
+    def coerce(cls, key: str, value):
+        """A raw value (TOML, --set) in the type of field ``key``: ints for floats, lists as tuples."""
+        default = config_fields(cls)[key].default
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"invalid {cls.WHAT}: {key} = {value!r}: expected a list")
+            return tuple(value)
+        return coerce_field(default, key, value, cls.WHAT)
+
+    @classmethod
+    def from_mapping(cls, mapping: dict, base=None):
+        """A validated config from flat ``mapping`` on top of ``base`` (default: the defaults)."""
+        return build_config(cls, mapping, base, cls.WHAT, cls.coerce)
+
+    @classmethod
+    def describe(cls) -> str:
+        """Every key, its default and its documentation (for --help)."""
+        return describe_fields(cls)
+
+    def replace(self, **changes):
+        """A validated copy with ``changes`` (coerced and checked like a config file's keys)."""
+        return self.from_mapping(changes, self)
+
+    def to_dict(self) -> dict:
+        """Every key in declaration order (tuples as lists)."""
+        return {key: list(v) if isinstance(v, tuple) else v
+                for key in config_fields(type(self)) for v in (getattr(self, key),)}
+
+    def to_toml(self, title: str | None = None) -> str:
+        """The resolved config as flat TOML (every key, defaults included)."""
+        return config_to_toml(self.to_dict(), title or self.TITLE)
+
+
+def _has_type(value, f) -> bool:
+    """Is ``value`` of field ``f``'s type (the type of its default)?"""
+    default = f.default
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        r = f.metadata.get("rule")
+        return isinstance(value, (int, float)) and (math.isfinite(value) or (r is not None and not r.finite))
+    return isinstance(value, type(default))
