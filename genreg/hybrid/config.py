@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from genreg.network.backprop import TrainConfig
-from genreg.config import build_config, config_to_toml, describe_fields
+from genreg.config import MAX_SEED, ConfigBase, rule
 from genreg.errors import ConfigError
-from genreg.network.layout import ACTIVATIONS, Layout
+from genreg.network.backprop import TrainConfig
+from genreg.network.layout import Layout
 
 #: Named architectures of the reference study.
 ARCHITECTURES = {
@@ -27,79 +27,64 @@ ARCHITECTURES = {
 
 
 @dataclass(frozen=True)
-class HybridConfig:
+class HybridConfig(ConfigBase):
+    TITLE = "genreg hybrid run configuration"
+
     # -- network (fixed for the life of a run) --------------------------------
     architecture: str = "horizontal"
     """'horizontal' (784-256-128-10), 'vertical' (784-256-[64|64]-10: two parallel blocks), or any shape such as '784-300-[50|50|50]-10'."""
-    activation: str = "relu"
+    activation: str = rule("relu", choices=("relu", "tanh", "sigmoid", "identity"))
     """Hidden activation: relu, tanh, sigmoid or identity."""
 
     # -- the run ---------------------------------------------------------------
-    seed: int = 0
+    seed: int = rule(0, ge=0, le=MAX_SEED)
     """The run is a function of its config and this seed."""
-    generations: int = 6
+    generations: int = rule(6, ge=0)
     """Generations in total (resume continues up to this number)."""
-    population: int = 20
+    population: int = rule(20, ge=2, note="(parents come from the best half)")
     """Networks kept after each generation (P)."""
-    fresh_fraction: float = 0.1
+    fresh_fraction: float = rule(0.1, ge=0, le=1)
     """Fresh random networks added each generation, as a fraction of P (rounded up)."""
-    genes: str = "layer"
+    genes: str = rule("layer", choices=("layer", "block"))
     """Gene crossover unit: 'layer' (each dense block's W and b: the reference's genes) or 'block' (gene_block_rows input rows of each weight matrix; each bias its own gene)."""
-    gene_block_rows: int = 64
+    gene_block_rows: int = rule(64, ge=1)
     """Rows per gene when genes = 'block'."""
-    validation_size: int = 10000
+    validation_size: int = rule(10000, gt=0, lt=60000)
     """Validation split carved from the 60k training images: fitness is accuracy on it (never the test set)."""
-    train_images: int = 0
+    train_images: int = rule(0, ge=0, note="(0 = all)")
     """Train on the first K images of the training part only (0 = all 50,000): for quick trials and tests."""
     baseline: bool = True
     """Also train one network alone for generations * epochs_per_generation epochs (the reference's baseline)."""
-    workers: int = 0
+    workers: int = rule(0, ge=0)
     """Networks trained concurrently, each with single-threaded BLAS (0 = one per CPU). Results do not depend on it."""
-    checkpoint_every: int = 1
+    checkpoint_every: int = rule(1, ge=1)
     """Write an HDF5 state checkpoint every K generations (and at the end)."""
 
     # -- SGD -----------------------------------------------------------------------
-    epochs_per_generation: int = 1
+    epochs_per_generation: int = rule(1, ge=1)
     """Epochs of SGD every network receives each generation (E)."""
-    batch_size: int = 100
+    batch_size: int = rule(100, ge=1)
     """Minibatch size."""
-    lr: float = 0.01
+    lr: float = rule(0.01, gt=0)
     """SGD learning rate."""
-    momentum: float = 0.9
+    momentum: float = rule(0.9, ge=0, lt=1)
     """SGD momentum (the velocity restarts at zero each generation)."""
     nesterov: bool = False
     """Nesterov momentum."""
-    lr_decay: float = 0.0
+    lr_decay: float = rule(0.0, ge=0)
     """lr_e = lr / (1 + lr_decay * e), e = epochs of the lineage so far (generation * E + epoch)."""
-    dropout: float = 0.0
+    dropout: float = rule(0.0, ge=0, lt=1)
     """Dropout rate of every hidden layer during training."""
 
     # -----------------------------------------------------------------------------
-    def validate(self) -> "HybridConfig":
-        """Raise ``ConfigError`` naming the first invalid key; return self."""
-
-        def need(ok, key, what):
-            if not ok:
-                raise ConfigError(f"invalid config: {key} = {getattr(self, key)!r}: {what}")
-
+    def check(self) -> None:
+        """The architecture parses; SGD settings pass ``TrainConfig.validate`` (Nesterov needs momentum)."""
         try:
             self.layout()
         except ConfigError as exc:
             raise ConfigError(f"invalid config: architecture = {self.architecture!r}: {exc}") from None
-        need(self.activation in ACTIVATIONS, "activation", "must be relu, tanh, sigmoid or identity")
-        need(self.seed >= 0, "seed", "must be >= 0")
-        need(self.generations >= 0, "generations", "must be >= 0")
-        need(self.population >= 2, "population", "must be at least 2 (parents come from the best half)")
-        need(0 <= self.fresh_fraction <= 1, "fresh_fraction", "must be in [0, 1]")
-        need(self.genes in ("layer", "block"), "genes", "must be 'layer' or 'block'")
-        need(self.gene_block_rows >= 1, "gene_block_rows", "must be >= 1")
-        need(0 < self.validation_size < 60000, "validation_size", "must be in (0, 60000)")
-        need(self.train_images >= 0, "train_images", "must be >= 0 (0 = all)")
-        need(self.workers >= 0, "workers", "must be >= 0")
-        need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
-        need(self.epochs_per_generation >= 1, "epochs_per_generation", "must be >= 1")
+        self.need(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
         self.train_config().validate()
-        return self
 
     @property
     def n_fresh(self) -> int:
@@ -115,13 +100,6 @@ class HybridConfig:
         return TrainConfig(epochs=self.epochs_per_generation, batch_size=self.batch_size, lr=self.lr,
                            momentum=self.momentum, nesterov=self.nesterov, lr_decay=self.lr_decay,
                            dropout=self.dropout, loss="nll", shuffle=True)
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def to_toml(self) -> str:
-        """The resolved config as TOML (every key)."""
-        return config_to_toml(self.to_dict(), "genreg hybrid run configuration")
 
 
 NETWORK_KEYS = ("architecture", "activation")
@@ -145,10 +123,10 @@ def parse_architecture(shape: str, activation: str = "relu") -> Layout:
 
 def from_mapping(mapping: dict, base: HybridConfig | None = None) -> HybridConfig:
     """Build a validated HybridConfig from ``mapping`` on top of ``base`` (default: the defaults)."""
-    return build_config(HybridConfig, mapping, base, "config")
+    return HybridConfig.from_mapping(mapping, base)
 
 
 def describe_keys() -> str:
     """Every key, its default and its documentation (for --help)."""
-    return describe_fields(HybridConfig)
+    return HybridConfig.describe()
 
