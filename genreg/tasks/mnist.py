@@ -1,40 +1,47 @@
-"""MNIST: find, validate, download and sample the four standard IDX files.
+"""MNIST and Fashion-MNIST: where their IDX files live, where to download them, and balanced episodes.
 
 Images stay ``uint8`` in memory: ``(N, 784)`` rows of 28x28 pixels, row-major;
-labels are ``(N,) uint8`` in ``0..9``.  Arrays returned by :func:`load_mnist` are
-read-only because one loaded copy is shared by every caller in the process; use
-:func:`to_float` (a fresh ``float32`` array) or ``.copy()`` to get writable data.
-
-Every bad input raises :class:`genreg.errors.DataError` whose message names the
-file and what is wrong with it.
+labels are ``(N,) uint8`` in ``0..9``.  Arrays returned by :func:`load_mnist` and
+:func:`load_fashion_mnist` are read-only because one loaded copy is shared by
+every caller in the process; use :func:`to_float` (a fresh ``float32`` array) or
+``.copy()`` to get writable data.  Reading, downloading and checking the files
+is :mod:`genreg.tasks.idx`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import hashlib
-import http.client
-import os
-import sys
-import tempfile
-import urllib.request
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from genreg.errors import DataError
+from genreg.tasks.idx import (  # noqa: F401 - re-exported: the historical home of these names
+    _CACHE,
+    IMAGE_MAGIC,
+    LABEL_MAGIC,
+    MAX_DOWNLOAD_BYTES,
+    IdxSource,
+    ImageSet,
+    Split,
+    default_root,
+    find_file,
+    load_idx,
+    read_idx_images,
+    read_idx_labels,
+    to_float,
+)
 
-#: The four files, without the optional ``.gz`` suffix.
+#: A loaded MNIST-like data set (the arrays and their directory).
+MNIST = ImageSet
+
+#: The four files, without the optional ``.gz`` suffix (the same names for Fashion-MNIST).
 FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
-#: sha256 of the *decompressed* files: pins the content whatever the gzip wrapping.
+#: sha256 of the *decompressed* MNIST files: pins the content whatever the gzip wrapping.
 SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -48,167 +55,45 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
-IMAGE_MAGIC = 0x00000803  # unsigned byte data, 3 dimensions (count, rows, cols)
-LABEL_MAGIC = 0x00000801  # unsigned byte data, 1 dimension (count)
 DOWNLOAD_TIMEOUT = 30.0  # seconds, per network operation
-MAX_DOWNLOAD_BYTES = 256 << 20  # a download (or its decompressed content) larger than this is rejected
-_MAX_PAYLOAD = 1 << 31  # an IDX header declaring more data bytes than this is rejected
-_CHUNK = 1 << 20
-_CACHE: dict[Path, tuple[tuple, "MNIST"]] = {}
-_CACHE_SIZE = 4
+
+#: Fashion-MNIST (Xiao, Rasul, Vollgraf 2017; MIT licence): the labels 0..9 name these articles.
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+#: Base URLs tried in order (overridden by ``$GENREG_FASHION_MNIST_MIRRORS``): the data folder
+#: of github.com/zalandoresearch/fashion-mnist and the project's S3 mirror, which serve the same .gz files.
+FASHION_MIRRORS = (
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
+# No published checksum of the *decompressed* Fashion-MNIST files was found, so a download is
+# checked as the .gz file the mirrors publish, against both published digests:
+#: md5 of the .gz files: the "Get the Data" table of the zalandoresearch/fashion-mnist README
+#: (torchvision's FashionMNIST.resources list the same).
+FASHION_GZ_MD5 = {
+    "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+#: sha256 of the .gz files (26421880, 29515, 4422102 and 5148 bytes): tensorflow/datasets,
+#: tensorflow_datasets/url_checksums/fashion_mnist.txt.
+FASHION_GZ_SHA256 = {
+    "train-images-idx3-ubyte": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train-labels-idx1-ubyte": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "t10k-images-idx3-ubyte": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "t10k-labels-idx1-ubyte": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+
+MNIST_SOURCE = IdxSource(title="MNIST", folder="mnist", files=FILES, mirrors=MIRRORS,
+                         mirrors_env="GENREG_MNIST_MIRRORS", classes=tuple(str(d) for d in range(10)),
+                         sha256=SHA256)
+FASHION_SOURCE = IdxSource(title="Fashion-MNIST", folder="fashion-mnist", files=FILES, mirrors=FASHION_MIRRORS,
+                           mirrors_env="GENREG_FASHION_MNIST_MIRRORS", classes=FASHION_CLASSES,
+                           gz_sha256=FASHION_GZ_SHA256, gz_md5=FASHION_GZ_MD5)
 
 
-@dataclass(frozen=True, eq=False)
-class Split:
-    """A set of examples: ``images (n, 784) uint8``, ``labels (n,) uint8``, and
-    ``indices (n,) int64`` — the rows of the source set they were taken from."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    indices: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass(frozen=True, eq=False)
-class MNIST:
-    """The loaded data set (read-only arrays) and the directory it came from.
-
-    train_images: (60000, 784) uint8    train_labels: (60000,) uint8
-    test_images:  (10000, 784) uint8    test_labels:  (10000,) uint8
-    """
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    source: Path
-
-    @property
-    def train(self) -> Split:
-        """The whole training set (no validation carved out)."""
-        return Split(self.train_images, self.train_labels, np.arange(len(self.train_labels)))
-
-    @property
-    def test(self) -> Split:
-        """The test set — for final evaluation only, never for model selection."""
-        return Split(self.test_images, self.test_labels, np.arange(len(self.test_labels)))
-
-    def split_validation(self, n_val: int = 10000, seed: int = 0) -> tuple[Split, Split]:
-        """Carve a validation set out of the TRAINING set: returns ``(train, val)``.
-
-        A random permutation of the training rows from ``seed`` (deterministic):
-        its first ``n_val`` rows are the validation part, the rest the training
-        part.  Each part keeps the original row order; ``Split.indices`` are rows
-        of ``train_images``.  The two parts are disjoint and cover the training set.
-        """
-        n = len(self.train_labels)
-        if not 0 < int(n_val) < n:
-            raise ValueError(f"n_val must be between 1 and {n - 1} (the training set has {n} rows), got {n_val}")
-        perm = np.random.default_rng(int(seed)).permutation(n)
-        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        return (
-            Split(self.train_images[train_idx], self.train_labels[train_idx], train_idx),
-            Split(self.train_images[val_idx], self.train_labels[val_idx], val_idx),
-        )
-
-
-def to_float(images: np.ndarray) -> np.ndarray:
-    """Pixels as ``float32`` in [0, 1] (``pixel / 255``), same shape, a new array."""
-    return np.asarray(images).astype(np.float32) / np.float32(255.0)
-
-
-# ----------------------------------------------------------------------------- IDX parsing
-
-
-def _read_payload(f, path: Path, magic: int, ndim: int) -> tuple[tuple[int, ...], np.ndarray]:
-    """Parse header and data from the open (decompressed) stream ``f``."""
-    head = f.read(4)
-    if len(head) == 0:
-        raise DataError(f"{path}: empty file (an IDX file starts with a 4-byte magic number)")
-    if len(head) < 4:
-        raise DataError(f"{path}: truncated header ({len(head)} bytes, the magic number alone needs 4)")
-    got = int.from_bytes(head, "big")
-    if head[:3] == magic.to_bytes(4, "big")[:3] and head[3] != ndim:
-        raise DataError(f"{path}: IDX file has {head[3]} dimensions, expected {ndim} (magic 0x{got:08x})")
-    if got != magic:
-        raise DataError(f"{path}: bad magic number 0x{got:08x}, expected 0x{magic:08x}")
-    raw_dims = f.read(4 * ndim)
-    if len(raw_dims) < 4 * ndim:
-        raise DataError(f"{path}: truncated header ({4 + len(raw_dims)} bytes, expected {4 + 4 * ndim})")
-    dims = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">u4"))
-    size = int(np.prod(dims, dtype=object))
-    if size > _MAX_PAYLOAD:
-        raise DataError(f"{path}: header declares dimensions {dims} = {size} bytes, implausibly large")
-    data = np.empty(size, dtype=np.uint8)
-    view, pos = memoryview(data), 0
-    while pos < size:
-        n = f.readinto(view[pos : pos + _CHUNK])
-        if not n:
-            raise DataError(f"{path}: truncated data: header declares dimensions {dims} = {size} bytes, file has {pos}")
-        pos += n
-    if f.read(1):
-        raise DataError(f"{path}: trailing bytes after the {size} data bytes declared by the header {dims}")
-    data.flags.writeable = False
-    return dims, data
-
-
-def _read_idx(path, magic: int, ndim: int) -> tuple[tuple[int, ...], np.ndarray]:
-    path = Path(path)
-    gz = False
-    try:
-        with path.open("rb") as raw:
-            start = raw.read(2)
-            gz = start == b"\x1f\x8b"
-            if not gz and path.suffix == ".gz" and start:
-                raise DataError(f"{path}: corrupt gzip file (no gzip header)")
-            raw.seek(0)
-            if not gz:
-                return _read_payload(raw, path, magic, ndim)
-            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                return _read_payload(f, path, magic, ndim)
-    except (OSError, EOFError, zlib.error) as exc:
-        what = "corrupt gzip file" if gz else "cannot read file"
-        raise DataError(f"{path}: {what} ({type(exc).__name__}: {exc})") from exc
-
-
-def read_idx_images(path, *, image_shape: tuple[int, int] | None = (28, 28)) -> np.ndarray:
-    """Read an IDX image file (``.gz`` or not) -> ``(N, rows*cols) uint8``, read-only.
-
-    ``image_shape``: the required ``(rows, cols)``; ``None`` accepts any.
-    """
-    (n, rows, cols), data = _read_idx(path, IMAGE_MAGIC, 3)
-    if image_shape is not None and (rows, cols) != tuple(image_shape):
-        raise DataError(f"{path}: images are {rows}x{cols}, expected {image_shape[0]}x{image_shape[1]}")
-    if n == 0:
-        raise DataError(f"{path}: the file holds no images")
-    return data.reshape(n, rows * cols)
-
-
-def read_idx_labels(path, *, n_classes: int = 10) -> np.ndarray:
-    """Read an IDX label file (``.gz`` or not) -> ``(N,) uint8`` in ``0..n_classes-1``, read-only."""
-    (n,), data = _read_idx(path, LABEL_MAGIC, 1)
-    if n == 0:
-        raise DataError(f"{path}: the file holds no labels")
-    bad = np.flatnonzero(data >= n_classes)
-    if bad.size:
-        i = int(bad[0])
-        raise DataError(
-            f"{path}: label {int(data[i])} at index {i} is outside 0..{n_classes - 1} ({bad.size} bad labels)"
-        )
-    return data
-
-
-# ----------------------------------------------------------------------------- locating, downloading
-
-
-def _find(directory: Path, name: str) -> Path | None:
-    """``directory/name`` or ``directory/name.gz``, whichever exists (uncompressed first)."""
-    for cand in (directory / name, directory / f"{name}.gz"):
-        if cand.is_file():
-            return cand
-    return None
+# ----------------------------------------------------------------------------- MNIST
 
 
 def resolve_data_dir(data_dir=None) -> Path:
@@ -220,105 +105,14 @@ def resolve_data_dir(data_dir=None) -> Path:
     """
     if data_dir is not None:
         path = Path(data_dir).expanduser()
-        if not any(_find(path, n) for n in FILES) and any(_find(path / "mnist", n) for n in FILES):
+        if not any(find_file(path, n) for n in FILES) and any(find_file(path / "mnist", n) for n in FILES):
             path = path / "mnist"
-    elif os.environ.get("GENREG_DATA"):
-        path = Path(os.environ["GENREG_DATA"]).expanduser() / "mnist"
     else:
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-        path = base / "genreg" / "mnist"
+        path = default_root() / "mnist"
     return path.resolve()
 
 
-def _missing_message(directory: Path, missing: list[str], reason: str) -> str:
-    files = "\n".join(f"  {name}.gz" for name in FILES)
-    return (
-        f"MNIST files missing from {directory}: {', '.join(missing)}; {reason}.\n"
-        f"Put the four MNIST files (gzip-compressed .gz, or uncompressed without .gz) into\n  {directory}/\n"
-        f"{files}\n"
-        f"or point genreg at a directory holding them with --data-dir DIR, or set GENREG_DATA=DIR "
-        f"(the files then go in DIR/mnist/)."
-    )
-
-
-def _mirror_list(mirrors) -> tuple[str, ...]:
-    if mirrors is None:
-        env = os.environ.get("GENREG_MNIST_MIRRORS", "")
-        mirrors = env.split(",") if env.strip() else MIRRORS
-    elif isinstance(mirrors, str):
-        mirrors = [mirrors]
-    return tuple(m.strip() for m in mirrors if m and m.strip())
-
-
-def _content_sha256(path: Path) -> tuple[str, bool]:
-    """sha256 of the file's decompressed content, and whether it was gzip-compressed."""
-    with path.open("rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
-        f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
-        digest, total = hashlib.sha256(), 0
-        while chunk := f.read(_CHUNK):
-            total += len(chunk)
-            if total > MAX_DOWNLOAD_BYTES:
-                raise DataError(f"decompressed content larger than {MAX_DOWNLOAD_BYTES} bytes")
-            digest.update(chunk)
-    return digest.hexdigest(), gz
-
-
-def _fetch(url: str, name: str, directory: Path) -> None:
-    """Download ``url`` to a temp file in ``directory``, verify, rename into place."""
-    from tqdm import tqdm
-
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:
-            length = resp.headers.get("Content-Length", "")
-            show = sys.stderr is not None and sys.stderr.isatty()
-            with tqdm(total=int(length) if length.isdigit() else None, unit="B", unit_scale=True,
-                      desc=name, disable=not show, leave=False) as bar:
-                received = 0
-                while chunk := resp.read(_CHUNK):
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
-                        raise DataError(f"download larger than {MAX_DOWNLOAD_BYTES} bytes")
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        digest, gz = _content_sha256(tmp)
-        if digest != SHA256[name]:
-            raise DataError(f"checksum mismatch (sha256 of content {digest[:16]}..., expected {SHA256[name][:16]}...)")
-        os.replace(tmp, directory / (f"{name}.gz" if gz else name))
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _download_missing(directory: Path, missing: list[str], mirrors: tuple[str, ...]) -> None:
-    if not mirrors:
-        raise DataError(_missing_message(directory, missing, "no download mirrors are configured"))
-    created = not directory.exists()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(_missing_message(directory, missing, f"the directory cannot be created ({exc})")) from exc
-    for name in missing:
-        errors = []
-        for base in mirrors:
-            url = f"{base.rstrip('/')}/{name}.gz"
-            try:
-                _fetch(url, name, directory)
-                break
-            except (OSError, ValueError, EOFError, zlib.error, http.client.HTTPException, DataError) as exc:
-                errors.append(f"{url}: {exc}")
-        else:
-            if created:
-                with contextlib.suppress(OSError):
-                    directory.rmdir()  # only succeeds if nothing was downloaded
-            detail = "\n  ".join(errors)
-            raise DataError(_missing_message(directory, missing, f"downloading {name} failed:\n  {detail}\n"))
-
-
-def load_mnist(data_dir=None, *, download: bool = True, mirrors=None) -> MNIST:
+def load_mnist(data_dir=None, *, download: bool = True, mirrors=None) -> ImageSet:
     """Load (downloading missing files unless ``download=False``) the MNIST data set.
 
     data_dir: directory of the four IDX files (see :func:`resolve_data_dir`).
@@ -327,34 +121,34 @@ def load_mnist(data_dir=None, *, download: bool = True, mirrors=None) -> MNIST:
     The result is cached in-process, keyed on the directory (and the files' size/mtime).
     Raises DataError when files are missing, unobtainable, corrupt or inconsistent.
     """
-    directory = resolve_data_dir(data_dir)
-    if directory.exists() and not directory.is_dir():
-        raise DataError(f"{directory}: not a directory (expected the directory holding the MNIST files)")
-    missing = [name for name in FILES if _find(directory, name) is None]
-    if missing:
-        if not download:
-            raise DataError(_missing_message(directory, missing, "downloading is disabled"))
-        _download_missing(directory, missing, _mirror_list(mirrors))
-    paths = [_find(directory, name) for name in FILES]
-    try:
-        signature = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
-    except (OSError, AttributeError) as exc:
-        raise DataError(f"{directory}: MNIST files vanished while loading ({exc})") from exc
-    hit = _CACHE.get(directory)
-    if hit is not None and hit[0] == signature:
-        return hit[1]
-    arrays = []
-    for img_path, lab_path in ((paths[0], paths[1]), (paths[2], paths[3])):
-        images, labels = read_idx_images(img_path), read_idx_labels(lab_path)
-        if len(images) != len(labels):
-            raise DataError(f"{img_path} holds {len(images)} images but {lab_path} holds {len(labels)} labels")
-        arrays += [images, labels]
-    mnist = MNIST(*arrays, source=directory)
-    _CACHE.pop(directory, None)
-    while len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[directory] = (signature, mnist)
-    return mnist
+    return load_idx(MNIST_SOURCE, resolve_data_dir(data_dir), download=download, mirrors=mirrors,
+                    timeout=DOWNLOAD_TIMEOUT)
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+
+def resolve_fashion_dir(data_dir=None) -> Path:
+    """The Fashion-MNIST directory, absolute: ``<root>/fashion-mnist`` where the root is ``data_dir``,
+    else ``$GENREG_DATA``, else ``$XDG_CACHE_HOME/genreg`` (default ``~/.cache/genreg``).
+
+    A ``data_dir`` named ``fashion-mnist`` is taken as the folder itself.  (Never the root's own
+    files: MNIST's files have the same names.)
+    """
+    root = Path(data_dir).expanduser() if data_dir is not None else default_root()
+    return (root if root.name == FASHION_SOURCE.folder else root / FASHION_SOURCE.folder).resolve()
+
+
+def load_fashion_mnist(data_dir=None, *, download: bool = True, mirrors=None) -> ImageSet:
+    """Load (downloading missing files unless ``download=False``) Fashion-MNIST: 60,000 training and
+    10,000 test 28x28 images of :data:`FASHION_CLASSES`.
+
+    data_dir: the data root (see :func:`resolve_fashion_dir`).
+    mirrors: base URLs (default ``$GENREG_FASHION_MNIST_MIRRORS`` or :data:`FASHION_MIRRORS`);
+    downloads are checked against :data:`FASHION_GZ_SHA256` and :data:`FASHION_GZ_MD5`.
+    """
+    return load_idx(FASHION_SOURCE, resolve_fashion_dir(data_dir), download=download, mirrors=mirrors,
+                    timeout=DOWNLOAD_TIMEOUT)
 
 
 # ----------------------------------------------------------------------------- episodes
