@@ -1,183 +1,132 @@
 """Configuration of an architecture / hyper-parameter search (``genreg hpo``).
 
-``HPOConfig`` is frozen and flat like :class:`genreg.config.Config`: every key
-has a default and a docstring, ``validate()`` names the first bad key, and TOML
+``HPOConfig`` is frozen and flat like every mode's config (:class:`genreg.config.ConfigBase`):
+every key has a default, a rule and a docstring, ``validate()`` names the first bad key, and TOML
 files and ``--set key=value`` overrides go through :func:`hpo_from_mapping`.
 The trait ranges (``*_min`` / ``*_max``) bound every value the GA draws.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from genreg.config import build_config, config_to_toml, describe_fields
-from genreg.errors import ConfigError
+from genreg.config import MAX_SEED, ConfigBase, rule
 
 TASKS = ("trig", "boston", "wine", "mnist")
 
 
 @dataclass(frozen=True)
-class HPOConfig:
+class HPOConfig(ConfigBase):
+    WHAT = "hpo config"
+    TITLE = "genreg hpo configuration"
+
     # -- the search ---------------------------------------------------------------
-    task: str = "trig"
+    task: str = rule("trig", choices=TASKS)
     """Data set: trig (cos on [0, 2pi], MSE), boston (MAE), wine (MAE) or mnist (accuracy)."""
-    seed: int = 0
+    seed: int = rule(0, ge=0, le=MAX_SEED)
     """The search (traits, initial weights, training order, splits) is a function of its config and this seed."""
-    population: int = 10
+    population: int = rule(10, ge=4)
     """Individuals per generation (at least 4)."""
-    generations: int = 5
+    generations: int = rule(5, ge=0)
     """Breeding rounds after the initial population is evaluated (G)."""
-    target: float = math.nan
+    target: float = rule(math.nan, finite=False)
     """Stop early once the best validation metric reaches this value (>= for accuracy, <= for errors); nan = off."""
     merge: bool = False
     """Weight-merge crossover: children start from their parents' merged trained weights instead of a fresh init."""
-    survivor_fraction: float = 0.5
+    survivor_fraction: float = rule(0.5, gt=0, lt=1)
     """Share of the population kept each generation (the best); the rest are children of survivors."""
-    mutation_rate: float = 0.01
+    mutation_rate: float = rule(0.01, ge=0, le=1)
     """Probability that a child has 1-3 traits re-drawn (the reference's 1%)."""
-    mutation: str = "redraw"
+    mutation: str = rule("redraw", choices=("redraw", "gene_store"))
     """'redraw' (a fresh value from the trait's range) or 'gene_store' (a value from a store drawn at the start)."""
-    gene_store_size: int = 20
+    gene_store_size: int = rule(20, ge=1)
     """Values per trait in the gene store (mutation = 'gene_store')."""
 
     # -- fitness: SGD training ------------------------------------------------------
-    epochs: int = 20
+    epochs: int = rule(20, ge=1)
     """Most SGD epochs per fitness evaluation (E)."""
-    patience: int = 3
+    patience: int = rule(3, ge=0)
     """Stop training after this many epochs without a better validation loss (0 = always train E epochs)."""
-    min_delta: float = 1e-4
+    min_delta: float = rule(1e-4, ge=0)
     """Relative improvement of the validation loss that counts as better (early stopping)."""
-    metric: str = "auto"
+    metric: str = rule("auto", choices=("auto", "accuracy", "mae", "mse"))
     """Validation metric: auto (accuracy for mnist, mse for trig, mae otherwise), accuracy, mae or mse."""
-    activation: str = "relu"
+    activation: str = rule("relu", choices=("relu", "tanh", "sigmoid", "identity"))
     """Hidden activation: relu, tanh, sigmoid or identity."""
 
     # -- trait ranges (inclusive) ---------------------------------------------------
-    layers_min: int = 1
+    layers_min: int = rule(1, ge=1)
     """Fewest hidden layers (n of the cosine profile)."""
-    layers_max: int = 4
+    layers_max: int = rule(4, ge="layers_min")
     """Most hidden layers."""
-    width_min: int = 8
+    width_min: int = rule(8, ge="min_layer_width")
     """Smallest first-layer width (A of the cosine profile)."""
-    width_max: int = 64
+    width_max: int = rule(64, ge="width_min")
     """Largest first-layer width."""
-    decay_min: float = 0.0
+    decay_min: float = rule(0.0, ge=0)
     """Smallest width decay (w of A*cos(w*linspace(0, pi/2, n)); 0 = all layers as wide as the first)."""
-    decay_max: float = 1.0
+    decay_max: float = rule(1.0, ge="decay_min")
     """Largest width decay (1 = the last layer shrinks to min_layer_width)."""
-    min_layer_width: int = 2
+    min_layer_width: int = rule(2, ge=1)
     """No hidden layer is narrower than this (the profile is clipped)."""
-    batch_min: int = 16
+    batch_min: int = rule(16, ge=1)
     """Smallest mini-batch size."""
-    batch_max: int = 128
+    batch_max: int = rule(128, ge="batch_min")
     """Largest mini-batch size."""
-    lr_min: float = 0.002
+    lr_min: float = rule(0.002, gt=0)
     """Smallest SGD learning rate (drawn log-uniformly)."""
-    lr_max: float = 0.2
+    lr_max: float = rule(0.2, ge="lr_min")
     """Largest SGD learning rate."""
-    momentum_min: float = 0.0
+    momentum_min: float = rule(0.0, ge=0)
     """Smallest momentum."""
-    momentum_max: float = 0.95
+    momentum_max: float = rule(0.95, ge="momentum_min", lt=1)
     """Largest momentum."""
-    lr_decay_min: float = 0.0
+    lr_decay_min: float = rule(0.0, ge=0)
     """Smallest learning-rate decay (the backprop module's lr_decay)."""
-    lr_decay_max: float = 0.01
+    lr_decay_max: float = rule(0.01, ge="lr_decay_min")
     """Largest learning-rate decay."""
-    dropout_min: float = 0.0
+    dropout_min: float = rule(0.0, ge=0)
     """Smallest dropout rate (after the first hidden layer, as the reference)."""
-    dropout_max: float = 0.3
+    dropout_max: float = rule(0.3, ge="dropout_min", lt=1)
     """Largest dropout rate."""
 
     # -- data ---------------------------------------------------------------------------
-    val_fraction: float = 0.2
+    val_fraction: float = rule(0.2, gt=0, lt=1)
     """Tabular/trig tasks: share of rows in the validation split."""
-    test_fraction: float = 0.2
+    test_fraction: float = rule(0.2, ge=0, lt=1)
     """Tabular/trig tasks: share of rows in the test split (scored for the best network only)."""
-    trig_samples: int = 2000
+    trig_samples: int = rule(2000, ge=50)
     """Trig task: number of generated angles."""
-    wine_color: str = "red"
+    wine_color: str = rule("red", choices=("red", "white", "both"))
     """Wine task: red, white or both."""
-    mnist_train: int = 10000
+    mnist_train: int = rule(10000, ge=0, note="(0 = all)")
     """MNIST: training images used (a seeded subset of the 50,000 left after the validation split; 0 = all)."""
-    mnist_val: int = 2000
+    mnist_val: int = rule(2000, gt=0, lt=60000)
     """MNIST: validation images (carved from the 60,000 training images, never the test set)."""
 
     # -----------------------------------------------------------------------------------
     def resolved_metric(self) -> str:
+        """The validation metric, with ``auto`` resolved for the task."""
         if self.metric != "auto":
             return self.metric
         return {"mnist": "accuracy", "trig": "mse"}.get(self.task, "mae")
 
-    def validate(self) -> "HPOConfig":
-        """Raise ``ConfigError`` naming the first invalid key; return self."""
-
-        def need(ok, key, what):
-            if not ok:
-                raise ConfigError(f"invalid hpo config: {key} = {getattr(self, key)!r}: {what}")
-
-        need(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}")
-        need(self.seed >= 0, "seed", "must be >= 0")
-        need(self.population >= 4, "population", "must be at least 4")
-        need(self.generations >= 0, "generations", "must be >= 0")
-        need(0 < self.survivor_fraction < 1, "survivor_fraction", "must be in (0, 1)")
-        need(2 <= round(self.population * self.survivor_fraction) < self.population, "survivor_fraction",
-             "must keep at least 2 survivors and leave room for a child")
-        need(0 <= self.mutation_rate <= 1, "mutation_rate", "must be in [0, 1]")
-        need(self.mutation in ("redraw", "gene_store"), "mutation", "must be 'redraw' or 'gene_store'")
-        need(self.gene_store_size >= 1, "gene_store_size", "must be >= 1")
-        need(self.epochs >= 1, "epochs", "must be >= 1")
-        need(self.patience >= 0, "patience", "must be >= 0")
-        need(self.min_delta >= 0, "min_delta", "must be >= 0")
-        need(self.metric in ("auto", "accuracy", "mae", "mse"), "metric", "must be auto, accuracy, mae or mse")
-        need((self.resolved_metric() == "accuracy") == (self.task == "mnist"), "metric",
-             "accuracy is the classification metric (mnist); regression tasks use mae or mse")
-        need(self.activation in ("relu", "tanh", "sigmoid", "identity"), "activation",
-             "must be relu, tanh, sigmoid or identity")
-        for low, high, floor in (("layers_min", "layers_max", 1), ("width_min", "width_max", 1),
-                                 ("batch_min", "batch_max", 1)):
-            need(getattr(self, low) >= floor, low, f"must be >= {floor}")
-            need(getattr(self, high) >= getattr(self, low), high, f"must be >= {low}")
-        need(self.min_layer_width >= 1, "min_layer_width", "must be >= 1")
-        need(self.width_min >= self.min_layer_width, "width_min", "must be >= min_layer_width")
-        need(0 <= self.decay_min, "decay_min", "must be >= 0")
-        need(self.decay_max >= self.decay_min, "decay_max", "must be >= decay_min")
-        need(self.lr_min > 0, "lr_min", "must be > 0")
-        need(self.lr_max >= self.lr_min, "lr_max", "must be >= lr_min")
-        need(self.momentum_min >= 0, "momentum_min", "must be >= 0")
-        need(self.momentum_min <= self.momentum_max < 1, "momentum_max", "must be in [momentum_min, 1)")
-        need(self.lr_decay_min >= 0, "lr_decay_min", "must be >= 0")
-        need(self.lr_decay_max >= self.lr_decay_min, "lr_decay_max", "must be >= lr_decay_min")
-        need(self.dropout_min >= 0, "dropout_min", "must be >= 0")
-        need(self.dropout_min <= self.dropout_max < 1, "dropout_max", "must be in [dropout_min, 1)")
-        need(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
-        need(0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 0.9, "test_fraction",
-             "must be in [0, 1) and leave at least 10% of the rows for training")
-        need(self.trig_samples >= 50, "trig_samples", "must be >= 50")
-        need(self.wine_color in ("red", "white", "both"), "wine_color", "must be red, white or both")
-        need(self.mnist_train >= 0, "mnist_train", "must be >= 0 (0 = all)")
-        need(0 < self.mnist_val < 60000, "mnist_val", "must be in (0, 60000)")
-        return self
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def to_toml(self) -> str:
-        """The resolved config as TOML (every key; nan written as the TOML literal)."""
-        return config_to_toml(self.to_dict(), "genreg hpo configuration")
-
-    def replace(self, **changes) -> "HPOConfig":
-        return dataclasses.replace(self, **changes).validate()
-
-
+    def check(self) -> None:
+        """Survivors leave room for children; the metric fits the task; the splits leave training rows."""
+        self.need(2 <= round(self.population * self.survivor_fraction) < self.population, "survivor_fraction",
+                  "must keep at least 2 survivors and leave room for a child")
+        self.need((self.resolved_metric() == "accuracy") == (self.task == "mnist"), "metric",
+                  "accuracy is the classification metric (mnist); regression tasks use mae or mse")
+        self.need(self.val_fraction + self.test_fraction < 0.9, "test_fraction",
+                  "must leave at least 10% of the rows for training (val_fraction + test_fraction < 0.9)")
 
 
 def hpo_from_mapping(mapping: dict, base: HPOConfig | None = None) -> HPOConfig:
     """Build a validated HPOConfig from ``mapping`` on top of ``base`` (default: the defaults)."""
-    return build_config(HPOConfig, mapping, base, "hpo config")
+    return HPOConfig.from_mapping(mapping, base)
 
 
 def describe_hpo_keys() -> str:
     """Every key, its default and its documentation (for --help)."""
-    return describe_fields(HPOConfig)
+    return HPOConfig.describe()
