@@ -63,9 +63,9 @@ def build_config(cls, mapping: dict, base=None, what: str = "config", coerce=Non
 
 
 def toml_value(value) -> str:
-    """One value as TOML (nan as the TOML literal, tuples as arrays)."""
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
+    """One value as TOML (nan and inf as TOML literals, tuples as arrays)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
@@ -200,9 +200,6 @@ def rule(default, **kwargs):
     return dataclasses.field(default=default, metadata={"rule": Rule(**kwargs)})
 
 
-_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", tuple: "a list"}
-
-
 @dataclass(frozen=True)
 class ConfigBase:
     """Flat, frozen, documented configuration: subclasses declare fields (with ``rule(...)``) and ``check()``.
@@ -225,7 +222,9 @@ class ConfigBase:
         """Raise ``ConfigError`` naming the first invalid key; return self."""
         known = config_fields(type(self))
         for key, f in known.items():
-            self.need(_has_type(getattr(self, key), f), key, f"expected {_TYPE_NAMES[type(f.default)]}")
+            self.need(_has_type(getattr(self, key), f.default), key, f"expected {_type_name(f.default)}")
+            if isinstance(f.default, float) and f.metadata.get("rule", Rule()).finite:
+                self.need(math.isfinite(getattr(self, key)), key, "must be finite")
         for key, f in known.items():
             r = f.metadata.get("rule")
             if r is not None:
@@ -270,12 +269,14 @@ class ConfigBase:
         return config_to_toml(self.to_dict(), title or self.TITLE)
 
 
-def _has_type(value, f) -> bool:
-    """Is ``value`` of field ``f``'s type (the type of its default)?"""
-    default = f.default
+def _type_name(default) -> str:
+    return {bool: "true or false", tuple: "list"}.get(type(default), type(default).__name__)
+
+
+def _has_type(value, default) -> bool:
+    """Is ``value`` of the type of ``default`` (bools only for bools, ints also for floats)?"""
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
     if isinstance(default, float):
-        r = f.metadata.get("rule")
-        return isinstance(value, (int, float)) and (math.isfinite(value) or (r is not None and not r.finite))
+        return isinstance(value, (int, float))
     return isinstance(value, type(default))
