@@ -36,6 +36,8 @@ class Task:
     (network input = (raw - x_mean) / x_std); ``None`` for pixels.
     spec: how ``genreg.tasks.load_task`` builds this task again (``""`` for arrays
     given from Python, which must be given again to resume).
+    target: what is predicted (a CSV's target column), if it has a name.
+    kind_reason: why ``kind`` was chosen when it was inferred from the data (CSV, npz, arrays).
     """
 
     name: str
@@ -56,6 +58,8 @@ class Task:
     y_mean: np.ndarray | None = None
     y_std: np.ndarray | None = None
     feature_names: tuple = ()
+    target: str = ""
+    kind_reason: str = ""
 
     def __post_init__(self):
         if self.kind not in (CLASSIFICATION, REGRESSION):
@@ -94,6 +98,10 @@ class Task:
 
     def describe(self) -> str:
         what = f"{self.n_outputs} classes" if self.is_classification else f"{self.n_outputs} regression target(s)"
+        if self.target:
+            what += f" of {self.target!r}"
+        if self.kind_reason:
+            what += f" ({self.kind}: {self.kind_reason})"
         return (f"{self.name}: {self.n_inputs} inputs, {what}; {len(self.y_train)} train / {len(self.y_val)} "
                 f"validation / {len(self.y_test)} test")
 
