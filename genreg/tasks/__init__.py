@@ -1,12 +1,21 @@
-"""Data sets: MNIST loading, validation splits and balanced episode sampling; tabular CSVs and the trig task."""
+"""Tasks: every data source as a :class:`Task` (``load_task``, ``from_arrays``), or a :class:`FitnessTask`.
 
+Also the loaders underneath: MNIST / Fashion-MNIST IDX files (download, validation splits,
+balanced episodes), the tabular CSVs and the trig task, CSV and npz files.
+"""
+
+from genreg.tasks.arrays import from_arrays
+from genreg.tasks.base import CLASSIFICATION, FITNESS, REGRESSION, BatchSampler, FitnessTask, Task
+from genreg.tasks.loaders import KNOWN_SPECS, load_task
 from genreg.tasks.mnist import (
+    FASHION_CLASSES,
     FILES,
     MIRRORS,
     MNIST,
     SHA256,
     EpisodeSampler,
     Split,
+    load_fashion_mnist,
     load_mnist,
     read_idx_images,
     read_idx_labels,
@@ -16,15 +25,26 @@ from genreg.tasks.mnist import (
 from genreg.tasks.tabular import TabularSplits, load_boston, load_wine, make_trig
 
 __all__ = [
+    "CLASSIFICATION",
+    "FASHION_CLASSES",
     "FILES",
+    "FITNESS",
+    "KNOWN_SPECS",
     "MIRRORS",
     "MNIST",
+    "REGRESSION",
     "SHA256",
+    "BatchSampler",
     "EpisodeSampler",
+    "FitnessTask",
     "Split",
     "TabularSplits",
+    "Task",
+    "from_arrays",
     "load_boston",
+    "load_fashion_mnist",
     "load_mnist",
+    "load_task",
     "load_wine",
     "make_trig",
     "read_idx_images",

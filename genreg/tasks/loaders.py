@@ -1,0 +1,108 @@
+"""``load_task``: every data source genreg knows, by name, as a :class:`~genreg.tasks.base.Task`.
+
+Specs:
+
+- ``mnist``, ``fashion-mnist``: 28x28 uint8 images, 10 classes.  Validation: the
+  ``split_validation(validation_size or 10000, seed=0)`` rows of the training set (seed 0
+  whatever the run's seed, so every run of a data set validates on the same images);
+  test: the official test set.  Missing files are downloaded (``download=True``).
+- ``wine`` (red), ``wine-white``, ``boston``, ``trig``: regression, split 60/20/20 from ``seed``
+  and standardised as :mod:`genreg.tasks.tabular` does.
+- ``csv:PATH`` (with ``target``), ``npz:PATH``: see :mod:`genreg.tasks.files`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from genreg.errors import DataError
+from genreg.tasks import tabular
+from genreg.tasks.base import CLASSIFICATION, REGRESSION, Task
+from genreg.tasks.files import load_csv_task, load_npz_task
+from genreg.tasks.idx import IdxSource, ImageSet
+from genreg.tasks.mnist import FASHION_SOURCE, MNIST_SOURCE, load_fashion_mnist, load_mnist
+
+#: The specs ``load_task`` accepts (``PATH`` stands for a file).
+KNOWN_SPECS = ("mnist", "fashion-mnist", "wine", "wine-white", "boston", "trig", "csv:PATH", "npz:PATH")
+DEFAULT_VALIDATION_SIZE = 10000
+#: What the built-in regression tasks predict.
+TABULAR_TARGETS = {"wine": "quality", "wine-white": "quality", "boston": "MEDV", "trig": "cos(angle)"}
+
+
+def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int | None = None,
+              target: str | None = None, download: bool = True, kind: str | None = None) -> Task:
+    """The task named by ``spec`` (see the module docstring), split from ``seed``.
+
+    data_dir: the data root (default ``$GENREG_DATA``, else ``~/.cache/genreg`` for downloads);
+    for MNIST also the folder of its files.  validation_size: validation images carved from the
+    MNIST / Fashion-MNIST training set (default 10000); other data sets split 60/20/20 and ignore it.
+    target: the CSV column to predict (``csv:`` only).  kind: ``'classification'`` or
+    ``'regression'`` to override the kind inferred from a CSV / npz file's targets.
+    Raises DataError for an unknown spec and for missing, unreadable or inconsistent data.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError(f"no task given; known tasks: {', '.join(KNOWN_SPECS)}")
+    spec = spec.strip()
+    if kind is not None and kind not in (CLASSIFICATION, REGRESSION):
+        raise DataError(f"task {spec}: kind must be {CLASSIFICATION!r} or {REGRESSION!r}, got {kind!r}")
+    prefix, _, rest = spec.partition(":")
+    if rest and prefix.lower() in ("csv", "npz"):
+        path = Path(rest).expanduser()
+        if prefix.lower() == "csv":
+            return load_csv_task(path, target, seed=seed, kind=kind)
+        _no_target(spec, target)
+        return load_npz_task(path, seed=seed, kind=kind)
+    name = spec.lower()
+    if name in ("csv:", "npz:"):
+        raise DataError(f"task {spec}: give the file after the colon ({name}PATH)")
+    if name not in KNOWN_SPECS:
+        hint = " (a file needs csv:PATH or npz:PATH)" if Path(spec).suffix.lower() in (".csv", ".npz") else ""
+        raise DataError(f"unknown task {spec!r}{hint}; known tasks: {', '.join(KNOWN_SPECS)}")
+    _no_target(spec, target)
+    natural = CLASSIFICATION if name in ("mnist", "fashion-mnist") else REGRESSION
+    if kind is not None and kind != natural:
+        raise DataError(f"task {name} is {natural}; kind={kind!r} applies to csv: and npz: tasks only")
+    if name == "mnist":
+        return image_task(name, load_mnist(data_dir, download=download), MNIST_SOURCE, validation_size)
+    if name == "fashion-mnist":
+        return image_task(name, load_fashion_mnist(data_dir, download=download), FASHION_SOURCE, validation_size)
+    fractions = {"seed": seed, "val_fraction": 0.2, "test_fraction": 0.2}
+    if name == "trig":
+        splits = tabular.make_trig(**fractions)
+    elif name == "boston":
+        splits = tabular.load_boston(data_dir, **fractions)
+    else:
+        splits = tabular.load_wine(data_dir, color="white" if name == "wine-white" else "red", **fractions)
+    return tabular_task(name, splits)
+
+
+def _no_target(spec: str, target) -> None:
+    if target:
+        raise DataError(f"task {spec}: a target column (--target {target}) applies to csv: tasks only")
+
+
+def image_task(spec: str, data: ImageSet, source: IdxSource, validation_size: int | None = None) -> Task:
+    """An IDX image data set as a Task: ``validation_size`` (default 10000) training images, chosen
+    by ``split_validation(validation_size, seed=0)``, validate; the test set tests.
+
+    X: ``(n, rows*cols) uint8`` pixels; y: ``(n,) int64`` labels; classes named by ``source``.
+    """
+    n_val = DEFAULT_VALIDATION_SIZE if validation_size is None else int(validation_size)
+    try:
+        train, val = data.split_validation(n_val, seed=0)
+    except ValueError as exc:
+        raise DataError(f"task {spec}: validation_size {n_val}: {exc}") from None
+    return Task(name=spec, kind=CLASSIFICATION, X_train=train.images, y_train=train.labels.astype(np.int64),
+                X_val=val.images, y_val=val.labels.astype(np.int64), X_test=data.test_images,
+                y_test=data.test_labels.astype(np.int64), n_outputs=len(source.classes), spec=spec,
+                source=str(data.source), classes=tuple(source.classes), input_shape=tuple(source.image_shape))
+
+
+def tabular_task(spec: str, s: tabular.TabularSplits) -> Task:
+    """A :class:`~genreg.tasks.tabular.TabularSplits` (regression, already split and scaled) as a Task."""
+    return Task(name=s.name, kind=REGRESSION, X_train=s.X_train, y_train=s.y_train, X_val=s.X_val, y_val=s.y_val,
+                X_test=s.X_test, y_test=s.y_test, n_outputs=int(s.y_train.shape[1]), spec=spec, source=s.source,
+                x_mean=s.x_mean, x_std=s.x_std, y_mean=s.y_mean, y_std=s.y_std, feature_names=s.feature_names,
+                target=TABULAR_TARGETS.get(spec, ""))
