@@ -38,7 +38,8 @@ def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int |
     data_dir: the data root (default ``$GENREG_DATA``, else ``~/.cache/genreg`` for downloads);
     for MNIST also the folder of its files.  validation_size: validation images carved from the
     MNIST / Fashion-MNIST training set (default 10000); other data sets split 60/20/20 and ignore it.
-    target: the CSV column to predict (``csv:`` only).  kind: ``'classification'`` or
+    A ``csv:`` / ``npz:`` path is read as given (relative to the working directory); the task's
+    ``spec`` holds it made absolute.  target: the CSV column to predict (``csv:`` only).  kind: ``'classification'`` or
     ``'regression'`` to override the kind inferred from a CSV / npz file's targets.
     Raises DataError for an unknown spec and for missing, unreadable or inconsistent data.
     """

@@ -176,8 +176,8 @@ class EpisodeSampler:
         counts = np.bincount(labels.astype(np.int64), minlength=self.n_classes)
         short = [f"class {c}: {counts[c]}" for c in range(self.n_classes) if counts[c] < self.k_per_class]
         if short:
-            raise DataError(f"k_per_class={self.k_per_class} needs that many examples of every class; "
-                            f"too few in {', '.join(short)}")
+            raise DataError(f"episodes of {self.k_per_class} samples per class need that many training examples "
+                            f"of every class; too few in {', '.join(short)}")
         order = np.argsort(labels, kind="stable").astype(np.int64)
         self._by_class = tuple(np.split(order, np.cumsum(counts)[:-1]))
         self.episode = 0  # the episode number the next draw() uses
