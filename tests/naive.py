@@ -1,0 +1,529 @@
+"""Slow, obvious twins of the kernels, for tests to compare with the fast code.
+
+As in STUMPY's ``tests/naive.py``: ``naive.thing(...)`` computes what the fast
+``thing(...)`` documents, in plain Python and NumPy, written to be read rather
+than to be fast.  Each twin names the kernel it covers.  Two kinds of forward
+twin: ``forward`` is the textbook float64 network (tests allow a small
+relative error), ``population_logits`` and friends repeat the kernels' float32
+arithmetic step by step (one rounded fused multiply-add per term, the rational
+tanh), so they agree bit for bit.
+
+Sections: random streams (``kernels/rng.py``), variation
+(``kernels/variation.py``), tiles (``kernels/sparse.py``), activations
+(``kernels/activations.py``), forward passes (``kernels/forward.py``,
+``kernels/simd.py``), then the NumPy code checked the same way: backprop
+(``genreg.network.backprop``), weight merge (``genreg.hpo.merge``), GENREG trust.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+# ---------------------------------------------------------------- random streams (kernels/rng.py)
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+M1 = 0xBF58476D1CE4E5B9
+M2 = 0x94D049BB133111EB
+LN2 = 0.6931471805599453
+
+
+def mix64(z: int) -> int:
+    """SplitMix64 finaliser of a 64-bit int (twin of ``rng.mix64``)."""
+    z = ((z ^ (z >> 30)) * M1) & MASK64
+    z = ((z ^ (z >> 27)) * M2) & MASK64
+    return z ^ (z >> 31)
+
+
+def stream_key(seed: int, generation: int, genome: int, purpose: int) -> int:
+    """Key of the stream (seed, generation, genome, purpose) (twin of ``kernels.stream_key``)."""
+    k = mix64((seed + GOLDEN) & MASK64)
+    k = mix64(k ^ ((generation + GOLDEN) & MASK64))
+    k = mix64(k ^ ((genome + GOLDEN) & MASK64))
+    return mix64(k ^ ((purpose + GOLDEN) & MASK64))
+
+
+def stream_keys(seed: int, generation: int, genomes, purpose: int) -> np.ndarray:
+    """``(m,) uint64`` keys of ``genomes: (m,)`` (twin of ``kernels.stream_keys``)."""
+    return np.array([stream_key(seed, generation, int(g), int(purpose)) for g in genomes], dtype=np.uint64)
+
+
+def draw_at(state: int, k: int) -> int:
+    """Bits of draw ``k`` (1-based) after ``state`` (twin of ``rng.draw_at``; ``rng.draw_state`` is the sum)."""
+    return mix64((state + k * GOLDEN) & MASK64)
+
+
+def uniform_open(bits: int) -> float:
+    """(top 53 bits + 0.5) / 2**53, in (0, 1) (twin of ``rng.uniform_open_from_bits``)."""
+    return (float(bits >> 11) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+def exponential_of_bits(bits: int) -> float:
+    """-log(u), u = the 64 bits as a binary fraction, in the kernel's operations and order
+    (twin of one entry of ``rng.exponentials_from_bits``)."""
+    if bits == 0:
+        return 64.0 * LN2
+    z = 64 - bits.bit_length()  # leading zeros
+    f = float(((bits << (z + 1)) & MASK64) >> 12) * (1.0 / 4503599627370496.0)  # the 52 bits after the first 1
+    s = f / (2.0 + f)  # log(1 + f) = 2 atanh(s), odd series through s**19
+    s2 = s * s
+    p = 1.0 / 19.0
+    for d in (17, 15, 13, 11, 9, 7, 5, 3):
+        p = p * s2 + 1.0 / d
+    p = p * s2 + 1.0
+    return (z + 1) * LN2 - 2.0 * s * p
+
+
+ACKLAM_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+            1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
+ACKLAM_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+            6.680131188771972e01, -1.328068155288572e01)
+ACKLAM_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+            -2.549671348754055e00, 4.374664141464968e00, 2.938163982698783e00)
+ACKLAM_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+
+
+def normal_quantile(p: float) -> float:
+    """Acklam's standard normal quantile, Horner steps in the kernel's order
+    (twin of ``rng.normal_quantile``; its central branch is ``rng.normal_central``)."""
+    a, b, c, d = ACKLAM_A, ACKLAM_B, ACKLAM_C, ACKLAM_D
+
+    def tail(q):
+        return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0)
+
+    if p < 0.02425:
+        return tail(math.sqrt(-2.0 * math.log(p)))
+    if p > 1.0 - 0.02425:
+        return -tail(math.sqrt(-2.0 * math.log(1.0 - p)))
+    q = p - 0.5
+    r = q * q
+    return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (
+        ((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
+
+
+class Stream:
+    """One SplitMix64 stream drawn one value at a time (twin of ``rng.next_u64`` and ``rng.next_normal``).
+
+    ``draws`` counts the 64-bit draws made, so tests can reason about cost.
+    """
+
+    def __init__(self, key: int):
+        self.state = int(key) & MASK64
+        self.draws = 0
+
+    def u64(self) -> int:
+        self.state = (self.state + GOLDEN) & MASK64
+        self.draws += 1
+        return mix64(self.state)
+
+    def exponential(self) -> float:
+        return exponential_of_bits(self.u64())
+
+    def normal(self) -> float:
+        return normal_quantile(uniform_open(self.u64()))
+
+
+# ---------------------------------------------------------------- variation (kernels/variation.py)
+
+
+def mutate_row(row: np.ndarray, rate: float, scale: float, key: int):
+    """Mutate a copy of ``row: (n,) float32`` as ``kernels.mutate_row`` documents (its twin).
+
+    Visit entries by geometric skips (gap = floor(E / lam), E ~ Exp(1), lam = -log(1 - rate));
+    each visited entry gets ``float32(scale * Z)``, Z ~ N(0, 1); the skip and the noise are the
+    stream's next two draws.  rate 1 visits every entry (one draw each).
+    Returns (new row ``(n,) float32``, positions ``(k,) int64`` in visiting order, draws made).
+    """
+    row = np.array(row, dtype=np.float32, copy=True)
+    stream = Stream(key)
+    positions = []
+    n = row.shape[0]
+    if rate <= 0.0:
+        return row, np.array(positions, dtype=np.int64), stream.draws
+    lam = -math.log1p(-rate) if rate < 1.0 else math.inf
+    pos = -1
+    while True:
+        if rate < 1.0:
+            gap = math.floor(stream.exponential() / lam)
+            if gap >= n - pos - 1:
+                break
+            pos += 1 + int(gap)
+        else:
+            pos += 1
+            if pos >= n:
+                break
+        row[pos] = np.float32(row[pos] + np.float32(scale * stream.normal()))
+        positions.append(pos)
+    return row, np.array(positions, dtype=np.int64), stream.draws
+
+
+def mutate_rows(W: np.ndarray, rows, rate: float, scale: float, keys):
+    """``mutate_row`` of ``W[rows[i]]`` with stream ``keys[i]`` (twin of ``kernels.mutate_rows``).
+
+    W: ``(P, n) float32`` (not modified).  Returns (new W ``(P, n)``, counts ``(m,) int64``).
+    """
+    W = np.array(W, dtype=np.float32, copy=True)
+    counts = np.zeros(len(rows), dtype=np.int64)
+    for i, (r, key) in enumerate(zip(rows, keys)):
+        W[r], positions, _ = mutate_row(W[r], rate, scale, int(key))
+        counts[i] = positions.size
+    return W, counts
+
+
+def mask_bits(key: int, n: int) -> np.ndarray:
+    """``(n,) bool``: True where a mask-crossover child takes parent a (bit j % 64 of draw j // 64)."""
+    stream = Stream(key)
+    bits = np.empty(n, dtype=bool)
+    for base in range(0, n, 64):
+        word = stream.u64()
+        for t in range(min(64, n - base)):
+            bits[base + t] = bool((word >> t) & 1)
+    return bits
+
+
+def mask_crossover(W: np.ndarray, parent_a, parent_b, keys) -> np.ndarray:
+    """Children ``(C, n)``: entry j from ``W[parent_a[c]]`` where ``mask_bits(keys[c])[j]``, else from
+    ``W[parent_b[c]]``, bit for bit (twin of ``kernels.mask_crossover``; W: ``(P, n)`` float32 or its uint32 bits)."""
+    bits = np.asarray(W).view(np.uint32)  # NaN payloads are copied, not compared
+    out = np.empty((len(keys), bits.shape[1]), dtype=np.uint32)
+    for c, (a, b, key) in enumerate(zip(parent_a, parent_b, keys)):
+        out[c] = np.where(mask_bits(int(key), bits.shape[1]), bits[a], bits[b])
+    return out.view(np.asarray(W).dtype)
+
+
+def gene_bits(key: int, n_genes: int) -> np.ndarray:
+    """``(G,) bool``: True where a gene-crossover child takes gene g from parent a (bit g % 64 of draw g // 64)."""
+    return mask_bits(key, n_genes)
+
+
+def gene_crossover(W: np.ndarray, parent_a, parent_b, gene_bounds, keys) -> np.ndarray:
+    """Children ``(C, n) float32``: gene g = ``[gene_bounds[g], gene_bounds[g + 1])`` whole from
+    ``W[parent_a[c]]`` or ``W[parent_b[c]]`` by ``gene_bits`` (twin of ``kernels.gene_crossover``)."""
+    out = np.empty((len(keys), W.shape[1]), dtype=W.dtype)
+    for c, (a, b, key) in enumerate(zip(parent_a, parent_b, keys)):
+        from_a = gene_bits(int(key), len(gene_bounds) - 1)
+        for g in range(len(gene_bounds) - 1):
+            seg = slice(gene_bounds[g], gene_bounds[g + 1])
+            out[c, seg] = W[a, seg] if from_a[g] else W[b, seg]
+    return out
+
+
+#: Crossover codes of ``kernels.make_children``.
+CROSSOVERS = {0: "none", 1: "mask", 2: "gene"}
+
+
+def make_children(W, parents, second, crossover, gene_bounds, crossover_keys, rates, base_rates, scale, keys,
+                  base_keys):
+    """Children ``(C, n) float32``: copy (crossover "none"/0) or cross (1 "mask", 2 "gene") the parents, then
+    child mutation (``rates``, ``keys``), then base mutation (``base_rates``, ``base_keys``)
+    (twin of ``kernels.make_children`` and of ``Brood.build``).  Returns (children, mutations made ``(C,)``).
+    """
+    crossover = CROSSOVERS.get(crossover, crossover)
+    out = np.empty((len(parents), W.shape[1]), dtype=np.float32)
+    counts = np.zeros(len(parents), dtype=np.int64)
+    for c in range(len(parents)):
+        pair = ([parents[c]], [second[c]], [crossover_keys[c]])
+        if crossover == "mask":
+            row = mask_crossover(W, *pair)[0]
+        elif crossover == "gene":
+            row = gene_crossover(W, pair[0], pair[1], gene_bounds, pair[2])[0]
+        else:
+            row = W[parents[c]]
+        row, child, _ = mutate_row(row, rates[c], scale, int(keys[c]))
+        out[c], base, _ = mutate_row(row, base_rates[c], scale, int(base_keys[c]))
+        counts[c] = child.size + base.size
+    return out, counts
+
+
+# ---------------------------------------------------------------- tiles (kernels/sparse.py)
+
+
+def scaled_inputs(X: np.ndarray) -> np.ndarray:
+    """``X: (B, n)`` as the kernels read it, ``(B, n) float32``: uint8 pixels divided by 255 in float32."""
+    X = np.asarray(X)
+    return X.astype(np.float32) / np.float32(255.0 if X.dtype == np.uint8 else 1.0)
+
+
+def tiles(X: np.ndarray, tile: int):
+    """Cut ``X: (B, n)`` into tiles of ``tile`` samples (twin of ``kernels.count_active_features`` + ``fill_tiles``).
+
+    Returns ``tile_ptr: (n_tiles + 1,) int64``, ``rows: (n_active,) int32`` (per tile, in ascending order,
+    the features non-zero in some sample of it) and ``values: (n_active, tile) float32`` (``scaled_inputs``
+    there; zero for inactive samples and padding past B).
+    """
+    X = np.asarray(X)
+    V = scaled_inputs(X)
+    tile_ptr, rows, values = [0], [], []
+    for t in range(-(-X.shape[0] // tile)):
+        samples = range(t * tile, min(X.shape[0], (t + 1) * tile))
+        for i in range(X.shape[1]):
+            if any(X[s, i] != 0 for s in samples):
+                rows.append(i)
+                column = np.zeros(tile, dtype=np.float32)
+                for s in samples:
+                    column[s - t * tile] = V[s, i]
+                values.append(column)
+        tile_ptr.append(len(rows))
+    return (np.array(tile_ptr, dtype=np.int64), np.array(rows, dtype=np.int32),
+            np.array(values, dtype=np.float32).reshape(len(rows), tile))
+
+
+# ---------------------------------------------------------------- activations (kernels/activations.py)
+
+#: Hidden activations in float64, by name (the codes of ``kernels.activations`` index ``ACTIVATION_NAMES``).
+HIDDEN = {
+    "identity": lambda h: h,
+    "tanh": np.tanh,
+    "relu": lambda h: np.maximum(h, 0.0),
+    "sigmoid": lambda h: 1.0 / (1.0 + np.exp(-h)),
+}
+ACTIVATION_NAMES = ("identity", "tanh", "relu", "sigmoid")
+
+
+def activate(h: np.ndarray, act) -> np.ndarray:
+    """The textbook activation (name or code) of ``h`` in float64 (twin of ``kernels.activate_inplace``, to ~1e-6)."""
+    with np.errstate(over="ignore"):
+        return HIDDEN[ACTIVATION_NAMES[act] if isinstance(act, (int, np.integer)) else act](np.asarray(h, np.float64))
+
+
+_TANH_P = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+           1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)
+_TANH_Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
+
+
+def fast_tanh(x: np.ndarray) -> np.ndarray:
+    """The kernel's float32 rational tanh of ``x`` (any shape), each operation rounded to float32
+    (twin of ``kernels.fast_tanh``: Eigen's ``generic_fast_tanh_float``)."""
+    f = np.float32
+    x = np.asarray(x, dtype=np.float32)
+    xc = np.where(x > f(7.90531110763549805), f(7.90531110763549805), x)  # NaN passes through
+    xc = np.where(xc < -f(7.90531110763549805), -f(7.90531110763549805), xc)
+    x2 = xc * xc
+    p = np.full_like(x2, f(_TANH_P[0]))
+    for c in _TANH_P[1:]:
+        p = p * x2 + f(c)
+    q = np.full_like(x2, f(_TANH_Q[0]))
+    for c in _TANH_Q[1:]:
+        q = q * x2 + f(c)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(x) < f(0.0004), x, (xc * p) / q)
+
+
+def activate_float32(h: np.ndarray, act) -> np.ndarray:
+    """Activation (name or code) of ``h`` in the kernel's float32 operations
+    (bit-exact twin of ``kernels.activate_inplace``)."""
+    name = ACTIVATION_NAMES[act] if isinstance(act, (int, np.integer)) else act
+    h = np.asarray(h, dtype=np.float32)
+    if name == "tanh":
+        return fast_tanh(h)
+    if name == "relu":
+        return np.where(h < 0, np.float32(0.0), h)  # NaN and -0 stay
+    if name == "sigmoid":
+        return np.float32(0.5) * (np.float32(1.0) + fast_tanh(np.float32(0.5) * h))
+    return h.copy()
+
+
+# ---------------------------------------------------------------- forward passes (kernels/forward.py, simd.py)
+
+
+def layers(layout, w_row: np.ndarray):
+    """``[(W_l: (n_l, n_{l+1}), b_l: (n_{l+1},))]`` read from the row by hand (W input-major, then b),
+    independent of ``Layout.unflatten``, so a wrong layout offset is caught too."""
+    sizes, offset, out = layout.sizes, 0, []
+    for l in range(len(sizes) - 1):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        W = w_row[offset : offset + n_in * n_out].reshape(n_in, n_out)
+        offset += n_in * n_out
+        out.append((W, w_row[offset : offset + n_out]))
+        offset += n_out
+    assert offset == w_row.shape[0]
+    return out
+
+
+def forward(layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Logits ``(B, n_outputs) float64`` of genome ``w_row`` on ``X: (B, n_inputs) float64``, the textbook
+    way: ``h = act(h @ W + b)``, no activation on the output (twin of the forward kernels, to ~1e-5)."""
+    h = np.asarray(X, dtype=np.float64)
+    pairs = layers(layout, np.asarray(w_row, dtype=np.float64))
+    for l, (W, b) in enumerate(pairs):
+        h = h @ W + b
+        if l < len(pairs) - 1:
+            h = HIDDEN[layout.hidden_activation](h)
+    return h
+
+
+def predict(layout, w_row: np.ndarray, X: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """``(B,)`` argmax of the first ``n_classes`` float64 logits of ``forward``."""
+    n_classes = layout.n_outputs if n_classes is None else n_classes
+    return np.argmax(forward(layout, w_row, X)[:, :n_classes], axis=1)
+
+
+def fma_float32(a, b, c) -> np.ndarray:
+    """float32 ``a * b + c`` rounded once, as IEEE fma (arrays broadcast).
+
+    a * b is exact in float64 (24 + 24 bits); the float64 sum is made round-to-odd (TwoSum gives its
+    exact error; an inexact sum with an even last bit moves one ulp towards the exact value), and
+    rounding a round-to-odd value with >= 24 + 2 bits to float32 rounds correctly (Boldo & Melquiond,
+    "Emulation of FMA and correctly rounded sums", IEEE Trans. Computers 57(4), 2008).
+    """
+    p = np.asarray(a, np.float64) * np.asarray(b, np.float64)
+    c = np.asarray(c, np.float64)
+    s = p + c
+    v = s - p
+    err = (p - (s - v)) + (c - v)  # TwoSum: s + err == p + c exactly
+    even = (np.ascontiguousarray(s).view(np.uint64) & np.uint64(1)) == 0
+    s = np.where((err != 0) & even, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    return s.astype(np.float32)
+
+
+def genome_logits(layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Logits ``(B, n_outputs) float32`` of genome ``w_row`` on ``X: (B, n_inputs)`` in the kernels' arithmetic
+    (bit-exact twin of ``kernels.genome_logits``; ``simd.tile_rows_block``'s documented loop).
+
+    Each unit starts at its bias and adds its inputs' terms in ascending order, one fma each; a term
+    of a zero input leaves the sum as it is, so skipping it (as the tiles do) changes nothing.
+    """
+    h = scaled_inputs(X)
+    pairs = layers(layout, np.asarray(w_row, dtype=np.float32))
+    for l, (W, b) in enumerate(pairs):
+        acc = np.tile(b, (h.shape[0], 1))
+        for i in range(W.shape[0]):
+            acc = fma_float32(h[:, i : i + 1], W[i], acc)
+        h = activate_float32(acc, layout.hidden_activation) if l < len(pairs) - 1 else acc
+    return h
+
+
+def population_logits(layout, W: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``(P, B, n_outputs) float32``: ``genome_logits`` of each row of ``W: (P, n_params)`` (twin of the kernel)."""
+    return np.stack([genome_logits(layout, w, X) for w in W])
+
+
+def predict_from_logits(logits: np.ndarray, labels, n_classes: int):
+    """Argmax of the first ``n_classes`` of ``logits: (P, B, n_out)`` (first on ties; a later entry wins only
+    if it is greater, so NaN never does) and hits against ``labels: (B,)`` (twin of ``kernels.predict_from_logits``).
+    Returns ``(predictions (P, B) int32, n_correct (P,) int64)``."""
+    P, B = logits.shape[:2]
+    predictions = np.zeros((P, B), dtype=np.int32)
+    n_correct = np.zeros(P, dtype=np.int64)
+    for g in range(P):
+        for s in range(B):
+            best = 0
+            for j in range(1, n_classes):
+                if logits[g, s, j] > logits[g, s, best]:
+                    best = j
+            predictions[g, s] = best
+            n_correct[g] += best == labels[s]
+    return predictions, n_correct
+
+
+def population_predict(layout, W: np.ndarray, X: np.ndarray, labels, n_classes: int):
+    """``predict_from_logits`` of ``population_logits`` (twin of ``kernels.population_predict``)."""
+    return predict_from_logits(population_logits(layout, W, X), labels, n_classes)
+
+
+def brood_predict(layout, children_args: tuple, X: np.ndarray, labels, n_classes: int):
+    """``population_predict`` of ``make_children(*children_args)`` (twin of ``kernels.brood_predict``)."""
+    return population_predict(layout, make_children(*children_args)[0], X, labels, n_classes)
+
+
+def padded_width(n: int, block: int) -> int:
+    """Columns ``tile_layer`` writes for a layer of n units: full blocks, then the remainder r = n % block
+    rounded up to a power of two (twin of ``kernels.forward.padded_width``)."""
+    r = n % block
+    if r == 0:
+        return n
+    return n - r + min(q for q in (1, 2, 4, 8, 16, 32, 64) if q >= r)
+
+
+# ---------------------------------------------------------------- NumPy code checked by twins
+
+def numeric_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central finite differences of scalar ``f`` at ``x: (n,) float64`` (twin of ``backprop.loss_and_grad``'s
+    gradient; ``x`` is restored)."""
+    g = np.empty_like(x)
+    for i in range(x.size):
+        old = x[i]
+        x[i] = old + eps
+        a = f(x)
+        x[i] = old - eps
+        b = f(x)
+        x[i] = old
+        g[i] = (a - b) / (2 * eps)
+    return g
+
+
+def nll(z: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of integer labels ``y: (B,)`` under ``softmax(z)``, ``z: (B, K)``."""
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(len(y)), y].mean()
+
+
+def sgd(row: np.ndarray, grad, epochs: int, lr: float, momentum: float, nesterov: bool, lr_decay: float):
+    """Full-batch SGD with momentum, PyTorch's convention: ``v <- momentum v + g``, step ``v`` (Nesterov:
+    ``g + momentum v``), ``w <- w - lr / (1 + lr_decay e) * step`` (twin of ``backprop.train``, one batch
+    per epoch, no shuffling).  ``grad(w) -> g``; returns the new row (float64)."""
+    w = np.array(row, dtype=np.float64)
+    v = np.zeros_like(w)
+    for e in range(epochs):
+        g = grad(w)
+        v = momentum * v + g
+        w -= lr / (1 + lr_decay * e) * (g + momentum * v if nesterov else v)
+    return w
+
+
+def resize_position(i: int, n_in: int, n_out: int) -> float:
+    """Input position sampled by output index i of an axis resized from n_in to n_out (corners aligned)."""
+    return 0.0 if n_out == 1 else i * (n_in - 1) / (n_out - 1)
+
+
+def resize_tensor(t: np.ndarray, shape) -> np.ndarray:
+    """Multilinear interpolation of ``t`` to ``shape``, one output element at a time, float64
+    (twin of ``genreg.hpo.merge.resize_tensor``)."""
+    t = np.asarray(t, dtype=np.float64)
+    out = np.empty(shape)
+    for idx in itertools.product(*(range(s) for s in shape)):
+        pos = [resize_position(i, n_in, n_out) for i, n_in, n_out in zip(idx, t.shape, shape)]
+        value = 0.0
+        # sum over the 2^d surrounding grid points, weighted by the linear hat function
+        for corner in itertools.product(*[(int(np.floor(p)), int(np.floor(p)) + 1) for p in pos]):
+            weight = 1.0
+            for c, p, n in zip(corner, pos, t.shape):
+                weight *= max(0.0, 1.0 - abs(p - c)) if c < n else 0.0
+            if weight:
+                value += weight * t[corner]
+        out[idx] = value
+    return out
+
+
+def merge_weights(child, parents, init_row: np.ndarray) -> np.ndarray:
+    """Layer by layer: output layer <-> output layer, hidden layers by position; average the parents' tensors
+    that exist, resized; keep ``init_row`` elsewhere (twin of ``genreg.hpo.merge.merge_weights``).
+    parents: ``[(layout, row)]``; returns ``(child.n_params,) float64``."""
+    out = init_row.astype(np.float64).copy()
+    L = child.n_layers
+    for l in range(L):
+        for kind in "Wb":
+            target = child.tensor(f"{kind}{l}")
+            found = []
+            for layout, row in parents:
+                if l == L - 1:
+                    pl = layout.n_layers - 1
+                elif l < layout.n_layers - 1:
+                    pl = l
+                else:
+                    continue
+                found.append(resize_tensor(layout.view(row, f"{kind}{pl}"), target.shape))
+            if found:
+                out[target.offset : target.stop] = (sum(found) / len(found)).ravel()
+    return out
+
+
+def trust_update(trust, n_correct, n_images: int, decay: float, reward: float, penalty: float) -> np.ndarray:
+    """GENREG's trust after an episode, genome by genome: ``t (1 - decay) + hits reward + misses penalty``
+    (twin of ``Genreg.score``)."""
+    return np.array([t * (1.0 - decay) + (c * reward + (n_images - c) * penalty)
+                     for t, c in zip(np.asarray(trust).tolist(), np.asarray(n_correct).tolist())])
