@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import naive
 from genreg.network.batch import SparseBatch
 from genreg.kernels.simd import TILE
 
@@ -43,12 +44,6 @@ def check_structure(batch: SparseBatch, X: np.ndarray) -> None:
         np.testing.assert_array_equal(batch.values[sl, :n_real] != 0, (tile[:, rows] != 0).T)
 
 
-def expected_dense(X: np.ndarray) -> np.ndarray:
-    if X.dtype == np.uint8:
-        return X.astype(np.float32) / np.float32(255)
-    return X.astype(np.float32)
-
-
 def _cases():
     rng = np.random.default_rng(2024)
     cases = {}
@@ -76,7 +71,7 @@ def test_roundtrip_float(name):
     check_structure(batch, X)
     dense = batch.to_dense()
     assert dense.dtype == np.float32 and dense.shape == X.shape
-    np.testing.assert_array_equal(dense, expected_dense(X))
+    np.testing.assert_array_equal(dense, naive.scaled_inputs(X))
 
 
 def test_roundtrip_does_not_modify_input():
@@ -137,20 +132,20 @@ def test_uint8_structure_and_close_to_pixel_over_255(name):
     dense = batch.to_dense()
     assert dense.dtype == np.float32 and dense.shape == X.shape
     # Within one float32 ulp of pixel/255 (the exact check is below).
-    ref = expected_dense(X)
+    ref = naive.scaled_inputs(X)
     assert (np.abs(dense - ref) <= np.spacing(ref)).all()
     assert dense.max() <= 1.0 and dense.min() >= 0.0
 
 
 def test_uint8_exactly_pixel_over_255_all_values():
     X = _all_pixels()
-    np.testing.assert_array_equal(SparseBatch.from_dense(X).to_dense(), expected_dense(X))
+    np.testing.assert_array_equal(SparseBatch.from_dense(X).to_dense(), naive.scaled_inputs(X))
 
 
 @pytest.mark.parametrize("name", ["B50", "B13"])
 def test_uint8_exactly_pixel_over_255(name):
     X = _uint8(name)
-    np.testing.assert_array_equal(SparseBatch.from_dense(X).to_dense(), expected_dense(X))
+    np.testing.assert_array_equal(SparseBatch.from_dense(X).to_dense(), naive.scaled_inputs(X))
 
 
 def test_uint8_pixel_extremes():
@@ -164,7 +159,7 @@ def test_real_mnist_structure_and_values(mnist):
     batch = SparseBatch.from_dense(X)
     check_structure(batch, X)
     dense = batch.to_dense()
-    ref = expected_dense(X)
+    ref = naive.scaled_inputs(X)
     assert (np.abs(dense - ref) <= np.spacing(ref)).all()
     np.testing.assert_array_equal(dense != 0, X != 0)
     assert 0.0 < batch.density < 1.0
@@ -172,7 +167,7 @@ def test_real_mnist_structure_and_values(mnist):
 
 def test_real_mnist_exactly_pixel_over_255(mnist):
     X = mnist.train_images[:500]
-    np.testing.assert_array_equal(SparseBatch.from_dense(X).to_dense(), expected_dense(X))
+    np.testing.assert_array_equal(SparseBatch.from_dense(X).to_dense(), naive.scaled_inputs(X))
 
 
 @pytest.mark.parametrize("shape", [(5,), (), (2, 3, 4)])

@@ -2,7 +2,8 @@
 
 The kernels (``kernels.forward`` through the validated wrappers in
 ``genreg.forward``) work on sparse tiles with explicit SIMD blocks and a
-rational tanh; the twin below works on dense float64 matrices with ``np.tanh``.
+rational tanh; the twin ``naive.forward`` (``tests/naive.py``) works on dense float64
+matrices with ``np.tanh``.
 Agreement to 1e-5 relative error over many shapes, activations, batch sizes and
 population sizes is the evidence that the tiling, the register blocks, the
 layer ping-pong buffers and the row layout are all right.
@@ -18,6 +19,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import naive
 from genreg import kernels
 from genreg.network import forward
 from genreg.network.batch import SparseBatch
@@ -27,47 +29,6 @@ from genreg.kernels.forward import padded_width
 from genreg.kernels.simd import BLOCK, TILE
 
 RTOL = 1e-5
-
-# --------------------------------------------------------------------------
-# The twin: slow, obvious, float64.
-# --------------------------------------------------------------------------
-
-_HIDDEN = {
-    "identity": lambda h: h,
-    "tanh": np.tanh,
-    "relu": lambda h: np.maximum(h, 0.0),
-    "sigmoid": lambda h: 1.0 / (1.0 + np.exp(-h)),
-}
-
-
-def naive_forward(layout: Layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Logits ``(B, n_outputs) float64`` of genome ``w_row`` on ``X: (B, n_inputs) float64``.
-
-    Reads the row by hand (W{l}: (n_l, n_{l+1}) input-major, then b{l}), independent of
-    ``Layout.unflatten``, so a wrong layout offset would be caught too.
-    """
-    w = np.asarray(w_row, dtype=np.float64)
-    h = np.asarray(X, dtype=np.float64)
-    sizes = layout.sizes
-    offset = 0
-    n_layers = len(sizes) - 1
-    for l in range(n_layers):
-        n_in, n_out = sizes[l], sizes[l + 1]
-        W = w[offset : offset + n_in * n_out].reshape(n_in, n_out)
-        offset += n_in * n_out
-        b = w[offset : offset + n_out]
-        offset += n_out
-        h = h @ W + b
-        if l < n_layers - 1:
-            h = _HIDDEN[layout.hidden_activation](h)
-    assert offset == w.shape[0]
-    return h
-
-
-def naive_predict(layout: Layout, w_row: np.ndarray, X: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    n_classes = layout.n_outputs if n_classes is None else n_classes
-    return np.argmax(naive_forward(layout, w_row, X)[:, :n_classes], axis=1)
-
 
 # --------------------------------------------------------------------------
 # Helpers
@@ -129,7 +90,7 @@ def test_population_and_genome_logits_match_twin(act, sizes, B, kind):
     batch = SparseBatch.from_dense(X)
     for P in range(1, 6):
         W = random_weights(layout, P, rng)
-        ref = np.stack([naive_forward(layout, W[g], X64) for g in range(P)])
+        ref = np.stack([naive.forward(layout, W[g], X64) for g in range(P)])
         got = forward.population_logits(layout, W, batch)
         assert got.dtype == np.float32 and got.shape == (P, B, layout.n_outputs)
         assert_close(got, ref, f"population_logits P={P}")
@@ -164,7 +125,7 @@ def test_real_mnist_logits_match_twin(mnist, act):
     X64 = X.astype(np.float64) / 255.0
     W = random_weights(layout, 3, rng)
     got = forward.population_logits(layout, W, X)
-    ref = np.stack([naive_forward(layout, W[g], X64) for g in range(3)])
+    ref = np.stack([naive.forward(layout, W[g], X64) for g in range(3)])
     assert_close(got, ref, "MNIST population_logits")
     for g in range(3):
         assert_close(forward.genome_logits(layout, W[g], X), ref[g], f"MNIST genome_logits g={g}")
@@ -177,7 +138,7 @@ def test_real_mnist_logits_match_twin(mnist, act):
 
 def _assert_predictions_match_twin(layout, w_row, X64, pred, n_classes):
     """Kernel predictions agree with the twin, except where the twin's top two are within tolerance."""
-    ref = naive_forward(layout, w_row, X64)[:, :n_classes]
+    ref = naive.forward(layout, w_row, X64)[:, :n_classes]
     tol = RTOL * max(1.0, float(np.abs(ref).max()))
     ref_pred = np.argmax(ref, axis=1)
     differ = np.flatnonzero(pred != ref_pred)
@@ -317,7 +278,7 @@ def test_every_remainder_width_matches_twin(shape, act, n):
     X, X64 = random_inputs("uint8", B, layout.n_inputs, rng)
     batch = SparseBatch.from_dense(X)
     W = random_weights(layout, 3, rng)
-    ref = np.stack([naive_forward(layout, W[g], X64) for g in range(3)])
+    ref = np.stack([naive.forward(layout, W[g], X64) for g in range(3)])
     logits = forward.population_logits(layout, W, batch)
     assert_close(logits, ref, f"population_logits n={n}")
     for g in range(3):
@@ -413,7 +374,7 @@ def _activation_grid() -> np.ndarray:
 def test_fast_tanh_relative_error():
     x = _activation_grid()
     got = _activate(x, ACTIVATIONS["tanh"])
-    ref = np.tanh(x.astype(np.float64))
+    ref = naive.activate(x, "tanh")
     assert np.isfinite(got).all()
     zero = ref == 0
     np.testing.assert_array_equal(got[zero], 0.0)
@@ -444,8 +405,7 @@ def test_fast_tanh_scalar_matches_activate_inplace():
 def test_sigmoid_absolute_error():
     x = _activation_grid()
     got = _activate(x, ACTIVATIONS["sigmoid"])
-    with np.errstate(over="ignore"):
-        ref = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    ref = naive.activate(x, "sigmoid")
     err = np.abs(got - ref)
     assert err.max() < 1e-6, f"max abs error {err.max():.3g} at x={x[err.argmax()]}"
     assert ((got >= 0) & (got <= 1)).all()
@@ -453,7 +413,7 @@ def test_sigmoid_absolute_error():
 
 def test_relu_exact_and_identity_untouched():
     x = _activation_grid()
-    np.testing.assert_array_equal(_activate(x, ACTIVATIONS["relu"]), np.maximum(x, np.float32(0)))
+    np.testing.assert_array_equal(_activate(x, ACTIVATIONS["relu"]), naive.activate_float32(x, "relu"))
     np.testing.assert_array_equal(_activate(x, ACTIVATIONS["identity"]), x)
 
 
