@@ -1,60 +1,12 @@
-"""Weight-merge crossover against a slow, readable reference: match, grow, shrink, depth mismatch."""
-
-import itertools
+"""Weight-merge crossover against its slow, readable twin in ``naive.py``: match, grow, shrink, depth mismatch."""
 
 import numpy as np
 import pytest
 
+import naive
 from genreg import Layout
 from genreg.errors import ConfigError
 from genreg.hpo.merge import merge_weights, parent_layer, resize_tensor
-
-
-# ----------------------------------------------------------------------------- the reference
-
-
-def ref_position(i: int, n_in: int, n_out: int) -> float:
-    """Input position sampled by output index i (corners aligned)."""
-    return 0.0 if n_out == 1 else i * (n_in - 1) / (n_out - 1)
-
-
-def ref_resize(t: np.ndarray, shape) -> np.ndarray:
-    """Multilinear interpolation, one output element at a time."""
-    t = np.asarray(t, dtype=np.float64)
-    out = np.empty(shape)
-    for idx in itertools.product(*(range(s) for s in shape)):
-        pos = [ref_position(i, n_in, n_out) for i, n_in, n_out in zip(idx, t.shape, shape)]
-        value = 0.0
-        # sum over the 2^d surrounding grid points, weighted by the linear hat function
-        for corner in itertools.product(*[(int(np.floor(p)), int(np.floor(p)) + 1) for p in pos]):
-            weight = 1.0
-            for c, p, n in zip(corner, pos, t.shape):
-                weight *= max(0.0, 1.0 - abs(p - c)) if c < n else 0.0
-            if weight:
-                value += weight * t[corner]
-        out[idx] = value
-    return out
-
-
-def ref_merge(child: Layout, parents, init_row: np.ndarray) -> np.ndarray:
-    """Layer by layer: output layer <-> output layer, hidden layers by position; average what exists."""
-    out = init_row.astype(np.float64).copy()
-    L = child.n_layers
-    for l in range(L):
-        for kind in "Wb":
-            target = child.tensor(f"{kind}{l}")
-            found = []
-            for layout, row in parents:
-                if l == L - 1:
-                    pl = layout.n_layers - 1
-                elif l < layout.n_layers - 1:
-                    pl = l
-                else:
-                    continue
-                found.append(ref_resize(layout.view(row, f"{kind}{pl}"), target.shape))
-            if found:
-                out[target.offset : target.stop] = (sum(found) / len(found)).ravel()
-    return out
 
 
 def random_row(layout: Layout, seed: int) -> np.ndarray:
@@ -71,7 +23,7 @@ def test_resize_matches_reference(shape_in, shape_out):
     t = np.random.default_rng(0).normal(size=shape_in).astype(np.float32)
     got = resize_tensor(t, shape_out)
     assert got.shape == shape_out and got.dtype == np.float32
-    np.testing.assert_allclose(got, ref_resize(t, shape_out), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, naive.resize_tensor(t, shape_out), rtol=1e-5, atol=1e-6)
 
 
 def test_resize_keeps_corners_and_linear_functions():
@@ -109,7 +61,8 @@ def test_merge_matches_reference(case):
     ra, rb, init = random_row(a, 1), random_row(b, 2), random_row(child, 3)
     got = merge_weights(child, [(a, ra), (b, rb)], init_row=init)
     assert got.shape == (child.n_params,) and got.dtype == np.float32
-    np.testing.assert_allclose(got, ref_merge(child, [(a, ra), (b, rb)], init), rtol=1e-5, atol=1e-6)
+    want = naive.merge_weights(child, [(a, ra), (b, rb)], init)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert np.array_equal(ra, random_row(a, 1)) and np.array_equal(rb, random_row(b, 2))  # parents untouched
 
 
@@ -132,7 +85,7 @@ def test_layers_only_one_parent_has_are_inherited_and_none_keep_init():
     # hidden layer 2 (4 -> 6): no parent has one -> the child's fresh initialisation
     np.testing.assert_array_equal(child.view(got, "W2"), child.view(init, "W2"))
     # output layer: both parents' output layers, resized along their input axis, averaged
-    expected = (ref_resize(a.view(ra, "W1"), (6, 2)) + ref_resize(b.view(rb, "W2"), (6, 2))) / 2
+    expected = (naive.resize_tensor(a.view(ra, "W1"), (6, 2)) + naive.resize_tensor(b.view(rb, "W2"), (6, 2))) / 2
     np.testing.assert_allclose(child.view(got, "W3"), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(child.view(got, "b3"), (a.view(ra, "b1") + b.view(rb, "b2")) / 2, rtol=1e-6)
     # without an init row, a layer no parent has is zero
