@@ -1,10 +1,11 @@
 """The evolution engine: config, GENREG and GA strategies, runs on real MNIST, determinism, resume, crashes.
 
 Breeding invariants are checked on hand-made states with small layouts (no data
-needed), mutation positions against ``kernels.mutate_row`` on a zero row with
-the documented stream key (the kernel itself is checked against a Python twin in
-``test_variation.py``).  Runs use the real MNIST data through ``mnist_dir`` with
-tiny networks and populations, so the whole module stays quick.
+needed), mutation positions and crossovers against their twins in ``naive.py``
+with the documented stream keys (the twins are checked against the kernels in
+``test_variation.py`` and ``test_naive_twins.py``).  Runs use the real MNIST
+data through ``mnist_dir`` with tiny networks and populations, so the whole
+module stays quick.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import h5py
 import numpy as np
 import pytest
 
-from genreg import kernels
+import naive
 from genreg.cli import main as cli
 from genreg.config import load_toml, parse_overrides
 from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
@@ -37,7 +38,7 @@ from genreg.network.population import Population
 from genreg.runs.loop import METRICS, resume_run, start_run
 from genreg.runs.store import CheckpointWriter, History, latest_checkpoint, read_checkpoint, read_history, write_checkpoint
 from genreg.strategies.core import ClassicGA, EvolutionState, Genreg, ranking
-from genreg.network.variation import Purpose, gene_bounds, gene_crossover, mask_crossover
+from genreg.network.variation import Purpose, gene_bounds
 
 TIMING = ("eval_seconds", "breed_seconds")
 #: A tiny run: 784-16-10, 20 genomes, 30-image episodes.
@@ -82,10 +83,9 @@ def assert_same_state(s1: EvolutionState, s2: EvolutionState) -> None:
 
 def mutation_positions(seed: int, generation: int, slot: int, purpose: Purpose, rate: float, n: int) -> set:
     """Entries the stream (seed, generation, slot, purpose) mutates at ``rate`` in a row of n."""
-    row = np.zeros(n, dtype=np.float32)
-    # np.uint64: kernels.stream_key returns a Python int, which Numba would type as int64
-    kernels.mutate_row(row, rate, 1.0, np.uint64(kernels.stream_key(seed, generation, slot, int(purpose))))
-    return set(np.flatnonzero(row).tolist())
+    _, positions, _ = naive.mutate_row(np.zeros(n, np.float32), rate, 1.0,
+                                       naive.stream_key(seed, generation, slot, int(purpose)))
+    return set(positions.tolist())
 
 
 def last_validation(run_dir) -> tuple[float, float]:
@@ -251,13 +251,12 @@ def test_genreg_trust_update_exact(decay, reward, penalty):
     n_images = 200
     n_correct = rng.integers(0, n_images + 1, size=12)
     got = Genreg().score(state, n_correct, n_images, cfg)
-    expected = np.array([t * (1.0 - decay) + (c * reward + (n_images - c) * penalty)
-                         for t, c in zip(trust0.tolist(), n_correct.tolist())])
+    expected = naive.trust_update(trust0, n_correct, n_images, decay, reward, penalty)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(state.population.trust, expected)
     # a second episode compounds the decay
     got2 = Genreg().score(state, n_correct, n_images, cfg)
-    np.testing.assert_array_equal(got2, expected * (1.0 - decay) + (n_correct * reward + (n_images - n_correct) * penalty))
+    np.testing.assert_array_equal(got2, naive.trust_update(expected, n_correct, n_images, decay, reward, penalty))
 
 
 @pytest.mark.parametrize("new_size", [100, 130, 60])
@@ -461,11 +460,11 @@ def test_ga_breeding_invariants(crossover, block_rows):
         mismatches = [np.count_nonzero((child != W0[a]) & (child != W0[b])) for b in range(P)]
         b = a if mismatches[a] == min(mismatches) else int(np.argmin(mismatches))  # a self-pair explains all
         mutated = mutation_positions(cfg.seed, g, s, Purpose.CHILD_MUTATION, cfg.ga_mutation_rate, n)
-        key = np.array([kernels.stream_key(cfg.seed, g, s, int(Purpose.CROSSOVER))], dtype=np.uint64)
+        key = [naive.stream_key(cfg.seed, g, s, int(Purpose.CROSSOVER))]
         if crossover == "mask":
-            expected = mask_crossover(W0, [a], [b], key)[0]
+            expected = naive.mask_crossover(W0, [a], [b], key)[0]
         elif crossover == "gene":
-            expected = gene_crossover(W0, [a], [b], key, bounds)[0]
+            expected = naive.gene_crossover(W0, [a], [b], bounds, key)[0]
         else:
             expected = W0[a]
         diff = set(np.flatnonzero(child != expected).tolist())

@@ -1,8 +1,8 @@
-"""Variation kernels (mutation, crossover) against a pure-Python twin of the RNG.
+"""Variation kernels (mutation, crossover) against pure-Python twins of the RNG.
 
-The twin below re-implements SplitMix64 with Python integers masked to 64 bits,
-the uniform and Box-Muller draws with ``math`` functions, the geometric-skip
-mutation and both crossovers' bit conventions.  Exact agreement (positions,
+The twins in ``tests/naive.py`` re-implement SplitMix64 with Python integers
+masked to 64 bits, the uniform and normal draws with ``math`` functions, the
+geometric-skip mutation and both crossovers' bit conventions.  Exact agreement (positions,
 float32 values, provenance of every child entry) is the evidence that the
 kernels draw what their documentation says, in the order it says; the
 statistical tests check that what they draw has the intended distribution.
@@ -16,140 +16,11 @@ import textwrap
 import numpy as np
 import pytest
 
+import naive
 from genreg import kernels
 from genreg.network import variation
 from genreg.network.layout import Layout
 from genreg.network.variation import Purpose
-
-# --------------------------------------------------------------------------
-# The twin: SplitMix64 streams in plain Python integers.
-# --------------------------------------------------------------------------
-
-MASK = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
-M1 = 0xBF58476D1CE4E5B9
-M2 = 0x94D049BB133111EB
-
-
-def twin_mix64(z: int) -> int:
-    z = ((z ^ (z >> 30)) * M1) & MASK
-    z = ((z ^ (z >> 27)) * M2) & MASK
-    return z ^ (z >> 31)
-
-
-def twin_stream_key(seed: int, generation: int, genome: int, purpose: int) -> int:
-    k = twin_mix64((seed + GOLDEN) & MASK)
-    k = twin_mix64(k ^ ((generation + GOLDEN) & MASK))
-    k = twin_mix64(k ^ ((genome + GOLDEN) & MASK))
-    return twin_mix64(k ^ ((purpose + GOLDEN) & MASK))
-
-
-class TwinStream:
-    """One stream; counts its draws so tests can reason about cost."""
-
-    def __init__(self, key: int):
-        self.state = int(key) & MASK
-        self.draws = 0
-
-    def u64(self) -> int:
-        self.state = (self.state + GOLDEN) & MASK
-        self.draws += 1
-        return twin_mix64(self.state)
-
-    def exponential(self) -> float:
-        return twin_exponential_of_bits(self.u64())
-
-    def normal(self) -> float:
-        u = (float(self.u64() >> 11) + 0.5) * (1.0 / 9007199254740992.0)
-        return twin_normal_quantile(u)
-
-
-LN2 = 0.6931471805599453
-
-
-def twin_exponential_of_bits(bits: int) -> float:
-    """-log(u), u = the bits as a binary fraction, in the kernel's operations and order."""
-    if bits == 0:
-        return 64.0 * LN2
-    k = 64 - bits.bit_length()
-    f = float(((bits << (k + 1)) & MASK) >> 12) * (1.0 / 4503599627370496.0)
-    s = f / (2.0 + f)
-    s2 = s * s
-    p = 1.0 / 19.0
-    for d in (17, 15, 13, 11, 9, 7, 5, 3):
-        p = p * s2 + 1.0 / d
-    p = p * s2 + 1.0
-    return (k + 1) * LN2 - 2.0 * s * p
-
-ACKLAM_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-            1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
-ACKLAM_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-            6.680131188771972e01, -1.328068155288572e01)
-ACKLAM_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-            -2.549671348754055e00, 4.374664141464968e00, 2.938163982698783e00)
-ACKLAM_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
-
-
-def twin_normal_quantile(p: float) -> float:
-    """Acklam's approximation, Horner steps in the kernel's order."""
-    a, b, c, d = ACKLAM_A, ACKLAM_B, ACKLAM_C, ACKLAM_D
-
-    def tail(q):
-        return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0)
-
-    if p < 0.02425:
-        return tail(math.sqrt(-2.0 * math.log(p)))
-    if p > 1.0 - 0.02425:
-        return -tail(math.sqrt(-2.0 * math.log(1.0 - p)))
-    q = p - 0.5
-    r = q * q
-    return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (
-        ((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
-
-
-def twin_mutate_row(row: np.ndarray, rate: float, scale: float, key: int):
-    """Mutate a copy of ``row`` as ``kernels.mutate_row`` documents.
-
-    Returns (new row, positions, draws): positions in visiting order and the
-    number of 64-bit draws the stream made.
-    """
-    row = np.array(row, dtype=np.float32, copy=True)
-    stream = TwinStream(key)
-    positions = []
-    n = row.shape[0]
-    if rate <= 0.0:
-        return row, np.array(positions, dtype=np.int64), stream.draws
-    lam = -math.log1p(-rate) if rate < 1.0 else math.inf
-    pos = -1
-    while True:
-        if rate < 1.0:
-            gap = math.floor(stream.exponential() / lam)
-            if gap >= n - pos - 1:
-                break
-            pos += 1 + int(gap)
-        else:
-            pos += 1
-            if pos >= n:
-                break
-        row[pos] = np.float32(row[pos] + np.float32(scale * stream.normal()))
-        positions.append(pos)
-    return row, np.array(positions, dtype=np.int64), stream.draws
-
-
-def twin_mask_bits(key: int, n: int) -> np.ndarray:
-    """``(n,) bool``: True where the child takes parent a (bit j % 64 of draw j // 64)."""
-    stream = TwinStream(key)
-    bits = np.empty(n, dtype=bool)
-    for base in range(0, n, 64):
-        word = stream.u64()
-        for t in range(min(64, n - base)):
-            bits[base + t] = bool((word >> t) & 1)
-    return bits
-
-
-def twin_keys(seed: int, generation: int, slots, purpose: int) -> np.ndarray:
-    return np.array([twin_stream_key(seed, generation, int(s), int(purpose)) for s in slots], dtype=np.uint64)
 
 
 def provenance_rows(P: int, n: int) -> np.ndarray:
@@ -177,14 +48,14 @@ KEY_CASES = [
 @pytest.mark.parametrize("seed, generation, genome, purpose", KEY_CASES)
 def test_twin_stream_key_matches_kernel(seed, generation, genome, purpose):
     got = int(kernels.stream_key(seed, generation, genome, purpose))
-    assert got == twin_stream_key(seed, generation, genome, purpose)
+    assert got == naive.stream_key(seed, generation, genome, purpose)
 
 
 def test_twin_stream_keys_batch_matches_wrapper():
     slots = np.array([0, 1, 2, 17, 199, 5000], dtype=np.int64)
     keys = variation.stream_keys(42, 7, slots, Purpose.BASE_MUTATION)
     assert keys.dtype == np.uint64 and keys.shape == slots.shape
-    np.testing.assert_array_equal(keys, twin_keys(42, 7, slots, Purpose.BASE_MUTATION))
+    np.testing.assert_array_equal(keys, naive.stream_keys(42, 7, slots, Purpose.BASE_MUTATION))
     # keys differ across purposes, generations and slots
     assert np.unique(keys).size == keys.size
     assert not np.array_equal(keys, variation.stream_keys(42, 7, slots, Purpose.CHILD_MUTATION))
@@ -195,10 +66,10 @@ def test_twin_stream_keys_batch_matches_wrapper():
 def test_twin_u64_stream_matches_kernel_mask_bits():
     """next_u64 is reproduced bit for bit: a 64*k-entry mask crossover exposes k raw draws."""
     n = 64 * 5
-    key = twin_stream_key(3, 1, 4, 1)
+    key = naive.stream_key(3, 1, 4, 1)
     W = np.stack([np.ones(n, dtype=np.float32), np.zeros(n, dtype=np.float32)])
     out = variation.mask_crossover(W, [0], [1], np.array([key], dtype=np.uint64))[0]
-    stream = TwinStream(key)
+    stream = naive.Stream(key)
     for d in range(5):
         word = stream.u64()
         got = sum(int(out[64 * d + t]) << t for t in range(64))
@@ -210,12 +81,12 @@ def test_twin_u64_stream_matches_kernel_mask_bits():
 def test_twin_mutate_row_exact(rate, case):
     rng = np.random.default_rng(100 + case)
     n = [1, 1000, 4099][case]
-    key = twin_stream_key(case, 11, 3, int(Purpose.CHILD_MUTATION))
+    key = naive.stream_key(case, 11, 3, int(Purpose.CHILD_MUTATION))
     scale = [0.05, 0.3, 1.7][case]
 
     # positions: on a zero row every mutated entry becomes non-zero
     zero = np.zeros(n, dtype=np.float32)
-    twin_row, twin_pos, _ = twin_mutate_row(zero, rate, scale, key)
+    twin_row, twin_pos, _ = naive.mutate_row(zero, rate, scale, key)
     got = zero.copy()
     count = kernels.mutate_row(got, rate, scale, np.uint64(key))
     np.testing.assert_array_equal(np.flatnonzero(got), twin_pos)
@@ -224,7 +95,7 @@ def test_twin_mutate_row_exact(rate, case):
 
     # values: the float32 accumulation onto existing weights, bit for bit
     base = rng.normal(0.0, 0.1, size=n).astype(np.float32)
-    twin_row, twin_pos2, _ = twin_mutate_row(base, rate, scale, key)
+    twin_row, twin_pos2, _ = naive.mutate_row(base, rate, scale, key)
     np.testing.assert_array_equal(twin_pos2, twin_pos)  # positions do not depend on the values
     got = base.copy()
     assert kernels.mutate_row(got, rate, scale, np.uint64(key)) == twin_pos.size
@@ -235,12 +106,8 @@ def test_twin_mutate_wrapper_rows_use_their_own_keys():
     rng = np.random.default_rng(5)
     W = rng.normal(0.0, 0.05, size=(7, 3001)).astype(np.float32)
     rows = np.array([6, 0, 3])
-    keys = twin_keys(9, 2, rows, Purpose.CHILD_MUTATION)
-    expected = W.copy()
-    expected_counts = []
-    for r, k in zip(rows, keys):
-        expected[r], pos, _ = twin_mutate_row(W[r], 0.07, 0.05, int(k))
-        expected_counts.append(pos.size)
+    keys = naive.stream_keys(9, 2, rows, Purpose.CHILD_MUTATION)
+    expected, expected_counts = naive.mutate_rows(W, rows, 0.07, 0.05, keys)
     counts = variation.mutate(W, rows, 0.07, 0.05, keys)
     np.testing.assert_array_equal(counts, expected_counts)
     np.testing.assert_array_equal(W, expected)
@@ -307,11 +174,11 @@ def test_mutation_gaps_are_geometric(big_mutation):
 def test_mutation_cost_scales_with_rate(rate):
     """Without timing: the stream makes 2 draws per mutated entry (skip + noise) and 1 more to end, none per skipped entry."""
     n = 50_000
-    key = twin_stream_key(1, 2, 3, 4)
+    key = naive.stream_key(1, 2, 3, 4)
     zero = np.zeros(n, dtype=np.float32)
     got = zero.copy()
     count = kernels.mutate_row(got, rate, 0.05, np.uint64(key))
-    _, pos, draws = twin_mutate_row(zero, rate, 0.05, key)
+    _, pos, draws = naive.mutate_row(zero, rate, 0.05, key)
     np.testing.assert_array_equal(np.flatnonzero(got), pos)  # the twin's draw count is the kernel's
     assert count == pos.size
     assert np.all(np.diff(pos) > 0)  # strictly increasing: geometric skipping never revisits an entry
@@ -363,7 +230,7 @@ def test_same_key_same_result_different_key_different_positions():
         kernels.mutate_row(row, 0.05, 0.05, np.uint64(key))
         return row
 
-    k1, k2 = twin_stream_key(0, 0, 0, 2), twin_stream_key(0, 0, 1, 2)
+    k1, k2 = naive.stream_key(0, 0, 0, 2), naive.stream_key(0, 0, 1, 2)
     a, b = run(k1), run(k2)
     assert a.tobytes() == run(k1).tobytes()
     pa, pb = set(np.flatnonzero(a)), set(np.flatnonzero(b))
@@ -387,7 +254,7 @@ def test_mask_crossover_provenance_exact():
     assert out.shape == (len(pa), n) and out.dtype == np.float32
     total_a = 0
     for c in range(len(pa)):
-        bits = twin_mask_bits(int(keys[c]), n)
+        bits = naive.mask_bits(int(keys[c]), n)
         expected = np.where(bits, W[pa[c]], W[pb[c]])
         np.testing.assert_array_equal(out[c], expected)
         # decode the origin of each entry from its value
@@ -452,12 +319,9 @@ def test_gene_crossover_provenance_exact(layout, block_rows):
     out = variation.gene_crossover(W, pa, pb, keys, bounds)
     n_from_a = 0
     for c in range(len(pa)):
-        stream = TwinStream(int(keys[c]))
-        word = 0
+        bits = naive.gene_bits(int(keys[c]), G)
         for g in range(G):
-            if g % 64 == 0:
-                word = stream.u64()
-            from_a = bool((word >> (g % 64)) & 1)
+            from_a = bool(bits[g])
             seg = slice(bounds[g], bounds[g + 1])
             child = out[c, seg]
             whole_a = np.array_equal(child, W[pa[c], seg])
@@ -595,9 +459,9 @@ def test_exponentials_from_bits_are_minus_log_of_their_uniform_and_match_the_twi
     got = np.empty(bits.size)
     exponentials_from_bits(bits, np.empty(bits.size), got)
     for b, e in zip(bits.tolist(), got):
-        expected = -math.log(b / 2.0**64) if b else 64.0 * LN2
+        expected = -math.log(b / 2.0**64) if b else 64.0 * naive.LN2
         assert abs(e - expected) < 1e-9 * max(1.0, expected)
-    assert [twin_exponential_of_bits(b) for b in bits.tolist()] == got.tolist()
+    assert [naive.exponential_of_bits(b) for b in bits.tolist()] == got.tolist()
 
 
 def test_clone_mutate_equals_clone_then_mutate_and_reuses_out():
