@@ -30,9 +30,11 @@ from harness import compare, environment, write_report  # noqa: E402
 from genreg.network.batch import SparseBatch  # noqa: E402
 from genreg.strategies.config import Config  # noqa: E402
 from genreg.tasks import EpisodeSampler, load_mnist  # noqa: E402
+from genreg.network.layout import Layout  # noqa: E402
 from genreg.network.population import Population  # noqa: E402
-from genreg.runs.loop import layout_for, score_episode, spare_rows  # noqa: E402
-from genreg.strategies.core import EvolutionState, Genreg  # noqa: E402
+from genreg.runs import episodes  # noqa: E402
+from genreg.strategies.base import EvolutionState  # noqa: E402
+from genreg.strategies.genreg import Genreg  # noqa: E402
 
 
 def numpy_generation(cfg: Config, layout, W, trust, images, labels, rng, forward):
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
 
     cfg = Config()
     mnist = load_mnist(args.data_dir)
-    layout = layout_for(cfg)
+    layout = Layout((784, *cfg.hidden_sizes, 10), cfg.activation)
     sampler = EpisodeSampler(mnist.train_labels, cfg.samples_per_class, cfg.seed)
     pop = Population.random(layout, cfg.population, seed=0)
     strategy = Genreg()
@@ -86,9 +88,10 @@ def main(argv=None) -> int:
         state = loop["state"]
         idx = sampler.indices(state.generation)
         labels = mnist.train_labels[idx].astype(np.int64)
-        _, correct, _ = score_episode(state.population, SparseBatch.from_dense(mnist.train_images[idx]), labels, cfg)
-        strategy.score(state, correct, labels.size, cfg)
-        previous = spare_rows(state.population)
+        pop = state.population
+        evaluation = episodes.classify(pop, SparseBatch.from_dense(mnist.train_images[idx]), labels, 10, False)
+        strategy.score(state, evaluation, cfg)
+        previous = pop.W if pop.W is not None else pop.brood.source
         loop["state"] = strategy.breed(state, cfg, out=loop["spare"])
         loop["spare"] = previous
 

@@ -25,7 +25,7 @@ from genreg.config import parse_overrides
 from genreg.strategies.config import from_mapping
 from genreg.tasks import load_mnist
 from genreg.genome.evaluate import evaluate_checkpoint
-from genreg.runs.loop import layout_for, start_run
+from genreg.runs.evolve import start_run
 from genreg.runs.store import read_history
 
 
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         report = evaluate_checkpoint(best, mnist.test_images, mnist.test_labels)
         val = read_history(run_dir / "metrics.csv")["validation_accuracy"]
         val = val[~np.isnan(val)]
-        rows.append({"hidden": width, "params": layout_for(cfg).n_params, "test_accuracy": report["accuracy"],
+        rows.append({"hidden": width, "params": 784 * width + width + width * 10 + 10, "test_accuracy": report["accuracy"],
                      "validation_accuracy": float(val[-1]) if val.size else None, "seconds": seconds,
                      "generations": state.generation, "run_dir": str(run_dir)})
         print(f"hidden {width}: test {report['accuracy']:.2f}% in {seconds:.0f} s")

@@ -1,12 +1,21 @@
 """genreg: gradient-free neuroevolution of neural networks on the CPU (NumPy + Numba)."""
 
-from genreg.errors import CheckpointError, ConfigError, DataError, GenregError, PopulationError
+from genreg.errors import CheckpointError, ConfigError, DataError, FitnessError, GenregError, PopulationError
 from genreg.network.layout import ACTIVATIONS, Layout, Tensor
+from genreg.tasks.base import FitnessTask, Task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "FitnessError",
+    "FitnessTask",
+    "Genome",
+    "Result",
+    "Task",
+    "evolve",
+    "load_task",
+    "resume",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -25,4 +34,12 @@ def __getattr__(name):
         from genreg.hpo.merge import merge_weights
 
         return merge_weights
+    if name in ("evolve", "resume", "Genome", "Result"):  # the run machinery: loaded on first use
+        from genreg import api
+
+        return getattr(api, name)
+    if name == "load_task":
+        from genreg.tasks import load_task
+
+        return load_task
     raise AttributeError(f"module 'genreg' has no attribute {name!r}")

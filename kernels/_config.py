@@ -1,4 +1,4 @@
-"""Numba settings for every kernel, in one place.
+"""Numba settings for every kernel of genreg.kernels, in one place.
 
 - ``cache=True``: compiled machine code is stored beside the sources, so CI and
   users compile once.

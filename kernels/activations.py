@@ -1,6 +1,6 @@
 """Activation functions as scalar float32 helpers that LLVM can vectorise.
 
-Codes (see ``genreg.layout.ACTIVATIONS``): 0 identity, 1 tanh, 2 relu, 3 sigmoid.
+Codes (see ``genreg.network.layout.ACTIVATIONS``): 0 identity, 1 tanh, 2 relu, 3 sigmoid.
 """
 
 import numpy as np

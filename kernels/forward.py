@@ -1,10 +1,10 @@
-"""Forward passes of dense MLPs stored as flat float32 rows (see ``genreg.layout``).
+"""Forward passes of dense MLPs stored as flat float32 rows (see ``genreg.network.layout``).
 
-Inputs arrive as tiles (``kernels.sparse``): ``tile_ptr: (n_tiles + 1,) int64``,
+Inputs arrive as tiles (``genreg.kernels.sparse``): ``tile_ptr: (n_tiles + 1,) int64``,
 ``rows: (n_active,) int32``, ``values: (n_active, TILE) float32``.  A row
 ``w: (n_params,)`` holds ``W0: (n_0, n_1)``, ``b0: (n_1,)``, ``W1: (n_1, n_2)``, ... ;
 ``sizes: (L + 1,) int64`` gives the widths and ``act`` the hidden activation
-code (``kernels.activations``).  The output layer has no activation: kernels
+code (``genreg.kernels.activations``).  The output layer has no activation: kernels
 return logits.
 
 Every layer is ``out = b + x @ W`` for a tile of samples, computed by
@@ -14,8 +14,8 @@ through a transposed view.  Layer outputs live in two per-thread buffers
 ``(TILE, width)`` (``scratch``) and use their first ``padded_width(n_l)``
 columns; columns past ``n_l`` are padding that no later step reads.  Kernels
 write into caller-allocated outputs and validate nothing; call them through
-``genreg.forward``.  Parallel kernels hand out genomes (or tiles) through a
-queue (``kernels.workqueue``); each output element is computed by exactly one
+``genreg.network.forward``.  Parallel kernels hand out genomes (or tiles) through a
+queue (``genreg.kernels.workqueue``); each output element is computed by exactly one
 thread in a fixed order, so results are bit-identical for any number of threads.
 """
 
@@ -156,7 +156,7 @@ def population_logits(W, sizes, act, tile_ptr, rows, values, out, n_workers):
 
     W: ``(P, n_params) float32``; the batch (B = ``out.shape[1]``) is shared by all
     genomes; ``n_workers`` (the number of threads) loops take genomes from a queue
-    (``kernels.workqueue``).
+    (``genreg.kernels.workqueue``).
     """
     queue = np.zeros(1, np.int64)
     for _ in prange(n_workers):
@@ -192,7 +192,7 @@ def brood_predict(source, parents, second, crossover, gene_bounds, crossover_key
                   n_workers):
     """``population_predict`` for children that exist only as parents plus random streams.
 
-    Child c is the row ``make_children`` would build (``kernels.variation.make_child``):
+    Child c is the row ``make_children`` would build (``genreg.kernels.variation.make_child``):
     ``source[parents[c]]``, or its crossover with ``source[second[c]]``, then child and
     base mutation.  Each worker builds one child at a time in its own row (cache-resident;
     the parents' rows mostly too, as children are taken in ``order``: grouped by first

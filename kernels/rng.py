@@ -1,4 +1,4 @@
-"""Counter-based random streams: SplitMix64, one independent stream per key.
+"""Counter-based random streams (genreg.kernels.rng): SplitMix64, one independent stream per key.
 
 A run never shares a generator between threads.  Every random decision draws
 from a stream whose key is derived from (seed, generation, genome, purpose)

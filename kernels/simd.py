@@ -27,7 +27,7 @@ read in place; ``b: (n_b,) float32``, the layer's bias, ``col < n_b`` (lanes
 ``col + j >= n_b`` start at zero, and ``b`` is never read past its end);
 ``out: (>= T, >= col + width) float32``, C-contiguous.  Nothing is
 bounds-checked: every ``w[rows[p] * stride + col + j]``, j < width, must lie
-inside ``w`` (see ``kernels.forward.tile_layer`` for the padded last block).
+inside ``w`` (see ``genreg.kernels.forward.tile_layer`` for the padded last block).
 
 Numba's own vectoriser cannot do this: it keeps accumulators in memory and
 guards every short loop with alias checks, ~4x slower on MNIST.
@@ -167,7 +167,7 @@ def _make_tile_rows_block(width: int, tile: int = TILE):
 
 
 # A layer of n units runs BLOCK-wide blocks, then covers the remainder r = n % BLOCK
-# with one block of the next power of two q >= r (see ``kernels.forward.tile_layer``).
+# with one block of the next power of two q >= r (see ``genreg.kernels.forward.tile_layer``).
 tile_rows_block_wide = _make_tile_rows_block(BLOCK)
 tile_rows_block16 = _make_tile_rows_block(16)
 tile_rows_block8 = _make_tile_rows_block(8)

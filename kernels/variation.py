@@ -1,8 +1,8 @@
 """Variation operators on rows of the population buffer: mutation and crossover.
 
 One implementation each.  Every child (or mutated row) draws from its own
-stream ``keys[i]`` (``kernels.rng``), so results are identical for any number
-of threads.  No validation here: call through ``genreg.variation``.
+stream ``keys[i]`` (``genreg.kernels.rng``), so results are identical for any number
+of threads.  No validation here: call through ``genreg.network.variation``.
 """
 
 import numpy as np

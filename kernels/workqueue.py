@@ -1,4 +1,4 @@
-"""Dynamic scheduling for ``prange``: workers claim items one at a time from a shared counter.
+"""Dynamic scheduling for ``prange`` (genreg.kernels.workqueue): workers claim items one at a time from a shared counter.
 
 Numba's ``prange`` gives each thread one equal, contiguous share of the range up
 front, so a thread that loses its core for a while (to a BLAS worker still

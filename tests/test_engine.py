@@ -35,12 +35,20 @@ from genreg.errors import CheckpointError, ConfigError
 from genreg.network.forward import brood_predict, population_predict
 from genreg.network.layout import Layout
 from genreg.network.population import Population
-from genreg.runs.loop import METRICS, resume_run, start_run
+from genreg.runs.evolve import metric_columns, resume_run, start_run
+from genreg.strategies.base import Evaluation
+from genreg.strategies.ga import GAState
 from genreg.runs.store import CheckpointWriter, History, latest_checkpoint, read_checkpoint, read_history, write_checkpoint
-from genreg.strategies.core import ClassicGA, EvolutionState, Genreg, ranking
-from genreg.network.variation import Purpose, gene_bounds
+from genreg.strategies.ga import ClassicGA
+from genreg.strategies.base import EvolutionState, ranking
+from genreg.strategies.genreg import Genreg
+from genreg.network.variation import gene_bounds
+from genreg.streams import Purpose
 
 TIMING = ("eval_seconds", "breed_seconds")
+#: metrics.csv's columns for MNIST (10 classes).
+METRICS = ["generation", "best_fitness", "mean_fitness", "best_accuracy", "mean_accuracy", "validation_accuracy",
+           *[f"class_{d}" for d in range(10)], "eval_seconds", "breed_seconds", "mutation_scale"]
 #: A tiny run: 784-16-10, 20 genomes, 30-image episodes.
 SMALL = dict(population=20, hidden_sizes=[16], samples_per_class=3, validation_size=1000)
 
@@ -250,12 +258,12 @@ def test_genreg_trust_update_exact(decay, reward, penalty):
     state.population.trust = trust0.copy()
     n_images = 200
     n_correct = rng.integers(0, n_images + 1, size=12)
-    got = Genreg().score(state, n_correct, n_images, cfg)
+    got = Genreg().score(state, Evaluation(n_images, n_correct=n_correct), cfg)
     expected = naive.trust_update(trust0, n_correct, n_images, decay, reward, penalty)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(state.population.trust, expected)
     # a second episode compounds the decay
-    got2 = Genreg().score(state, n_correct, n_images, cfg)
+    got2 = Genreg().score(state, Evaluation(n_images, n_correct=n_correct), cfg)
     np.testing.assert_array_equal(got2, naive.trust_update(expected, n_correct, n_images, decay, reward, penalty))
 
 
@@ -413,7 +421,7 @@ def test_population_size_change(strategy, new_size):
     new.check_finite()
     # and the next generation breeds from the new size
     new.trust = np.arange(new_size, dtype=np.float64) / new_size
-    again = breeder.breed(EvolutionState(new, generation=5), cfg.replace(population=20)).population
+    again = breeder.breed(breeder.State(new, generation=5), cfg.replace(population=20)).population
     assert again.size == 20 and set(again.parent_ids[cfg.elites:].tolist()) <= set(new.ids.tolist())
 
 
@@ -422,8 +430,8 @@ def test_population_size_change(strategy, new_size):
 # --------------------------------------------------------------------------
 
 
-def ga_state(P: int, seed: int = 3) -> EvolutionState:
-    state = hand_made_state(P, seed=seed)
+def ga_state(P: int, seed: int = 3) -> GAState:
+    state = GAState(hand_made_state(P, seed=seed).population, generation=4)
     state.population.trust = np.random.default_rng(seed).permutation(P) / P  # accuracies, distinct
     return state
 
@@ -585,10 +593,10 @@ def test_ga_scores():
     ga = ClassicGA()
     state = ga_state(4)
     n_correct = np.array([3, 0, 10, 7])
-    acc = ga.score(state, n_correct, 10, from_mapping({"strategy": "ga"}))
+    acc = ga.score(state, Evaluation(10, n_correct=n_correct), from_mapping({"strategy": "ga"}))
     np.testing.assert_array_equal(acc, n_correct / 10)
     loss = np.array([0.5, 2.0, 0.1, 1.0])
-    neg = ga.score(state, n_correct, 10, from_mapping({"strategy": "ga", "fitness": "neg_loss"}), loss)
+    neg = ga.score(state, Evaluation(10, n_correct=n_correct, loss=loss), from_mapping({"strategy": "ga", "fitness": "neg_loss"}))
     np.testing.assert_array_equal(neg, -loss)
 
 
@@ -602,7 +610,7 @@ def test_ga_scores():
     dict(best_fitness=-math.inf, stagnant=0, mutation_multiplier=8.0, initial_spread=0.125),
 ])
 def test_checkpoint_round_trip(tmp_path, scalars):
-    state = hand_made_state(9, generation=17)
+    state = GAState(hand_made_state(9).population, generation=17)
     rng = np.random.default_rng(4)
     state.population.trust = rng.normal(size=9) * 1e3
     state.population.parent_ids = rng.integers(-1, 500, size=9)
@@ -964,7 +972,7 @@ def test_resume_skips_checkpoint_cut_short(tmp_path, seven, uninterrupted, mnist
 
 
 def test_resume_without_checkpoint(tmp_path, mnist_dir):
-    with pytest.raises(CheckpointError, match="no checkpoint written yet"):
+    with pytest.raises(CheckpointError, match="holds no genreg run"):
         resume_run(tmp_path, {}, mnist_dir, progress=False)
 
 
@@ -978,7 +986,7 @@ def test_resume_metrics_identical_with_default_validation_every(tmp_path, mnist_
 
 
 def test_ga_metrics_record_the_mutation_scale_used(tmp_path, mnist_dir, monkeypatch):
-    import genreg.strategies.core as strategies
+    import genreg.strategies.ga as strategies
 
     used = []
     real = strategies.Brood

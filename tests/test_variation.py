@@ -20,7 +20,8 @@ import naive
 from genreg import kernels
 from genreg.network import variation
 from genreg.network.layout import Layout
-from genreg.network.variation import Purpose
+from genreg import streams
+from genreg.streams import Purpose
 
 
 def provenance_rows(P: int, n: int) -> np.ndarray:
@@ -53,14 +54,14 @@ def test_twin_stream_key_matches_kernel(seed, generation, genome, purpose):
 
 def test_twin_stream_keys_batch_matches_wrapper():
     slots = np.array([0, 1, 2, 17, 199, 5000], dtype=np.int64)
-    keys = variation.stream_keys(42, 7, slots, Purpose.BASE_MUTATION)
+    keys = streams.stream_keys(42, 7, slots, Purpose.BASE_MUTATION)
     assert keys.dtype == np.uint64 and keys.shape == slots.shape
     np.testing.assert_array_equal(keys, naive.stream_keys(42, 7, slots, Purpose.BASE_MUTATION))
     # keys differ across purposes, generations and slots
     assert np.unique(keys).size == keys.size
-    assert not np.array_equal(keys, variation.stream_keys(42, 7, slots, Purpose.CHILD_MUTATION))
-    assert not np.array_equal(keys, variation.stream_keys(42, 8, slots, Purpose.BASE_MUTATION))
-    assert not np.array_equal(keys, variation.stream_keys(43, 7, slots, Purpose.BASE_MUTATION))
+    assert not np.array_equal(keys, streams.stream_keys(42, 7, slots, Purpose.CHILD_MUTATION))
+    assert not np.array_equal(keys, streams.stream_keys(42, 8, slots, Purpose.BASE_MUTATION))
+    assert not np.array_equal(keys, streams.stream_keys(43, 7, slots, Purpose.BASE_MUTATION))
 
 
 def test_twin_u64_stream_matches_kernel_mask_bits():
@@ -124,7 +125,7 @@ N_BIG = 200_000
 def big_mutation():
     """A large zero row mutated at rate 0.07, scale 0.05: (row, count)."""
     W = np.zeros((1, N_BIG), dtype=np.float32)
-    keys = variation.stream_keys(2024, 0, [0], Purpose.CHILD_MUTATION)
+    keys = streams.stream_keys(2024, 0, [0], Purpose.CHILD_MUTATION)
     counts = variation.mutate(W, [0], 0.07, 0.05, keys)
     return W[0], int(counts[0])
 
@@ -191,14 +192,14 @@ def test_rate_zero_changes_nothing():
     rng = np.random.default_rng(0)
     W = rng.normal(size=(3, 1000)).astype(np.float32)
     before = W.copy()
-    counts = variation.mutate(W, [0, 1, 2], 0.0, 0.05, variation.stream_keys(0, 0, [0, 1, 2], Purpose.CHILD_MUTATION))
+    counts = variation.mutate(W, [0, 1, 2], 0.0, 0.05, streams.stream_keys(0, 0, [0, 1, 2], Purpose.CHILD_MUTATION))
     np.testing.assert_array_equal(counts, 0)
     np.testing.assert_array_equal(W, before)
 
 
 def test_rate_one_changes_everything():
     W = np.zeros((2, 777), dtype=np.float32)
-    counts = variation.mutate(W, [1], 1.0, 0.05, variation.stream_keys(0, 0, [1], Purpose.CHILD_MUTATION))
+    counts = variation.mutate(W, [1], 1.0, 0.05, streams.stream_keys(0, 0, [1], Purpose.CHILD_MUTATION))
     assert counts.tolist() == [777]
     assert np.all(W[1] != 0)
     assert np.all(W[0] == 0)
@@ -206,7 +207,7 @@ def test_rate_one_changes_everything():
 
 def test_scale_zero_changes_no_value():
     W = np.ones((1, 500), dtype=np.float32)
-    counts = variation.mutate(W, [0], 0.5, 0.0, variation.stream_keys(0, 0, [0], Purpose.CHILD_MUTATION))
+    counts = variation.mutate(W, [0], 0.5, 0.0, streams.stream_keys(0, 0, [0], Purpose.CHILD_MUTATION))
     assert counts[0] > 0
     np.testing.assert_array_equal(W, 1.0)
 
@@ -216,7 +217,7 @@ def test_counts_equal_changed_entries_and_only_requested_rows_change():
     W = rng.normal(0.0, 0.1, size=(8, 5000)).astype(np.float32)
     before = W.copy()
     rows = np.array([1, 4, 7])
-    counts = variation.mutate(W, rows, 0.1, 0.05, variation.stream_keys(3, 3, rows, Purpose.CHILD_MUTATION))
+    counts = variation.mutate(W, rows, 0.1, 0.05, streams.stream_keys(3, 3, rows, Purpose.CHILD_MUTATION))
     for i, r in enumerate(rows):
         assert counts[i] == np.count_nonzero(W[r] != before[r])
         assert counts[i] > 0
@@ -249,7 +250,7 @@ def test_mask_crossover_provenance_exact():
     W = provenance_rows(P, n)
     pa = np.array([0, 1, 2, 5, 3, 4, 0])
     pb = np.array([1, 0, 5, 2, 3, 1, 4])  # includes a self-pair (3, 3)
-    keys = variation.stream_keys(7, 4, np.arange(len(pa)), Purpose.CROSSOVER)
+    keys = streams.stream_keys(7, 4, np.arange(len(pa)), Purpose.CROSSOVER)
     out = variation.mask_crossover(W, pa, pb, keys)
     assert out.shape == (len(pa), n) and out.dtype == np.float32
     total_a = 0
@@ -272,12 +273,12 @@ def test_mask_crossover_provenance_exact():
 def test_mask_crossover_leaves_parents_untouched_and_is_deterministic():
     W = provenance_rows(4, 300)
     before = W.copy()
-    keys = variation.stream_keys(1, 1, [0, 1], Purpose.CROSSOVER)
+    keys = streams.stream_keys(1, 1, [0, 1], Purpose.CROSSOVER)
     a = variation.mask_crossover(W, [0, 2], [1, 3], keys)
     b = variation.mask_crossover(W, [0, 2], [1, 3], keys)
     assert a.tobytes() == b.tobytes()
     np.testing.assert_array_equal(W, before)
-    other = variation.mask_crossover(W, [0, 2], [1, 3], variation.stream_keys(2, 1, [0, 1], Purpose.CROSSOVER))
+    other = variation.mask_crossover(W, [0, 2], [1, 3], streams.stream_keys(2, 1, [0, 1], Purpose.CROSSOVER))
     assert not np.array_equal(a, other)
 
 
@@ -315,7 +316,7 @@ def test_gene_crossover_provenance_exact(layout, block_rows):
     G = len(bounds) - 1
     pa = np.array([0, 1, 2, 4, 3, 2, 1, 0])
     pb = np.array([1, 0, 3, 3, 4, 0, 4, 2])
-    keys = variation.stream_keys(11, 5, np.arange(len(pa)), Purpose.CROSSOVER)
+    keys = streams.stream_keys(11, 5, np.arange(len(pa)), Purpose.CROSSOVER)
     out = variation.gene_crossover(W, pa, pb, keys, bounds)
     n_from_a = 0
     for c in range(len(pa)):
@@ -401,17 +402,18 @@ _THREADS_SCRIPT = textwrap.dedent(
     """
     import hashlib, numba, numpy as np
     from genreg.network import variation
+    from genreg import streams
     from genreg.network.layout import Layout
-    from genreg.network.variation import Purpose
+    from genreg.streams import Purpose
     layout = Layout((97, 13, 10))
     rng = np.random.default_rng(77)
     W = rng.normal(0.0, 0.05, size=(48, layout.n_params)).astype(np.float32)
     rows = np.arange(3, 48)
-    counts = variation.mutate(W, rows, 0.07, 0.05, variation.stream_keys(5, 9, rows, Purpose.CHILD_MUTATION))
-    all_rows = variation.mutate(W, [0, 1], 1.0, 0.01, variation.stream_keys(5, 9, [0, 1], Purpose.BASE_MUTATION))
+    counts = variation.mutate(W, rows, 0.07, 0.05, streams.stream_keys(5, 9, rows, Purpose.CHILD_MUTATION))
+    all_rows = variation.mutate(W, [0, 1], 1.0, 0.01, streams.stream_keys(5, 9, [0, 1], Purpose.BASE_MUTATION))
     pa = rng.integers(0, 48, size=40)
     pb = rng.integers(0, 48, size=40)
-    keys = variation.stream_keys(5, 9, np.arange(40), Purpose.CROSSOVER)
+    keys = streams.stream_keys(5, 9, np.arange(40), Purpose.CROSSOVER)
     mask = variation.mask_crossover(W, pa, pb, keys)
     gene = variation.gene_crossover(W, pa, pb, keys, variation.gene_bounds(layout, 3))
     h = hashlib.sha256()
@@ -469,7 +471,7 @@ def test_clone_mutate_equals_clone_then_mutate_and_reuses_out():
     W = rng.normal(0.0, 0.1, size=(6, 2001)).astype(np.float32)
     parents = np.array([3, 3, 0, 5, 1])
     rates = np.array([0.0, 0.07, 0.07, 0.3, 1.0])
-    keys = variation.stream_keys(4, 9, np.arange(5), Purpose.CHILD_MUTATION)
+    keys = streams.stream_keys(4, 9, np.arange(5), Purpose.CHILD_MUTATION)
     expected = variation.clone(W, parents)
     for c in range(5):
         variation.mutate(expected, [c], rates[c], 0.05, keys[c : c + 1])
@@ -494,8 +496,8 @@ def test_clone_mutate_with_base_mutation_equals_clone_then_two_mutations():
     parents = np.array([3, 3, 0, 5, 1, 2])
     rates = np.array([0.0, 0.07, 0.07, 0.3, 1.0, 0.07])
     base_rates = np.array([0.0, 0.0, 0.08, 0.5, 0.08, 1.0])
-    keys = variation.stream_keys(4, 9, np.arange(6), Purpose.CHILD_MUTATION)
-    base_keys = variation.stream_keys(4, 9, np.arange(6), Purpose.BASE_MUTATION)
+    keys = streams.stream_keys(4, 9, np.arange(6), Purpose.CHILD_MUTATION)
+    base_keys = streams.stream_keys(4, 9, np.arange(6), Purpose.BASE_MUTATION)
     expected = variation.clone(W, parents)
     made = np.zeros(6, dtype=np.int64)
     for c in range(6):
@@ -511,8 +513,8 @@ def _brood(W, **changes):
     C = 6
     fields = dict(source=W, parents=np.array([3, 3, 0, 5, 1, 2]), rates=np.array([0.0, 0.07, 0.07, 0.3, 1.0, 0.07]),
                   base_rates=np.array([0.0, 0.0, 0.08, 0.5, 0.08, 1.0]),
-                  keys=variation.stream_keys(4, 9, np.arange(C), Purpose.CHILD_MUTATION),
-                  base_keys=variation.stream_keys(4, 9, np.arange(C), Purpose.BASE_MUTATION), scale=0.05)
+                  keys=streams.stream_keys(4, 9, np.arange(C), Purpose.CHILD_MUTATION),
+                  base_keys=streams.stream_keys(4, 9, np.arange(C), Purpose.BASE_MUTATION), scale=0.05)
     fields.update(changes)
     return variation.Brood(**fields)
 
@@ -535,7 +537,7 @@ def test_brood_with_crossover_builds_crossover_then_mutation(crossover):
     """A crossing brood builds exactly the crossover kernel's children, then the two mutations."""
     W = np.random.default_rng(14).normal(0.0, 0.1, size=(6, 3001)).astype(np.float32)
     second = np.array([3, 1, 4, 2, 5, 0])
-    xkeys = variation.stream_keys(4, 9, np.arange(6), Purpose.CROSSOVER)
+    xkeys = streams.stream_keys(4, 9, np.arange(6), Purpose.CROSSOVER)
     bounds = np.array([0, 7, 700, 1500, 1501, 3001], dtype=np.int64)
     brood = _brood(W, second=second, crossover=crossover, crossover_keys=xkeys,
                    gene_bounds=bounds if crossover == "gene" else None)

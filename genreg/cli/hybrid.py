@@ -17,7 +17,7 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
     from genreg.config import load_toml, parse_overrides
     from genreg.errors import ConfigError
     from genreg.hybrid.config import from_mapping
-    from genreg.hybrid.run import format_result, resume_hybrid, start_hybrid
+    from genreg.hybrid.run import resume_hybrid, start_hybrid
 
     overrides = parse_overrides(args.set)
     if args.generations is not None:
@@ -39,12 +39,19 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
             Path("runs") / f"hybrid-{cfg.architecture.replace('|', '_')}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         print(f"run directory: {run_dir}")
         result = start_hybrid(cfg, run_dir, args.data_dir, progress=not args.no_progress)
+    return report_hybrid(result, run_dir, t0)
+
+
+def report_hybrid(result: dict, run_dir, t0: float) -> int:
+    """Print a hybrid run's final table (or where it stopped)."""
+    from genreg.hybrid.run import format_result
+
     if "stopped_at" in result:
-        print(f"stopped after generation {result['stopped_at']}; continue with: genreg hybrid --resume {run_dir}")
+        print(f"stopped after generation {result['stopped_at']}; continue with: genreg resume {run_dir}")
         return 0
     print(format_result(result))
     print(f"total {time.perf_counter() - t0:.1f} s (population {result['population_seconds']:.1f} s); "
-          f"wrote {run_dir / 'result.json'}")
+          f"wrote {Path(run_dir) / 'result.json'}")
     return 0
 
 

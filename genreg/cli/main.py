@@ -21,16 +21,19 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from genreg.tasks import load_mnist
+    from genreg.api import as_task
+    from genreg.errors import ConfigError
     from genreg.genome.evaluate import evaluate_checkpoint, format_report
 
     t0 = time.perf_counter()
-    mnist = load_mnist(args.data_dir)
-    report = evaluate_checkpoint(args.checkpoint, mnist.test_images, mnist.test_labels, n_classes=10)
+    task = as_task(args.task, args.data_dir, target=args.target)
+    if task.kind != "classification":
+        raise ConfigError(f"genreg eval scores classifiers; task {task.name} is {task.kind}")
+    report = evaluate_checkpoint(args.checkpoint, task.X_test, task.y_test, n_classes=task.n_outputs)
     report["total_seconds"] = time.perf_counter() - t0
-    report["dataset"] = {"name": "MNIST test", "source": str(mnist.source), "n_images": int(mnist.test_labels.shape[0])}
-    print(format_report(report, "test set"))
-    print(f"total      : {report['total_seconds']:.2f} s including loading MNIST")
+    report["dataset"] = {"name": f"{task.name} test", "source": str(task.source), "n_images": int(task.y_test.shape[0])}
+    print(format_report(report, f"{task.name} test set"))
+    print(f"total      : {report['total_seconds']:.2f} s including loading {task.name}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
@@ -38,11 +41,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_task(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument("--task", metavar="T", default=default,
+                        help="the problem: mnist, fashion-mnist, wine, wine-white, boston, trig, csv:FILE "
+                        "(with --target COL) or npz:FILE" + (f" (default: {default})" if default else
+                                                              " (default: the config's task, mnist)"))
+    parser.add_argument("--target", metavar="COL", help="csv tasks: the name of the target column")
+
+
 def _config_args(parser: argparse.ArgumentParser, fresh: bool) -> None:
     if fresh:
         parser.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (flat, see below)")
         parser.add_argument("--seed", type=int, help="random seed (same as --set seed=S)")
         parser.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<strategy>-seed<S>-<time>)")
+        _add_task(parser, None)
     parser.add_argument("--generations", type=int, metavar="N", help="generations in total")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config key (repeatable), e.g. --set population=300")
@@ -54,34 +66,54 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from genreg.config import load_toml, parse_overrides
-
+    from genreg.runs.evolve import start_run
     from genreg.strategies.config import from_mapping
-    from genreg.runs.loop import start_run
 
     mapping = load_toml(args.config) if args.config else {}
     mapping.update(parse_overrides(args.set))
-    if args.seed is not None:
-        mapping["seed"] = args.seed
-    if args.generations is not None:
-        mapping["generations"] = args.generations
+    for key in ("seed", "generations", "task", "target"):
+        if getattr(args, key) is not None:
+            mapping[key] = getattr(args, key)
     cfg = from_mapping(mapping)
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.strategy}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from genreg.api import as_task
+
+    task = as_task(cfg.task, args.data_dir, seed=cfg.seed, validation_size=cfg.validation_size,
+                   target=cfg.target or None) if cfg.task not in ("mnist", "fashion-mnist") else None
+    if task is not None:
+        print(f"task {task.describe()}")
     print(f"run directory: {out}")
     t0 = time.perf_counter()
-    state = start_run(cfg, out, args.data_dir, progress=not args.no_progress)
-    print(f"{state.generation} generations in {time.perf_counter() - t0:.1f} s; best genome: "
-          f"{out / f'best_genome_mnist_gen{state.generation:05d}.pkl'}")
+    state = start_run(cfg, out, args.data_dir, progress=not args.no_progress, task=task)
+    name = task.name if task is not None else cfg.task
+    print(f"{state.generation} generation{'s' if state.generation != 1 else ''} in {time.perf_counter() - t0:.1f} s; "
+          f"best genome: {out / f'best_genome_{name}_gen{state.generation:05d}.pkl'}")
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from genreg.config import parse_overrides
-    from genreg.runs.loop import resume_run
+    from genreg.runs.rundir import run_kind
 
     overrides = parse_overrides(args.set)
     if args.generations is not None:
         overrides["generations"] = args.generations
+    kind = run_kind(args.run_dir)
     t0 = time.perf_counter()
+    if kind == "hybrid":
+        from genreg.cli.hybrid import report_hybrid
+        from genreg.hybrid.run import resume_hybrid
+
+        result = resume_hybrid(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
+        return report_hybrid(result, args.run_dir, t0)
+    if kind == "hpo":
+        from genreg.cli.hpo import _report
+        from genreg.hpo.search import resume_hpo
+
+        result = resume_hpo(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
+        return _report(result, args.run_dir)
+    from genreg.runs.evolve import resume_run
+
     state = resume_run(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
     print(f"at generation {state.generation} after {time.perf_counter() - t0:.1f} s")
     return 0
@@ -122,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "unpickler that admits plain data only.",
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="path of the .pkl genome checkpoint")
+    _add_task(p, "mnist")
     _add_data_dir(p)
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
     p.set_defaults(func=cmd_eval)

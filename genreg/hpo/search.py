@@ -41,7 +41,6 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
@@ -55,26 +54,10 @@ from genreg.tasks.splits import TaskData, load_task
 from genreg.network.layout import Layout
 from genreg.hpo.merge import merge_weights
 from genreg.network.population import Population, check_population_size
+from genreg.runs.rundir import write_marker
 from genreg.runs.store import History, atomic_h5, check_format
+from genreg.streams import SearchPurpose, derived_seed, generator
 from genreg.hpo.traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
-
-
-class Purpose(IntEnum):
-    """Stream families: each decision of the search draws from its own stream."""
-
-    TRAITS = 1
-    BREED = 2
-    INIT = 3
-    TRAIN = 4
-    GENE_STORE = 5
-
-
-def _rng(*keys: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
-
-
-def _seed_int(*keys: int) -> int:
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
 
 
 @dataclass(eq=False)
@@ -127,7 +110,7 @@ def make_layout(traits: Traits, task: TaskData, cfg: HPOConfig) -> Layout:
 
 def fresh_row(layout: Layout, seed: int, ident: int) -> np.ndarray:
     """PyTorch-style U(±1/sqrt(fan_in)) initial weights of individual ``ident``: ``(n_params,) float32``."""
-    return np.ascontiguousarray(Population.random(layout, 1, seed=_seed_int(seed, ident, Purpose.INIT)).W[0])
+    return np.ascontiguousarray(Population.random(layout, 1, seed=derived_seed(seed, ident, SearchPurpose.INIT)).W[0])
 
 
 def train_config(traits: Traits, layout: Layout, loss: str) -> backprop.TrainConfig:
@@ -160,7 +143,7 @@ def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individ
     t0, c0 = time.perf_counter(), time.process_time()
     higher = task.higher_is_better
     cfg_train = train_config(ind.traits, ind.layout, task.loss)
-    seed = _seed_int(cfg.seed, ind.id, Purpose.TRAIN)
+    seed = derived_seed(cfg.seed, ind.id, SearchPurpose.TRAIN)
     best = task.score(ind.layout, ind.row, task.X_val, task.y_val)
     ind.init_metric = best
     best_row = ind.row.copy()
@@ -210,7 +193,7 @@ def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: TaskD
     initialisation, or with ``cfg.merge`` the merge of both parents' trained
     weights (layers neither parent has keep the fresh initialisation).
     """
-    rng = _rng(cfg.seed, generation, Purpose.BREED)
+    rng = generator(cfg.seed, generation, SearchPurpose.BREED)
     ranges = trait_ranges(cfg)
     flip = str.maketrans("ab", "ba")
     children = []
@@ -298,9 +281,9 @@ def read_population(path) -> tuple[int, list]:
 
 
 def _prepare_dir(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     if (out / "evaluations.csv").exists():
         raise ConfigError(f"{out} already holds a search (evaluations.csv); choose another --out")
+    write_marker(out, "hpo")
 
 
 def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
@@ -355,7 +338,7 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
         _prepare_dir(out)
     (out / "config.toml").write_text(cfg.to_toml())
     ranges = trait_ranges(cfg)
-    gene_store = (make_gene_store(_rng(cfg.seed, 0, Purpose.GENE_STORE), ranges, cfg.gene_store_size)
+    gene_store = (make_gene_store(generator(cfg.seed, 0, SearchPurpose.GENE_STORE), ranges, cfg.gene_store_size)
                   if cfg.mutation == "gene_store" else None)
     higher = task.higher_is_better
     n_keep = int(round(cfg.population * cfg.survivor_fraction))
@@ -379,7 +362,7 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
         if task.reached(best.metric, cfg.target):
             stopped_by, start = "target", cfg.generations + 1
     else:
-        rng = _rng(cfg.seed, 0, Purpose.TRAITS)
+        rng = generator(cfg.seed, 0, SearchPurpose.TRAITS)
         population = []
         for ident in range(cfg.population):
             traits = random_traits(rng, ranges)

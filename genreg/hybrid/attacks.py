@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.streams import ATTACK_OFFSET
+
 from genreg.network.backprop import accuracy, input_gradient
 from genreg.network.blas import blas_threads
 from genreg.tasks import load_mnist, to_float
@@ -116,7 +118,7 @@ def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n
     mnist = load_mnist(data_dir)
     X, y = to_float(mnist.test_images[:n_images]), mnist.test_labels[:n_images].astype(np.int64)
     C = n_children or state.population.size
-    children, a, b = breed(state, cfg, children=C, generation=state.generation + 1, purpose_offset=16)
+    children, a, b = breed(state, cfg, children=C, generation=state.generation + 1, purpose_offset=ATTACK_OFFSET)
     with blas_threads(1):
         members = transfer_matrix(layout, state.population.W, X, y, epsilon, method, steps)
         kids = transfer_matrix(layout, children, X, y, epsilon, method, steps)

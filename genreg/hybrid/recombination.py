@@ -33,12 +33,10 @@ from genreg.network.blas import blas_threads
 from genreg.errors import TrainingError
 from genreg.hybrid.config import HybridConfig
 from genreg.network.population import Population
-from genreg.strategies.core import ranking
-from genreg.network.variation import Purpose, gene_bounds, gene_crossover, generator, layer_gene_bounds, stream_keys
+from genreg.strategies.base import ranking
+from genreg.network.variation import gene_bounds, gene_crossover, layer_gene_bounds
+from genreg.streams import HYBRID_BASELINE, HYBRID_FRESH, HYBRID_TRAIN, Purpose, derived_seed, generator, stream_keys
 
-FRESH = 0x46524553  # stream purpose tags outside variation.Purpose
-TRAIN = 0x5452414E
-BASELINE = 0xBA5E
 
 
 @dataclass
@@ -60,11 +58,6 @@ class HybridData:
     y_train: np.ndarray
     X_val: np.ndarray
     y_val: np.ndarray
-
-
-def derived_seed(*parts: int) -> int:
-    """A 32-bit seed from integers (numpy SeedSequence hashing)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
 def founders(cfg: HybridConfig) -> HybridState:
@@ -110,7 +103,7 @@ def fresh_networks(cfg: HybridConfig, layout, generation: int, count: int) -> np
     """``(count, n_params) float32`` new random networks for ``generation``."""
     if count == 0:
         return np.empty((0, layout.n_params), dtype=np.float32)
-    return Population.random(layout, count, seed=derived_seed(cfg.seed, generation, FRESH)).W
+    return Population.random(layout, count, seed=derived_seed(cfg.seed, generation, HYBRID_FRESH)).W
 
 
 def n_workers(cfg: HybridConfig) -> int:
@@ -133,7 +126,7 @@ def train_pool(W: np.ndarray, layout, data: HybridData, cfg: HybridConfig, gener
     def one(i):
         try:
             hist = backprop.train(layout, W[i], data.X_train, data.y_train, tcfg,
-                                  seed=derived_seed(cfg.seed, generation, i, TRAIN),
+                                  seed=derived_seed(cfg.seed, generation, i, HYBRID_TRAIN),
                                   start_epoch=(generation - 1) * cfg.epochs_per_generation)
             loss[i] = hist[-1]["loss"]
             fitness[i] = backprop.accuracy(layout, W[i], data.X_val, data.y_val)
@@ -201,8 +194,8 @@ def train_baseline(cfg: HybridConfig, data: HybridData) -> tuple[np.ndarray, lis
     Returns ``(row (n_params,) float32, per-epoch history)``.
     """
     layout = cfg.layout()
-    row = Population.random(layout, 1, seed=derived_seed(cfg.seed, BASELINE)).W[0]
+    row = Population.random(layout, 1, seed=derived_seed(cfg.seed, HYBRID_BASELINE)).W[0]
     tcfg = dataclasses.replace(cfg.train_config(), epochs=cfg.generations * cfg.epochs_per_generation)
     with blas_threads(1):
-        history = backprop.train(layout, row, data.X_train, data.y_train, tcfg, seed=derived_seed(cfg.seed, BASELINE, 1))
+        history = backprop.train(layout, row, data.X_train, data.y_train, tcfg, seed=derived_seed(cfg.seed, HYBRID_BASELINE, 1))
     return row, history

@@ -30,6 +30,7 @@ from genreg.hybrid.config import NETWORK_KEYS, HybridConfig, from_mapping
 from genreg.network.layout import Layout
 from genreg.network.population import Population, check_population_size
 from genreg.runs.loop import StopRequest
+from genreg.runs.rundir import write_marker
 from genreg.runs.store import History, atomic_h5, check_format, checkpoint_dir, latest_checkpoint, prune_checkpoints
 from genreg.network.variation import layer_gene_bounds
 
@@ -176,7 +177,7 @@ def hybrid_loop(run_dir: Path, cfg: HybridConfig, state: HybridState, data: Hybr
                     write_state(run_dir, state, cfg)
                 if stop.signal is not None:
                     bar.write(f"genreg: stopped by signal {stop.signal} after generation {state.generation}; "
-                              f"checkpoint written, continue with: genreg hybrid --resume {run_dir}")
+                              f"checkpoint written, continue with: genreg resume {run_dir}")
                     break
     finally:
         bar.close()
@@ -232,11 +233,11 @@ def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = Tru
     """Create ``run_dir``, evolve from random founders, then report."""
     run_dir = Path(run_dir)
     if checkpoint_dir(run_dir).exists() and any(checkpoint_dir(run_dir).iterdir()):
-        raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg hybrid --resume {run_dir}` "
+        raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` "
                           "or choose --out")
     # members and children (about twice the population), each row with a working copy; before anything is written
     check_population_size(cfg.layout(), cfg.population, copies=4)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(run_dir, "hybrid")
     (run_dir / "config.toml").write_text(cfg.to_toml())
     data = load_data(cfg, data_dir)
     t0 = time.perf_counter()

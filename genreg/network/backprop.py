@@ -36,6 +36,7 @@ import numpy as np
 
 from genreg.errors import ConfigError, TrainingError
 from genreg.network.layout import Layout
+from genreg.streams import SGD_EPOCH
 
 LOSSES = ("nll", "mse")
 
@@ -395,7 +396,7 @@ def _epochs(layout, row, X, y, cfg, rates, seed, start_epoch, X_val, y_val, bar,
     history = []
     for e in range(start_epoch, start_epoch + cfg.epochs):
         t0 = time.perf_counter()
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(e), 0xB4C7]))
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(e), SGD_EPOCH]))
         order = rng.permutation(X.shape[0]) if cfg.shuffle else np.arange(X.shape[0])
         lr = np.float32(epoch_lr(cfg, e))
         total, count = 0.0, 0

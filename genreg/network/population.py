@@ -13,6 +13,7 @@ import numpy as np
 
 from genreg.errors import PopulationError
 from genreg.network.layout import Layout
+from genreg.streams import FOUNDERS
 from genreg.network.variation import Brood, clone
 
 #: Bytes of per-genome bookkeeping: trust (f8), id (i8), parent id (i8), age (i4).
@@ -130,7 +131,7 @@ class Population:
         (fan-in).  Deterministic in ``seed``.
         """
         check_population_size(layout, size)
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1417]))
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), FOUNDERS]))
         W = rng.random((size, layout.n_params), dtype=np.float32)
         for l in range(layout.n_layers):
             a = np.float32(scale if scale is not None else 1.0 / np.sqrt(layout.sizes[l]))

@@ -8,7 +8,6 @@ Every random decision of generation ``g`` draws from a stream keyed by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 
@@ -16,29 +15,6 @@ from genreg import kernels
 from genreg.kernels.variation import GENE_CROSSOVER, MASK_CROSSOVER, NO_CROSSOVER
 
 from genreg.network.layout import Layout
-
-
-class Purpose(IntEnum):
-    """Distinct stream families within one generation."""
-
-    SELECTION = 1
-    CHILD_MUTATION = 2
-    BASE_MUTATION = 3
-    CROSSOVER = 4
-    RESIZE = 5
-
-
-def stream_keys(seed: int, generation: int, slots, purpose: Purpose) -> np.ndarray:
-    """``(m,) uint64`` keys of the streams for genome ``slots`` in ``generation``."""
-    slots = np.ascontiguousarray(slots, dtype=np.int64)
-    keys = np.empty(slots.shape[0], dtype=np.uint64)
-    kernels.stream_keys(int(seed), int(generation), slots, int(purpose), keys)
-    return keys
-
-
-def generator(seed: int, generation: int, purpose: Purpose) -> np.random.Generator:
-    """A NumPy Generator for decisions made once per generation (e.g. choosing parents)."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(generation), int(purpose)]))
 
 
 def _check_W(W):

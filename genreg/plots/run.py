@@ -49,41 +49,32 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
     written = []
 
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    ax1.plot(g, m["best_trust"], label="best trust", color="tab:blue")
-    ax1.plot(g, m["mean_trust"], label="mean trust", color="tab:blue", alpha=0.45)
-    ax1.set_ylabel("trust (or fitness)")
+    ax1.plot(g, m["best_fitness"], label="best fitness", color="tab:blue")
+    ax1.plot(g, m["mean_fitness"], label="mean fitness", color="tab:blue", alpha=0.45)
+    ax1.set_ylabel("fitness (GENREG: trust)")
     ax1.legend(loc="lower right")
     ax1.grid(alpha=0.3)
-    ax2.plot(g, 100 * m["best_accuracy"], label="best genome, episode", color="tab:orange", alpha=0.6, lw=0.8)
-    ax2.plot(g, 100 * m["mean_accuracy"], label="population mean, episode", color="tab:gray", alpha=0.6, lw=0.8)
-    val = ~np.isnan(m["validation_accuracy"])
-    if val.any():
-        ax2.plot(g[val], 100 * m["validation_accuracy"][val], "o-", ms=3, label="best genome, validation",
-                 color="tab:green")
+    # classification: accuracy in %; regression: mean squared error (standardised targets)
+    kind, scale, unit = ("accuracy", 100, "accuracy (%)") if "best_accuracy" in m else ("mse", 1, "mean squared error")
+    if f"best_{kind}" in m:
+        ax2.plot(g, scale * m[f"best_{kind}"], label="best genome, episode", color="tab:orange", alpha=0.6, lw=0.8)
+        ax2.plot(g, scale * m[f"mean_{kind}"], label="population mean, episode", color="tab:gray", alpha=0.6, lw=0.8)
+        val = ~np.isnan(m[f"validation_{kind}"])
+        if val.any():
+            ax2.plot(g[val], scale * m[f"validation_{kind}"][val], "o-", ms=3, label="best genome, validation",
+                     color="tab:green")
+        ax2.set_ylabel(unit)
+        if kind == "accuracy":
+            ax2.set_ylim(0, 100)
+        ax2.legend(loc="lower right")
     ax2.set_xlabel("generation")
-    ax2.set_ylabel("accuracy (%)")
-    ax2.set_ylim(0, 100)
-    ax2.legend(loc="lower right")
     ax2.grid(alpha=0.3)
-    fig.suptitle(f"{run_dir.name}: trust and accuracy")
+    fig.suptitle(f"{run_dir.name}: fitness and {kind}")
     written.append(save_figure(fig, out_dir / "trust_accuracy.png"))
 
-    fig, ax = plt.subplots(figsize=(9, 5))
-    colors = plt.get_cmap("tab10")
-    window = max(1, g.size // 50)
-    kernel = np.ones(window) / window
-    for d in range(10):
-        acc = 100 * m[f"digit_{d}"]
-        smooth = np.convolve(acc, kernel, mode="valid")
-        ax.plot(g[window - 1 :], smooth, color=colors(d), label=str(d))
-    ax.set_xlabel("generation")
-    ax.set_ylabel(f"episode accuracy of best genome (%)\n(moving mean over {window} generations)")
-    ax.set_ylim(0, 100)
-    ax.legend(title="digit", ncol=5, loc="lower right")
-    ax.grid(alpha=0.3)
-    ax.set_title(f"{run_dir.name}: per-digit accuracy")
-    written.append(save_figure(fig, out_dir / "per_digit.png"))
-
+    classes = [k for k in m if k.startswith("class_")]
+    if classes:
+        written.append(_per_class(plt, run_dir, m, g, classes, out_dir))
     weights_path = run_dir / "tracked_weights.csv"
     if weights_path.exists():
         w = read_history(weights_path)
@@ -98,3 +89,23 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
             ax.grid(alpha=0.3)
             written.append(save_figure(fig, out_dir / "tracked_weights.png"))
     return written
+
+
+def _per_class(plt, run_dir, m, g, classes, out_dir):
+    """``per_digit.png``: the best genome's episode accuracy for each class (moving mean)."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    colors = plt.get_cmap("tab10")
+    window = max(1, g.size // 50)
+    kernel = np.ones(window) / window
+    for d, name in enumerate(classes):
+        acc = 100 * m[name]
+        smooth = np.convolve(acc, kernel, mode="valid")
+        ax.plot(g[window - 1 :], smooth, color=colors(d % 10), label=name[len("class_"):])
+    ax.set_xlabel("generation")
+    ax.set_ylabel(f"episode accuracy of best genome (%)\n(moving mean over {window} generations)")
+    ax.set_ylim(0, 100)
+    ax.legend(title="class", ncol=5, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{run_dir.name}: per-class accuracy")
+    return save_figure(fig, out_dir / "per_digit.png")
+

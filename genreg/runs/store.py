@@ -28,10 +28,10 @@ import h5py
 import numpy as np
 
 from genreg.config import rename_legacy_keys
-from genreg.errors import CheckpointError
+from genreg.errors import CheckpointError, GenregError
 from genreg.network.layout import Layout
 from genreg.network.population import Population
-from genreg.strategies.core import EvolutionState
+from genreg.strategies.base import EvolutionState
 
 FORMAT = "genreg.state"
 #: 2: GENREG breeds by the ``crossover`` key and the GA has ``ga_mutation_scale_end``
@@ -213,8 +213,13 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
                      trust=arrays["trust"], ids=arrays["ids"], parent_ids=arrays["parent_ids"],
                      age=arrays["age"], next_id=next_id)
     pop.check_finite()
-    scalars.pop("generation", None)
-    return EvolutionState(pop, generation, **scalars), config
+    from genreg.strategies import make_strategy
+
+    try:
+        strategy = make_strategy(str(config.get("strategy")))
+    except GenregError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    return strategy.load_state(pop, generation, scalars), config
 
 
 def latest_checkpoint(run_dir, reader=None) -> tuple[Path, EvolutionState, dict]:
@@ -239,8 +244,14 @@ def latest_checkpoint(run_dir, reader=None) -> tuple[Path, EvolutionState, dict]
     raise CheckpointError("no loadable checkpoint: " + "; ".join(errors))
 
 
+#: metrics.csv columns renamed when genreg became task-agnostic: old name -> new name.
+LEGACY_COLUMNS = {"best_trust": "best_fitness", "mean_trust": "mean_fitness",
+                  **{f"digit_{d}": f"class_{d}" for d in range(10)}}
+
+
 class History:
-    """A CSV file with one row a generation; ``truncate(g)`` drops rows of generation >= g."""
+    """A CSV file with one row a generation; ``truncate(g)`` drops rows of generation >= g
+    (and renames ``LEGACY_COLUMNS`` in the header of a file written by an older genreg)."""
 
     def __init__(self, path, columns):
         self.path = Path(path)
@@ -252,7 +263,7 @@ class History:
             return
         with open(self.path, newline="") as fh:
             rows = [r for r in csv.reader(fh)]
-        keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < generation] if rows else []
+        keep = [[LEGACY_COLUMNS.get(c, c) for c in rows[0]]] + [r for r in rows[1:] if r and int(r[0]) < generation] if rows else []
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as fh:
             csv.writer(fh).writerows(keep)
@@ -279,6 +290,6 @@ def read_history(path) -> dict:
         rows = list(csv.reader(fh))
     if not rows:
         return {}
-    header, body = rows[0], [r for r in rows[1:] if r]
+    header, body = [LEGACY_COLUMNS.get(c, c) for c in rows[0]], [r for r in rows[1:] if r]
     data = np.array([[float(v) if v != "" else np.nan for v in r] for r in body], dtype=np.float64).reshape(-1, len(header))
     return {name: data[:, i] for i, name in enumerate(header)}

@@ -1,0 +1,275 @@
+"""Evolution runs (GENREG, the GA, any registered strategy) on any task: start, resume, one generation.
+
+One generation: draw the episode (the same for every genome), score every genome
+(``genreg.runs.episodes``), let the strategy turn the scores into fitness, record
+metrics, breed.  Every random draw is keyed by (seed, generation, ...), so a
+resumed run repeats exactly what an uninterrupted run would have done.
+
+    RUN_DIR/genreg-run.json                  the kind of run (``genreg.runs.rundir``)
+    RUN_DIR/config.toml                      the resolved config of the latest (re)start
+    RUN_DIR/metrics.csv                      one row a generation
+    RUN_DIR/tracked_weights.csv              fixed weights of the best genome, one row a generation
+    RUN_DIR/checkpoints/state_genNNNNN.h5    state after NNNNN generations (last two kept)
+    RUN_DIR/best_genome_<task>_genNNNNN.pkl  best genome (``genreg eval`` reads it)
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genreg.errors import ConfigError
+from genreg.genome.checkpoint import save_genome
+from genreg.network.batch import SparseBatch
+from genreg.network.layout import Layout
+from genreg.network.population import check_population_size
+from genreg.runs import episodes
+from genreg.runs.loop import run_loop
+from genreg.runs.rundir import run_kind, write_marker
+from genreg.runs.store import CheckpointWriter, History, latest_checkpoint, write_checkpoint
+from genreg.strategies import make_strategy
+from genreg.strategies.base import EvolutionState, ranking
+from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
+from genreg.streams import TRACKED_WEIGHTS
+from genreg.tasks.base import FITNESS
+
+
+def layout_for(cfg: Config, task) -> Layout:
+    """``n_inputs - hidden_sizes - n_outputs`` with the task's ends."""
+    return Layout((task.n_inputs, *cfg.hidden_sizes, task.n_outputs), cfg.activation)
+
+
+def metric_columns(task) -> list[str]:
+    """metrics.csv's columns for ``task``'s kind."""
+    if task.kind == FITNESS:
+        quality = []
+    elif task.is_classification:
+        quality = (["best_accuracy", "mean_accuracy", "validation_accuracy"]
+                   + [f"class_{k}" for k in range(task.n_outputs)])
+    else:
+        quality = ["best_mse", "mean_mse", "validation_mse"]
+    return ["generation", "best_fitness", "mean_fitness", *quality, "eval_seconds", "breed_seconds", "mutation_scale"]
+
+
+def tracked_positions(layout: Layout, cfg: Config) -> np.ndarray:
+    """The fixed weights whose values the run records (first-layer weights, chosen by seed)."""
+    n = min(cfg.track_weights, layout.tensor("W0").size)
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, TRACKED_WEIGHTS]))
+    return np.sort(rng.choice(layout.tensor("W0").size, size=n, replace=False))
+
+
+def warm_kernels(layout: Layout) -> None:
+    """Load the loop's compiled kernels from Numba's cache by calling each on one tiny input.
+
+    The first use of cached kernels costs about 1 s (Numba sets itself up); ``start_run``
+    runs this on a thread while it reads the data set.
+    """
+    try:
+        from genreg.network.population import Population
+        from genreg.network.variation import Brood
+        from genreg.streams import Purpose, stream_keys
+
+        batch = SparseBatch.from_dense(np.zeros((1, layout.n_inputs), np.uint8))
+        labels = np.zeros(1, np.int64)
+        pop = Population.random(layout, 1, seed=0)
+        keys = stream_keys(0, 0, [0], Purpose.CHILD_MUTATION)
+        brood = Brood(pop.W, np.zeros(1, np.int64), np.full(1, 0.5), np.full(1, 0.5), keys, keys, 0.1)
+        brood.build()
+        episodes.classify(pop, batch, labels, layout.n_outputs, False)
+        episodes.validation_score(layout, pop.W[0], batch, labels, True, layout.n_outputs)
+        pop.W, pop.brood = None, brood
+        episodes.classify(pop, batch, labels, layout.n_outputs, False)
+    except Exception:  # noqa: BLE001 - only a head start: the run's own calls report any problem
+        pass
+
+
+class EvolveMode:
+    """One evolution run: its task data, strategy, histories and checkpoint writer."""
+
+    kind = "evolve"
+
+    def __init__(self, run_dir: Path, cfg: Config, task, layout: Layout):
+        self.run_dir, self.cfg, self.task, self.layout = Path(run_dir), cfg, task, layout
+        self.strategy = make_strategy(cfg.strategy)
+        self.labelled = task.kind != FITNESS
+        if self.labelled:
+            self.sampler = task.sampler(cfg.samples_per_class, cfg.seed)
+            if task.is_classification:
+                self.y_train = task.y_train
+            else:
+                self.y_train = np.ascontiguousarray(task.y_train, dtype=np.float32)
+            self.validation = SparseBatch.from_dense(task.X_val) if len(task.y_val) else None
+        self.tracked = tracked_positions(layout, cfg)
+        self.metrics = History(self.run_dir / "metrics.csv", metric_columns(task))
+        self.weights = History(self.run_dir / "tracked_weights.csv",
+                               ["generation"] + [f"w{int(i)}" for i in self.tracked])
+        self.writer = CheckpointWriter(self.run_dir)  # checkpoints are written while evolution goes on
+        self.spare = None  # a buffer nothing refers to any more: the rows bred from two generations ago
+        self.best_row, self.best_fitness, self.best_generation = None, 0.0, 0
+
+    def truncate(self, generation: int) -> None:
+        for history in (self.metrics, self.weights):
+            history.truncate(generation)
+
+    def evaluate(self, state: EvolutionState):
+        """Score ``state``'s genomes on generation ``state.generation``'s episode."""
+        g, pop = state.generation, self.strategy.ask(state)
+        if not self.labelled:
+            return episodes.Evaluation(0, fitness=self.task.score(pop.build(), g))
+        idx = self.sampler.indices(g)
+        batch = SparseBatch.from_dense(self.task.X_train[idx])
+        if self.task.is_classification:
+            labels = self.y_train[idx].astype(np.int64)
+            return episodes.classify(pop, batch, labels, self.task.n_outputs, self.strategy.needs_loss(self.cfg))
+        return episodes.regress(pop, batch, self.y_train[idx])
+
+    def quality(self, evaluation, best: int, g: int) -> list:
+        """The task-specific metrics of generation ``g`` (``metric_columns``' middle part)."""
+        if not self.labelled:
+            return []
+        validation = math.nan
+        # A fixed schedule (not "and the last generation"), so a resumed run
+        # records exactly what the uninterrupted one does.
+        if self.validation is not None and self.cfg.validation_every and g % self.cfg.validation_every == 0:
+            validation = episodes.validation_score(self.layout, self.best_row, self.validation, self.task.y_val,
+                                                   self.task.is_classification, self.task.n_outputs)
+        if not self.task.is_classification:
+            return [float(evaluation.loss[best]), float(evaluation.loss.mean()), validation]
+        labels, predictions, accuracy = evaluation.labels, evaluation.predictions, evaluation.accuracy
+        C = self.task.n_outputs
+        hits = np.bincount(labels, weights=predictions[best] == labels, minlength=C)
+        per_class = (hits / np.maximum(np.bincount(labels, minlength=C), 1)).tolist()
+        return [float(accuracy[best]), float(accuracy.mean()), validation, *per_class]
+
+    def step(self, state: EvolutionState, tick=None):
+        g = state.generation
+        t0 = time.perf_counter()
+        evaluation = self.evaluate(state)
+        pop = state.population
+        fitness = self.strategy.score(state, evaluation, self.cfg)
+        best = int(ranking(fitness)[0])
+        self.best_row = pop.genomes([best])[0]
+        quality = self.quality(evaluation, best, g)
+        self.best_fitness, self.best_generation = float(fitness[best]), g
+        t1 = time.perf_counter()
+        # The generation before last is garbage now: breed into its buffer.
+        previous = pop.W if pop.W is not None else pop.brood.source
+        state = self.strategy.breed(state, self.cfg, out=self.spare)
+        self.spare = previous
+        t2 = time.perf_counter()
+        row = [g, float(fitness[best]), float(np.nanmean(fitness)), *quality, t1 - t0, t2 - t1,
+               self.strategy.last_mutation_scale]
+        self.metrics.append(row)
+        self.weights.append([g, *self.best_row[self.tracked].tolist()])
+        return state, dict(zip(self.metrics.columns, row))
+
+    def best_path(self, generation: int) -> Path:
+        return self.run_dir / f"best_genome_{self.task.name}_gen{generation:05d}.pkl"
+
+    def checkpoint(self, state: EvolutionState) -> None:
+        path = self.best_path(state.generation)
+        metadata = {"generation": self.best_generation, "seed": self.cfg.seed, "strategy": self.cfg.strategy,
+                    "task": self.task.name, "run_dir": str(self.run_dir)}
+        row, fitness = self.best_row, self.best_fitness
+        self.writer.submit(state, self.cfg.to_dict(),
+                           lambda: save_genome(path, self.layout, row, trust=fitness, metadata=metadata))
+
+    def flush(self) -> None:
+        self.writer.wait()
+
+    def close(self, failed: bool) -> None:
+        self.metrics.close()
+        self.weights.close()
+        self.writer.close(check=not failed)
+
+    def postfix(self, record: dict) -> dict:
+        out = {"fitness": f"{record['best_fitness']:.4g}"}
+        for key, short in (("best_accuracy", "acc"), ("validation_accuracy", "val"), ("best_mse", "mse"),
+                           ("validation_mse", "val")):
+            if key in record:
+                out[short] = "-" if math.isnan(record[key]) else f"{record[key]:.3f}"
+        return out
+
+
+def _load_task(cfg: Config, task, data_dir, layout_hint: Layout | None = None):
+    if task is not None:
+        return task
+    from genreg.tasks import load_task
+
+    return load_task(cfg.task, data_dir, seed=cfg.seed, validation_size=cfg.validation_size,
+                     target=cfg.target or None)
+
+
+def _evolve(mode: EvolveMode, state: EvolutionState, progress: bool, on_generation) -> EvolutionState:
+    cfg = mode.cfg
+    state, _ = run_loop(mode, state, generations=cfg.generations, checkpoint_every=cfg.checkpoint_every,
+                        max_minutes=cfg.max_minutes, progress=progress, on_generation=on_generation,
+                        desc=f"{cfg.strategy} {mode.layout.describe().split(' ')[0]}", postfix=mode.postfix,
+                        resume_hint=f"genreg resume {mode.run_dir}")
+    return state
+
+
+def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, task=None,
+              on_generation=None) -> EvolutionState:
+    """Create ``run_dir`` and evolve from a fresh founder population.
+
+    task: a ``Task``/``FitnessTask`` (default: ``load_task(cfg.task)``).
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+        raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` or choose --out")
+    strategy = make_strategy(cfg.strategy)
+    warm = None
+    if task is None and cfg.task in ("mnist", "fashion-mnist"):  # known shape: warm the kernels while reading
+        warm = threading.Thread(target=warm_kernels, args=(layout_for(cfg, _Ends(784, 10)),),
+                                name="genreg-warm-kernels", daemon=True)
+        warm.start()
+    task = _load_task(cfg, task, data_dir)
+    if warm is not None:
+        warm.join()  # no kernel runs here before this: one thread at a time launches parallel kernels
+    layout = layout_for(cfg, task)
+    check_population_size(layout, cfg.population, copies=2)  # before anything is written
+    write_marker(run_dir, "evolve")
+    (run_dir / "config.toml").write_text(cfg.to_toml())
+    state = strategy.init(layout, cfg)
+    write_checkpoint(run_dir, state, cfg.to_dict())
+    return _evolve(EvolveMode(run_dir, cfg, task, layout), state, progress, on_generation)
+
+
+class _Ends:
+    """The input and output sizes of a task not loaded yet."""
+
+    def __init__(self, n_inputs: int, n_outputs: int):
+        self.n_inputs, self.n_outputs = n_inputs, n_outputs
+
+
+def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True, *, task=None,
+               on_generation=None) -> EvolutionState:
+    """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes."""
+    run_dir = Path(run_dir)
+    if run_kind(run_dir) != "evolve":
+        raise ConfigError(f"{run_dir} holds a {run_kind(run_dir)} run, not an evolution run")
+    path, state, saved = latest_checkpoint(run_dir)
+    population = state.population
+    base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
+    cfg = from_mapping(dict(overrides or {}), base)
+    changed = [k for k in (*NETWORK_KEYS, "task", "target") if getattr(cfg, k) != getattr(base, k)]
+    if changed:
+        raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network's shape "
+                          f"or its task ({population.layout.describe()}); start a new run instead")
+    if cfg.strategy != base.strategy:  # the new strategy starts from the population, with its own scalars
+        state = make_strategy(cfg.strategy).load_state(population, state.generation, {})
+    task = _load_task(cfg, task, data_dir)
+    layout = layout_for(cfg, task)
+    if layout.sizes != population.layout.sizes:
+        raise ConfigError(f"the task {task.name} needs a {layout.describe()} network but the checkpoint holds "
+                          f"{population.layout.describe()}")
+    (run_dir / "config.toml").write_text(cfg.to_toml())
+    mode = EvolveMode(run_dir, cfg, task, population.layout)
+    mode.truncate(state.generation)
+    print(f"resuming {run_dir} from {path.name} (generation {state.generation}) to generation {cfg.generations}")
+    return _evolve(mode, state, progress, on_generation)

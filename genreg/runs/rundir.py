@@ -1,0 +1,64 @@
+"""A run directory's marker: what kind of run it holds, written when the run starts.
+
+    RUN_DIR/genreg-run.json   {"kind": "evolve" | "hybrid" | "hpo", "format": 1, "genreg": version}
+
+``genreg resume RUN_DIR`` reads the kind from here.  A directory made before the
+marker existed is recognised once by its files and then marked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from genreg.errors import CheckpointError
+
+MARKER = "genreg-run.json"
+MARKER_FORMAT = 1
+KINDS = ("evolve", "hybrid", "hpo")
+
+
+def write_marker(run_dir, kind: str) -> Path:
+    """Record that ``run_dir`` holds a run of ``kind`` (creating the folder)."""
+    from genreg import __version__
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / MARKER
+    path.write_text(json.dumps({"kind": kind, "format": MARKER_FORMAT, "genreg": __version__}) + "\n")
+    return path
+
+
+def _legacy_kind(run_dir: Path) -> str | None:
+    """The kind of a run made before markers existed, from the files only that kind writes."""
+    if (run_dir / "population.h5").is_file() and (run_dir / "evaluations.csv").is_file():
+        return "hpo"
+    if (run_dir / "similarity").is_dir() and (run_dir / "checkpoints").is_dir():
+        return "hybrid"
+    if (run_dir / "checkpoints").is_dir() and (run_dir / "tracked_weights.csv").is_file():
+        return "evolve"
+    return None
+
+
+def run_kind(run_dir) -> str:
+    """The kind of run ``run_dir`` holds; CheckpointError naming the folder if it holds none."""
+    run_dir = Path(run_dir)
+    path = run_dir / MARKER
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir} is not a run directory (no such folder)")
+    if path.is_file():
+        try:
+            marker = json.loads(path.read_text())
+            kind = marker["kind"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path} is damaged ({type(exc).__name__}); it should name the run's kind") from None
+        if kind not in KINDS:
+            raise CheckpointError(f"{path} names an unknown run kind {kind!r}")
+        return kind
+    kind = _legacy_kind(run_dir)
+    if kind is None:
+        raise CheckpointError(f"{run_dir} holds no genreg run (no {MARKER})")
+    write_marker(run_dir, kind)
+    return kind
