@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from genreg import __version__
 from genreg.errors import GenregError
@@ -111,7 +112,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         from genreg.hpo.search import resume_hpo
 
         result = resume_hpo(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
-        return _report(result, args.run_dir)
+        return _report(result, Path(args.run_dir))
     from genreg.runs.evolve import resume_run
 
     state = resume_run(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
