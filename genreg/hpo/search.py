@@ -45,44 +45,21 @@ from pathlib import Path
 
 import numpy as np
 
-from genreg.network import backprop
-from genreg.network.blas import blas_threads
 from genreg.errors import CheckpointError, ConfigError, TrainingError
 from genreg.hpo.config import HPOConfig
-from genreg.hpo.model import POPULATION_FORMAT, POPULATION_VERSION, save_model
-from genreg.tasks.splits import TaskData, load_task
-from genreg.network.layout import Layout
 from genreg.hpo.merge import merge_weights
-from genreg.network.population import Population, check_population_size
-from genreg.runs.rundir import write_marker
-from genreg.runs.store import History, atomic_h5, check_format
-from genreg.streams import SearchPurpose, derived_seed, generator
+from genreg.hpo.model import save_model
+from genreg.hpo.rundir import (  # noqa: F401 - EVAL_COLUMNS, GEN_COLUMNS and the file readers are public here too
+    EVAL_COLUMNS, GEN_COLUMNS, Individual, evaluation_row, prepare_dir, read_population, write_population)
 from genreg.hpo.traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
-
-
-@dataclass(eq=False)
-class Individual:
-    """One network of the search: traits, layout and (trained) weights ``row: (n_params,) float32``.
-
-    provenance: one letter per trait (``TRAITS`` order): 'r' random (generation
-    0), 'a' / 'b' from ``parents[0]`` / ``parents[1]``, 'm' re-drawn by mutation.
-    """
-
-    id: int
-    traits: Traits
-    layout: Layout
-    row: np.ndarray
-    generation: int
-    parents: tuple[int, int] = (-1, -1)
-    provenance: str = "r" * len(TRAITS)
-    merged: bool = False
-    metric: float = math.nan
-    init_metric: float = math.nan
-    epochs: int = 0
-    fitness_seconds: float = math.nan
-    fitness_cpu_seconds: float = math.nan
-    merge_seconds: float = 0.0
-    error: str = ""
+from genreg.network import backprop
+from genreg.network.blas import blas_threads
+from genreg.network.layout import Layout
+from genreg.network.population import Population, check_population_size
+from genreg.runs.loop import run_loop
+from genreg.runs.store import History
+from genreg.streams import SearchPurpose, derived_seed, generator
+from genreg.tasks.splits import TaskData, load_task
 
 
 @dataclass
@@ -219,83 +196,18 @@ def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: TaskD
     return children
 
 
-# ----------------------------------------------------------------------------- the run directory
-
-EVAL_COLUMNS = ("generation", "id", "parent_a", "parent_b", "provenance", "merged", *TRAITS, "hidden_sizes",
-                "n_params", "init_metric", "metric", "epochs", "fitness_seconds", "fitness_cpu_seconds",
-                "merge_seconds", "error")
-GEN_COLUMNS = ("generation", "best_id", "best_metric", "mean_metric", "median_metric", "evaluations",
-               "mean_fitness_seconds", "generation_seconds", "total_seconds")
-
-
-def evaluation_row(ind: Individual) -> dict:
-    t = ind.traits.to_dict()
-    return {"generation": ind.generation, "id": ind.id, "parent_a": ind.parents[0], "parent_b": ind.parents[1],
-            "provenance": ind.provenance, "merged": int(ind.merged), **t,
-            "hidden_sizes": "-".join(map(str, ind.layout.sizes[1:-1])), "n_params": ind.layout.n_params,
-            "init_metric": ind.init_metric, "metric": ind.metric, "epochs": ind.epochs,
-            "fitness_seconds": ind.fitness_seconds, "fitness_cpu_seconds": ind.fitness_cpu_seconds,
-            "merge_seconds": ind.merge_seconds, "error": ind.error}
-
-
-def write_population(path, population: list, generation: int, metric: str) -> Path:
-    """``population.h5``: group ``/<id>`` per individual with ``row`` and JSON attributes (written atomically)."""
-    path = Path(path)
-    with atomic_h5(path) as f:
-        f.attrs["format"] = POPULATION_FORMAT
-        f.attrs["format_version"] = POPULATION_VERSION
-        f.attrs["generation"] = generation
-        f.attrs["metric"] = metric
-        for ind in population:
-            g = f.create_group(str(ind.id))
-            g.create_dataset("row", data=ind.row)
-            g.attrs["layout"] = json.dumps(ind.layout.to_dict())
-            g.attrs["traits"] = json.dumps(ind.traits.to_dict())
-            g.attrs["metric"] = ind.metric
-            g.attrs["generation"] = ind.generation
-            g.attrs["parents"] = list(ind.parents)
-            g.attrs["provenance"] = ind.provenance
-    return path
-
-
-def read_population(path) -> tuple[int, list]:
-    """Read ``population.h5``: (generation, individuals as written by ``write_population``).  Errors name the file."""
-    import h5py
-
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            check_format(f, path, POPULATION_FORMAT, POPULATION_VERSION, "hpo population file")
-            generation = int(f.attrs["generation"])
-            population = []
-            for name, g in f.items():
-                population.append(Individual(
-                    id=int(name), traits=Traits.from_dict(json.loads(g.attrs["traits"])),
-                    layout=Layout.from_dict(json.loads(g.attrs["layout"])),
-                    row=np.ascontiguousarray(g["row"][()], dtype=np.float32), generation=int(g.attrs["generation"]),
-                    parents=tuple(int(p) for p in g.attrs["parents"]), provenance=str(g.attrs["provenance"]),
-                    metric=float(g.attrs["metric"])))
-    except (OSError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
-    return generation, sorted(population, key=lambda ind: ind.id)
-
-
-def _prepare_dir(out: Path) -> None:
-    if (out / "evaluations.csv").exists():
-        raise ConfigError(f"{out} already holds a search (evaluations.csv); choose another --out")
-    write_marker(out, "hpo")
-
-
 def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
-            task: TaskData | None = None) -> HPOResult:
+            task: TaskData | None = None, on_generation=None) -> HPOResult:
     """Run the search of ``cfg`` and write its run directory ``out_dir``; returns the result.
 
     task: preloaded data (default: ``load_task(cfg, data_dir)``).  Training runs with
     single-threaded BLAS, so the result does not depend on the machine's BLAS threads
-    (a multi-threaded GEMM may sum in another order).
+    (a multi-threaded GEMM may sum in another order).  ``on_generation(row)`` sees each
+    generation's ``generations.csv`` row as a dict; returning True stops the search after
+    that generation (``population.h5`` written; ``resume_hpo`` continues it).
     """
     with blas_threads(1):
-        return _run_hpo(cfg, out_dir, data_dir, progress=progress, task=task)
+        return _run_hpo(cfg, out_dir, data_dir, progress=progress, task=task, on_generation=on_generation)
 
 
 #: Keys that may change when a search is resumed (anything else would change its past).
@@ -303,7 +215,7 @@ RESUMABLE_KEYS = ("generations", "target")
 
 
 def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progress: bool = False,
-               task: TaskData | None = None) -> HPOResult:
+               task: TaskData | None = None, on_generation=None) -> HPOResult:
     """Continue the search in ``out_dir`` after its last finished generation (``population.h5``).
 
     Only ``RESUMABLE_KEYS`` may change.  A search killed at any moment resumes from the
@@ -321,11 +233,107 @@ def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progres
         raise ConfigError(f"cannot change {', '.join(fixed)} when resuming a search; only {', '.join(RESUMABLE_KEYS)}")
     cfg = hpo_from_mapping({**load_toml(out / "config.toml"), **overrides})
     with blas_threads(1):
-        return _run_hpo(cfg, out, data_dir, progress=progress, task=task, resume=True)
+        return _run_hpo(cfg, out, data_dir, progress=progress, task=task, resume=True, on_generation=on_generation)
 
 
-def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
-             task: TaskData | None = None, resume: bool = False) -> HPOResult:
+
+
+# ----------------------------------------------------------------------------- one generation, the run
+
+
+@dataclass
+class SearchState:
+    """Where a search stands: ``generation`` is the next generation to run (0: train the founders).
+
+    A search whose best reached ``target`` has no next generation: its ``generation``
+    jumps to the end (``generations + 1``), which ends the run loop.
+    """
+
+    generation: int
+    population: list
+    next_id: int
+
+
+class HPOMode:
+    """The trait search as a ``genreg.runs.loop.Mode``: one generation a step, ``population.h5`` its checkpoint."""
+
+    kind = "hpo"
+
+    def __init__(self, out: Path, cfg: HPOConfig, task: TaskData, gene_store, rows: list, last: int,
+                 best_id: int = -1, test_metric: float = math.nan):
+        self.run_dir, self.cfg, self.task, self.gene_store = out, cfg, task, gene_store
+        self.rows, self.last, self.best_id, self.test_metric = rows, last, best_id, test_metric
+        self.higher = task.higher_is_better
+        self.n_keep = int(round(cfg.population * cfg.survivor_fraction))
+        self.n_children = cfg.population - self.n_keep
+        self.evaluations = History(out / "evaluations.csv", EVAL_COLUMNS)
+        self.generations = History(out / "generations.csv", GEN_COLUMNS)
+        self.stopped_by = "generations"
+        self.t_start = time.perf_counter()
+
+    def truncate(self, generation: int) -> None:
+        """Forget the rows of generations ``generation`` and later (a killed run's partial rows)."""
+        for history in (self.evaluations, self.generations):
+            history.truncate(generation)
+
+    def step(self, state: SearchState, tick=None):
+        """Run generation ``state.generation``: train the founders (0) or breed and train children."""
+        cfg, task, g = self.cfg, self.task, state.generation
+        t_gen = time.perf_counter()
+        population, next_id = state.population, state.next_id
+        if g == 0:
+            todo = population
+        else:
+            survivors = rank(population, self.higher)[:self.n_keep]
+            todo = breed_children(survivors, self.n_children, cfg, task, g, next_id, self.gene_store)
+            next_id += len(todo)
+            population = survivors + todo
+        for ind in todo:
+            evaluate_fitness(ind, task, cfg)
+            row = evaluation_row(ind)
+            self.rows.append(row)
+            self.evaluations.append([row[c] for c in EVAL_COLUMNS])
+        best = rank(population, self.higher)[0]
+        metrics = np.array([ind.metric for ind in population], dtype=np.float64)
+        finite = metrics[np.isfinite(metrics)]
+        if best.id != self.best_id:
+            self.best_id = best.id
+            self.test_metric = _test_metric(task, best)
+            save_model(self.run_dir / "best_model.h5", best.layout, best.row, best.traits, task,
+                       val_metric=best.metric, test_metric=self.test_metric, individual=best.id,
+                       generation=best.generation, config=cfg.to_dict())
+        now = time.perf_counter()
+        record = [g, best.id, best.metric, finite.mean() if finite.size else math.nan,
+                  np.median(finite) if finite.size else math.nan, len(todo),
+                  np.mean([ind.fitness_seconds for ind in todo]), now - t_gen, now - self.t_start]
+        self.generations.append(record)
+        self.last = g
+        following = g + 1
+        if task.reached(best.metric, cfg.target):
+            self.stopped_by, following = "target", cfg.generations + 1
+        return SearchState(following, population, next_id), dict(zip(GEN_COLUMNS, record))
+
+    def checkpoint(self, state: SearchState) -> None:
+        write_population(self.run_dir / "population.h5", state.population, self.last, self.task.metric)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self, failed: bool) -> None:
+        self.evaluations.close()
+        self.generations.close()
+
+    def postfix(self, record: dict) -> dict:
+        return {f"best {self.task.metric}": f"{record['best_metric']:.4f}", "fits": len(self.rows)}
+
+
+def _test_metric(task: TaskData, best: Individual) -> float:
+    """``best``'s metric on the test split (NaN without one)."""
+    return task.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
+
+
+def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False, task: TaskData | None = None,
+             resume: bool = False, on_generation=None) -> HPOResult:
     cfg.validate()
     out = Path(out_dir)
     task = task if task is not None else load_task(cfg, data_dir)
@@ -335,32 +343,24 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
         # the widest network the trait ranges allow, three rows per individual (weights, best epoch, momentum)
         widest = Layout((task.n_inputs, *([cfg.width_max] * cfg.layers_max), task.n_outputs))
         check_population_size(widest, cfg.population, copies=3)  # before anything is written
-        _prepare_dir(out)
+        prepare_dir(out)
     (out / "config.toml").write_text(cfg.to_toml())
     ranges = trait_ranges(cfg)
     gene_store = (make_gene_store(generator(cfg.seed, 0, SearchPurpose.GENE_STORE), ranges, cfg.gene_store_size)
                   if cfg.mutation == "gene_store" else None)
-    higher = task.higher_is_better
-    n_keep = int(round(cfg.population * cfg.survivor_fraction))
-    n_children = cfg.population - n_keep
-
-    evaluations = History(out / "evaluations.csv", EVAL_COLUMNS)
-    generations = History(out / "generations.csv", GEN_COLUMNS)
-    rows: list[dict] = []
-    best_id, test_metric, stopped_by, g, start = -1, math.nan, "generations", 0, 0
+    n_children = cfg.population - int(round(cfg.population * cfg.survivor_fraction))
     if resume:
+        mode = HPOMode(out, cfg, task, gene_store, [], done)
         # the generations after ``done`` never finished: forget their rows, redo them
-        for history in (evaluations, generations):
-            history.truncate(done + 1)
+        mode.truncate(done + 1)
         with open(out / "evaluations.csv", newline="") as fh:
-            rows = [{k: (float(v) if k in ("fitness_seconds", "epochs") else v) for k, v in r.items()}
-                    for r in csv.DictReader(fh)]
-        next_id = cfg.population + done * n_children
-        best = rank(population, higher)[0]
-        best_id, g, start = best.id, done, done + 1
-        test_metric = task.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
+            mode.rows = [{k: (float(v) if k in ("fitness_seconds", "epochs") else v) for k, v in r.items()}
+                         for r in csv.DictReader(fh)]
+        best = rank(population, task.higher_is_better)[0]
+        mode.best_id, mode.test_metric = best.id, _test_metric(task, best)
+        state = SearchState(done + 1, population, cfg.population + done * n_children)
         if task.reached(best.metric, cfg.target):
-            stopped_by, start = "target", cfg.generations + 1
+            mode.stopped_by, state.generation = "target", max(state.generation, cfg.generations + 1)
     else:
         rng = generator(cfg.seed, 0, SearchPurpose.TRAITS)
         population = []
@@ -368,58 +368,22 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
             traits = random_traits(rng, ranges)
             layout = make_layout(traits, task, cfg)
             population.append(Individual(ident, traits, layout, fresh_row(layout, cfg.seed, ident), 0))
-        next_id = cfg.population
-    from tqdm import tqdm
-
-    bar = tqdm(total=cfg.population + cfg.generations * n_children, unit="fit", disable=not progress,
-               initial=min(len(rows), cfg.population + cfg.generations * n_children),
-               desc=f"hpo {cfg.task}{' merge' if cfg.merge else ''}", dynamic_ncols=True)
-    t_start = time.perf_counter()
-    try:
-        for g in range(start, cfg.generations + 1):
-            t_gen = time.perf_counter()
-            if g == 0:
-                todo = population
-            else:
-                survivors = rank(population, higher)[:n_keep]
-                todo = breed_children(survivors, n_children, cfg, task, g, next_id, gene_store)
-                next_id += len(todo)
-                population = survivors + todo
-            for ind in todo:
-                evaluate_fitness(ind, task, cfg)
-                row = evaluation_row(ind)
-                rows.append(row)
-                evaluations.append([row[c] for c in EVAL_COLUMNS])
-                bar.update(1)
-            best = rank(population, higher)[0]
-            metrics = np.array([ind.metric for ind in population], dtype=np.float64)
-            finite = metrics[np.isfinite(metrics)]
-            if best.id != best_id:
-                best_id = best.id
-                test_metric = task.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
-                save_model(out / "best_model.h5", best.layout, best.row, best.traits, task, val_metric=best.metric,
-                           test_metric=test_metric, individual=best.id, generation=best.generation,
-                           config=cfg.to_dict())
-            now = time.perf_counter()
-            generations.append([g, best.id, best.metric, finite.mean() if finite.size else math.nan,
-                                np.median(finite) if finite.size else math.nan, len(todo),
-                                np.mean([ind.fitness_seconds for ind in todo]), now - t_gen, now - t_start])
-            write_population(out / "population.h5", population, g, task.metric)
-            bar.set_postfix({f"best {task.metric}": f"{best.metric:.4f}", "gen": g})
-            if task.reached(best.metric, cfg.target):
-                stopped_by = "target"
-                break
-    finally:
-        bar.close()
-        evaluations.close()
-        generations.close()
-    total = time.perf_counter() - t_start
-    best = rank(population, higher)[0]
+        mode = HPOMode(out, cfg, task, gene_store, [], 0)
+        state = SearchState(0, population, cfg.population)
+    mode.t_start = time.perf_counter()
+    state, interrupted = run_loop(mode, state, generations=cfg.generations + 1, checkpoint_every=1,
+                                  progress=progress, on_generation=on_generation,
+                                  desc=f"hpo {cfg.task}{' merge' if cfg.merge else ''}", postfix=mode.postfix,
+                                  resume_hint=f"genreg resume {out}")
+    stopped_by = interrupted or mode.stopped_by
+    total = time.perf_counter() - mode.t_start
+    population, rows, g = state.population, mode.rows, mode.last
+    best = rank(population, task.higher_is_better)[0]
     summary = {
         "task": cfg.task, "metric": task.metric, "merge": cfg.merge, "seed": cfg.seed,
         "generations_run": g, "stopped_by": stopped_by, "evaluations": len(rows),
-        "best": {"id": best.id, "generation": best.generation, "val_metric": best.metric, "test_metric": test_metric,
-                 "traits": best.traits.to_dict(), "layout": best.layout.to_dict()},
+        "best": {"id": best.id, "generation": best.generation, "val_metric": best.metric,
+                 "test_metric": mode.test_metric, "traits": best.traits.to_dict(), "layout": best.layout.to_dict()},
         "total_seconds": total,
         "mean_fitness_seconds": float(np.mean([r["fitness_seconds"] for r in rows])),
         "mean_epochs": float(np.mean([r["epochs"] for r in rows])),
@@ -427,4 +391,4 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
                  "n_test": int(len(task.y_test))},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    return HPOResult(best, population, g, stopped_by, total, test_metric, out, rows)
+    return HPOResult(best, population, g, stopped_by, total, mode.test_metric, out, rows)

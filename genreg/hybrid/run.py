@@ -29,7 +29,7 @@ from genreg.hybrid.recombination import HybridData, HybridState, crossover_bound
 from genreg.hybrid.config import NETWORK_KEYS, HybridConfig, from_mapping
 from genreg.network.layout import Layout
 from genreg.network.population import Population, check_population_size
-from genreg.runs.loop import StopRequest
+from genreg.runs.loop import run_loop
 from genreg.runs.rundir import write_marker
 from genreg.runs.store import History, atomic_h5, check_format, checkpoint_dir, latest_checkpoint, prune_checkpoints
 from genreg.network.variation import layer_gene_bounds
@@ -150,39 +150,82 @@ def metric_columns(layout: Layout) -> list[str]:
 
 
 # -- the loop -----------------------------------------------------------------------------------
-def hybrid_loop(run_dir: Path, cfg: HybridConfig, state: HybridState, data: HybridData,
-                progress: bool = True) -> HybridState:
-    """Run generations ``state.generation + 1 .. cfg.generations``; checkpoint as configured."""
-    from tqdm import tqdm
+class _Next:
+    """The run loop's view of a hybrid state: ``generation`` is the label of the next generation to run.
 
-    layout = state.population.layout
-    metrics = History(run_dir / "metrics.csv", metric_columns(layout))
-    metrics.truncate(state.generation + 1)
-    per_gen = cfg.population + cfg.n_fresh
-    bar = tqdm(total=cfg.generations * per_gen, initial=state.generation * per_gen, unit="net",
-               disable=not progress, dynamic_ncols=True, desc=f"hybrid {layout.shape_name()}")
-    try:
-        with StopRequest() as stop:
-            while state.generation < cfg.generations:
-                t0 = time.perf_counter()
-                bar.set_postfix(gen=state.generation + 1, refresh=False)
-                state, record = step(state, cfg, data, on_done=lambda i, acc: bar.update(1))
-                _, similarity = write_similarity(run_dir, state, cfg)
-                metrics.append([state.generation, *[record[k] for k in RECORD], *similarity.values(),
-                                time.perf_counter() - t0])
-                bar.set_postfix(gen=state.generation, best=f"{record['best_val_accuracy']:.4f}",
-                                mean=f"{record['mean_val_accuracy']:.4f}", refresh=True)
-                if stop.signal is not None or state.generation == cfg.generations or \
-                        state.generation % cfg.checkpoint_every == 0:
-                    write_state(run_dir, state, cfg)
-                if stop.signal is not None:
-                    bar.write(f"genreg: stopped by signal {stop.signal} after generation {state.generation}; "
-                              f"checkpoint written, continue with: genreg resume {run_dir}")
-                    break
-    finally:
-        bar.close()
-        metrics.close()
-    return state
+    Hybrid generations are labelled 1..N (0 is the founders), so the loop runs labels
+    ``state.generation + 1 .. N`` and its stop message names the generation just run.
+    """
+
+    def __init__(self, state: HybridState):
+        self.state = state
+
+    @property
+    def generation(self) -> int:
+        return self.state.generation + 1
+
+
+class HybridMode:
+    """A hybrid GA + SGD run as a ``genreg.runs.loop.Mode``: one generation a step, ``write_state`` its checkpoint.
+
+    The loop asks for a checkpoint after every generation; this mode writes one every
+    ``checkpoint_every`` generations and at the last, and on a stop (``flush``) the one
+    it skipped.
+    """
+
+    kind = "hybrid"
+
+    def __init__(self, run_dir: Path, cfg: HybridConfig, data: HybridData, layout: Layout):
+        self.run_dir, self.cfg, self.data, self.layout = Path(run_dir), cfg, data, layout
+        self.metrics = History(self.run_dir / "metrics.csv", metric_columns(layout))
+        self.per_generation = cfg.population + cfg.n_fresh  # networks trained a generation
+        self.unwritten = None  # the newest state if its checkpoint was skipped
+
+    def step(self, view: _Next, tick):
+        t0 = time.perf_counter()
+        on_done = (lambda i, acc: tick(1)) if self.per_generation > 1 else None
+        state, record = step(view.state, self.cfg, self.data, on_done=on_done)
+        _, similarity = write_similarity(self.run_dir, state, self.cfg)
+        row = [state.generation, *[record[k] for k in RECORD], *similarity.values(), time.perf_counter() - t0]
+        self.metrics.append(row)
+        return _Next(state), dict(zip(self.metrics.columns, row))
+
+    def checkpoint(self, view: _Next) -> None:
+        state = view.state
+        if state.generation % self.cfg.checkpoint_every == 0 or state.generation >= self.cfg.generations:
+            write_state(self.run_dir, state, self.cfg)
+            self.unwritten = None
+        else:
+            self.unwritten = state
+
+    def flush(self) -> None:
+        if self.unwritten is not None:
+            write_state(self.run_dir, self.unwritten, self.cfg)
+            self.unwritten = None
+
+    def close(self, failed: bool) -> None:
+        self.metrics.close()
+
+    @staticmethod
+    def postfix(record: dict) -> dict:
+        return {"gen": record["generation"], "best": f"{record['best_val_accuracy']:.4f}",
+                "mean": f"{record['mean_val_accuracy']:.4f}"}
+
+
+def hybrid_loop(run_dir: Path, cfg: HybridConfig, state: HybridState, data: HybridData,
+                progress: bool = True, on_generation=None) -> HybridState:
+    """Run generations ``state.generation + 1 .. cfg.generations`` on ``genreg.runs.loop.run_loop``.
+
+    ``on_generation(row)`` sees each generation's metrics.csv row as a dict; returning
+    True stops the run after that generation (checkpoint written).
+    """
+    mode = HybridMode(run_dir, cfg, data, state.population.layout)
+    mode.metrics.truncate(state.generation + 1)
+    view, _ = run_loop(mode, _Next(state), generations=cfg.generations + 1, checkpoint_every=1,
+                       progress=progress, on_generation=on_generation,
+                       desc=f"hybrid {mode.layout.shape_name()}", units_per_generation=mode.per_generation,
+                       unit="net", postfix=mode.postfix, resume_hint=f"genreg resume {run_dir}")
+    return view.state
 
 
 def finish(run_dir: Path, cfg: HybridConfig, state: HybridState, data: HybridData, data_dir=None,
@@ -229,8 +272,8 @@ def format_result(result: dict) -> str:
     return "\n".join(lines)
 
 
-def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = True) -> dict:
-    """Create ``run_dir``, evolve from random founders, then report."""
+def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = True, *, on_generation=None) -> dict:
+    """Create ``run_dir``, evolve from random founders, then report (``hybrid_loop``: ``on_generation``)."""
     run_dir = Path(run_dir)
     if checkpoint_dir(run_dir).exists() and any(checkpoint_dir(run_dir).iterdir()):
         raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` "
@@ -244,11 +287,12 @@ def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = Tru
     state = founders(cfg)
     write_similarity(run_dir, state, cfg)
     write_state(run_dir, state, cfg)
-    state = hybrid_loop(run_dir, cfg, state, data, progress)
+    state = hybrid_loop(run_dir, cfg, state, data, progress, on_generation)
     return _maybe_finish(run_dir, cfg, state, data, data_dir, time.perf_counter() - t0)
 
 
-def resume_hybrid(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True) -> dict:
+def resume_hybrid(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True, *,
+                  on_generation=None) -> dict:
     """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes."""
     run_dir = Path(run_dir)
     path, state, saved = latest_state(run_dir)
@@ -268,7 +312,7 @@ def resume_hybrid(run_dir, overrides: dict | None = None, data_dir=None, progres
     data = load_data(cfg, data_dir)
     print(f"resuming {run_dir} from {path.name} (generation {state.generation}) to generation {cfg.generations}")
     t0 = time.perf_counter()
-    state = hybrid_loop(run_dir, cfg, state, data, progress)
+    state = hybrid_loop(run_dir, cfg, state, data, progress, on_generation)
     return _maybe_finish(run_dir, cfg, state, data, data_dir, time.perf_counter() - t0)
 
 
