@@ -150,27 +150,11 @@ def metric_columns(layout: Layout) -> list[str]:
 
 
 # -- the loop -----------------------------------------------------------------------------------
-class _Next:
-    """The run loop's view of a hybrid state: ``generation`` is the label of the next generation to run.
-
-    Hybrid generations are labelled 1..N (0 is the founders), so the loop runs labels
-    ``state.generation + 1 .. N`` and its stop message names the generation just run.
-    """
-
-    def __init__(self, state: HybridState):
-        self.state = state
-
-    @property
-    def generation(self) -> int:
-        return self.state.generation + 1
-
-
 class HybridMode:
     """A hybrid GA + SGD run as a ``genreg.runs.loop.Mode``: one generation a step, ``write_state`` its checkpoint.
 
-    The loop asks for a checkpoint after every generation; this mode writes one every
-    ``checkpoint_every`` generations and at the last, and on a stop (``flush``) the one
-    it skipped.
+    Hybrid generations are labelled 1..N (0 is the founders): ``state.generation`` counts
+    the generations done, as the loop expects.
     """
 
     kind = "hybrid"
@@ -179,29 +163,21 @@ class HybridMode:
         self.run_dir, self.cfg, self.data, self.layout = Path(run_dir), cfg, data, layout
         self.metrics = History(self.run_dir / "metrics.csv", metric_columns(layout))
         self.per_generation = cfg.population + cfg.n_fresh  # networks trained a generation
-        self.unwritten = None  # the newest state if its checkpoint was skipped
 
-    def step(self, view: _Next, tick):
+    def step(self, state: HybridState, tick):
         t0 = time.perf_counter()
         on_done = (lambda i, acc: tick(1)) if self.per_generation > 1 else None
-        state, record = step(view.state, self.cfg, self.data, on_done=on_done)
+        state, record = step(state, self.cfg, self.data, on_done=on_done)
         _, similarity = write_similarity(self.run_dir, state, self.cfg)
         row = [state.generation, *[record[k] for k in RECORD], *similarity.values(), time.perf_counter() - t0]
         self.metrics.append(row)
-        return _Next(state), dict(zip(self.metrics.columns, row))
+        return state, dict(zip(self.metrics.columns, row))
 
-    def checkpoint(self, view: _Next) -> None:
-        state = view.state
-        if state.generation % self.cfg.checkpoint_every == 0 or state.generation >= self.cfg.generations:
-            write_state(self.run_dir, state, self.cfg)
-            self.unwritten = None
-        else:
-            self.unwritten = state
+    def checkpoint(self, state: HybridState) -> None:
+        write_state(self.run_dir, state, self.cfg)
 
     def flush(self) -> None:
-        if self.unwritten is not None:
-            write_state(self.run_dir, self.unwritten, self.cfg)
-            self.unwritten = None
+        pass  # checkpoints are written in place
 
     def close(self, failed: bool) -> None:
         self.metrics.close()
@@ -221,11 +197,11 @@ def hybrid_loop(run_dir: Path, cfg: HybridConfig, state: HybridState, data: Hybr
     """
     mode = HybridMode(run_dir, cfg, data, state.population.layout)
     mode.metrics.truncate(state.generation + 1)
-    view, _ = run_loop(mode, _Next(state), generations=cfg.generations + 1, checkpoint_every=1,
+    state, _ = run_loop(mode, state, generations=cfg.generations, checkpoint_every=cfg.checkpoint_every,
                        progress=progress, on_generation=on_generation,
                        desc=f"hybrid {mode.layout.shape_name()}", units_per_generation=mode.per_generation,
                        unit="net", postfix=mode.postfix, resume_hint=f"genreg resume {run_dir}")
-    return view.state
+    return state
 
 
 def finish(run_dir: Path, cfg: HybridConfig, state: HybridState, data: HybridData, data_dir=None,

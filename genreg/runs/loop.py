@@ -62,6 +62,8 @@ def run_loop(mode: Mode, state, *, generations: int, checkpoint_every: int, max_
     """Run generations ``state.generation .. generations - 1`` of ``mode``; returns ``(state, stopped_by)``.
 
     stopped_by: None (all generations ran), ``"signal N"``, ``"max_minutes=M"`` or ``"callback"``.
+    ``state.generation`` counts the generations done; the stop message names the generation
+    that the step's metrics name (``record["generation"]``).
     A checkpoint is written every ``checkpoint_every`` generations, at the end and at a stop.
     ``on_generation(metrics)`` sees each generation's metrics; returning True stops the run.
     """
@@ -95,7 +97,8 @@ def run_loop(mode: Mode, state, *, generations: int, checkpoint_every: int, max_
                 if stopped_by:
                     mode.flush()
                     hint = f"; continue with: {resume_hint}" if resume_hint else ""
-                    bar.write(f"genreg: stopped by {stopped_by} after generation {g}; checkpoint written{hint}")
+                    bar.write(f"genreg: stopped by {stopped_by} after generation {record.get('generation', g)}; "
+                              f"checkpoint written{hint}")
                     break
         failed = False
     finally:
