@@ -1,6 +1,6 @@
 """One epoch of SGD for 784-256-128-10 on the 60k MNIST training images (batch 100, momentum 0.9).
 
-Candidate: ``genreg.backprop.train`` on a row of a population buffer, with
+Candidate: ``genreg.network.sgd.train`` on a row of a population buffer, with
 single-threaded BLAS (how the hybrid mode trains: one network per core).
 References, measured in the same process:
 - "numpy textbook": the same network written the obvious way with separate
@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import compare, environment, write_report  # noqa: E402
 
 from genreg.network import backprop  # noqa: E402
+
+from genreg.network import sgd  # noqa: E402
 from genreg.network.blas import blas_threads, get_threads  # noqa: E402
 from genreg.tasks import load_mnist, to_float  # noqa: E402
 from genreg.network.layout import Layout  # noqa: E402
@@ -95,7 +97,7 @@ def main(argv=None) -> int:
     X, y = to_float(mnist.train_images), mnist.train_labels.astype(np.int64)
     layout = Layout(SIZES, "relu")
     pop = Population.random(layout, 1, seed=0)
-    cfg = backprop.TrainConfig(epochs=1, batch_size=100, lr=0.01, momentum=0.9)
+    cfg = sgd.TrainConfig(epochs=1, batch_size=100, lr=0.01, momentum=0.9)
     print("environment:", environment(), "| openblas threads by default:", get_threads())
     rng = np.random.default_rng(0)
     params = [(rng.random(s, dtype=np.float32) - 0.5) * 0.1 for s in ((784, 256), (256,), (256, 128), (128,),
@@ -109,10 +111,10 @@ def main(argv=None) -> int:
         else:
             print("pytorch not installed: no PyTorch column")
         result = compare("one epoch, 784-256-128-10, 60k MNIST images, batch 100 (genreg: 1 BLAS thread)",
-                         lambda: backprop.train(layout, pop.W[0], X, y, cfg, seed=0),
+                         lambda: sgd.train(layout, pop.W[0], X, y, cfg, seed=0),
                          references, warmup=1, repeat=1, rounds=args.rounds)
     t0 = time.perf_counter()
-    backprop.train(layout, pop.W[0], X, y, cfg, seed=1)
+    sgd.train(layout, pop.W[0], X, y, cfg, seed=1)
     default_threads = time.perf_counter() - t0
     print(f"  genreg with OpenBLAS's default threads ({get_threads()}): {default_threads:.2f} s for one epoch")
     result["default_blas_threads_seconds"] = default_threads

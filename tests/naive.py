@@ -464,7 +464,7 @@ def nll(z: np.ndarray, y: np.ndarray) -> float:
 
 def sgd(row: np.ndarray, grad, epochs: int, lr: float, momentum: float, nesterov: bool, lr_decay: float):
     """Full-batch SGD with momentum, PyTorch's convention: ``v <- momentum v + g``, step ``v`` (Nesterov:
-    ``g + momentum v``), ``w <- w - lr / (1 + lr_decay e) * step`` (twin of ``backprop.train``, one batch
+    ``g + momentum v``), ``w <- w - lr / (1 + lr_decay e) * step`` (twin of ``sgd.train``, one batch
     per epoch, no shuffling).  ``grad(w) -> g``; returns the new row (float64)."""
     w = np.array(row, dtype=np.float64)
     v = np.zeros_like(w)

@@ -7,6 +7,7 @@ import pytest
 
 import naive
 from genreg.network import backprop as bp
+from genreg.network import sgd
 from genreg.network.blas import blas_threads
 from genreg.tasks import to_float
 from genreg.errors import ConfigError, GenregError, TrainingError
@@ -115,9 +116,9 @@ def test_sgd_momentum_and_nesterov_match_a_hand_written_update():
     for nesterov in (False, True):
         row = Population.random(layout, 1, seed=1).W[0].copy()
         start = row.astype(np.float64)
-        cfg = bp.TrainConfig(epochs=3, batch_size=4, lr=0.5, momentum=0.9, nesterov=nesterov, lr_decay=0.5,
+        cfg = sgd.TrainConfig(epochs=3, batch_size=4, lr=0.5, momentum=0.9, nesterov=nesterov, lr_decay=0.5,
                              shuffle=False)
-        bp.train(layout, row, X, y, cfg, seed=0)
+        sgd.train(layout, row, X, y, cfg, seed=0)
         ref = naive.sgd(start, lambda w: bp.loss_and_grad(layout, w, X.astype(np.float64), y)[1], epochs=3, lr=0.5,
                         momentum=0.9, nesterov=nesterov, lr_decay=0.5)
         np.testing.assert_allclose(row, ref, rtol=1e-4, atol=1e-6)
@@ -126,18 +127,18 @@ def test_sgd_momentum_and_nesterov_match_a_hand_written_update():
 def test_train_is_deterministic_and_in_place(mnist):
     layout = Layout((784, 16, 10), "relu")
     X, y = to_float(mnist.train_images[:600]), mnist.train_labels[:600].astype(np.int64)
-    cfg = bp.TrainConfig(epochs=2, batch_size=50, lr=0.05, dropout=0.2)
+    cfg = sgd.TrainConfig(epochs=2, batch_size=50, lr=0.05, dropout=0.2)
     rows = Population.random(layout, 2, seed=0).W
     rows[1] = rows[0]
     before = rows[0].copy()
-    h0 = bp.train(layout, rows[0], X, y, cfg, seed=7, X_val=X[:100], y_val=y[:100])
-    h1 = bp.train(layout, rows[1], X, y, cfg, seed=7)
+    h0 = sgd.train(layout, rows[0], X, y, cfg, seed=7, X_val=X[:100], y_val=y[:100])
+    h1 = sgd.train(layout, rows[1], X, y, cfg, seed=7)
     assert not np.array_equal(rows[0], before)  # trained in place, in the population buffer
     np.testing.assert_array_equal(rows[0], rows[1])
     assert [e["loss"] for e in h0] == [e["loss"] for e in h1]
     assert h0[1]["loss"] < h0[0]["loss"] and set(h0[0]) >= {"loss", "seconds", "val_accuracy", "epoch", "lr"}
     other = Population.random(layout, 1, seed=0).W[0]
-    bp.train(layout, other, X, y, cfg, seed=8)
+    sgd.train(layout, other, X, y, cfg, seed=8)
     assert not np.array_equal(other, rows[0])
 
 
@@ -146,19 +147,19 @@ def test_train_epoch_by_epoch_with_a_shared_velocity_equals_one_call(mnist):
     without the shared buffer the momentum restarts and the weights differ."""
     layout = Layout((784, 12, 10), "tanh")
     X, y = to_float(mnist.train_images[:400]), mnist.train_labels[:400].astype(np.int64)
-    cfg = bp.TrainConfig(epochs=3, batch_size=40, lr=0.05, momentum=0.9, lr_decay=0.1, nesterov=True)
+    cfg = sgd.TrainConfig(epochs=3, batch_size=40, lr=0.05, momentum=0.9, lr_decay=0.1, nesterov=True)
     one = Population.random(layout, 1, seed=3).W[0]
     steps, restart = one.copy(), one.copy()
-    bp.train(layout, one, X, y, cfg, seed=5)
+    sgd.train(layout, one, X, y, cfg, seed=5)
     velocity = np.zeros_like(steps)
-    single = bp.TrainConfig(epochs=1, batch_size=40, lr=0.05, momentum=0.9, lr_decay=0.1, nesterov=True)
+    single = sgd.TrainConfig(epochs=1, batch_size=40, lr=0.05, momentum=0.9, lr_decay=0.1, nesterov=True)
     for e in range(3):
-        bp.train(layout, steps, X, y, single, seed=5, start_epoch=e, velocity=velocity)
-        bp.train(layout, restart, X, y, single, seed=5, start_epoch=e)
+        sgd.train(layout, steps, X, y, single, seed=5, start_epoch=e, velocity=velocity)
+        sgd.train(layout, restart, X, y, single, seed=5, start_epoch=e)
     np.testing.assert_array_equal(steps, one)
     assert not np.array_equal(restart, one)
     with pytest.raises(ConfigError, match="velocity"):
-        bp.train(layout, steps, X, y, single, seed=5, velocity=np.zeros(3, np.float32))
+        sgd.train(layout, steps, X, y, single, seed=5, velocity=np.zeros(3, np.float32))
 
 
 def test_regression_with_mse_learns_a_smooth_function():
@@ -168,7 +169,7 @@ def test_regression_with_mse_learns_a_smooth_function():
     layout = Layout((2, 32, 32, 1), "tanh", "identity", blocks=((32,), (16, 16), (1,)))
     row = Population.random(layout, 1, seed=0).W[0]
     start = bp.mean_squared_error(layout, row, X, y)
-    bp.train(layout, row, X, y, bp.TrainConfig(epochs=30, batch_size=50, lr=0.05, loss="mse"), seed=0)
+    sgd.train(layout, row, X, y, sgd.TrainConfig(epochs=30, batch_size=50, lr=0.05, loss="mse"), seed=0)
     assert bp.mean_squared_error(layout, row, X, y) < 0.1 * start
     assert bp.mean_absolute_error(layout, row, X, y) < 0.1
 
@@ -179,7 +180,7 @@ def test_mnist_784_256_128_10_reaches_97_percent(mnist):
     row = Population.random(layout, 1, seed=0).W[0]
     X, y = to_float(mnist.train_images), mnist.train_labels.astype(np.int64)
     with blas_threads(1):
-        bp.train(layout, row, X, y, bp.TrainConfig(epochs=3, lr=0.05), seed=0)
+        sgd.train(layout, row, X, y, sgd.TrainConfig(epochs=3, lr=0.05), seed=0)
         acc = bp.accuracy(layout, row, to_float(mnist.test_images), mnist.test_labels.astype(np.int64))
     assert acc >= 0.97
 
@@ -189,9 +190,9 @@ def test_mnist_784_256_128_10_reaches_97_percent(mnist):
                                        ("loss", "hinge"), ("nesterov", "yes"), ("shuffle", 1)])
 def test_invalid_train_config_names_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
-        bp.TrainConfig(**{key: value}).validate()
+        sgd.TrainConfig(**{key: value}).validate()
     with pytest.raises(ConfigError, match="nesterov"):
-        bp.TrainConfig(momentum=0.0, nesterov=True).validate()
+        sgd.TrainConfig(momentum=0.0, nesterov=True).validate()
 
 
 def test_bad_inputs_raise_genreg_errors():
@@ -217,7 +218,7 @@ def test_bad_inputs_raise_genreg_errors():
         bp.loss_and_grad(layout, row, X, y, grad=np.zeros(layout.n_params, np.float64))
     row[3] = np.nan
     with pytest.raises(TrainingError, match="NaN"):
-        bp.train(layout, row, X, y, bp.TrainConfig(), seed=0)
+        sgd.train(layout, row, X, y, sgd.TrainConfig(), seed=0)
     assert issubclass(TrainingError, GenregError)
 
 
@@ -228,4 +229,4 @@ def test_divergence_is_reported():
     y = rng.random((50, 2)).astype(np.float32) * 1e3
     row = Population.random(layout, 1, seed=0).W[0].copy()
     with pytest.raises(TrainingError, match="diverged"):
-        bp.train(layout, row, X, y, bp.TrainConfig(epochs=5, lr=10.0, loss="mse"), seed=0)
+        sgd.train(layout, row, X, y, sgd.TrainConfig(epochs=5, lr=10.0, loss="mse"), seed=0)

@@ -10,6 +10,8 @@ import pytest
 from genreg.hybrid import attacks
 
 from genreg.network import backprop
+
+from genreg.network import sgd
 from genreg.cli.main import main
 from genreg.tasks import to_float
 from genreg.hybrid.diversity import cosine_similarity, mean_offdiagonal, pca_2d
@@ -211,7 +213,7 @@ def test_fgsm_on_a_hand_checkable_linear_model():
 def test_pgd_stays_in_the_ball_and_hurts_at_least_as_much_as_fgsm(small_data):
     layout = Layout((784, 32, 10), "relu")
     row = Population.random(layout, 1, seed=0).W[0]
-    backprop.train(layout, row, small_data.X_train, small_data.y_train, backprop.TrainConfig(epochs=3, lr=0.05), seed=0)
+    sgd.train(layout, row, small_data.X_train, small_data.y_train, sgd.TrainConfig(epochs=3, lr=0.05), seed=0)
     X, y = small_data.X_val[:200], small_data.y_val[:200]
     f = attacks.fgsm(layout, row, X, y, 0.05)
     p = attacks.pgd(layout, row, X, y, 0.05, steps=5)

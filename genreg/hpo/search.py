@@ -12,7 +12,7 @@ The loop (weight-merge-ga-hpo.txt, Algorithm 1; genetic-architecture-search.txt)
 3. stop after the last round or as soon as the best validation metric reaches
    ``target``.
 
-Fitness: SGD (``genreg.backprop``) for at most ``epochs`` epochs, with early
+Fitness: SGD (``genreg.network.sgd``) for at most ``epochs`` epochs, with early
 stopping once the validation metric has not improved for ``patience`` epochs;
 the network keeps the weights of its best epoch (the starting weights count as
 epoch 0).  Its wall time — training plus the per-epoch validation scoring — is
@@ -53,6 +53,7 @@ from genreg.hpo.rundir import (  # noqa: F401 - EVAL_COLUMNS, GEN_COLUMNS and th
     EVAL_COLUMNS, GEN_COLUMNS, Individual, evaluation_row, prepare_dir, read_population, write_population)
 from genreg.hpo.traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
 from genreg.network import backprop
+from genreg.network import sgd
 from genreg.network.blas import blas_threads
 from genreg.network.layout import Layout
 from genreg.network.population import Population, check_population_size
@@ -90,11 +91,11 @@ def fresh_row(layout: Layout, seed: int, ident: int) -> np.ndarray:
     return np.ascontiguousarray(Population.random(layout, 1, seed=derived_seed(seed, ident, SearchPurpose.INIT)).W[0])
 
 
-def train_config(traits: Traits, layout: Layout, loss: str) -> backprop.TrainConfig:
+def train_config(traits: Traits, layout: Layout, loss: str) -> sgd.TrainConfig:
     """One epoch of SGD with the individual's hyper-parameters; dropout after the first hidden layer only."""
     n_hidden = layout.n_layers - 1
     dropout = tuple([traits.dropout] + [0.0] * (n_hidden - 1)) if n_hidden > 0 else 0.0
-    return backprop.TrainConfig(epochs=1, batch_size=traits.batch_size, lr=traits.learning_rate,
+    return sgd.TrainConfig(epochs=1, batch_size=traits.batch_size, lr=traits.learning_rate,
                                 momentum=traits.momentum, lr_decay=traits.lr_decay, dropout=dropout,
                                 loss=loss).validate()
 
@@ -113,7 +114,7 @@ def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individ
 
     The row ends with the weights of the best epoch (epoch 0 = the starting
     weights).  Divergence (``TrainingError``) ends training; the best weights
-    seen so far are kept and ``error`` says what happened.  ``backprop.train``
+    seen so far are kept and ``error`` says what happened.  ``sgd.train``
     is called once per epoch; ``start_epoch`` keeps its learning-rate schedule
     and streams, and one ``velocity`` buffer carries the momentum across epochs.
     """
@@ -129,7 +130,7 @@ def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individ
     with np.errstate(over="ignore", invalid="ignore"):  # divergence surfaces as TrainingError
         try:
             for e in range(cfg.epochs):
-                backprop.train(ind.layout, ind.row, task.X_train, task.y_train, cfg_train, seed=seed, start_epoch=e,
+                sgd.train(ind.layout, ind.row, task.X_train, task.y_train, cfg_train, seed=seed, start_epoch=e,
                                velocity=velocity)
                 epochs = e + 1
                 m = task.score(ind.layout, ind.row, task.X_val, task.y_val)

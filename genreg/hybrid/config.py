@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from genreg.config import MAX_SEED, ConfigBase, rule
 from genreg.errors import ConfigError
-from genreg.network.backprop import TrainConfig
+from genreg.network.sgd import TrainConfig
 from genreg.network.layout import Layout
 
 #: Named architectures of the reference study.

@@ -8,7 +8,7 @@ validation split instead of the test set:
    or more), every gene whole from one parent (``genreg.variation.gene_crossover``);
    in the first generation the founders themselves take the children's place;
 2. add ``ceil(fresh_fraction * P)`` fresh random networks;
-3. train every network of this pool for E epochs of SGD (``genreg.backprop``);
+3. train every network of this pool for E epochs of SGD (``genreg.network.sgd``);
 4. fitness = accuracy on the validation split; keep the best P, best first.
 
 State (``HybridState``) = the population (``W: (P, n_params) float32``; its
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from genreg.network import backprop
+
+from genreg.network import sgd
 from genreg.network.blas import blas_threads
 from genreg.errors import TrainingError
 from genreg.hybrid.config import HybridConfig
@@ -125,7 +127,7 @@ def train_pool(W: np.ndarray, layout, data: HybridData, cfg: HybridConfig, gener
 
     def one(i):
         try:
-            hist = backprop.train(layout, W[i], data.X_train, data.y_train, tcfg,
+            hist = sgd.train(layout, W[i], data.X_train, data.y_train, tcfg,
                                   seed=derived_seed(cfg.seed, generation, i, HYBRID_TRAIN),
                                   start_epoch=(generation - 1) * cfg.epochs_per_generation)
             loss[i] = hist[-1]["loss"]
@@ -197,5 +199,5 @@ def train_baseline(cfg: HybridConfig, data: HybridData) -> tuple[np.ndarray, lis
     row = Population.random(layout, 1, seed=derived_seed(cfg.seed, HYBRID_BASELINE)).W[0]
     tcfg = dataclasses.replace(cfg.train_config(), epochs=cfg.generations * cfg.epochs_per_generation)
     with blas_threads(1):
-        history = backprop.train(layout, row, data.X_train, data.y_train, tcfg, seed=derived_seed(cfg.seed, HYBRID_BASELINE, 1))
+        history = sgd.train(layout, row, data.X_train, data.y_train, tcfg, seed=derived_seed(cfg.seed, HYBRID_BASELINE, 1))
     return row, history

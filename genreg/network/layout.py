@@ -174,7 +174,7 @@ class Layout:
         if self.has_blocks:
             raise ConfigError(
                 f"{what} supports plain MLP layouts only, not parallel blocks ({self.describe()}); "
-                "use the NumPy backprop module (genreg.backprop) for block layouts"
+                "use the NumPy backprop module (genreg.network.backprop) for block layouts"
             )
 
     def layer_tensors(self, l: int) -> list[Tensor]:

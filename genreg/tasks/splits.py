@@ -1,7 +1,7 @@
 """The data of each architecture-search task, and its validation metric.
 
 A :class:`TaskData` holds train / validation / test arrays ready for
-:mod:`genreg.backprop` and scores a network in the task's own units:
+:mod:`genreg.network.backprop` and scores a network in the task's own units:
 accuracy (MNIST), or MAE / MSE of the de-standardised targets (Boston housing
 in $1000s, wine quality in quality points, trig in units of cos).
 """
