@@ -142,3 +142,32 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, data_root):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GENREG_DATA", str(data_root))
     exec(compile(blocks[0], "README.md", "exec"), {})
+
+
+def test_cli_eval_of_a_regression_genome(tmp_path, capsys, data_root):
+    run = tmp_path / "run"
+    assert cli.main(["evolve", "--task", "boston", "--data-dir", str(data_root), "--out", str(run), "--generations", "3",
+                     "--set", "population=8", "--set", "hidden_sizes=[4]", "--no-progress"]) == 0
+    best = run / "best_genome_boston_gen00003.pkl"
+    assert cli.main(["eval", str(best), "--task", "boston", "--data-dir", str(data_root),
+                     "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "mean squared error" in out
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["mse"] > 0 and report["n"] == 101
+
+
+def test_resume_refuses_a_task_whose_outputs_changed(tmp_path, capsys):
+    data = _csv(tmp_path / "p.csv", np.random.default_rng(4))
+    run = tmp_path / "run"
+    assert cli.main(["evolve", "--task", f"csv:{data}", "--target", "direction", "--out", str(run), "--generations", "2",
+                     "--set", "population=8", "--set", "hidden_sizes=[4]", "--no-progress"]) == 0
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join(lines[:1] + [line.replace(",up", ",sideways") if i % 3 == 0 else line
+                                          for i, line in enumerate(lines[1:])]) + "\n")  # now 3 classes
+    capsys.readouterr()
+    assert cli.main(["resume", str(run), "--generations", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a" in err[0] and "3" in err[0]
