@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from genreg.api import as_task
-    from genreg.genome.evaluate import evaluate_checkpoint, format_report
+    from genreg.genome.evaluate import evaluate_checkpoint, format_report, write_report
 
     t0 = time.perf_counter()
     task = as_task(args.task, args.data_dir, target=args.target)
@@ -35,8 +34,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(format_report(report, f"{task.name} test set"))
     print(f"total      : {report['total_seconds']:.2f} s including loading {task.name}")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+        write_report(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -45,6 +43,7 @@ def _eval_regression(args: argparse.Namespace, task, t0: float) -> int:
     """``genreg eval`` of a regression genome: mean squared and absolute error on the test split, in the data's units."""
     from genreg.api import Genome
     from genreg.errors import CheckpointError
+    from genreg.genome.evaluate import write_report
 
     genome = Genome.load(args.checkpoint)
     if genome.layout.n_inputs != task.n_inputs or genome.layout.n_outputs < task.n_outputs:
@@ -55,8 +54,7 @@ def _eval_regression(args: argparse.Namespace, task, t0: float) -> int:
     print(f"{task.name} test set ({report['n']} rows): mean squared error {report['mse']:.6g}, "
           f"mean absolute error {report['mae']:.6g} (in the data's units)")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+        write_report(args.json, report)
         print(f"wrote {args.json}")
     return 0
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from genreg.errors import CheckpointError, ConfigError
+from genreg.genome.bounds import MAX_FILE_BYTES, check_metadata, check_numbers
 from genreg.network.layout import Layout
 
 try:  # NumPy >= 2
@@ -179,6 +180,10 @@ def restricted_load(fileobj_or_path):
         return _load_stream(fileobj_or_path, str(getattr(fileobj_or_path, "name", "<stream>")))
     path = Path(fileobj_or_path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise CheckpointError(f"refusing {path}: {size:,} bytes is larger than any genome checkpoint "
+                                  f"({MAX_FILE_BYTES:,} bytes at most)")
         with open(path, "rb") as f:
             if not f.read(1):
                 raise CheckpointError(f"cannot read {path}: file is empty (truncated or not a pickle)")
@@ -203,6 +208,7 @@ class GenomeCheckpoint:
 def _numeric(value, where: str, shape: tuple, shape_desc: str = "") -> np.ndarray:
     """``value`` as a finite float32 array of exactly ``shape``; CheckpointError naming ``where``."""
     expected = f"{shape_desc} = {shape}" if shape_desc else f"{shape}"
+    check_numbers(value, where, int(np.prod(shape, dtype=np.int64)))
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -222,8 +228,13 @@ def _numeric(value, where: str, shape: tuple, shape_desc: str = "") -> np.ndarra
 
 
 def _real(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(float(value)):
-        raise CheckpointError(f"{where} must be a finite number, got {value!r}")
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and bool(np.isfinite(float(value)))
+    except OverflowError:  # an integer beyond float range
+        ok = False
+    if not ok:
+        shown = repr(value) if not isinstance(value, int) or abs(value) < 10 ** 30 else f"an integer of {value.bit_length()} bits"
+        raise CheckpointError(f"{where} must be a finite number, got {shown}")
     return float(value)
 
 
@@ -261,6 +272,7 @@ def _from_genreg(obj: dict, src: str) -> GenomeCheckpoint:
         raise CheckpointError(f"{src}: {exc}") from None
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{src}: 'metadata' must be a dict, got {type(metadata).__name__}")
+    check_metadata(metadata, f"{src}: 'metadata'")
     return GenomeCheckpoint(layout, weights, trust, metadata, "genreg")
 
 
@@ -286,6 +298,9 @@ def _from_published(obj: dict, src: str) -> GenomeCheckpoint:
     layout = Layout((n_in, n_h, n_out), "tanh", "identity")
     weights = layout.flatten([(w1.T, b1), (w2.T, b2)])
     proteins = genome.get("proteins", [])
+    for key, value in (("genome.id", genome_id), ("genome.proteins", proteins),
+                       ("extraction_info", obj.get("extraction_info")), ("visual_state", obj.get("visual_state"))):
+        check_metadata(value, f"{src}: '{key}'")
     metadata = {"genome_id": genome_id, "extraction_info": obj.get("extraction_info"),
                 "visual_state": obj.get("visual_state"), "proteins": proteins,
                 "n_proteins": len(proteins) if hasattr(proteins, "__len__") else None}
@@ -298,8 +313,8 @@ def load_genome(path) -> GenomeCheckpoint:
     if isinstance(obj, dict) and ("controller" in obj or "genome" in obj) and "format" not in obj:
         return _from_published(obj, src)
     if isinstance(obj, dict) and "format" in obj:
-        if obj["format"] != FORMAT:
-            raise CheckpointError(f"{src}: unknown checkpoint format {obj['format']!r}; "
+        if not isinstance(obj["format"], str) or obj["format"] != FORMAT:
+            raise CheckpointError(f"{src}: unknown checkpoint format {str(obj['format'])[:60]!r}; "
                                   f"understood formats: {UNDERSTOOD}")
         return _from_genreg(obj, src)
     what = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else f"a {type(obj).__name__}"

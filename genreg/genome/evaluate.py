@@ -107,3 +107,42 @@ def format_report(report: dict, title: str = "MNIST test set") -> str:
         f" {report.get('warmup_seconds', 0.0) * 1e3:.0f} ms loading the compiled kernels)",
     ]
     return "\n".join(lines)
+
+
+def jsonable(value):
+    """``value`` as strict JSON data: sets and tuples become lists, bytes hex strings, complex numbers
+    ``[re, im]``, dict keys strings, numpy values Python ones, NaN and infinities strings."""
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((jsonable(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, complex):
+        return [jsonable(value.real), jsonable(value.imag)]
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def write_report(path, report: dict) -> Path:
+    """Write ``report`` as JSON to ``path``: built completely first, then written atomically
+    (GenregError naming the path if it cannot be written)."""
+    import json
+
+    from genreg.errors import GenregError
+    from genreg.genome.checkpoint import _atomic_write
+
+    text = json.dumps(jsonable(report), indent=2, allow_nan=False) + "\n"
+    try:
+        return _atomic_write(path, text.encode())
+    except OSError as exc:
+        raise GenregError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -16,12 +16,18 @@ without blocks has exactly the plain MLP row format.
 
 from __future__ import annotations
 
+import numbers
+
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from genreg.errors import ConfigError
+
+#: The widest layer and the most parameters a Layout accepts (a crafted file cannot ask for more).
+MAX_WIDTH = 1 << 31
+MAX_PARAMS = 1 << 36
 
 #: Activation names and the integer codes the kernels use.
 ACTIVATIONS = {"identity": 0, "tanh": 1, "relu": 2, "sigmoid": 3}
@@ -95,7 +101,13 @@ class Layout:
     layers: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        sizes = tuple(int(s) for s in self.sizes)
+        raw = tuple(self.sizes)
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in raw):
+            shown = [s if not isinstance(s, int) or abs(s) < 10 ** 12 else f"<{s.bit_length()}-bit integer>" for s in raw]
+            raise ConfigError(f"layout.sizes must be whole numbers, got {shown}"[:200])
+        if any(s > MAX_WIDTH for s in raw):
+            raise ConfigError(f"layout.sizes must each be at most {MAX_WIDTH:,}")
+        sizes = tuple(int(s) for s in raw)
         if len(sizes) < 2:
             raise ConfigError(f"layout.sizes needs at least an input and an output size, got {sizes}")
         if any(s <= 0 for s in sizes):
@@ -126,6 +138,9 @@ class Layout:
                 layer.append(Block(l, j, W, b, start, start + m))
                 start += m
             layers.append(tuple(layer))
+        if offset > MAX_PARAMS:
+            raise ConfigError(f"a {'-'.join(map(str, sizes))} network has {offset:,} parameters, more than "
+                              f"{MAX_PARAMS:,}")
         object.__setattr__(self, "tensors", tuple(tensors))
         object.__setattr__(self, "layers", tuple(layers))
 
