@@ -29,7 +29,7 @@ from genreg.network.layout import Layout
 from genreg.network.population import check_population_size
 from genreg.runs import episodes
 from genreg.runs.loop import run_loop
-from genreg.runs.rundir import run_kind, write_marker
+from genreg.runs.rundir import RunLock, run_kind, write_marker
 from genreg.runs.store import CheckpointWriter, History, latest_checkpoint, write_checkpoint
 from genreg.strategies import make_strategy
 from genreg.strategies.base import EvolutionState, ranking
@@ -233,11 +233,12 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
         warm.join()  # no kernel runs here before this: one thread at a time launches parallel kernels
     layout = layout_for(cfg, task)
     check_population_size(layout, cfg.population, copies=2)  # before anything is written
-    write_marker(run_dir, "evolve")
-    (run_dir / "config.toml").write_text(cfg.to_toml())
-    state = strategy.init(layout, cfg)
-    write_checkpoint(run_dir, state, cfg.to_dict())
-    return _evolve(EvolveMode(run_dir, cfg, task, layout), state, progress, on_generation)
+    with RunLock(run_dir):
+        write_marker(run_dir, "evolve")
+        (run_dir / "config.toml").write_text(cfg.to_toml())
+        state = strategy.init(layout, cfg)
+        write_checkpoint(run_dir, state, cfg.to_dict())
+        return _evolve(EvolveMode(run_dir, cfg, task, layout), state, progress, on_generation)
 
 
 class _Ends:
@@ -253,6 +254,11 @@ def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: 
     run_dir = Path(run_dir)
     if run_kind(run_dir) != "evolve":
         raise ConfigError(f"{run_dir} holds a {run_kind(run_dir)} run, not an evolution run")
+    with RunLock(run_dir):
+        return _resume(run_dir, overrides, data_dir, progress, task, on_generation)
+
+
+def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -> EvolutionState:
     path, state, saved = latest_checkpoint(run_dir)
     population = state.population
     base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})

@@ -62,3 +62,51 @@ def run_kind(run_dir) -> str:
         raise CheckpointError(f"{run_dir} holds no genreg run (no {MARKER})")
     write_marker(run_dir, kind)
     return kind
+
+
+LOCK = ".genreg.lock"
+
+
+class RunLock:
+    """An OS-level lock on a run directory, held while one process runs it.
+
+    ``flock`` on ``RUN_DIR/.genreg.lock``: the kernel releases it when the holder exits,
+    however it exits, so a lock left by a killed process is never stale.  The file
+    holds the owner's pid, for the message a second process gets.
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / LOCK
+        self._fh = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            fh.close()
+            raise CheckpointError(f"{self.path.parent} is in use by another genreg process (pid {owner}); "
+                                  "wait for it to finish or stop it") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the file releases the lock
+            self._fh = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
