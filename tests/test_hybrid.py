@@ -47,7 +47,7 @@ def test_defaults_are_the_reference_protocol():
 
 @pytest.mark.parametrize("key,value", [("population", 1), ("generations", -1), ("fresh_fraction", 1.5),
                                        ("genes", "mask"), ("gene_block_rows", 0), ("lr", 0.0), ("momentum", 1.0),
-                                       ("architecture", "784-[64|x]-10"), ("architecture", "100-10"),
+                                       ("architecture", "784-[64|x]-10"), ("architecture", "784-100-5"),
                                        ("activation", "gelu"), ("dropout", 1.0), ("epochs_per_generation", 0),
                                        ("validation_size", 60000), ("batch_size", 0)])
 def test_invalid_config_names_the_key(key, value):

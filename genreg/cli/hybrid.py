@@ -9,8 +9,8 @@ from pathlib import Path
 
 def _data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="D",
-                        help="directory with the four MNIST IDX files (default: $GENREG_DATA/mnist, else "
-                        "~/.cache/genreg/mnist, downloading if missing)")
+                        help="data root (holding mnist/, wine-quality/, ...) or the folder of the MNIST IDX files "
+                        "(default: $GENREG_DATA, else ~/.cache/genreg, downloading MNIST if missing)")
 
 
 def cmd_hybrid(args: argparse.Namespace) -> int:
@@ -24,19 +24,21 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
         overrides["generations"] = args.generations
     t0 = time.perf_counter()
     if args.resume:
-        if args.config or args.seed is not None or args.out:
+        if args.config or args.seed is not None or args.out or args.task or args.target:
             raise ConfigError("--resume continues a run with its saved config: it takes --set, --generations, "
-                              "--data-dir and --no-progress, not --config, --seed or --out")
+                              "--data-dir and --no-progress, not --config, --seed, --task, --target or --out")
         run_dir = Path(args.resume)
         result = resume_hybrid(run_dir, overrides, args.data_dir, progress=not args.no_progress)
     else:
         mapping = load_toml(args.config) if args.config else {}
         mapping.update(overrides)
-        if args.seed is not None:
-            mapping["seed"] = args.seed
+        for key in ("seed", "task", "target"):
+            if getattr(args, key) is not None:
+                mapping[key] = getattr(args, key)
         cfg = from_mapping(mapping)
-        run_dir = Path(args.out) if args.out else \
-            Path("runs") / f"hybrid-{cfg.architecture.replace('|', '_')}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        task = "" if cfg.task == "mnist" else Path(cfg.task.partition(":")[2] or cfg.task).stem + "-"
+        run_dir = Path(args.out) if args.out else Path("runs") / (
+            f"hybrid-{task}{cfg.architecture.replace('|', '_')}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
         print(f"run directory: {run_dir}")
         result = start_hybrid(cfg, run_dir, args.data_dir, progress=not args.no_progress)
     return report_hybrid(result, run_dir, t0)
@@ -76,7 +78,8 @@ def add_hybrid_commands(sub) -> None:
         help="train a population of MLPs by SGD between genetic recombinations (hybrid GA + SGD)",
         description="Hybrid mode: each generation, children get every gene (layer, parallel block, or block of "
         "input rows) whole from one of two parents drawn from the best half, 10% fresh random networks join, "
-        "every network trains E epochs of SGD, the best P by validation accuracy survive. Writes a run directory "
+        "every network trains E epochs of SGD, the best P by validation accuracy (or MSE, on a regression --task) "
+        "survive. Writes a run directory "
         "(config, metrics.csv, HDF5 checkpoints, per-gene similarity matrices) and, at the end, the test "
         "accuracy of the best network next to a baseline trained alone for the same epochs. "
         "Ctrl-C checkpoints and exits; continue with --resume RUN_DIR.",
@@ -87,6 +90,9 @@ def add_hybrid_commands(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key (repeatable), e.g. --set architecture=vertical")
     p.add_argument("--seed", type=int, help="random seed (same as --set seed=S)")
+    p.add_argument("--task", metavar="SPEC", help="what to learn (default mnist): fashion-mnist, wine, wine-white, "
+                   "boston, trig, csv:FILE (with --target), npz:FILE")
+    p.add_argument("--target", metavar="COLUMN", help="the column to predict of a csv: task")
     p.add_argument("--generations", type=int, metavar="N", help="generations in total")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/hybrid-<architecture>-seed<S>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR",
@@ -98,11 +104,12 @@ def add_hybrid_commands(sub) -> None:
 
     p = sub.add_parser(
         "attack",
-        help="adversarial-transfer analysis of a hybrid run (FGSM / PGD)",
+        help="adversarial-transfer analysis of a hybrid run on images (FGSM / PGD)",
         description="Craft adversarial test images (FGSM, or PGD with --steps) on members of a hybrid run's final "
         "population and measure: (a) each model under attacks crafted on itself, (b) every other member under "
         "an attack crafted on one member, (c) fresh children of the final population under an attack crafted "
-        "on another child. Prints a table; writes attack.json and source x target heat-maps (PNG).",
+        "on another child. The images are the test images of the run's task (mnist or fashion-mnist). Prints a table; "
+        "writes attack.json and source x target heat-maps (PNG).",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--epsilon", type=float, default=0.05, help="L-infinity budget in pixel units of [0, 1] (default 0.05)")

@@ -22,7 +22,7 @@ from genreg.streams import ATTACK_OFFSET
 
 from genreg.network.backprop import accuracy, input_gradient
 from genreg.network.blas import blas_threads
-from genreg.tasks import load_mnist, to_float
+from genreg.tasks import Task
 from genreg.errors import ConfigError
 from genreg.network.layout import Layout
 
@@ -100,23 +100,32 @@ def summarize(matrix: np.ndarray) -> dict:
 
 def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,
                 out_dir=None) -> tuple[dict, list[Path]]:
-    """The three experiments on a hybrid run's final population; writes attack.json and heat-maps."""
+    """The three experiments on a hybrid run's final population; writes attack.json and heat-maps.
+
+    The images are the first ``n_images`` of the test split of the run's task (from its config);
+    the task must be one of images (uint8 pixels, read as pixel/255) and classes.
+    """
     from genreg.hybrid.recombination import breed
     from genreg.hybrid.config import HybridConfig, from_mapping
-    from genreg.hybrid.run import latest_state
+    from genreg.hybrid.run import latest_state, load_run_task
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir
     if not isinstance(n_images, int) or not 1 <= n_images <= 10000:
         raise ConfigError(f"--images must be in [1, 10000], got {n_images!r}")
     path, state, saved = latest_state(run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     cfg = from_mapping({k: v for k, v in saved.items() if k in HybridConfig.__dataclass_fields__})
     if state.generation == 0:
         raise ConfigError(f"{run_dir}: no generation trained yet, nothing to attack")
+    task = load_run_task(cfg, data_dir)
+    if not task.is_classification or task.X_test.dtype != np.uint8:
+        raise ConfigError(f"{run_dir}: task {cfg.task} is not one of images and classes; attacks perturb pixels "
+                          "in [0, 1] against class labels")
+    if n_images > len(task.y_test):
+        raise ConfigError(f"--images {n_images}: task {cfg.task} has {len(task.y_test)} test images")
+    out_dir.mkdir(parents=True, exist_ok=True)
     layout = state.population.layout
-    mnist = load_mnist(data_dir)
-    X, y = to_float(mnist.test_images[:n_images]), mnist.test_labels[:n_images].astype(np.int64)
+    X, y = Task.as_float(task.X_test[:n_images]), task.y_test[:n_images]
     C = n_children or state.population.size
     children, a, b = breed(state, cfg, children=C, generation=state.generation + 1, purpose_offset=ATTACK_OFFSET)
     with blas_threads(1):

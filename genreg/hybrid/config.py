@@ -3,9 +3,13 @@
 Defaults are the protocol of the reference study
 (``hybrid-genetic-gradient-evolution.txt``): population 20, 6 generations,
 1 epoch of SGD per generation, batch 100, lr 0.01, momentum 0.9, 10% fresh
-networks, "horizontal" layer genes 784-256-128-10.  Unlike the reference,
+networks, "horizontal" layer genes 784-256-128-10 on MNIST.  Unlike the reference,
 fitness is measured on a validation split carved from the training set; the
 test set is used once, for the final report.
+
+The network's ends come from the task (``genreg.tasks.load_task``): an
+architecture names its hidden layers (``"256-[64|64]"``), or is a full shape
+whose first width is the task's inputs and whose last is its outputs.
 """
 
 from __future__ import annotations
@@ -19,20 +23,28 @@ from genreg.errors import ConfigError
 from genreg.network.sgd import TrainConfig
 from genreg.network.layout import Layout
 
-#: Named architectures of the reference study.
+#: Named architectures of the reference study, by their hidden layers (the ends come from the task).
 ARCHITECTURES = {
-    "horizontal": "784-256-128-10",
-    "vertical": "784-256-[64|64]-10",
+    "horizontal": "256-128",
+    "vertical": "256-[64|64]",
 }
+#: The ends of an MNIST network: what ``HybridConfig.layout()`` assumes when no task is given.
+MNIST_ENDS = (784, 10)
+#: Tasks whose ends are known without loading them (the config checks a full shape against them).
+KNOWN_ENDS = {"mnist": MNIST_ENDS, "fashion-mnist": MNIST_ENDS}
 
 
 @dataclass(frozen=True)
 class HybridConfig(ConfigBase):
     TITLE = "genreg hybrid run configuration"
 
-    # -- network (fixed for the life of a run) --------------------------------
+    # -- task and network (fixed for the life of a run) ----------------------------
+    task: str = "mnist"
+    """What to learn: any genreg.tasks.load_task spec (mnist, fashion-mnist, wine, wine-white, boston, trig, csv:FILE, npz:FILE)."""
+    target: str = ""
+    """The column to predict of a csv: task."""
     architecture: str = "horizontal"
-    """'horizontal' (784-256-128-10), 'vertical' (784-256-[64|64]-10: two parallel blocks), or any shape such as '784-300-[50|50|50]-10'."""
+    """Hidden layers: 'horizontal' (256-128), 'vertical' (256-[64|64]: two parallel blocks), any hidden shape such as '300-[50|50|50]', or a full shape such as '784-300-[50|50|50]-10' whose ends are the task's inputs and outputs."""
     activation: str = rule("relu", choices=("relu", "tanh", "sigmoid", "identity"))
     """Hidden activation: relu, tanh, sigmoid or identity."""
 
@@ -50,9 +62,9 @@ class HybridConfig(ConfigBase):
     gene_block_rows: int = rule(64, ge=1)
     """Rows per gene when genes = 'block'."""
     validation_size: int = rule(10000, gt=0, lt=60000)
-    """Validation split carved from the 60k training images: fitness is accuracy on it (never the test set)."""
+    """MNIST / Fashion-MNIST: validation images carved from the 60k training images (other tasks split 60/20/20). Fitness is accuracy (classification) or -MSE (regression) on the validation split, never the test set."""
     train_images: int = rule(0, ge=0, note="(0 = all)")
-    """Train on the first K images of the training part only (0 = all 50,000): for quick trials and tests."""
+    """Train on the first K rows of the training part only (0 = all; 50,000 for MNIST): for quick trials and tests."""
     baseline: bool = True
     """Also train one network alone for generations * epochs_per_generation epochs (the reference's baseline)."""
     workers: int = rule(0, ge=0)
@@ -77,10 +89,20 @@ class HybridConfig(ConfigBase):
     """Dropout rate of every hidden layer during training."""
 
     # -----------------------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, mapping: dict, base=None):
+        """As ``ConfigBase.from_mapping``; a one-layer architecture given as a number (``--set architecture=64``)
+        or a numeric target column name is read as text."""
+        fix = {k: str(v) for k, v in mapping.items()
+               if k in ("architecture", "target") and isinstance(v, int) and not isinstance(v, bool)}
+        return super().from_mapping({**mapping, **fix}, base)
+
     def check(self) -> None:
-        """The architecture parses; SGD settings pass ``TrainConfig.validate`` (Nesterov needs momentum)."""
+        """The architecture parses (and fits the task's ends where they are known without loading it);
+        SGD settings pass ``TrainConfig.validate`` (Nesterov needs momentum)."""
         try:
-            self.layout()
+            ends = KNOWN_ENDS.get(self.task.strip().lower())
+            self.layout(*ends) if ends else parse_shape(self.shape())
         except ConfigError as exc:
             raise ConfigError(f"invalid config: architecture = {self.architecture!r}: {exc}") from None
         self.need(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
@@ -91,34 +113,64 @@ class HybridConfig(ConfigBase):
         """Fresh random networks per generation: ceil(fresh_fraction * population)."""
         return int(math.ceil(self.fresh_fraction * self.population - 1e-9))
 
-    def layout(self) -> Layout:
-        """The network of every member (784 inputs, 10 outputs for MNIST)."""
-        return parse_architecture(ARCHITECTURES.get(self.architecture, self.architecture), self.activation)
+    def shape(self) -> str:
+        """The architecture as a shape: a named one's hidden layers, else as written."""
+        return ARCHITECTURES.get(self.architecture, self.architecture)
 
-    def train_config(self) -> TrainConfig:
-        """SGD settings of one generation (``epochs = epochs_per_generation``)."""
+    def layout(self, n_inputs: int = MNIST_ENDS[0], n_outputs: int = MNIST_ENDS[1]) -> Layout:
+        """The network of every member for a task with these ends (default: MNIST's 784 and 10)."""
+        return parse_architecture(self.shape(), self.activation, n_inputs, n_outputs, task=self.task)
+
+    def train_config(self, loss: str = "nll") -> TrainConfig:
+        """SGD settings of one generation (``epochs = epochs_per_generation``); loss 'nll' or 'mse' (the task's)."""
         return TrainConfig(epochs=self.epochs_per_generation, batch_size=self.batch_size, lr=self.lr,
                            momentum=self.momentum, nesterov=self.nesterov, lr_decay=self.lr_decay,
-                           dropout=self.dropout, loss="nll", shuffle=True)
+                           dropout=self.dropout, loss=loss, shuffle=True)
 
 
-NETWORK_KEYS = ("architecture", "activation")
-_SHAPE = re.compile(r"^\d+(-(\d+|\[\d+(\|\d+)*\]))+$")
+#: Keys that fix the network and its data: they may not change on resume.
+NETWORK_KEYS = ("task", "target", "architecture", "activation")
+_SHAPE = re.compile(r"^(\d+|\[\d+(\|\d+)*\])(-(\d+|\[\d+(\|\d+)*\]))*$")
 
 
-def parse_architecture(shape: str, activation: str = "relu") -> Layout:
-    """``"784-256-[64|64]-10"`` -> Layout with parallel blocks where a layer is ``[a|b|...]``."""
+def parse_shape(shape: str) -> list[tuple[int, ...]]:
+    """``"256-[64|64]"`` -> ``[(256,), (64, 64)]``: the widths of each layer's parallel blocks."""
     text = str(shape).replace(" ", "")
     if not _SHAPE.match(text):
-        raise ConfigError(
-            f"architecture must be {' or '.join(ARCHITECTURES)} or a shape like 784-256-[64|64]-10, got {shape!r}"
-        )
-    parts = text.split("-")
-    widths = [tuple(int(m) for m in p.strip("[]").split("|")) for p in parts[1:]]
-    sizes = (int(parts[0]), *(sum(w) for w in widths))
-    if sizes[0] != 784 or sizes[-1] != 10:
-        raise ConfigError(f"architecture {shape!r}: MNIST networks need 784 inputs and 10 outputs")
-    return Layout(sizes, activation, "identity", blocks=widths)
+        raise ConfigError(f"architecture must be {' or '.join(ARCHITECTURES)}, hidden layers like 256-[64|64] "
+                          f"or a full shape like 784-256-[64|64]-10, got {shape!r}")
+    return [tuple(int(m) for m in p.strip("[]").split("|")) for p in text.split("-")]
+
+
+def parse_architecture(shape: str, activation: str = "relu", n_inputs: int = MNIST_ENDS[0],
+                       n_outputs: int = MNIST_ENDS[1], task: str = "") -> Layout:
+    """A Layout with ``n_inputs`` inputs and ``n_outputs`` outputs from ``shape``; ``[a|b|...]`` is a layer of parallel blocks.
+
+    ``shape`` is a full shape when its first width is ``n_inputs`` (then its last must be
+    ``n_outputs``), or when it is an MNIST shape (784 ... 10) on a task with other ends (an
+    error); otherwise it lists the hidden layers only.  ConfigError names both sizes on a mismatch.
+    """
+    layers = parse_shape(shape)
+    what = f"task {task} has" if task else "the task has"
+    ends = f"{what} {n_inputs} inputs and {n_outputs} outputs"
+    first, last = layers[0], layers[-1]
+    full = len(first) == 1 and first[0] == n_inputs and len(layers) >= 2
+    if not full and len(layers) >= 2 and first == (MNIST_ENDS[0],) and last == (MNIST_ENDS[1],):
+        raise ConfigError(f"architecture {shape!r} is a full shape for {MNIST_ENDS[0]} inputs and "
+                          f"{MNIST_ENDS[1]} outputs, but {ends}; give the hidden layers only "
+                          f"(e.g. {'-'.join(_text(w) for w in layers[1:-1]) or '64'!r})")
+    if full:
+        if len(last) != 1 or last[0] != n_outputs:
+            raise ConfigError(f"architecture {shape!r} ends with {sum(last)} outputs, but {ends}")
+        layers = layers[1:]
+    else:
+        layers = [*layers, (n_outputs,)]
+    sizes = (n_inputs, *(sum(w) for w in layers))
+    return Layout(sizes, activation, "identity", blocks=layers)
+
+
+def _text(widths: tuple[int, ...]) -> str:
+    return str(widths[0]) if len(widths) == 1 else "[" + "|".join(map(str, widths)) + "]"
 
 
 def from_mapping(mapping: dict, base: HybridConfig | None = None) -> HybridConfig:

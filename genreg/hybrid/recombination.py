@@ -9,10 +9,11 @@ validation split instead of the test set:
    in the first generation the founders themselves take the children's place;
 2. add ``ceil(fresh_fraction * P)`` fresh random networks;
 3. train every network of this pool for E epochs of SGD (``genreg.network.sgd``);
-4. fitness = accuracy on the validation split; keep the best P, best first.
+4. fitness = accuracy on the validation split (classification; minus the
+   validation MSE in the data's units for regression); keep the best P, best first.
 
 State (``HybridState``) = the population (``W: (P, n_params) float32``; its
-``trust`` holds the validation accuracy), the generation count and the
+``trust`` holds the fitness), the generation count and the
 second parent of each member.  Every random choice is keyed by
 (seed, generation, slot, purpose), so a resumed run repeats the uninterrupted
 one exactly, and the number of worker threads does not change any result.
@@ -43,7 +44,7 @@ from genreg.streams import HYBRID_BASELINE, HYBRID_FRESH, HYBRID_TRAIN, Purpose,
 
 @dataclass
 class HybridState:
-    """population: trust = validation accuracy (NaN before any training), best first;
+    """population: trust = fitness (validation accuracy, or -MSE; NaN before any training), best first;
     second_parent_ids: ``(P,) int64`` (-1 for founders and fresh networks);
     generation: generations completed."""
 
@@ -54,17 +55,42 @@ class HybridState:
 
 @dataclass
 class HybridData:
-    """X_train: ``(N, 784) float32`` in [0, 1]; y_train: ``(N,) int64``; same for the validation split."""
+    """X_train: ``(N, n_inputs) float32`` (pixels in [0, 1]); y_train: ``(N,) int64`` labels (loss 'nll') or
+    ``(N, n_outputs) float32`` standardised targets (loss 'mse'); same for the validation split.
+    y_std: ``(n_outputs,)`` the targets' scale (validation MSE is reported in the data's units);
+    task: the ``genreg.tasks.Task`` the arrays come from (its test split is read once, at the end)."""
 
     X_train: np.ndarray
     y_train: np.ndarray
     X_val: np.ndarray
     y_val: np.ndarray
+    loss: str = "nll"
+    y_std: np.ndarray | None = None
+    task: object = None
+
+    @property
+    def metric(self) -> str:
+        """What fitness measures: 'accuracy' (fitness = accuracy) or 'mse' (fitness = -MSE)."""
+        return "accuracy" if self.loss == "nll" else "mse"
+
+    def score(self, layout, row: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy, or the MSE in the data's units, of ``row`` on ``(X, y)``."""
+        if self.loss == "nll":
+            return backprop.accuracy(layout, row, X, y)
+        scale = 1.0 if self.y_std is None else np.asarray(self.y_std, dtype=np.float64)
+        err = (backprop.forward(layout, row, X, loss="mse").astype(np.float64) - y) * scale
+        return float(np.mean(np.square(err)))
+
+    def fitness(self, layout, row: np.ndarray) -> float:
+        """Validation fitness, higher is better: accuracy, or minus the MSE."""
+        value = self.score(layout, row, self.X_val, self.y_val)
+        return value if self.loss == "nll" else -value
 
 
-def founders(cfg: HybridConfig) -> HybridState:
-    """Generation 0: P random networks (U(+-1/sqrt(fan_in)), as PyTorch's nn.Linear)."""
-    pop = Population.random(cfg.layout(), cfg.population, seed=cfg.seed)
+def founders(cfg: HybridConfig, layout=None) -> HybridState:
+    """Generation 0: P random networks (U(+-1/sqrt(fan_in)), as PyTorch's nn.Linear) of ``layout``
+    (default ``cfg.layout()``, MNIST's ends)."""
+    pop = Population.random(layout or cfg.layout(), cfg.population, seed=cfg.seed)
     pop.trust[:] = np.nan
     return HybridState(pop, 0, np.full(cfg.population, -1, dtype=np.int64))
 
@@ -115,13 +141,13 @@ def n_workers(cfg: HybridConfig) -> int:
 def train_pool(W: np.ndarray, layout, data: HybridData, cfg: HybridConfig, generation: int,
                on_done=None) -> tuple[np.ndarray, np.ndarray]:
     """Train every row of ``W: (M, n_params)`` in place for E epochs; return
-    ``(validation accuracy (M,) float64, mean training loss of the last epoch (M,))``.
+    ``(validation fitness (M,) float64, mean training loss of the last epoch (M,))``.
 
     Row i trains with seed (seed, generation, i) from lineage epoch
     (generation - 1) * E.  A network that diverges gets NaN fitness (ranked
-    last).  ``on_done(i, accuracy)`` is called as networks finish.
+    last).  ``on_done(i, fitness)`` is called as networks finish.
     """
-    tcfg = cfg.train_config()
+    tcfg = cfg.train_config(data.loss)
     fitness = np.full(W.shape[0], np.nan)
     loss = np.full(W.shape[0], np.nan)
 
@@ -131,7 +157,7 @@ def train_pool(W: np.ndarray, layout, data: HybridData, cfg: HybridConfig, gener
                                   seed=derived_seed(cfg.seed, generation, i, HYBRID_TRAIN),
                                   start_epoch=(generation - 1) * cfg.epochs_per_generation)
             loss[i] = hist[-1]["loss"]
-            fitness[i] = backprop.accuracy(layout, W[i], data.X_val, data.y_val)
+            fitness[i] = data.fitness(layout, W[i])
         except TrainingError:
             pass
         if on_done is not None:
@@ -174,12 +200,13 @@ def step(state: HybridState, cfg: HybridConfig, data: HybridData, on_done=None) 
     if not np.isfinite(new.W).all():
         raise TrainingError(f"generation {g}: more networks diverged than can be replaced; lower lr (now {cfg.lr})")
     n_children = children.shape[0]
+    m, sign = data.metric, (1.0 if data.loss == "nll" else -1.0)  # metric = sign * fitness
     record = {
         "generation": g,
-        "best_val_accuracy": float(fitness[keep[0]]),
-        "mean_val_accuracy": float(np.nanmean(fitness[keep])),
-        "worst_val_accuracy": float(fitness[keep[-1]]),
-        "pool_mean_val_accuracy": float(np.nanmean(fitness)) if np.isfinite(fitness).any() else float("nan"),
+        f"best_val_{m}": sign * float(fitness[keep[0]]),
+        f"mean_val_{m}": sign * float(np.nanmean(fitness[keep])),
+        f"worst_val_{m}": sign * float(fitness[keep[-1]]),
+        f"pool_mean_val_{m}": sign * float(np.nanmean(fitness)) if np.isfinite(fitness).any() else float("nan"),
         "mean_train_loss": float(np.nanmean(loss[keep])),
         "pool_size": int(W.shape[0]),
         "fresh_kept": int(np.sum(keep >= n_children)),
@@ -190,14 +217,15 @@ def step(state: HybridState, cfg: HybridConfig, data: HybridData, on_done=None) 
     return HybridState(new, g, seconds[keep]), record
 
 
-def train_baseline(cfg: HybridConfig, data: HybridData) -> tuple[np.ndarray, list[dict]]:
-    """One network trained alone for generations * E epochs (the reference's baseline).
+def train_baseline(cfg: HybridConfig, data: HybridData, layout=None) -> tuple[np.ndarray, list[dict]]:
+    """One network of ``layout`` (default ``cfg.layout()``) trained alone for generations * E epochs
+    (the reference's baseline).
 
     Returns ``(row (n_params,) float32, per-epoch history)``.
     """
-    layout = cfg.layout()
+    layout = layout or cfg.layout()
     row = Population.random(layout, 1, seed=derived_seed(cfg.seed, HYBRID_BASELINE)).W[0]
-    tcfg = dataclasses.replace(cfg.train_config(), epochs=cfg.generations * cfg.epochs_per_generation)
+    tcfg = dataclasses.replace(cfg.train_config(data.loss), epochs=cfg.generations * cfg.epochs_per_generation)
     with blas_threads(1):
         history = sgd.train(layout, row, data.X_train, data.y_train, tcfg, seed=derived_seed(cfg.seed, HYBRID_BASELINE, 1))
     return row, history

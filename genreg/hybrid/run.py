@@ -1,14 +1,16 @@
 """Run directory, checkpoints, resume and final report of a hybrid GA + SGD run.
 
     RUN_DIR/config.toml                     resolved config of the latest (re)start
-    RUN_DIR/metrics.csv                     one row a generation (validation accuracy, losses, timings, similarity)
+    RUN_DIR/metrics.csv                     one row a generation (validation accuracy or MSE, losses, timings, similarity)
     RUN_DIR/checkpoints/state_genNNNNN.h5   population after NNNNN generations (atomic, last two kept)
     RUN_DIR/similarity/genNNNNN.h5          per-gene P x P cosine similarities after NNNNN generations
-    RUN_DIR/result.json                     final report: test accuracy of the best network and of the baseline
+    RUN_DIR/result.json                     final report: test accuracy (or MSE) of the best network and of the baseline
 
-Generation 0 is the random founder population.  The test set is read once,
-after the last generation, to evaluate the best network (by validation
-accuracy) and the baseline.
+The data is the config's task (``genreg.tasks.load_task``).  Generation 0 is the
+random founder population.  The test set is read once, after the last
+generation, to evaluate the best network (by validation fitness) and the
+baseline.  Regression tasks train on MSE; their fitness is minus the validation
+MSE in the data's units, and every column and result key says ``mse``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genreg.network import backprop
-from genreg.tasks import load_mnist, to_float
+from genreg.tasks import Task, load_task
 from genreg.hybrid.diversity import gene_names, layer_names, mean_offdiagonal, similarity_matrices
 from genreg.config import rename_legacy_keys
 from genreg.errors import CheckpointError, ConfigError
@@ -42,19 +43,39 @@ RECORD = ["best_val_accuracy", "mean_val_accuracy", "worst_val_accuracy", "pool_
           "mean_train_loss", "pool_size", "fresh_kept", "diverged", "breed_seconds", "train_seconds"]
 
 
+def record_columns(metric: str = "accuracy") -> list[str]:
+    """The per-generation record's columns: ``RECORD`` with ``accuracy`` read as ``metric``."""
+    return [c.replace("accuracy", metric) for c in RECORD]
+
+
 def is_hybrid_run(run_dir) -> bool:
     """True for a run directory written by ``genreg hybrid``."""
     return (Path(run_dir) / "similarity").is_dir()
 
 
 # -- data ---------------------------------------------------------------------------
+def load_run_task(cfg: HybridConfig, data_dir=None) -> Task:
+    """The config's task: MNIST-like tasks validate on ``split_validation(validation_size, seed=0)``
+    (the same images whatever the run's seed); other tasks split 60/20/20 from ``cfg.seed``."""
+    return load_task(cfg.task, data_dir, seed=cfg.seed, validation_size=cfg.validation_size,
+                     target=cfg.target or None)
+
+
+def task_layout(cfg: HybridConfig, task: Task) -> Layout:
+    """The network of every member: ``cfg.architecture`` between the task's inputs and outputs."""
+    return cfg.layout(task.n_inputs, task.n_outputs)
+
+
+def hybrid_data(cfg: HybridConfig, task: Task) -> HybridData:
+    """The first ``train_images`` training rows (0 = all) and the validation split, inputs as float32."""
+    n = cfg.train_images or len(task.y_train)
+    return HybridData(Task.as_float(task.X_train[:n]), task.y_train[:n], Task.as_float(task.X_val), task.y_val,
+                      loss=task.loss, y_std=None if task.is_classification else task.y_std, task=task)
+
+
 def load_data(cfg: HybridConfig, data_dir=None) -> HybridData:
-    """Training part and validation split of the MNIST training set (fixed split, seed 0)."""
-    mnist = load_mnist(data_dir)
-    train, val = mnist.split_validation(cfg.validation_size, seed=0)
-    n = cfg.train_images or len(train)
-    return HybridData(to_float(train.images[:n]), train.labels[:n].astype(np.int64), to_float(val.images),
-                      val.labels.astype(np.int64))
+    """``hybrid_data`` of the config's task (``load_run_task``)."""
+    return hybrid_data(cfg, load_run_task(cfg, data_dir))
 
 
 # -- checkpoints ------------------------------------------------------------------------
@@ -145,8 +166,8 @@ def read_similarity(path) -> dict:
     return out
 
 
-def metric_columns(layout: Layout) -> list[str]:
-    return ["generation", *RECORD, *[f"similarity_{n}" for n in layer_names(layout)], "seconds"]
+def metric_columns(layout: Layout, metric: str = "accuracy") -> list[str]:
+    return ["generation", *record_columns(metric), *[f"similarity_{n}" for n in layer_names(layout)], "seconds"]
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -161,7 +182,8 @@ class HybridMode:
 
     def __init__(self, run_dir: Path, cfg: HybridConfig, data: HybridData, layout: Layout):
         self.run_dir, self.cfg, self.data, self.layout = Path(run_dir), cfg, data, layout
-        self.metrics = History(self.run_dir / "metrics.csv", metric_columns(layout))
+        self.record = record_columns(data.metric)
+        self.metrics = History(self.run_dir / "metrics.csv", metric_columns(layout, data.metric))
         self.per_generation = cfg.population + cfg.n_fresh  # networks trained a generation
 
     def step(self, state: HybridState, tick):
@@ -169,7 +191,7 @@ class HybridMode:
         on_done = (lambda i, acc: tick(1)) if self.per_generation > 1 else None
         state, record = step(state, self.cfg, self.data, on_done=on_done)
         _, similarity = write_similarity(self.run_dir, state, self.cfg)
-        row = [state.generation, *[record[k] for k in RECORD], *similarity.values(), time.perf_counter() - t0]
+        row = [state.generation, *[record[k] for k in self.record], *similarity.values(), time.perf_counter() - t0]
         self.metrics.append(row)
         return state, dict(zip(self.metrics.columns, row))
 
@@ -182,10 +204,10 @@ class HybridMode:
     def close(self, failed: bool) -> None:
         self.metrics.close()
 
-    @staticmethod
-    def postfix(record: dict) -> dict:
-        return {"gen": record["generation"], "best": f"{record['best_val_accuracy']:.4f}",
-                "mean": f"{record['mean_val_accuracy']:.4f}"}
+    def postfix(self, record: dict) -> dict:
+        m = self.data.metric
+        return {"gen": record["generation"], "best": f"{record[f'best_val_{m}']:.4f}",
+                "mean": f"{record[f'mean_val_{m}']:.4f}"}
 
 
 def hybrid_loop(run_dir: Path, cfg: HybridConfig, state: HybridState, data: HybridData,
@@ -206,41 +228,49 @@ def hybrid_loop(run_dir: Path, cfg: HybridConfig, state: HybridState, data: Hybr
 
 def finish(run_dir: Path, cfg: HybridConfig, state: HybridState, data: HybridData, data_dir=None,
            seconds: float = math.nan) -> dict:
-    """Baseline and the one test-set evaluation; writes ``result.json`` and returns it."""
+    """Baseline and the one test-set evaluation (``data.task``'s test split, else the config's task);
+    writes ``result.json`` and returns it.  Keys say ``accuracy`` or ``mse`` (``metric``)."""
     layout = state.population.layout
+    m = data.metric
     result = {"architecture": cfg.architecture, "shape": layout.shape_name(), "seed": cfg.seed,
               "generations": state.generation, "population": state.population.size,
               "epochs_per_lineage": state.generation * cfg.epochs_per_generation,
-              "population_seconds": seconds}
-    mnist = load_mnist(data_dir)
-    X_test, y_test = to_float(mnist.test_images), mnist.test_labels.astype(np.int64)
+              "population_seconds": seconds, "task": cfg.task, "metric": m}
+    task = data.task if data.task is not None else load_run_task(cfg, data_dir)
+    X_test, y_test = Task.as_float(task.X_test), task.y_test
     pop = state.population
-    test = np.array([backprop.accuracy(layout, pop.W[i], X_test, y_test) for i in range(pop.size)])
-    result.update(best_val_accuracy=float(pop.trust[0]), best_test_accuracy=float(test[0]),
-                  population_test_mean=float(test.mean()), population_test_min=float(test.min()),
-                  population_test_max=float(test.max()))
+    test = np.array([data.score(layout, pop.W[i], X_test, y_test) for i in range(pop.size)])
+    sign = 1.0 if m == "accuracy" else -1.0  # trust holds fitness = sign * metric
+    result.update({f"best_val_{m}": sign * float(pop.trust[0]), f"best_test_{m}": float(test[0]),
+                   "population_test_mean": float(test.mean()), "population_test_min": float(test.min()),
+                   "population_test_max": float(test.max())})
     if cfg.baseline:
         t0 = time.perf_counter()
-        row, history = train_baseline(cfg, data)
-        result.update(baseline_seconds=time.perf_counter() - t0, baseline_epochs=len(history),
-                      baseline_val_accuracy=backprop.accuracy(layout, row, data.X_val, data.y_val),
-                      baseline_test_accuracy=backprop.accuracy(layout, row, X_test, y_test))
+        row, history = train_baseline(cfg, data, layout)
+        result.update({"baseline_seconds": time.perf_counter() - t0, "baseline_epochs": len(history),
+                       f"baseline_val_{m}": data.score(layout, row, data.X_val, data.y_val),
+                       f"baseline_test_{m}": data.score(layout, row, X_test, y_test)})
     (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
 def format_result(result: dict) -> str:
-    """The final table: population best / mean and the baseline."""
-    rows = [("model", "epochs", "val acc", "test acc", "seconds")]
+    """The final table: population best / mean and the baseline (accuracy in %, or MSE)."""
+    m = result.get("metric", "accuracy")
+
+    def v(x):
+        return f"{100 * x:.2f}%" if m == "accuracy" else f"{x:.4g}"
+
+    name = "acc" if m == "accuracy" else m
+    rows = [("model", "epochs", f"val {name}", f"test {name}", "seconds")]
     rows.append((f"hybrid {result['shape']} best of {result['population']}", str(result["epochs_per_lineage"]),
-                 f"{100 * result['best_val_accuracy']:.2f}%", f"{100 * result['best_test_accuracy']:.2f}%",
-                 f"{result['population_seconds']:.1f}"))
-    rows.append(("hybrid population (mean / min / max test)", "",
-                 "", f"{100 * result['population_test_mean']:.2f}% / {100 * result['population_test_min']:.2f}% / "
-                 f"{100 * result['population_test_max']:.2f}%", ""))
-    if "baseline_test_accuracy" in result:
+                 v(result[f"best_val_{m}"]), v(result[f"best_test_{m}"]), f"{result['population_seconds']:.1f}"))
+    rows.append(("hybrid population (mean / min / max test)", "", "",
+                 f"{v(result['population_test_mean'])} / {v(result['population_test_min'])} / "
+                 f"{v(result['population_test_max'])}", ""))
+    if f"baseline_test_{m}" in result:
         rows.append((f"baseline {result['shape']} alone", str(result["baseline_epochs"]),
-                     f"{100 * result['baseline_val_accuracy']:.2f}%", f"{100 * result['baseline_test_accuracy']:.2f}%",
+                     v(result[f"baseline_val_{m}"]), v(result[f"baseline_test_{m}"]),
                      f"{result['baseline_seconds']:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -254,13 +284,15 @@ def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = Tru
     if checkpoint_dir(run_dir).exists() and any(checkpoint_dir(run_dir).iterdir()):
         raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` "
                           "or choose --out")
+    task = load_run_task(cfg, data_dir)
+    layout = task_layout(cfg, task)
     # members and children (about twice the population), each row with a working copy; before anything is written
-    check_population_size(cfg.layout(), cfg.population, copies=4)
+    check_population_size(layout, cfg.population, copies=4)
+    data = hybrid_data(cfg, task)
     write_marker(run_dir, "hybrid")
     (run_dir / "config.toml").write_text(cfg.to_toml())
-    data = load_data(cfg, data_dir)
     t0 = time.perf_counter()
-    state = founders(cfg)
+    state = founders(cfg, layout)
     write_similarity(run_dir, state, cfg)
     write_state(run_dir, state, cfg)
     state = hybrid_loop(run_dir, cfg, state, data, progress, on_generation)
@@ -277,7 +309,7 @@ def resume_hybrid(run_dir, overrides: dict | None = None, data_dir=None, progres
     changed = [k for k in NETWORK_KEYS if getattr(cfg, k) != getattr(base, k)]
     if changed:
         raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network "
-                          f"({base.layout().shape_name()}); start a new run instead")
+                          f"({state.population.layout.shape_name()}) or its data; start a new run instead")
     (run_dir / "config.toml").write_text(cfg.to_toml())
     result_path = run_dir / "result.json"
     if state.generation >= cfg.generations and result_path.exists():
@@ -286,6 +318,9 @@ def resume_hybrid(run_dir, overrides: dict | None = None, data_dir=None, progres
             print(f"{run_dir} is complete ({state.generation} generations); its result:")
             return result
     data = load_data(cfg, data_dir)
+    if task_layout(cfg, data.task).to_dict() != state.population.layout.to_dict():
+        raise CheckpointError(f"{path}: its network {state.population.layout.shape_name()} is not the config's "
+                              f"{task_layout(cfg, data.task).shape_name()} on task {cfg.task}")
     print(f"resuming {run_dir} from {path.name} (generation {state.generation}) to generation {cfg.generations}")
     t0 = time.perf_counter()
     state = hybrid_loop(run_dir, cfg, state, data, progress, on_generation)
