@@ -65,3 +65,67 @@ def test_two_resumes_at_once_one_is_refused(tmp_path, mnist_dir):
         with pytest.raises(CheckpointError, match="in use by another genreg process"):
             resume_run(tmp_path / "run", {"generations": 4}, mnist_dir, progress=False)
     assert resume_run(tmp_path / "run", {"generations": 4}, mnist_dir, progress=False).generation == 4
+
+
+def _small(**changes):
+    from genreg.strategies.config import from_mapping
+
+    return from_mapping(dict(population=8, hidden_sizes=[4], samples_per_class=1, validation_size=500, **changes))
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: (d / "config.toml").write_text("foreign = 1\n") and (d / "metrics.csv").write_text("a,b\n"),
+     "not a genreg run"),
+    (lambda d: write_marker(d, "hpo"), "holds a hpo run"),
+])
+def test_new_run_refuses_a_folder_it_does_not_own_and_touches_nothing(tmp_path, mnist_dir, setup, message):
+    from genreg.errors import ConfigError
+    from genreg.runs.evolve import start_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    setup(run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(ConfigError, match=message):
+        start_run(_small(generations=1), run, mnist_dir, progress=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_out_naming_a_file_is_a_clear_error(tmp_path, mnist_dir):
+    from genreg.errors import ConfigError
+    from genreg.runs.evolve import start_run
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        start_run(_small(generations=1), tmp_path / "f", mnist_dir, progress=False)
+
+
+def test_run_killed_before_its_first_checkpoint_restarts_from_its_config(tmp_path, mnist_dir):
+    from genreg.runs.evolve import resume_run, start_run
+    from genreg.runs.store import latest_checkpoint
+
+    whole = start_run(_small(generations=3), tmp_path / "whole", mnist_dir, progress=False)
+    run = tmp_path / "run"
+    write_marker(run, "evolve")
+    (run / "config.toml").write_text(_small(generations=3).to_toml())
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "state_gen00000.h5.tmp").write_bytes(b"half a file")  # the kill came mid-write
+    state = resume_run(run, {}, mnist_dir, progress=False)
+    assert not list(run.rglob("*.tmp"))
+    assert state.population.build().tobytes() == whole.population.build().tobytes()
+    _, again, _ = latest_checkpoint(run)
+    assert again.generation == 3
+    # and `evolve --out` on such a folder starts it afresh too
+    (run / "checkpoints").rename(tmp_path / "moved")
+    assert start_run(_small(generations=1), run, mnist_dir, progress=False).generation == 1
+
+
+def test_resume_to_fewer_generations_is_refused_without_touching_the_config(tmp_path, mnist_dir):
+    from genreg.errors import ConfigError
+    from genreg.runs.evolve import resume_run, start_run
+
+    start_run(_small(generations=3), tmp_path / "run", mnist_dir, progress=False)
+    before = (tmp_path / "run" / "config.toml").read_bytes()
+    with pytest.raises(ConfigError, match="already at generation 3"):
+        resume_run(tmp_path / "run", {"generations": 2}, mnist_dir, progress=False)
+    assert (tmp_path / "run" / "config.toml").read_bytes() == before

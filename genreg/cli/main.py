@@ -104,8 +104,9 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     state = start_run(cfg, out, args.data_dir, progress=not args.no_progress, task=task)
     name = task.name if task is not None else cfg.task
-    print(f"{state.generation} generation{'s' if state.generation != 1 else ''} in {time.perf_counter() - t0:.1f} s; "
-          f"best genome: {out / f'best_genome_{name}_gen{state.generation:05d}.pkl'}")
+    best = out / f"best_genome_{name}_gen{state.generation:05d}.pkl"
+    print(f"{state.generation} generation{'s' if state.generation != 1 else ''} in {time.perf_counter() - t0:.1f} s"
+          + (f"; best genome: {best}" if best.exists() else " (no genome evaluated yet)"))
     return 0
 
 
@@ -239,6 +240,10 @@ def main(argv=None) -> int:
         return args.func(args)
     except GenregError as exc:
         print(f"genreg: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output that cannot be written: a full disk, a read-only folder, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"genreg: error: cannot write {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("genreg: interrupted", file=sys.stderr)

@@ -29,8 +29,8 @@ from genreg.network.layout import Layout
 from genreg.network.population import check_population_size
 from genreg.runs import episodes
 from genreg.runs.loop import run_loop
-from genreg.runs.rundir import RunLock, run_kind, write_marker
-from genreg.runs.store import CheckpointWriter, History, latest_checkpoint, write_checkpoint
+from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
+from genreg.runs.store import CheckpointWriter, History, has_checkpoint, latest_checkpoint, write_checkpoint
 from genreg.strategies import make_strategy
 from genreg.strategies.base import EvolutionState, ranking
 from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
@@ -220,8 +220,7 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
     task: a ``Task``/``FitnessTask`` (default: ``load_task(cfg.task)``).
     """
     run_dir = Path(run_dir)
-    if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-        raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` or choose --out")
+    prepare_new_run(run_dir, "evolve", has_checkpoint)
     strategy = make_strategy(cfg.strategy)
     warm = None
     if task is None and cfg.task in ("mnist", "fashion-mnist"):  # known shape: warm the kernels while reading
@@ -234,11 +233,18 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
     layout = layout_for(cfg, task)
     check_population_size(layout, cfg.population, copies=2)  # before anything is written
     with RunLock(run_dir):
-        write_marker(run_dir, "evolve")
-        (run_dir / "config.toml").write_text(cfg.to_toml())
-        state = strategy.init(layout, cfg)
-        write_checkpoint(run_dir, state, cfg.to_dict())
-        return _evolve(EvolveMode(run_dir, cfg, task, layout), state, progress, on_generation)
+        return _start(cfg, run_dir, data_dir, progress, task, on_generation, layout)
+
+
+def _start(cfg: Config, run_dir: Path, data_dir, progress, task, on_generation, layout=None) -> EvolutionState:
+    """Write the marker, config and founders' checkpoint of a new run and evolve it (the lock is held)."""
+    task = _load_task(cfg, task, data_dir)
+    layout = layout or layout_for(cfg, task)
+    write_marker(run_dir, "evolve")
+    (run_dir / "config.toml").write_text(cfg.to_toml())
+    state = make_strategy(cfg.strategy).init(layout, cfg)
+    write_checkpoint(run_dir, state, cfg.to_dict())
+    return _evolve(EvolveMode(run_dir, cfg, task, layout), state, progress, on_generation)
 
 
 class _Ends:
@@ -259,10 +265,23 @@ def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: 
 
 
 def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -> EvolutionState:
+    remove_partial_files(run_dir)
+    if not has_checkpoint(run_dir) and (run_dir / "config.toml").is_file():
+        # killed before its first checkpoint was complete: start it again from its config
+        from genreg.config import load_toml
+
+        cfg = from_mapping({**load_toml(run_dir / "config.toml"), **dict(overrides or {})})
+        print(f"{run_dir} has no checkpoint yet: starting it again from its config.toml")
+        for name in ("metrics.csv", "tracked_weights.csv"):
+            (run_dir / name).unlink(missing_ok=True)
+        return _start(cfg, run_dir, data_dir, progress, task, on_generation)
     path, state, saved = latest_checkpoint(run_dir)
     population = state.population
     base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
     cfg = from_mapping(dict(overrides or {}), base)
+    if cfg.generations < state.generation:
+        raise ConfigError(f"{run_dir} is already at generation {state.generation}; --generations {cfg.generations} "
+                          "would undo nothing and run nothing (give a larger total)")
     changed = [k for k in (*NETWORK_KEYS, "task", "target") if getattr(cfg, k) != getattr(base, k)]
     if changed:
         raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network's shape "

@@ -87,6 +87,11 @@ def atomic_h5(path):
     _fsync_dir(path.parent)
 
 
+def has_checkpoint(run_dir) -> bool:
+    """Whether ``run_dir`` holds at least one (complete, renamed) state checkpoint file."""
+    return bool(_checkpoints(checkpoint_dir(run_dir)))
+
+
 def prune_checkpoints(run_dir, keep: int = KEEP) -> None:
     """Delete all but the newest ``keep`` state checkpoints of ``run_dir``."""
     for old in _checkpoints(checkpoint_dir(run_dir))[:-keep]:
