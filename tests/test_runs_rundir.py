@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from genreg.errors import CheckpointError
@@ -129,3 +130,78 @@ def test_resume_to_fewer_generations_is_refused_without_touching_the_config(tmp_
     with pytest.raises(ConfigError, match="already at generation 3"):
         resume_run(tmp_path / "run", {"generations": 2}, mnist_dir, progress=False)
     assert (tmp_path / "run" / "config.toml").read_bytes() == before
+
+
+# -- crafted or damaged run files ---------------------------------------------------------------
+def _run_with_checkpoint(tmp_path, mnist_dir):
+    from genreg.runs.evolve import start_run
+
+    start_run(_small(generations=2), tmp_path / "run", mnist_dir, progress=False)
+    return tmp_path / "run", tmp_path / "run" / "checkpoints" / "state_gen00002.h5"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f.attrs.__setitem__("generation", -3), "generation must be a whole number"),
+    (lambda f: f.attrs.__setitem__("generation", [1, 2]), "generation must be a whole number"),
+    (lambda f: f.attrs.__setitem__("strategy_state", "[1, 2]"), "strategy_state must be a JSON dict"),
+    (lambda f: f.attrs.__setitem__("strategy_state", '{"generation": "x"}'), "map names to numbers"),
+    (lambda f: f.attrs.__setitem__("layout", '{"sizes": [784, 1e999, 10]}'), "whole numbers"),
+    (lambda f: (f.__delitem__("W"), f.create_dataset("W", data=np.array([["a"]], dtype="S1"))), "dataset W"),
+])
+def test_crafted_checkpoint_fields_are_clear_errors(tmp_path, mnist_dir, damage, message):
+    import h5py
+
+    from genreg.runs.store import read_checkpoint
+
+    _, path = _run_with_checkpoint(tmp_path, mnist_dir)
+    with h5py.File(path, "r+") as f:
+        damage(f)
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(path)
+
+
+def test_flipped_bytes_in_W_are_caught_by_the_checksum(tmp_path, mnist_dir):
+    import h5py
+
+    from genreg.runs.store import read_checkpoint
+
+    _, path = _run_with_checkpoint(tmp_path, mnist_dir)
+    with h5py.File(path, "r") as f:
+        offset = f["W"].id.get_offset() if f["W"].chunks is None else None
+        chunk = f["W"].id.read_direct_chunk((0, 0))[1]
+    data = bytearray(path.read_bytes())
+    at = bytes(data).find(bytes(chunk[:64]))
+    assert offset is None and at > 0
+    data[at + 10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        read_checkpoint(path)
+
+
+def test_newer_checkpoint_stops_the_resume_and_is_kept(tmp_path, mnist_dir):
+    import h5py
+
+    from genreg.runs.evolve import resume_run
+
+    run, path = _run_with_checkpoint(tmp_path, mnist_dir)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 99
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match="newer genreg"):
+        resume_run(run, {"generations": 4}, mnist_dir, progress=False)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("content", ["generation,best_fitness\n0,1.5\n1,2.0\n2,2.", b"\x00\xff\xfe binary"])
+def test_history_with_a_torn_or_binary_file(tmp_path, content):
+    from genreg.errors import GenregError
+    from genreg.runs.store import read_history
+
+    path = tmp_path / "metrics.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+        with pytest.raises(GenregError, match="not a readable history CSV"):
+            read_history(path)
+    else:
+        path.write_text(content.replace("2,2.", "2"))  # the last row lost its second value
+        assert read_history(path)["generation"].tolist() == [0.0, 1.0]

@@ -105,8 +105,13 @@ def check_format(f, path, fmt: str, max_version: int, what: str) -> int:
         raise CheckpointError(f"{path} is not a genreg {what}")
     version = int(f.attrs["format_version"])
     if version > max_version:
-        raise CheckpointError(f"{path} has format version {version}; this genreg reads up to {max_version}")
+        raise NewerFormatError(f"{path} has format version {version}, written by a newer genreg; this genreg reads "
+                               f"up to {max_version}: upgrade genreg to continue this run (nothing was changed)")
     return version
+
+
+class NewerFormatError(CheckpointError):
+    """A file written by a newer genreg: never skipped, never overwritten."""
 
 
 def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
@@ -115,8 +120,8 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     pop = state.population
     pop.build()  # a brood's children become rows: the file holds the genomes themselves
     with atomic_h5(path) as f:
-        for name in ARRAYS:
-            f.create_dataset(name, data=getattr(pop, name))
+        for name in ARRAYS:  # Fletcher-32 checksums: h5py verifies them on every read
+            f.create_dataset(name, data=getattr(pop, name), fletcher32=True)
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["generation"] = state.generation
@@ -199,36 +204,59 @@ def upgrade_config(config: dict, version: int) -> dict:
 
 def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     """Load a state checkpoint; returns (state, config dict, upgraded to this version:
-    ``upgrade_config``).  Errors name the file."""
+    ``upgrade_config``).  Every field is checked (types, ranges, shapes, checksums);
+    errors name the file."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
             version = check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
             arrays = {name: f[name][()] for name in ARRAYS}
-            generation = int(f.attrs["generation"])
-            next_id = int(f.attrs["next_id"])
-            layout = Layout.from_dict(json.loads(f.attrs["layout"]))
-            config = upgrade_config(json.loads(f.attrs["config"]), version)
-            scalars = json.loads(f.attrs["strategy_state"])
+            generation = _whole(f.attrs["generation"], "generation")
+            next_id = _whole(f.attrs["next_id"], "next_id")
+            layout = Layout.from_dict(_json_attr(f, "layout", dict))
+            config = upgrade_config(_json_attr(f, "config", dict), version)
+            scalars = _json_attr(f, "strategy_state", dict)
+        for name, kinds in (("W", "f"), ("trust", "f"), ("ids", "iu"), ("parent_ids", "iu"), ("age", "iu")):
+            if arrays[name].dtype.kind not in kinds or arrays[name].ndim != (2 if name == "W" else 1):
+                raise ValueError(f"dataset {name} is {arrays[name].dtype} {arrays[name].shape}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scalars.values()):
+            raise ValueError("strategy_state must map names to numbers")
+        pop = Population(layout=layout, W=np.ascontiguousarray(arrays["W"], dtype=np.float32),
+                         trust=arrays["trust"].astype(np.float64), ids=arrays["ids"].astype(np.int64),
+                         parent_ids=arrays["parent_ids"].astype(np.int64), age=arrays["age"].astype(np.int32),
+                         next_id=next_id)
+        pop.check_finite()
+        from genreg.strategies import make_strategy
+
+        strategy = make_strategy(str(config.get("strategy")))
     except CheckpointError:
         raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
-    pop = Population(layout=layout, W=np.ascontiguousarray(arrays["W"], dtype=np.float32),
-                     trust=arrays["trust"], ids=arrays["ids"], parent_ids=arrays["parent_ids"],
-                     age=arrays["age"], next_id=next_id)
-    pop.check_finite()
-    from genreg.strategies import make_strategy
-
-    try:
-        strategy = make_strategy(str(config.get("strategy")))
-    except GenregError as exc:
+    except (OSError, KeyError, ValueError, TypeError, GenregError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
     return strategy.load_state(pop, generation, scalars), config
 
 
+def _whole(value, name: str) -> int:
+    """A non-negative integer attribute (a scalar, not an array or a string)."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}"[:120])
+    return int(value)
+
+
+def _json_attr(f, name: str, kind: type):
+    """A JSON attribute that must decode to ``kind``."""
+    raw = f.attrs[name]
+    value = json.loads(raw if isinstance(raw, str) else bytes(raw).decode())
+    if not isinstance(value, kind):
+        raise ValueError(f"attribute {name} must be a JSON {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
 def latest_checkpoint(run_dir, reader=None) -> tuple[Path, EvolutionState, dict]:
-    """The newest checkpoint that loads; an unreadable newer one is skipped with a warning.
+    """The newest checkpoint that loads; an unreadable newer one is skipped with a warning, but one
+    written by a newer genreg stops the resume (it would be overwritten otherwise).
 
     ``reader(path) -> (state, config)`` defaults to ``read_checkpoint`` (other
     run types, e.g. hybrid runs, pass their own).
@@ -244,6 +272,8 @@ def latest_checkpoint(run_dir, reader=None) -> tuple[Path, EvolutionState, dict]
             for msg in errors:
                 print(f"genreg: warning: skipped {msg}")
             return path, state, config
+        except NewerFormatError:
+            raise
         except CheckpointError as exc:
             errors.append(str(exc))
     raise CheckpointError("no loadable checkpoint: " + "; ".join(errors))
@@ -268,7 +298,8 @@ class History:
             return
         with open(self.path, newline="") as fh:
             rows = [r for r in csv.reader(fh)]
-        keep = [[LEGACY_COLUMNS.get(c, c) for c in rows[0]]] + [r for r in rows[1:] if r and int(r[0]) < generation] if rows else []
+        keep = [[LEGACY_COLUMNS.get(c, c) for c in rows[0]]] + [r for r in _complete(rows, self.path)
+                                                                 if int(r[0]) < generation] if rows else []
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as fh:
             csv.writer(fh).writerows(keep)
@@ -289,12 +320,37 @@ class History:
             self._fh = None
 
 
+def _complete(rows: list, path) -> list:
+    """The data rows of a history CSV (``rows[0]`` is the header), without a torn last line (a write
+    cut short by a full disk or a kill); GenregError naming the file and row if any other row is damaged."""
+    from genreg.errors import GenregError
+
+    width, body = len(rows[0]), [r for r in rows[1:] if r]
+
+    def whole(r):
+        return len(r) == width and r[0].isdigit()
+
+    if body and not whole(body[-1]):
+        body = body[:-1]
+    for i, r in enumerate(body):
+        if not whole(r):
+            raise GenregError(f"{path} is damaged at row {i + 2}: expected {width} values starting with a generation")
+    return body
+
+
 def read_history(path) -> dict:
-    """Read a history CSV into ``{column: float array}``."""
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return {}
-    header, body = [LEGACY_COLUMNS.get(c, c) for c in rows[0]], [r for r in rows[1:] if r]
-    data = np.array([[float(v) if v != "" else np.nan for v in r] for r in body], dtype=np.float64).reshape(-1, len(header))
+    """Read a history CSV into ``{column: float array}`` (a torn last line is left out; GenregError
+    naming the file if it is not a history CSV)."""
+    from genreg.errors import GenregError
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        if not rows:
+            return {}
+        header, body = [LEGACY_COLUMNS.get(c, c) for c in rows[0]], _complete(rows, path)
+        data = np.array([[float(v) if v != "" else np.nan for v in r] for r in body],
+                        dtype=np.float64).reshape(-1, len(header))
+    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
+        raise GenregError(f"{path} is not a readable history CSV ({type(exc).__name__}: {str(exc)[:80]})") from None
     return {name: data[:, i] for i, name in enumerate(header)}
