@@ -52,7 +52,7 @@ from harness import environment  # noqa: E402
 from genreg.config import parse_overrides  # noqa: E402
 from genreg.hpo.search import run_hpo  # noqa: E402
 from genreg.hpo.config import hpo_from_mapping  # noqa: E402
-from genreg.tasks.splits import load_task  # noqa: E402
+from genreg.hpo.data import search_task as load_task  # noqa: E402
 
 #: The search budget per task (HPOConfig keys); the same for basic and merge.
 BUDGETS = {
@@ -275,13 +275,14 @@ def main(argv=None) -> int:
         for seed in seeds:
             base = hpo_from_mapping({"task": task, "seed": seed, **BUDGETS[task], **overrides})
             data = load_task(base, args.data_dir)
+            run_metric = base.resolved_metric(data.kind)
             for mode in MODES:
                 cfg = base.replace(merge=(mode == "merge"))
                 run = run_hpo(cfg, runs_dir / task / f"{mode}-seed{seed}", task=data)
                 runs[mode].append(summarise(run))
                 s = runs[mode][-1]
                 print(f"{task:6s} seed {seed} {mode:5s}: mean fitness {s['mean_fitness_seconds']:.3f} s, "
-                      f"skew {s['skewness']:.2f}, epochs {s['mean_epochs']:.1f}, test {data.metric} "
+                      f"skew {s['skewness']:.2f}, epochs {s['mean_epochs']:.1f}, test {run_metric} "
                       f"{s['test_metric']:.4g}, total {s['total_seconds']:.1f} s", flush=True)
         results[task] = {"metric": cfg.resolved_metric(), "budget": budget_text(task, cfg), "seeds": seeds,
                          "config": {k: v for k, v in cfg.to_dict().items() if k != "merge"}, "runs": runs}

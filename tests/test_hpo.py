@@ -23,10 +23,11 @@ from genreg.hpo.search import (
     make_layout,
     rank,
     run_hpo,
+    search_metric,
 )
 from genreg.hpo.config import HPOConfig, hpo_from_mapping
 from genreg.hpo.model import load_model, predict_angle
-from genreg.tasks.splits import load_task
+from genreg.hpo.data import search_task as load_task
 from genreg.hpo.merge import merge_weights
 from genreg.hpo.traits import (
     TRAITS,
@@ -215,7 +216,8 @@ def test_fitness_keeps_best_epoch_and_early_stops(trig_task):
     ind = evaluate_fitness(Individual(0, t, layout, fresh_row(layout, 0, 0), 0), trig_task, cfg)
     assert 1 <= ind.epochs <= 30 and ind.fitness_seconds > 0 and ind.error == ""
     assert ind.metric < ind.init_metric
-    assert trig_task.score(layout, ind.row, trig_task.X_val, trig_task.y_val) == pytest.approx(ind.metric, rel=1e-6)
+    metric = search_metric(cfg, trig_task)
+    assert metric.score(layout, ind.row, trig_task.X_val, trig_task.y_val) == pytest.approx(ind.metric, rel=1e-6)
     # a learning rate that diverges is recorded, not raised; the weights stay finite
     wild = replace(t, learning_rate=1e6, momentum=0.9)
     bad = evaluate_fitness(Individual(1, wild, layout, fresh_row(layout, 0, 1), 0), trig_task, cfg)

@@ -17,7 +17,7 @@ from genreg.hpo.config import hpo_from_mapping
 from genreg.hpo.search import read_population, resume_hpo, run_hpo
 from genreg.hybrid.config import from_mapping
 from genreg.hybrid.run import latest_state, resume_hybrid, start_hybrid
-from genreg.tasks.splits import load_task
+from genreg.hpo.data import search_task as load_task
 
 HYBRID = dict(architecture="784-16-10", population=3, generations=3, train_images=300, validation_size=200,
               baseline=False, checkpoint_every=3)

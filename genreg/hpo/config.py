@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from genreg.config import MAX_SEED, ConfigBase, rule
 
-TASKS = ("trig", "boston", "wine", "mnist")
+#: The built-in tasks (``csv:FILE`` and ``npz:FILE`` name the user's own).
+TASKS = ("trig", "boston", "wine", "wine-white", "mnist", "fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,10 @@ class HPOConfig(ConfigBase):
     TITLE = "genreg hpo configuration"
 
     # -- the search ---------------------------------------------------------------
-    task: str = rule("trig", choices=TASKS)
-    """Data set: trig (cos on [0, 2pi], MSE), boston (MAE), wine (MAE) or mnist (accuracy)."""
+    task: str = "trig"
+    """Data set: trig (cos on [0, 2pi], MSE), boston, wine, wine-white (MAE), mnist, fashion-mnist (accuracy), csv:FILE (with target_column) or npz:FILE (genreg.tasks.load_task)."""
+    target_column: str = ""
+    """The column to predict of a csv: task."""
     seed: int = rule(0, ge=0, le=MAX_SEED)
     """The search (traits, initial weights, training order, splits) is a function of its config and this seed."""
     population: int = rule(10, ge=4)
@@ -51,7 +54,7 @@ class HPOConfig(ConfigBase):
     min_delta: float = rule(1e-4, ge=0)
     """Relative improvement of the validation loss that counts as better (early stopping)."""
     metric: str = rule("auto", choices=("auto", "accuracy", "mae", "mse"))
-    """Validation metric: auto (accuracy for mnist, mse for trig, mae otherwise), accuracy, mae or mse."""
+    """Validation metric: auto (accuracy for classification, mse for trig, mae for other regression), accuracy, mae or mse."""
     activation: str = rule("relu", choices=("relu", "tanh", "sigmoid", "identity"))
     """Hidden activation: relu, tanh, sigmoid or identity."""
 
@@ -93,31 +96,44 @@ class HPOConfig(ConfigBase):
 
     # -- data ---------------------------------------------------------------------------
     val_fraction: float = rule(0.2, gt=0, lt=1)
-    """Tabular/trig tasks: share of rows in the validation split."""
+    """wine/boston/trig: share of rows in the validation split (csv: and npz: tasks split 60/20/20)."""
     test_fraction: float = rule(0.2, ge=0, lt=1)
-    """Tabular/trig tasks: share of rows in the test split (scored for the best network only)."""
+    """wine/boston/trig: share of rows in the test split (scored for the best network only)."""
     trig_samples: int = rule(2000, ge=50)
     """Trig task: number of generated angles."""
     wine_color: str = rule("red", choices=("red", "white", "both"))
-    """Wine task: red, white or both."""
+    """Task wine: red, white or both."""
     mnist_train: int = rule(10000, ge=0, note="(0 = all)")
-    """MNIST: training images used (a seeded subset of the 50,000 left after the validation split; 0 = all)."""
+    """MNIST / Fashion-MNIST: training images used (a seeded subset of those left after the validation split; 0 = all)."""
     mnist_val: int = rule(2000, gt=0, lt=60000)
-    """MNIST: validation images (carved from the 60,000 training images, never the test set)."""
+    """MNIST / Fashion-MNIST: validation images (carved from the 60,000 training images, never the test set)."""
 
     # -----------------------------------------------------------------------------------
-    def resolved_metric(self) -> str:
-        """The validation metric, with ``auto`` resolved for the task."""
-        if self.metric != "auto":
-            return self.metric
-        return {"mnist": "accuracy", "trig": "mse"}.get(self.task, "mae")
+    @classmethod
+    def from_mapping(cls, mapping: dict, base=None):
+        """As ``ConfigBase.from_mapping``; a numeric target column name (``--set target_column=3``) is read as text."""
+        value = mapping.get("target_column")
+        fix = {"target_column": str(value)} if isinstance(value, (int, float)) and not isinstance(value, bool) else {}
+        return super().from_mapping({**mapping, **fix}, base)
+
+    def resolved_metric(self, kind: str | None = None) -> str:
+        """The validation metric, with ``auto`` resolved for the task (``kind``: the loaded task's kind)."""
+        from genreg.hpo.metrics import resolve_metric
+
+        return resolve_metric(self.metric, self.task, kind)
 
     def check(self) -> None:
-        """Survivors leave room for children; the metric fits the task; the splits leave training rows."""
+        """The task is a known spec; survivors leave room for children; the metric fits a built-in task;
+        the splits leave training rows."""
+        name, (prefix, _, path) = self.task.strip().lower(), self.task.partition(":")
+        self.need(name in TASKS or (prefix.lower() in ("csv", "npz") and path.strip()), "task",
+                  f"must be one of {', '.join(TASKS)}, csv:FILE or npz:FILE")
+        self.need(not self.target_column or prefix.lower() == "csv", "target_column", "applies to csv: tasks only")
         self.need(2 <= round(self.population * self.survivor_fraction) < self.population, "survivor_fraction",
                   "must keep at least 2 survivors and leave room for a child")
-        self.need((self.resolved_metric() == "accuracy") == (self.task == "mnist"), "metric",
-                  "accuracy is the classification metric (mnist); regression tasks use mae or mse")
+        if name in TASKS:  # a csv: / npz: task's kind is known once it is loaded (hpo.metrics checks it then)
+            self.need((self.resolved_metric() == "accuracy") == (name in ("mnist", "fashion-mnist")), "metric",
+                      "accuracy is the classification metric (mnist, fashion-mnist); regression tasks use mae or mse")
         self.need(self.val_fraction + self.test_fraction < 0.9, "test_fraction",
                   "must leave at least 10% of the rows for training (val_fraction + test_fraction < 0.9)")
 

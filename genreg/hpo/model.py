@@ -1,5 +1,5 @@
 """HDF5 files of the architecture search: the best network (``best_model.h5``) and
-the population (``population.h5``), and prediction with a saved trig model.
+the population (``population.h5``), and prediction with a saved model (any task; ``predict_angle`` for trig).
 
 best_model.h5 — named arrays and JSON attributes, no pickles:
 
@@ -8,7 +8,8 @@ best_model.h5 — named arrays and JSON attributes, no pickles:
     /x_mean, /x_std       (n_inputs,) float64 — network input = (raw - x_mean) / x_std
     /y_mean, /y_std       (n_outputs or 1,) float64 — raw output = output * y_std + y_mean
     attrs: format, format_version, task, metric, loss, layout (JSON), traits (JSON),
-           val_metric, test_metric, individual, generation, config (JSON)
+           val_metric, test_metric, individual, generation, config (JSON);
+           task_spec, kind, target, classes (JSON), feature_names (JSON) (absent in older files)
 
 Files are written to a temporary name, fsynced and renamed (as ``genreg.store``).
 """
@@ -50,6 +51,11 @@ class SavedModel:
     val_metric: float
     test_metric: float
     path: Path
+    task_spec: str = ""
+    kind: str = ""
+    target: str = ""
+    classes: tuple = ()
+    feature_names: tuple = ()
 
     def predict(self, X_raw: np.ndarray) -> np.ndarray:
         """Outputs for raw inputs ``(n, n_inputs)``: ``(n, n_outputs)`` float64 in the data's units
@@ -61,9 +67,21 @@ class SavedModel:
         return out * self.y_std + self.y_mean if self.loss == "mse" else out
 
 
-def save_model(path, layout: Layout, row: np.ndarray, traits: Traits, task, *, val_metric: float,
+#: The name files record for a task (a wine task is 'wine' whatever its colour, as in older files).
+_RECORDED_NAMES = {"wine-red": "wine", "wine-white": "wine", "wine-both": "wine"}
+
+
+def save_model(path, layout: Layout, row: np.ndarray, traits: Traits, task, metric, *, val_metric: float,
                test_metric: float, individual: int, generation: int, config: dict) -> Path:
-    """Write the best network with its traits, layout and input/output scaling (``task``: a TaskData)."""
+    """Write the best network with its traits, layout and input/output scaling.
+
+    task: the ``genreg.tasks.Task`` it was trained on; metric: its ``genreg.hpo.metrics.SearchMetric``.
+    Inputs without scaling get mean 0 / std 1; logits (classification) get y_mean 0 / y_std 1, shape (1,).
+    """
+    n_y = 1 if task.is_classification else layout.n_outputs
+    scaling = {"x_mean": (task.x_mean, np.zeros(layout.n_inputs)), "x_std": (task.x_std, np.ones(layout.n_inputs)),
+               "y_mean": (None if task.is_classification else task.y_mean, np.zeros(n_y)),
+               "y_std": (None if task.is_classification else task.y_std, np.ones(n_y))}
     row = np.ascontiguousarray(row, dtype=np.float32)
     path = Path(path)
     with atomic_h5(path) as f:
@@ -71,14 +89,19 @@ def save_model(path, layout: Layout, row: np.ndarray, traits: Traits, task, *, v
         g = f.create_group("tensors")
         for t in layout.tensors:
             g.create_dataset(t.name, data=layout.view(row, t.name))
-        for name in ("x_mean", "x_std", "y_mean", "y_std"):
-            f.create_dataset(name, data=np.asarray(getattr(task, name), dtype=np.float64))
+        for name, (value, default) in scaling.items():
+            f.create_dataset(name, data=np.asarray(default if value is None else value, dtype=np.float64))
         a = f.attrs
         a["format"] = MODEL_FORMAT
         a["format_version"] = FORMAT_VERSION
-        a["task"] = task.name.split("-")[0]
-        a["metric"] = task.metric
-        a["loss"] = task.loss
+        a["task"] = _RECORDED_NAMES.get(task.name, task.name)
+        a["metric"] = metric.name
+        a["loss"] = metric.loss
+        a["task_spec"] = task.spec or task.name
+        a["kind"] = task.kind
+        a["target"] = task.target
+        a["classes"] = json.dumps([str(c) for c in task.classes])
+        a["feature_names"] = json.dumps([str(c) for c in task.feature_names])
         a["layout"] = json.dumps(layout.to_dict())
         a["traits"] = json.dumps(traits.to_dict())
         a["hidden_sizes"] = json.dumps(list(layout.sizes[1:-1]))
@@ -101,9 +124,16 @@ def load_model(path) -> SavedModel:
             layout = Layout.from_dict(json.loads(f.attrs["layout"]))
             row = np.ascontiguousarray(f["row"][()], dtype=np.float32)
             arrays = {name: np.asarray(f[name][()], dtype=np.float64) for name in ("x_mean", "x_std", "y_mean", "y_std")}
-            model = SavedModel(layout, row, Traits.from_dict(json.loads(f.attrs["traits"])), str(f.attrs["task"]),
-                               str(f.attrs["metric"]), str(f.attrs["loss"]), val_metric=float(f.attrs["val_metric"]),
-                               test_metric=float(f.attrs["test_metric"]), path=path, **arrays)
+            a = f.attrs
+            loss = str(a["loss"])
+            extra = {"task_spec": str(a.get("task_spec", a["task"])),
+                     "kind": str(a.get("kind", "classification" if loss == "nll" else "regression")),
+                     "target": str(a.get("target", "")),
+                     "classes": tuple(json.loads(a.get("classes", "[]"))),
+                     "feature_names": tuple(json.loads(a.get("feature_names", "[]")))}
+            model = SavedModel(layout, row, Traits.from_dict(json.loads(a["traits"])), str(a["task"]),
+                               str(a["metric"]), loss, val_metric=float(a["val_metric"]),
+                               test_metric=float(a["test_metric"]), path=path, **arrays, **extra)
     except CheckpointError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:

@@ -60,7 +60,9 @@ from genreg.network.population import Population, check_population_size
 from genreg.runs.loop import run_loop
 from genreg.runs.store import History
 from genreg.streams import SearchPurpose, derived_seed, generator
-from genreg.tasks.splits import TaskData, load_task
+from genreg.hpo.data import search_task
+from genreg.hpo.metrics import SearchMetric
+from genreg.tasks import Task
 
 
 @dataclass
@@ -80,7 +82,7 @@ class HPOResult:
 # ----------------------------------------------------------------------------- building blocks
 
 
-def make_layout(traits: Traits, task: TaskData, cfg: HPOConfig) -> Layout:
+def make_layout(traits: Traits, task: Task, cfg: HPOConfig) -> Layout:
     """``(n_inputs, *hidden_sizes, n_outputs)``, hidden activation from cfg, linear outputs."""
     hidden = traits.hidden_sizes(cfg.min_layer_width)
     return Layout((task.n_inputs, *hidden, task.n_outputs), cfg.activation, "identity")
@@ -109,8 +111,14 @@ def _better(new: float, old: float, higher: bool, min_delta: float) -> bool:
     return new > old + margin if higher else new < old - margin
 
 
-def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individual:
-    """Train ``ind.row`` in place (early stopping) and score it; fill metric, epochs, fitness_seconds.
+def search_metric(cfg: HPOConfig, task: Task) -> SearchMetric:
+    """The config's validation metric on ``task`` (``metric = auto`` resolved for it)."""
+    return SearchMetric.for_task(cfg.metric, task)
+
+
+def evaluate_fitness(ind: Individual, task: Task, cfg: HPOConfig, metric: SearchMetric | None = None) -> Individual:
+    """Train ``ind.row`` in place (early stopping) and score it by ``metric`` (default: the config's);
+    fill metric, epochs, fitness_seconds.
 
     The row ends with the weights of the best epoch (epoch 0 = the starting
     weights).  Divergence (``TrainingError``) ends training; the best weights
@@ -119,10 +127,11 @@ def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individ
     and streams, and one ``velocity`` buffer carries the momentum across epochs.
     """
     t0, c0 = time.perf_counter(), time.process_time()
-    higher = task.higher_is_better
-    cfg_train = train_config(ind.traits, ind.layout, task.loss)
+    metric = metric or search_metric(cfg, task)
+    higher = metric.higher_is_better
+    cfg_train = train_config(ind.traits, ind.layout, metric.loss)
     seed = derived_seed(cfg.seed, ind.id, SearchPurpose.TRAIN)
-    best = task.score(ind.layout, ind.row, task.X_val, task.y_val)
+    best = metric.score(ind.layout, ind.row, task.X_val, task.y_val)
     ind.init_metric = best
     best_row = ind.row.copy()
     velocity = np.zeros_like(ind.row)
@@ -133,7 +142,7 @@ def evaluate_fitness(ind: Individual, task: TaskData, cfg: HPOConfig) -> Individ
                 sgd.train(ind.layout, ind.row, task.X_train, task.y_train, cfg_train, seed=seed, start_epoch=e,
                                velocity=velocity)
                 epochs = e + 1
-                m = task.score(ind.layout, ind.row, task.X_val, task.y_val)
+                m = metric.score(ind.layout, ind.row, task.X_val, task.y_val)
                 if _better(m, best, higher, cfg.min_delta):
                     best, stale = m, 0
                     best_row[:] = ind.row
@@ -162,7 +171,7 @@ def rank(population: list, higher: bool) -> list:
     return sorted(population, key=key)
 
 
-def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: TaskData, generation: int,
+def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: Task, generation: int,
                    next_id: int, gene_store: dict | None = None) -> list:
     """``n_children`` untrained children of random pairs of ``survivors`` (ids from ``next_id``).
 
@@ -198,10 +207,10 @@ def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: TaskD
 
 
 def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
-            task: TaskData | None = None, on_generation=None) -> HPOResult:
+            task: Task | None = None, on_generation=None) -> HPOResult:
     """Run the search of ``cfg`` and write its run directory ``out_dir``; returns the result.
 
-    task: preloaded data (default: ``load_task(cfg, data_dir)``).  Training runs with
+    task: preloaded data (default: ``genreg.hpo.data.search_task(cfg, data_dir)``).  Training runs with
     single-threaded BLAS, so the result does not depend on the machine's BLAS threads
     (a multi-threaded GEMM may sum in another order).  ``on_generation(row)`` sees each
     generation's ``generations.csv`` row as a dict; returning True stops the search after
@@ -216,7 +225,7 @@ RESUMABLE_KEYS = ("generations", "target")
 
 
 def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progress: bool = False,
-               task: TaskData | None = None, on_generation=None) -> HPOResult:
+               task: Task | None = None, on_generation=None) -> HPOResult:
     """Continue the search in ``out_dir`` after its last finished generation (``population.h5``).
 
     Only ``RESUMABLE_KEYS`` may change.  A search killed at any moment resumes from the
@@ -260,11 +269,12 @@ class HPOMode:
 
     kind = "hpo"
 
-    def __init__(self, out: Path, cfg: HPOConfig, task: TaskData, gene_store, rows: list, last: int,
+    def __init__(self, out: Path, cfg: HPOConfig, task: Task, gene_store, rows: list, last: int,
                  best_id: int = -1, test_metric: float = math.nan):
         self.run_dir, self.cfg, self.task, self.gene_store = out, cfg, task, gene_store
         self.rows, self.last, self.best_id, self.test_metric = rows, last, best_id, test_metric
-        self.higher = task.higher_is_better
+        self.metric = search_metric(cfg, task)
+        self.higher = self.metric.higher_is_better
         self.n_keep = int(round(cfg.population * cfg.survivor_fraction))
         self.n_children = cfg.population - self.n_keep
         self.evaluations = History(out / "evaluations.csv", EVAL_COLUMNS)
@@ -290,7 +300,7 @@ class HPOMode:
             next_id += len(todo)
             population = survivors + todo
         for ind in todo:
-            evaluate_fitness(ind, task, cfg)
+            evaluate_fitness(ind, task, cfg, self.metric)
             row = evaluation_row(ind)
             self.rows.append(row)
             self.evaluations.append([row[c] for c in EVAL_COLUMNS])
@@ -299,8 +309,8 @@ class HPOMode:
         finite = metrics[np.isfinite(metrics)]
         if best.id != self.best_id:
             self.best_id = best.id
-            self.test_metric = _test_metric(task, best)
-            save_model(self.run_dir / "best_model.h5", best.layout, best.row, best.traits, task,
+            self.test_metric = _test_metric(task, self.metric, best)
+            save_model(self.run_dir / "best_model.h5", best.layout, best.row, best.traits, task, self.metric,
                        val_metric=best.metric, test_metric=self.test_metric, individual=best.id,
                        generation=best.generation, config=cfg.to_dict())
         now = time.perf_counter()
@@ -310,12 +320,12 @@ class HPOMode:
         self.generations.append(record)
         self.last = g
         following = g + 1
-        if task.reached(best.metric, cfg.target):
+        if self.metric.reached(best.metric, cfg.target):
             self.stopped_by, following = "target", cfg.generations + 1
         return SearchState(following, population, next_id), dict(zip(GEN_COLUMNS, record))
 
     def checkpoint(self, state: SearchState) -> None:
-        write_population(self.run_dir / "population.h5", state.population, self.last, self.task.metric)
+        write_population(self.run_dir / "population.h5", state.population, self.last, self.metric.name)
 
     def flush(self) -> None:
         pass
@@ -325,19 +335,20 @@ class HPOMode:
         self.generations.close()
 
     def postfix(self, record: dict) -> dict:
-        return {f"best {self.task.metric}": f"{record['best_metric']:.4f}", "fits": len(self.rows)}
+        return {f"best {self.metric.name}": f"{record['best_metric']:.4f}", "fits": len(self.rows)}
 
 
-def _test_metric(task: TaskData, best: Individual) -> float:
+def _test_metric(task: Task, metric: SearchMetric, best: Individual) -> float:
     """``best``'s metric on the test split (NaN without one)."""
-    return task.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
+    return metric.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
 
 
-def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False, task: TaskData | None = None,
+def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False, task: Task | None = None,
              resume: bool = False, on_generation=None) -> HPOResult:
     cfg.validate()
     out = Path(out_dir)
-    task = task if task is not None else load_task(cfg, data_dir)
+    task = task if task is not None else search_task(cfg, data_dir)
+    metric = search_metric(cfg, task)  # before anything is written: the metric must fit the task
     if resume:
         done, population = read_population(out / "population.h5")
     else:
@@ -357,10 +368,10 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False, 
         with open(out / "evaluations.csv", newline="") as fh:
             mode.rows = [{k: (float(v) if k in ("fitness_seconds", "epochs") else v) for k, v in r.items()}
                          for r in csv.DictReader(fh)]
-        best = rank(population, task.higher_is_better)[0]
-        mode.best_id, mode.test_metric = best.id, _test_metric(task, best)
+        best = rank(population, metric.higher_is_better)[0]
+        mode.best_id, mode.test_metric = best.id, _test_metric(task, metric, best)
         state = SearchState(done + 1, population, cfg.population + done * n_children)
-        if task.reached(best.metric, cfg.target):
+        if metric.reached(best.metric, cfg.target):
             mode.stopped_by, state.generation = "target", max(state.generation, cfg.generations + 1)
     else:
         rng = generator(cfg.seed, 0, SearchPurpose.TRAITS)
@@ -379,9 +390,9 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False, 
     stopped_by = interrupted or mode.stopped_by
     total = time.perf_counter() - mode.t_start
     population, rows, g = state.population, mode.rows, mode.last
-    best = rank(population, task.higher_is_better)[0]
+    best = rank(population, metric.higher_is_better)[0]
     summary = {
-        "task": cfg.task, "metric": task.metric, "merge": cfg.merge, "seed": cfg.seed,
+        "task": cfg.task, "metric": metric.name, "merge": cfg.merge, "seed": cfg.seed,
         "generations_run": g, "stopped_by": stopped_by, "evaluations": len(rows),
         "best": {"id": best.id, "generation": best.generation, "val_metric": best.metric,
                  "test_metric": mode.test_metric, "traits": best.traits.to_dict(), "layout": best.layout.to_dict()},

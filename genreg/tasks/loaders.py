@@ -7,7 +7,7 @@ Specs:
   whatever the run's seed, so every run of a data set validates on the same images);
   test: the official test set.  Missing files are downloaded (``download=True``).
 - ``wine`` (red), ``wine-white``, ``boston``, ``trig``: regression, split 60/20/20 from ``seed``
-  and standardised as :mod:`genreg.tasks.tabular` does.
+  (or ``val_fraction`` / ``test_fraction``) and standardised as :mod:`genreg.tasks.tabular` does.
 - ``csv:PATH`` (with ``target``), ``npz:PATH``: see :mod:`genreg.tasks.files`.
 """
 
@@ -32,7 +32,8 @@ TABULAR_TARGETS = {"wine": "quality", "wine-white": "quality", "boston": "MEDV",
 
 
 def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int | None = None,
-              target: str | None = None, download: bool = True, kind: str | None = None) -> Task:
+              target: str | None = None, download: bool = True, kind: str | None = None,
+              val_fraction: float | None = None, test_fraction: float | None = None) -> Task:
     """The task named by ``spec`` (see the module docstring), split from ``seed``.
 
     data_dir: the data root (default ``$GENREG_DATA``, else ``~/.cache/genreg`` for downloads);
@@ -41,6 +42,8 @@ def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int |
     A ``csv:`` / ``npz:`` path is read as given (relative to the working directory); the task's
     ``spec`` holds it made absolute.  target: the CSV column to predict (``csv:`` only).  kind: ``'classification'`` or
     ``'regression'`` to override the kind inferred from a CSV / npz file's targets.
+    val_fraction, test_fraction: the shares of wine / boston / trig rows that validate and test
+    (default 0.2 each); other tasks refuse them.
     Raises DataError for an unknown spec and for missing, unreadable or inconsistent data.
     """
     if not isinstance(spec, str) or not spec.strip():
@@ -49,6 +52,11 @@ def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int |
     if kind is not None and kind not in (CLASSIFICATION, REGRESSION):
         raise DataError(f"task {spec}: kind must be {CLASSIFICATION!r} or {REGRESSION!r}, got {kind!r}")
     prefix, _, rest = spec.partition(":")
+    fractions = {"val_fraction": 0.2 if val_fraction is None else float(val_fraction),
+                 "test_fraction": 0.2 if test_fraction is None else float(test_fraction)}
+    if spec.lower() not in TABULAR_TARGETS and fractions != {"val_fraction": 0.2, "test_fraction": 0.2}:
+        raise DataError(f"task {spec}: val_fraction / test_fraction apply to {', '.join(TABULAR_TARGETS)} only "
+                        "(csv: and npz: tasks split 60/20/20, MNIST-like tasks by validation_size)")
     if rest and prefix.lower() in ("csv", "npz"):
         path = Path(rest).expanduser()
         if prefix.lower() == "csv":
@@ -69,7 +77,7 @@ def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int |
         return image_task(name, load_mnist(data_dir, download=download), MNIST_SOURCE, validation_size)
     if name == "fashion-mnist":
         return image_task(name, load_fashion_mnist(data_dir, download=download), FASHION_SOURCE, validation_size)
-    fractions = {"seed": seed, "val_fraction": 0.2, "test_fraction": 0.2}
+    fractions["seed"] = seed
     if name == "trig":
         splits = tabular.make_trig(**fractions)
     elif name == "boston":
