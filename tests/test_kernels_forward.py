@@ -11,7 +11,6 @@ layer ping-pong buffers and the row layout are all right.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import textwrap
@@ -20,40 +19,16 @@ import numpy as np
 import pytest
 
 import naive
-from genreg import kernels
-from genreg.network import forward
-from genreg.network.batch import SparseBatch
-from genreg.network.layout import ACTIVATIONS, Layout
-from genreg.network.variation import Brood, gene_bounds
 from genreg.kernels.forward import padded_width
 from genreg.kernels.simd import BLOCK, TILE
+from genreg.network import forward
+from genreg.network.batch import SparseBatch
+from genreg.network.layout import Layout
+from genreg.network.variation import Brood, gene_bounds
+from helpers import random_weights, random_inputs, ACTS, _seed
+
 
 RTOL = 1e-5
-
-# --------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------
-
-
-def random_weights(layout: Layout, P: int, rng: np.random.Generator) -> np.ndarray:
-    """``(P, n_params) float32``: every tensor of layer l ~ N(0, 1/sqrt(n_l))."""
-    W = np.empty((P, layout.n_params), dtype=np.float32)
-    for l in range(layout.n_layers):
-        std = 1.0 / np.sqrt(layout.sizes[l])
-        for name in (f"W{l}", f"b{l}"):
-            t = layout.tensor(name)
-            W[:, t.offset : t.stop] = rng.normal(0.0, std, size=(P, t.size))
-    return W
-
-
-def random_inputs(kind: str, B: int, n: int, rng: np.random.Generator):
-    """``(X as given to the kernels, the same X as float64 for the twin)``, ~70% zeros."""
-    mask = rng.random((B, n)) < 0.3
-    if kind == "float32":
-        X = (rng.normal(0.0, 1.0, size=(B, n)) * mask).astype(np.float32)
-        return X, X.astype(np.float64)
-    X = (rng.integers(1, 256, size=(B, n)) * mask).astype(np.uint8)
-    return X, X.astype(np.float64) / 255.0
 
 
 def assert_close(got: np.ndarray, ref: np.ndarray, what: str = "") -> None:
@@ -66,12 +41,9 @@ def assert_close(got: np.ndarray, ref: np.ndarray, what: str = "") -> None:
 
 
 SHAPES = [(784, 64, 10), (784, 16, 10), (30, 7, 3), (20, 33, 5), (50, 100, 61, 17), (10, 1), (5, 3, 2, 4)]
+
+
 BATCH_SIZES = [1, 3, 13, 50]
-ACTS = list(ACTIVATIONS)
-
-
-def _seed(*parts) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
 
 
 # --------------------------------------------------------------------------
@@ -340,90 +312,6 @@ def test_kernels_never_read_past_the_genome_row():
 
 
 # --------------------------------------------------------------------------
-# Activations
-# --------------------------------------------------------------------------
-
-
-def _activate(x: np.ndarray, code: int) -> np.ndarray:
-    h = np.array(x, dtype=np.float32, copy=True).reshape(1, -1)
-    kernels.activate_inplace(h, h.shape[1], code)
-    return h[0]
-
-
-@pytest.mark.parametrize("act", ACTS)
-def test_activation_touches_only_the_first_n_columns(act):
-    rng = np.random.default_rng(_seed("activate-columns", act))
-    h = rng.normal(0.0, 3.0, size=(5, 12)).astype(np.float32)
-    got = h.copy()
-    kernels.activate_inplace(got, 7, ACTIVATIONS[act])
-    np.testing.assert_array_equal(got[:, 7:], h[:, 7:])
-    for s in range(5):
-        np.testing.assert_array_equal(got[s, :7], _activate(h[s, :7], ACTIVATIONS[act]))
-
-
-def _activation_grid() -> np.ndarray:
-    f32 = np.finfo(np.float32)
-    special = [
-        0.0, 1e-45, 1e-40, f32.tiny, 1e-30, 1e-10, 1e-6, 3.99e-4, 4e-4, 4.01e-4, 1e-3,
-        7.9, 7.905, 7.906, 8.0, 9.0, 30.0, 100.0, 1e4, 1e10, 1e30, float(f32.max), np.inf,
-    ]
-    special = np.array(special + [-v for v in special], dtype=np.float32)
-    return np.concatenate([np.linspace(-20.0, 20.0, 400_001, dtype=np.float32), special])
-
-
-def test_fast_tanh_relative_error():
-    x = _activation_grid()
-    got = _activate(x, ACTIVATIONS["tanh"])
-    ref = naive.activate(x, "tanh")
-    assert np.isfinite(got).all()
-    zero = ref == 0
-    np.testing.assert_array_equal(got[zero], 0.0)
-    rel = np.abs(got[~zero] - ref[~zero]) / np.abs(ref[~zero])
-    assert rel.max() < 1e-6, f"max relative error {rel.max():.3g} at x={x[~zero][rel.argmax()]}"
-    # tanh is odd: signs are right, and -0 stays -0.
-    assert (np.sign(got) == np.sign(ref)).all()
-    assert np.signbit(_activate(np.array([-0.0]), ACTIVATIONS["tanh"]))[0]
-    assert not np.signbit(_activate(np.array([0.0]), ACTIVATIONS["tanh"]))[0]
-    assert (np.abs(got) <= 1.0).all()
-
-
-def test_fast_tanh_scalar_matches_activate_inplace():
-    """``kernels.fast_tanh`` (the inlined helper) is the function activate_inplace applies."""
-    import numba
-
-    @numba.njit
-    def apply(x):
-        out = np.empty_like(x)
-        for i in range(x.shape[0]):
-            out[i] = kernels.fast_tanh(x[i])
-        return out
-
-    x = np.linspace(-10, 10, 2001, dtype=np.float32)
-    np.testing.assert_array_equal(apply(x), _activate(x, ACTIVATIONS["tanh"]))
-
-
-def test_sigmoid_absolute_error():
-    x = _activation_grid()
-    got = _activate(x, ACTIVATIONS["sigmoid"])
-    ref = naive.activate(x, "sigmoid")
-    err = np.abs(got - ref)
-    assert err.max() < 1e-6, f"max abs error {err.max():.3g} at x={x[err.argmax()]}"
-    assert ((got >= 0) & (got <= 1)).all()
-
-
-def test_relu_exact_and_identity_untouched():
-    x = _activation_grid()
-    np.testing.assert_array_equal(_activate(x, ACTIVATIONS["relu"]), naive.activate_float32(x, "relu"))
-    np.testing.assert_array_equal(_activate(x, ACTIVATIONS["identity"]), x)
-
-
-@pytest.mark.parametrize("act", ["identity", "tanh", "sigmoid", "relu"])
-def test_activation_keeps_nan(act):
-    got = _activate(np.array([np.nan, 1.0, np.nan], dtype=np.float32), ACTIVATIONS[act])
-    assert np.isnan(got[0]) and np.isnan(got[2]) and np.isfinite(got[1])
-
-
-# --------------------------------------------------------------------------
 # Non-finite weights
 # --------------------------------------------------------------------------
 
@@ -504,101 +392,3 @@ def test_results_identical_for_any_thread_count(digest_with_threads):
     t2, h2 = digest_with_threads(_DETERMINISM_SCRIPT, 2)
     assert (t1, t2) == (1, 2)
     assert h1 == h2
-
-
-# --------------------------------------------------------------------------
-# Validation in the wrappers
-# --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def small():
-    layout = Layout((30, 7, 3), hidden_activation="tanh")
-    rng = np.random.default_rng(3)
-    X, _ = random_inputs("float32", 13, 30, rng)
-    W = random_weights(layout, 2, rng)
-    return layout, W, X, np.zeros(13, dtype=np.int64)
-
-
-def test_wrong_dtype_is_type_error(small):
-    layout, W, X, labels = small
-    with pytest.raises(TypeError, match="float32"):
-        forward.population_logits(layout, W.astype(np.float64), X)
-    with pytest.raises(TypeError, match="float32"):
-        forward.population_predict(layout, W.astype(np.float64), X, labels)
-    with pytest.raises(TypeError):
-        forward.population_logits(layout, W[0], X)  # 1-D
-    with pytest.raises(TypeError):
-        forward.population_logits(layout, W.tolist(), X)
-    with pytest.raises(TypeError):
-        forward.genome_logits(layout, W, X)  # 2-D row
-
-
-def test_wrong_n_params_is_value_error(small):
-    layout, W, X, labels = small
-    for bad in (W[:, :-1], np.zeros((2, layout.n_params + 1), np.float32)):
-        bad = np.ascontiguousarray(bad)
-        with pytest.raises(ValueError, match=str(layout.n_params)):
-            forward.population_logits(layout, bad, X)
-        with pytest.raises(ValueError, match=str(layout.n_params)):
-            forward.population_predict(layout, bad, X, labels)
-        with pytest.raises(ValueError, match=str(layout.n_params)):
-            forward.genome_logits(layout, bad[0], X)
-        with pytest.raises(ValueError, match=str(layout.n_params)):
-            forward.genome_predict(layout, bad[0], X)
-
-
-def test_non_contiguous_population_is_value_error(small):
-    layout, W, X, _ = small
-    with pytest.raises(ValueError, match="contiguous"):
-        forward.population_logits(layout, np.asfortranarray(W), X)
-
-
-def test_wrong_n_features_is_value_error(small):
-    layout, W, X, labels = small
-    for bad in (X[:, :-1], np.zeros((13, 31), np.float32)):
-        batch = SparseBatch.from_dense(bad)
-        with pytest.raises(ValueError, match="features"):
-            forward.population_logits(layout, W, batch)
-        with pytest.raises(ValueError, match="features"):
-            forward.population_logits(layout, W, bad)
-        with pytest.raises(ValueError, match="features"):
-            forward.population_predict(layout, W, batch, labels)
-        with pytest.raises(ValueError, match="features"):
-            forward.genome_logits(layout, W[0], batch)
-        with pytest.raises(ValueError, match="features"):
-            forward.genome_predict(layout, W[0], batch)
-
-
-def test_labels_wrong_shape_is_value_error(small):
-    layout, W, X, labels = small
-    for bad in (labels[:-1], np.zeros(14, int), labels[:, None], np.zeros((13, 2), int), np.int64(0)):
-        with pytest.raises(ValueError, match="labels"):
-            forward.population_predict(layout, W, X, bad)
-
-
-@pytest.mark.parametrize("n_classes", [0, -1, 4, 100])
-def test_population_predict_n_classes_out_of_range(small, n_classes):
-    layout, W, X, labels = small
-    with pytest.raises(ValueError, match="n_classes"):
-        forward.population_predict(layout, W, X, labels, n_classes)
-
-
-@pytest.mark.parametrize(
-    "n_classes",
-    [0, -1, 4],
-)
-def test_genome_predict_n_classes_out_of_range(small, n_classes):
-    layout, W, X, _ = small
-    with pytest.raises(ValueError):
-        forward.genome_predict(layout, W[0], X, n_classes)
-
-
-def test_empty_batch(small):
-    layout, W, X, _ = small
-    empty = X[:0]
-    assert forward.population_logits(layout, W, empty).shape == (2, 0, 3)
-    assert forward.genome_logits(layout, W[0], empty).shape == (0, 3)
-    pred, n_correct = forward.population_predict(layout, W, empty, np.zeros(0, int))
-    assert pred.shape == (2, 0)
-    np.testing.assert_array_equal(n_correct, [0, 0])

@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 import naive
-from genreg import kernels
+from genreg import kernels, streams
 from genreg.network import variation
-from genreg.network.layout import Layout
-from genreg import streams
 from genreg.streams import Purpose
+from helpers import CROSSOVER_LAYOUTS as LAYOUTS
 
 
 def provenance_rows(P: int, n: int) -> np.ndarray:
@@ -33,48 +32,8 @@ def provenance_rows(P: int, n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
-# The RNG twin reproduces the kernels' streams
+# The mutation twin reproduces the kernel
 # --------------------------------------------------------------------------
-
-KEY_CASES = [
-    (0, 0, 0, 0),
-    (0, 0, 0, 1),
-    (1, 0, 0, 0),
-    (12345, 678, 9, int(Purpose.CHILD_MUTATION)),
-    (2**32 + 7, 10**6, 2**20, int(Purpose.CROSSOVER)),
-    (2**63 - 1, 2**40, 2**31 - 1, 5),
-]
-
-
-@pytest.mark.parametrize("seed, generation, genome, purpose", KEY_CASES)
-def test_twin_stream_key_matches_kernel(seed, generation, genome, purpose):
-    got = int(kernels.stream_key(seed, generation, genome, purpose))
-    assert got == naive.stream_key(seed, generation, genome, purpose)
-
-
-def test_twin_stream_keys_batch_matches_wrapper():
-    slots = np.array([0, 1, 2, 17, 199, 5000], dtype=np.int64)
-    keys = streams.stream_keys(42, 7, slots, Purpose.BASE_MUTATION)
-    assert keys.dtype == np.uint64 and keys.shape == slots.shape
-    np.testing.assert_array_equal(keys, naive.stream_keys(42, 7, slots, Purpose.BASE_MUTATION))
-    # keys differ across purposes, generations and slots
-    assert np.unique(keys).size == keys.size
-    assert not np.array_equal(keys, streams.stream_keys(42, 7, slots, Purpose.CHILD_MUTATION))
-    assert not np.array_equal(keys, streams.stream_keys(42, 8, slots, Purpose.BASE_MUTATION))
-    assert not np.array_equal(keys, streams.stream_keys(43, 7, slots, Purpose.BASE_MUTATION))
-
-
-def test_twin_u64_stream_matches_kernel_mask_bits():
-    """next_u64 is reproduced bit for bit: a 64*k-entry mask crossover exposes k raw draws."""
-    n = 64 * 5
-    key = naive.stream_key(3, 1, 4, 1)
-    W = np.stack([np.ones(n, dtype=np.float32), np.zeros(n, dtype=np.float32)])
-    out = variation.mask_crossover(W, [0], [1], np.array([key], dtype=np.uint64))[0]
-    stream = naive.Stream(key)
-    for d in range(5):
-        word = stream.u64()
-        got = sum(int(out[64 * d + t]) << t for t in range(64))
-        assert got == word
 
 
 @pytest.mark.parametrize("rate", [0.001, 0.07, 0.35, 0.9, 1.0])
@@ -282,30 +241,6 @@ def test_mask_crossover_leaves_parents_untouched_and_is_deterministic():
     assert not np.array_equal(a, other)
 
 
-LAYOUTS = [Layout((30, 7, 5)), Layout((70, 3, 2)), Layout((13, 9, 4, 6))]
-
-
-@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda l: "-".join(map(str, l.sizes)))
-@pytest.mark.parametrize("block_rows", [0, 1, 4, 100])
-def test_gene_bounds_structure(layout, block_rows):
-    bounds = variation.gene_bounds(layout, block_rows)
-    assert bounds.dtype == np.int64
-    assert bounds[0] == 0 and bounds[-1] == layout.n_params
-    assert np.all(np.diff(bounds) > 0)
-    edges = set(bounds.tolist())
-    for t in layout.tensors:
-        assert t.offset in edges and t.stop in edges
-    expected = 0
-    for t in layout.tensors:
-        if len(t.shape) == 2 and block_rows > 0:
-            starts = [b for b in bounds.tolist() if t.offset <= b < t.stop]
-            assert starts == [t.offset + r * t.shape[1] for r in range(0, t.shape[0], block_rows)]
-            expected += math.ceil(t.shape[0] / block_rows)
-        else:
-            expected += 1
-    assert len(bounds) - 1 == expected
-
-
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda l: "-".join(map(str, l.sizes)))
 @pytest.mark.parametrize("block_rows", [0, 1, 4])
 def test_gene_crossover_provenance_exact(layout, block_rows):
@@ -339,59 +274,6 @@ def test_clone_copies_rows():
     W = provenance_rows(4, 100)
     out = variation.clone(W, [3, 0, 3])
     np.testing.assert_array_equal(out, W[[3, 0, 3]])
-
-
-# --------------------------------------------------------------------------
-# Validation in the wrappers
-# --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def W5():
-    return np.zeros((5, 64), dtype=np.float32)
-
-
-@pytest.mark.parametrize("rows", [[1, 1], [0, 5], [-1], [2, 3, 2]])
-def test_mutate_bad_rows_value_error(W5, rows):
-    with pytest.raises(ValueError, match="rows"):
-        variation.mutate(W5, rows, 0.1, 0.05, np.zeros(len(rows), dtype=np.uint64))
-
-
-@pytest.mark.parametrize("rate", [-0.01, 1.01, float("nan"), float("inf")])
-def test_mutate_bad_rate_value_error(W5, rate):
-    with pytest.raises(ValueError, match="rate"):
-        variation.mutate(W5, [0], rate, 0.05, np.zeros(1, dtype=np.uint64))
-
-
-@pytest.mark.parametrize("scale", [-0.1, float("nan")])
-def test_mutate_bad_scale_value_error(W5, scale):
-    with pytest.raises(ValueError, match="scale"):
-        variation.mutate(W5, [0], 0.1, scale, np.zeros(1, dtype=np.uint64))
-
-
-def test_float64_or_non_contiguous_W_type_error(W5):
-    for bad in (W5.astype(np.float64), np.asfortranarray(np.zeros((5, 64), dtype=np.float32)), W5[0], W5[:, ::2]):
-        with pytest.raises(TypeError, match="float32"):
-            variation.mutate(bad, [0], 0.1, 0.05, np.zeros(1, dtype=np.uint64))
-        with pytest.raises(TypeError):
-            variation.mask_crossover(bad, [0], [1], np.zeros(1, dtype=np.uint64))
-        with pytest.raises(TypeError):
-            variation.clone(bad, [0])
-        with pytest.raises(TypeError):
-            variation.gene_crossover(bad, [0], [1], np.zeros(1, dtype=np.uint64), np.array([0, 64]))
-
-
-def test_crossover_length_mismatch_value_error(W5):
-    with pytest.raises(ValueError, match="same length"):
-        variation.mask_crossover(W5, [0, 1], [1], np.zeros(2, dtype=np.uint64))
-    with pytest.raises(ValueError, match="same length"):
-        variation.gene_crossover(W5, [0], [1], np.zeros(2, dtype=np.uint64), np.array([0, 64]))
-
-
-@pytest.mark.parametrize("bounds", [[1, 64], [0, 63], [0, 65], [0, 32, 32, 64], [0, 40, 20, 64]])
-def test_gene_crossover_bad_bounds_value_error(W5, bounds):
-    with pytest.raises(ValueError, match="gene_bounds"):
-        variation.gene_crossover(W5, [0], [1], np.zeros(1, dtype=np.uint64), np.array(bounds))
 
 
 # --------------------------------------------------------------------------
@@ -432,38 +314,8 @@ def test_variation_identical_for_any_thread_count(digest_with_threads):
 
 
 # --------------------------------------------------------------------------
-# The draws' building blocks against library functions
+# Clone and mutate in one pass
 # --------------------------------------------------------------------------
-
-
-def test_normal_quantile_matches_scipy_ndtri():
-    from scipy.special import ndtri
-
-    from genreg.kernels.rng import normal_quantile
-
-    p = np.concatenate([np.linspace(1e-12, 1e-3, 200), np.linspace(1e-3, 1 - 1e-3, 2001), 1 - np.linspace(1e-12, 1e-3, 200)])
-    got = np.array([normal_quantile(x) for x in p])
-    rel = np.abs(got - ndtri(p)) / np.maximum(np.abs(ndtri(p)), 1e-3)
-    central = (p >= 0.02425) & (p <= 0.97575)
-    assert rel[central].max() < 2e-9
-    assert rel[~central].max() < 1e-5
-
-
-def test_exponentials_from_bits_are_minus_log_of_their_uniform_and_match_the_twin():
-    """-log(u), u = the 64 bits as a binary fraction, to 1e-9 relative (no library log in
-    the kernel), and bit for bit what the twin's one-at-a-time draw gives."""
-    from genreg.kernels.rng import exponentials_from_bits
-
-    rng = np.random.default_rng(5)
-    bits = rng.integers(0, 2**63, size=3000, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 3000, dtype=np.uint64)
-    bits[:1000] >>= rng.integers(0, 64, 1000).astype(np.uint64)  # every number of leading zeros
-    bits[:4] = [0, 1, 2**63, 2**64 - 1]
-    got = np.empty(bits.size)
-    exponentials_from_bits(bits, np.empty(bits.size), got)
-    for b, e in zip(bits.tolist(), got):
-        expected = -math.log(b / 2.0**64) if b else 64.0 * naive.LN2
-        assert abs(e - expected) < 1e-9 * max(1.0, expected)
-    assert [naive.exponential_of_bits(b) for b in bits.tolist()] == got.tolist()
 
 
 def test_clone_mutate_equals_clone_then_mutate_and_reuses_out():
@@ -507,77 +359,3 @@ def test_clone_mutate_with_base_mutation_equals_clone_then_two_mutations():
     assert children.tobytes() == expected.tobytes()
     np.testing.assert_array_equal(counts, made)
     assert counts[0] == 0 and counts[4] >= 3001 and counts[5] >= 3001
-
-
-def _brood(W, **changes):
-    C = 6
-    fields = dict(source=W, parents=np.array([3, 3, 0, 5, 1, 2]), rates=np.array([0.0, 0.07, 0.07, 0.3, 1.0, 0.07]),
-                  base_rates=np.array([0.0, 0.0, 0.08, 0.5, 0.08, 1.0]),
-                  keys=streams.stream_keys(4, 9, np.arange(C), Purpose.CHILD_MUTATION),
-                  base_keys=streams.stream_keys(4, 9, np.arange(C), Purpose.BASE_MUTATION), scale=0.05)
-    fields.update(changes)
-    return variation.Brood(**fields)
-
-
-def test_brood_builds_what_clone_mutate_builds():
-    """Any subset of a brood's children, in any order, is built exactly as clone_mutate builds them all."""
-    W = np.random.default_rng(13).normal(0.0, 0.1, size=(6, 3001)).astype(np.float32)
-    brood = _brood(W)
-    everyone, _ = variation.clone_mutate(W, brood.parents, brood.rates, 0.05, brood.keys,
-                                         base_rates=brood.base_rates, base_keys=brood.base_keys)
-    assert brood.size == 6 and brood.build().tobytes() == everyone.tobytes()
-    some = [4, 1, 1]
-    assert brood.build(some).tobytes() == everyone[some].tobytes()
-    out = np.empty((3, 3001), np.float32)
-    assert brood.build(some, out) is out
-
-
-@pytest.mark.parametrize("crossover", ["mask", "gene"])
-def test_brood_with_crossover_builds_crossover_then_mutation(crossover):
-    """A crossing brood builds exactly the crossover kernel's children, then the two mutations."""
-    W = np.random.default_rng(14).normal(0.0, 0.1, size=(6, 3001)).astype(np.float32)
-    second = np.array([3, 1, 4, 2, 5, 0])
-    xkeys = streams.stream_keys(4, 9, np.arange(6), Purpose.CROSSOVER)
-    bounds = np.array([0, 7, 700, 1500, 1501, 3001], dtype=np.int64)
-    brood = _brood(W, second=second, crossover=crossover, crossover_keys=xkeys,
-                   gene_bounds=bounds if crossover == "gene" else None)
-    if crossover == "mask":
-        expected = variation.mask_crossover(W, brood.parents, second, xkeys)
-    else:
-        expected = variation.gene_crossover(W, brood.parents, second, xkeys, bounds)
-    for c in range(6):
-        variation.mutate(expected, [c], brood.rates[c], 0.05, brood.keys[c : c + 1])
-        variation.mutate(expected, [c], brood.base_rates[c], 0.05, brood.base_keys[c : c + 1])
-    assert brood.build().tobytes() == expected.tobytes()
-    assert brood.build([5, 2]).tobytes() == expected[[5, 2]].tobytes()
-    # child 0 crosses parent 3 with itself and is not mutated: a copy
-    assert brood.build([0]).tobytes() == W[3].tobytes()
-    plain = _brood(W, second=second, crossover="none", crossover_keys=xkeys).build()
-    assert plain.tobytes() == _brood(W).build().tobytes()  # "none" ignores the second parent
-
-
-@pytest.mark.parametrize("change, error", [
-    (dict(crossover="uniform"), "crossover must be one of"),
-    (dict(crossover="gene"), "gene_bounds"),
-    (dict(crossover="gene", gene_bounds=np.array([0, 5, 5, 10])), "gene_bounds"),
-    (dict(second=np.array([3, 3, 0, 5, 1, 6])), "row indices"),
-    (dict(second=np.array([3, 3, 0])), "same length"),
-    (dict(parents=np.array([3, 3, 0, 5, 1, 6])), "row indices"),
-    (dict(parents=np.array([3, 3, 0, 5, 1, -1])), "row indices"),
-    (dict(rates=np.array([0.0, 0.07, 0.07, 0.3, 1.5, 0.07])), "rates"),
-    (dict(scale=-1.0), "scale"),
-    (dict(keys=np.zeros(5, np.uint64)), "same length"),
-    (dict(parents=np.array([3, 3, 0, 5, 1, 2], dtype=np.int32)), "int64"),
-])
-def test_brood_refuses_bad_descriptions(change, error):
-    W = np.zeros((6, 10), np.float32)
-    with pytest.raises((ValueError, TypeError), match=error):
-        _brood(W, **change)
-
-
-def test_brood_build_refuses_children_it_does_not_have():
-    W = np.zeros((6, 10), np.float32)
-    with pytest.raises(ValueError, match="indices into a brood of 6"):
-        _brood(W).build([0, 6])
-    with pytest.raises(ValueError, match="indices into a brood of 6"):
-        _brood(W).build([-1])

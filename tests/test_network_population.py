@@ -1,4 +1,4 @@
-"""Population: the founder draw, the memory guard, the constructor's checks and check_finite."""
+"""Population: the founder draw (plain and block layouts), the memory guard, the constructor's checks, check_finite."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from genreg.network.population import (
     check_population_size,
     population_bytes,
 )
+from helpers import VERTICAL
+
 
 LAYOUTS = [Layout((784, 64, 10)), Layout((30, 7, 3), "relu"), Layout((50, 100, 61, 17)), Layout((10, 1))]
 
@@ -91,6 +93,28 @@ def test_random_deterministic_in_seed():
     assert not np.array_equal(a.W, c.W)
     # Genomes of one population differ from each other.
     assert len({row.tobytes() for row in a.W}) == 9
+
+
+def test_plain_population_init_is_unchanged():
+    """Population.random draws exactly as before blocks existed (U(+-1/sqrt(fan_in)) per layer)."""
+    layout = Layout((7, 5, 3), "tanh")
+    pop = Population.random(layout, 4, seed=9)
+    rng = np.random.default_rng(np.random.SeedSequence([9, 0x1417]))
+    W = rng.random((4, layout.n_params), dtype=np.float32)
+    for l, stop in ((0, 40), (1, layout.n_params)):
+        a = np.float32(1 / np.sqrt(layout.sizes[l]))
+        start = 0 if l == 0 else 40
+        W[:, start:stop] = W[:, start:stop] * np.float32(2) * a - a
+    np.testing.assert_array_equal(pop.W, W)
+
+
+def test_block_population_init_uses_fan_in_of_each_layer():
+    layout = Layout(**VERTICAL)
+    pop = Population.random(layout, 3, seed=1)
+    for t in layout.layer_tensors(1):
+        seg = pop.W[:, t.offset : t.stop]
+        assert np.abs(seg).max() <= 1 / np.sqrt(256) + 1e-7
+        assert np.abs(seg).max() > 0.9 / np.sqrt(256)
 
 
 # --------------------------------------------------------------------------

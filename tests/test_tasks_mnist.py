@@ -1,4 +1,4 @@
-"""genreg.data.mnist: real files, malformed files, downloads, splits, episode sampling."""
+"""MNIST (genreg.tasks.mnist): real files, loading and its cache, downloads, the data directory, episodes."""
 
 from __future__ import annotations
 
@@ -13,38 +13,15 @@ import numpy as np
 import pytest
 
 import genreg.tasks.mnist as mnist_mod
-from genreg.tasks import (
-    FILES,
-    MNIST,
-    SHA256,
-    EpisodeSampler,
-    Split,
-    load_mnist,
-    read_idx_images,
-    read_idx_labels,
-    resolve_data_dir,
-    to_float,
-)
-from genreg.errors import DataError, GenregError
+from genreg.errors import DataError
+from genreg.tasks import FILES, MNIST, SHA256, EpisodeSampler, load_mnist, read_idx_labels, resolve_data_dir
+from helpers import idx_bytes, images_bytes, labels_bytes
+
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def idx_bytes(magic: int, dims, payload: bytes) -> bytes:
-    return magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in dims) + payload
-
-
-def images_bytes(n: int, rows: int = 28, cols: int = 28, seed: int = 0) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, size=n * rows * cols, dtype=np.uint8)
-    return idx_bytes(0x803, (n, rows, cols), pixels.tobytes())
-
-
-def labels_bytes(n: int, offset: int = 0) -> bytes:
-    return idx_bytes(0x801, (n,), ((np.arange(n) + offset) % 10).astype(np.uint8).tobytes())
 
 
 def synthetic_set(n_train: int = 50, n_test: int = 20) -> dict[str, bytes]:
@@ -136,55 +113,7 @@ def test_cache_notices_changed_files(tmp_path):
     assert_matches(second, changed)
 
 
-# ----------------------------------------------------------------------------- malformed files
-
-BAD_FILES = {
-    # case: (reader, content, words expected in the message)
-    "wrong magic": (read_idx_images, idx_bytes(0x903, (2, 28, 28), bytes(2 * 784)), "magic"),
-    "labels read as images": (read_idx_images, labels_bytes(5), "dimensions"),
-    "wrong number of dims": (read_idx_labels, idx_bytes(0x802, (2, 3), bytes(6)), "dimensions"),
-    "wrong image dims": (read_idx_images, images_bytes(3, 20, 20), "20x20"),
-    "truncated data": (read_idx_images, images_bytes(3)[:-1], "truncated"),
-    "truncated labels": (read_idx_labels, labels_bytes(10)[:-4], "truncated"),
-    "truncated header": (read_idx_images, images_bytes(3)[:10], "truncated header"),
-    "trailing bytes": (read_idx_images, images_bytes(3) + b"\x00", "trailing"),
-    "trailing label bytes": (read_idx_labels, labels_bytes(10) + b"xyz", "trailing"),
-    "label out of range": (read_idx_labels, idx_bytes(0x801, (4,), bytes([1, 2, 10, 3])), "label 10 at index 2"),
-    "no images": (read_idx_images, idx_bytes(0x803, (0, 28, 28), b""), "no images"),
-    "empty file": (read_idx_labels, b"", "empty"),
-}
-
-
-@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
-@pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_bad_file_raises_data_error_naming_file(tmp_path, case, compress):
-    reader, content, words = BAD_FILES[case]
-    path = tmp_path / ("bad-file-idx.gz" if compress else "bad-file-idx")
-    path.write_bytes(gzip.compress(content) if compress else content)
-    with pytest.raises(DataError) as info:
-        reader(path)
-    assert str(path) in str(info.value)
-    assert words in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda good: good[: len(good) // 2],  # truncated gzip stream
-        lambda good: good[:-8] + bytes(8),  # bad CRC / length trailer
-        lambda good: good[:10] + bytes(b ^ 0xFF for b in good[10:40]) + good[40:],  # garbled deflate data
-        lambda good: b"this is not gzip at all",  # .gz name, no gzip header
-        lambda good: b"",  # empty .gz file
-    ],
-    ids=["truncated", "crc", "garbled", "not-gzip", "empty"],
-)
-def test_corrupt_gzip_raises_data_error(tmp_path, make):
-    path = tmp_path / "train-labels-idx1-ubyte.gz"
-    path.write_bytes(make(gzip.compress(labels_bytes(2000))))
-    with pytest.raises(DataError) as info:
-        read_idx_labels(path)
-    assert str(path) in str(info.value)
-    assert isinstance(info.value, GenregError)
+# ----------------------------------------------------------------------------- malformed sets
 
 
 def test_image_label_count_mismatch(tmp_path):
@@ -333,44 +262,6 @@ def test_all_mirrors_failing(server, synthetic, tmp_path):
     with pytest.raises(DataError):
         load_mnist(existing, mirrors=[f"{url}/empty/"])
     assert existing.is_dir() and not any(existing.iterdir())
-
-
-# ----------------------------------------------------------------------------- splits
-
-
-def test_validation_split(mnist):
-    train, val = mnist.split_validation(n_val=10000, seed=3)
-    assert isinstance(train, Split) and (len(train), len(val)) == (50000, 10000)
-    assert train.images.shape == (50000, 784) and val.images.dtype == np.uint8
-    assert np.intersect1d(train.indices, val.indices).size == 0
-    assert np.array_equal(np.union1d(train.indices, val.indices), np.arange(60000))
-    # drawn from the training set (rows and labels), never the test set
-    assert np.array_equal(val.images, mnist.train_images[val.indices])
-    assert np.array_equal(val.labels, mnist.train_labels[val.indices])
-    assert np.array_equal(train.labels, mnist.train_labels[train.indices])
-    assert np.bincount(val.labels, minlength=10).min() > 800
-    again_train, again_val = mnist.split_validation(n_val=10000, seed=3)
-    assert np.array_equal(again_val.indices, val.indices) and np.array_equal(again_train.images, train.images)
-    _, other = mnist.split_validation(n_val=10000, seed=4)
-    assert not np.array_equal(other.indices, val.indices)
-    small_train, small_val = mnist.split_validation(n_val=100, seed=3)
-    assert (len(small_train), len(small_val)) == (59900, 100)
-    for bad in (0, 60000, -5):
-        with pytest.raises(ValueError):
-            mnist.split_validation(n_val=bad)
-
-
-def test_test_split_is_the_test_set(mnist):
-    test = mnist.test
-    assert test.images is mnist.test_images and test.labels is mnist.test_labels and len(test) == 10000
-
-
-def test_to_float():
-    x = np.array([[[0, 1], [128, 255]]], dtype=np.uint8)
-    y = to_float(x)
-    assert y.dtype == np.float32 and y.shape == (1, 2, 2)
-    assert np.array_equal(y, x.astype(np.float32) / np.float32(255))
-    assert y[0, 1, 1] == 1.0 and y[0, 0, 0] == 0.0
 
 
 # ----------------------------------------------------------------------------- episodes

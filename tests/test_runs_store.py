@@ -1,0 +1,173 @@
+"""State checkpoints and histories (genreg.runs.store): round trips, the background writer, format gates, pruning."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+
+from genreg.errors import CheckpointError
+from genreg.runs.store import (
+    CheckpointWriter,
+    History,
+    latest_checkpoint,
+    read_checkpoint,
+    read_history,
+    write_checkpoint,
+)
+from genreg.strategies.config import Config, from_mapping
+from genreg.strategies.ga import GAState
+from genreg.strategies.genreg import Genreg
+from helpers import final_state, assert_same_state, checkpoint_generations, TINY, hand_made_state
+
+
+# --------------------------------------------------------------------------
+# State checkpoints
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scalars", [
+    dict(best_fitness=0.25, stagnant=3, mutation_multiplier=1.5, initial_spread=float("nan")),
+    dict(best_fitness=-math.inf, stagnant=0, mutation_multiplier=8.0, initial_spread=0.125),
+])
+def test_checkpoint_round_trip(tmp_path, scalars):
+    state = GAState(hand_made_state(9).population, generation=17)
+    rng = np.random.default_rng(4)
+    state.population.trust = rng.normal(size=9) * 1e3
+    state.population.parent_ids = rng.integers(-1, 500, size=9)
+    state.population.age = rng.integers(0, 40, size=9).astype(np.int32)
+    for k, v in scalars.items():
+        setattr(state, k, v)
+    cfg = from_mapping({"seed": 11, "strategy": "ga"}).to_dict()
+    path = write_checkpoint(tmp_path, state, cfg)
+    assert path.name == "state_gen00017.h5"
+    back, cfg_back = read_checkpoint(path)
+    assert cfg_back == cfg
+    assert back.population.layout == TINY
+    for name in ("W", "trust", "ids", "parent_ids", "age"):
+        a, b = getattr(state.population, name), getattr(back.population, name)
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert a.tobytes() == b.tobytes(), name
+    assert_same_state(state, back)
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_checkpoint_writer_writes_a_snapshot_in_the_background(tmp_path):
+    """The background writer stores the state as it was at submit (a brood's genomes built as
+    rows, the run's brood left alone), runs ``then`` after the file, writes in order and keeps
+    the last two."""
+    cfg = from_mapping({"population": 12, "seed": 4})
+    state = Genreg().breed(hand_made_state(12), cfg)  # a brood
+    expected = state.population.genomes(np.arange(12))
+    trust = state.population.trust.copy()
+    writer = CheckpointWriter(tmp_path)
+    done = []
+    writer.submit(state, cfg.to_dict(), lambda: done.append(checkpoint_generations(tmp_path)))
+    assert state.population.W is None  # still a brood for the run
+    state.population.brood.source[:] = 0.0  # the run goes on reusing its buffers
+    state.population.trust[:] = 7.0
+    changed = state.population.genomes(np.arange(12))
+    for g in (6, 7):
+        state.generation = g
+        writer.submit(state, cfg.to_dict())
+    writer.close()
+    assert done == [[5]]
+    assert checkpoint_generations(tmp_path) == [6, 7]
+    back, _ = read_checkpoint(tmp_path / "checkpoints" / "state_gen00007.h5")
+    assert back.population.W.tobytes() == changed.tobytes()
+    np.testing.assert_array_equal(back.population.trust, 7.0)
+    # the first snapshot held the genomes and trust at its submit, before the changes
+    writer = CheckpointWriter(tmp_path / "first")
+    state = Genreg().breed(hand_made_state(12), cfg)
+    writer.submit(state, cfg.to_dict())
+    state.population.brood.source[:] = 0.0
+    state.population.trust[:] = 7.0
+    writer.close()
+    back = final_state(tmp_path / "first")
+    assert back.population.W.tobytes() == expected.tobytes() and back.generation == 5
+    np.testing.assert_array_equal(back.population.trust, trust)
+
+
+def test_checkpoint_writer_reports_a_failed_write(tmp_path):
+    blocked = tmp_path / "run"
+    blocked.mkdir()
+    (blocked / "checkpoints").write_text("a file where the folder should be")
+    writer = CheckpointWriter(blocked)
+    writer.submit(hand_made_state(3), Config().to_dict())
+    with pytest.raises(OSError):
+        writer.close()
+    quiet = CheckpointWriter(blocked)
+    quiet.submit(hand_made_state(3), Config().to_dict())
+    quiet.close(check=False)  # the run is failing already: no second error
+
+
+def test_checkpoint_newer_format_version_refused(tmp_path):
+    state = hand_made_state(3)
+    path = write_checkpoint(tmp_path, state, Config().to_dict())
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 99
+    with pytest.raises(CheckpointError, match="version 99"):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no loadable checkpoint"):
+        latest_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("reader, fmt", [
+    ("genreg.runs.store:read_checkpoint", "genreg.state"),
+    ("genreg.hybrid.run:read_state", None),
+    ("genreg.hpo.model:load_model", "genreg.hpo_model"),
+    ("genreg.hpo.search:read_population", "genreg.hpo_population"),
+])
+def test_every_hdf5_reader_refuses_a_foreign_or_newer_file_naming_it(tmp_path, reader, fmt):
+    """One format gate (``store.check_format``) for all four HDF5 readers."""
+    import importlib
+
+    module, name = reader.split(":")
+    module = importlib.import_module(module)
+    read = getattr(module, name)
+    fmt = fmt or module.FORMAT
+    path = tmp_path / "file.h5"
+    for attrs, message in (({"format": "something else", "format_version": 1}, "is not a genreg"),
+                           ({"format": fmt, "format_version": 99}, "version 99")):
+        with h5py.File(path, "w") as f:
+            f.attrs.update(attrs)
+        with pytest.raises(CheckpointError, match=message) as info:
+            read(path)
+        assert str(path) in str(info.value)
+
+
+def test_checkpoint_keeps_last_two(tmp_path):
+    state = hand_made_state(3)
+    for g in (1, 2, 3, 10, 4):
+        state.generation = g
+        write_checkpoint(tmp_path, state, Config().to_dict())
+    assert checkpoint_generations(tmp_path) == [4, 10]  # the two largest generations, not the two newest files
+    state = hand_made_state(3)
+    other = tmp_path / "b"
+    for g in range(5):
+        state.generation = g
+        write_checkpoint(other, state, Config().to_dict())
+    assert checkpoint_generations(other) == [3, 4]
+    path, back, _ = latest_checkpoint(other)
+    assert path.name == "state_gen00004.h5" and back.generation == 4
+
+
+def test_checkpoint_order_past_99999_generations(tmp_path):
+    state = hand_made_state(3)
+    for g in (99998, 99999, 100000):
+        state.generation = g
+        write_checkpoint(tmp_path, state, Config().to_dict())
+    _, back, _ = latest_checkpoint(tmp_path)
+    assert back.generation == 100000
+    assert len(list((tmp_path / "checkpoints").glob("state_gen*.h5"))) == 2
+
+
+def test_history_truncate(tmp_path):
+    h = History(tmp_path / "m.csv", ["generation", "x"])
+    for g in range(5):
+        h.append([g, g * 0.5])
+    h.close()
+    h.truncate(3)
+    assert read_history(tmp_path / "m.csv")["generation"].tolist() == [0, 1, 2]
