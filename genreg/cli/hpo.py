@@ -24,14 +24,15 @@ def cmd_hpo(args: argparse.Namespace) -> int:
         return _report(result, out)
     mapping = load_toml(args.config) if args.config else {}
     mapping.update(parse_overrides(args.set))
-    for key in ("task", "seed", "generations", "population", "epochs"):
+    for key in ("task", "target_column", "seed", "generations", "population", "epochs"):
         if getattr(args, key) is not None:
             mapping[key] = getattr(args, key)
     if args.merge is not None:
         mapping["merge"] = args.merge
     cfg = hpo_from_mapping(mapping)
+    task = Path(cfg.task.partition(":")[2]).stem if ":" in cfg.task else cfg.task
     out = Path(args.out) if args.out else Path("runs") / (
-        f"hpo-{cfg.task}-{'merge' if cfg.merge else 'basic'}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+        f"hpo-{task}-{'merge' if cfg.merge else 'basic'}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"run directory: {out}")
     result = run_hpo(cfg, out, args.data_dir, progress=not args.no_progress)
     return _report(result, out)
@@ -53,8 +54,22 @@ def _report(result, out: Path) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from genreg.hpo.model import predict_angle
+    from genreg.errors import ConfigError
+    from genreg.hpo.model import predict_angle, predict_input
 
+    if (args.angle is None) == (args.input is None):
+        raise ConfigError("predict needs --input v1,v2,... (raw feature values), or --angle DEG for a trig model")
+    if args.input is not None:
+        out, model = predict_input(args.model, args.input)
+        what = f"{model.task_spec}" + (f" ({model.target})" if model.target else "")
+        if "outputs" in out:
+            print(f"prediction: {', '.join(f'{v:.6g}' for v in out['outputs'])}   ({what})")
+        else:
+            print(f"prediction: class {out['class']} (label {out['label']}, probability "
+                  f"{out['probabilities'][out['label']]:.4f})   ({what})")
+        print(f"model: {model.layout.shape_name()} trained by genreg hpo (validation {model.metric} "
+              f"{model.val_metric:.3g}, test {model.test_metric:.3g})")
+        return 0
     pred, true, model = predict_angle(args.model, args.angle)
     print(f"angle {args.angle:g} deg: prediction {pred:.6f}   cos({args.angle:g} deg) = {true:.6f}   "
           f"error {pred - true:+.6f}")
@@ -79,7 +94,9 @@ def add_hpo_commands(sub) -> None:
         epilog="config keys:\n" + describe_hpo_keys(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", choices=TASKS, help="data set (default: trig)")
+    p.add_argument("--task", metavar="SPEC", help=f"data set (default: trig): {', '.join(TASKS)}, csv:FILE "
+                   "(with --target-column) or npz:FILE")
+    p.add_argument("--target-column", metavar="COLUMN", help="the column to predict of a csv: task")
     p.add_argument("--merge", action=argparse.BooleanOptionalAction, default=None,
                    help="weight-merge crossover on/off (default: off)")
     p.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (flat)")
@@ -99,11 +116,14 @@ def add_hpo_commands(sub) -> None:
 
     p = sub.add_parser(
         "predict",
-        help="print a saved trig model's prediction for an angle next to the true cosine",
-        description="Load a best_model.h5 written by `genreg hpo --task trig` and print its prediction "
-        "for --angle (degrees) next to cos(angle).",
+        help="print a saved hpo model's prediction for raw feature values (or, for trig, an angle)",
+        description="Load a best_model.h5 written by `genreg hpo` and print its prediction for --input (raw "
+        "feature values, comma-separated, in the data's order and units; the model's saved statistics scale "
+        "them): the predicted value(s) in the data's units, or the class and its probability. For a trig "
+        "model, --angle DEG prints the prediction next to cos(angle).",
     )
     p.add_argument("model", metavar="MODEL.h5")
-    p.add_argument("--angle", type=float, required=True, metavar="DEG", help="angle in degrees")
+    p.add_argument("--input", metavar="V1,V2,...", help="raw feature values, comma-separated")
+    p.add_argument("--angle", type=float, metavar="DEG", help="angle in degrees (trig models)")
     p.set_defaults(func=cmd_predict)
 

@@ -129,6 +129,8 @@ class HPOConfig(ConfigBase):
         self.need(name in TASKS or (prefix.lower() in ("csv", "npz") and path.strip()), "task",
                   f"must be one of {', '.join(TASKS)}, csv:FILE or npz:FILE")
         self.need(not self.target_column or prefix.lower() == "csv", "target_column", "applies to csv: tasks only")
+        self.need(self.target_column or prefix.lower() != "csv", "target_column",
+                  "a csv: task needs the column to predict (--target-column COLUMN)")
         self.need(2 <= round(self.population * self.survivor_fraction) < self.population, "survivor_fraction",
                   "must keep at least 2 survivors and leave room for a child")
         if name in TASKS:  # a csv: / npz: task's kind is known once it is loaded (hpo.metrics checks it then)

@@ -159,3 +159,47 @@ def predict_angle(path, degrees: float) -> tuple[float, float, SavedModel]:
     radians = np.deg2rad(float(degrees))
     pred = float(model.predict(np.array([[radians]]))[0, 0])
     return pred, float(np.cos(radians)), model
+
+
+def parse_input(text: str, model: SavedModel) -> np.ndarray:
+    """``"v1,v2,..."`` -> ``(1, n_inputs) float64`` raw feature values; ConfigError naming what is wrong."""
+    from genreg.errors import ConfigError
+
+    cells = [c.strip() for c in str(text).split(",") if c.strip()]
+    try:
+        values = np.array([float(c) for c in cells], dtype=np.float64)
+    except ValueError:
+        bad = next(c for c in cells if not _is_float(c))
+        raise ConfigError(f"--input: {bad!r} is not a number") from None
+    n = model.layout.n_inputs
+    if values.size != n:
+        names = f" ({', '.join(model.feature_names)})" if model.feature_names and n <= 20 else ""
+        raise ConfigError(f"--input has {values.size} values; {model.path} needs {n}{names}")
+    if not np.all(np.isfinite(values)):
+        raise ConfigError("--input: every value must be finite")
+    return values.reshape(1, n)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def predict_input(path, text: str) -> tuple[dict, SavedModel]:
+    """The saved model's prediction for raw feature values ``"v1,v2,..."`` (scaled with its saved statistics).
+
+    Returns ``({"outputs": [...]}`` in the data's units (regression) or
+    ``{"label", "class", "probabilities"}`` (classification), model).
+    """
+    model = load_model(path)
+    out = model.predict(parse_input(text, model))[0]
+    if model.loss == "mse":
+        return {"outputs": [float(v) for v in out]}, model
+    p = np.exp(out - out.max())
+    p /= p.sum()
+    label = int(np.argmax(out))
+    name = model.classes[label] if label < len(model.classes) else str(label)
+    return {"label": label, "class": name, "probabilities": [float(v) for v in p]}, model
