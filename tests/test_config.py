@@ -116,7 +116,7 @@ def test_messages_name_key_value_and_requirement():
         (HybridConfig, {"population": 1}, r"population = 1: must be >= 2 \(parents come from the best half\)"),
         (HybridConfig, {"momentum": 1.0}, r"invalid config: momentum = 1.0: must be in \[0, 1\)"),
         (HybridConfig, {"nesterov": True, "momentum": 0.0}, r"nesterov = True: needs momentum > 0"),
-        (HybridConfig, {"architecture": "100-10"}, r"architecture = '100-10': .*784 inputs"),
+        (HybridConfig, {"architecture": "784-100-5"}, r"architecture = '784-100-5': .*784 inputs"),
         (HPOConfig, {"layers_min": 3, "layers_max": 2}, r"invalid hpo config: layers_max = 2: must be >= layers_min"),
         (HPOConfig, {"momentum_max": 1.0}, r"momentum_max = 1.0: must be in \[momentum_min, 1\)"),
         (HPOConfig, {"population": 4, "survivor_fraction": 0.2}, r"survivor_fraction = 0.2: must keep at least 2"),

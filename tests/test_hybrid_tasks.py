@@ -89,7 +89,7 @@ def test_boston_regression_is_scored_by_validation_mse(tmp_path, data_root):
 def test_cli_hybrid_on_a_csv_task_and_attack_refuses_tables(tmp_path, capsys):
     path = blobs_csv(tmp_path / "blobs.csv")
     out = tmp_path / "run"
-    argv = ["hybrid", "--task", f"csv:{path}", "--target", "colour", "--set", "architecture=4", "--set",
+    argv = ["hybrid", "--task", f"csv:{path}", "--target", "colour", "--set", 'architecture="4"', "--set",
             "population=2", "--set", "workers=1", "--generations", "1", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     assert "3-4-3" in capsys.readouterr().out

@@ -109,13 +109,6 @@ class HPOConfig(ConfigBase):
     """MNIST / Fashion-MNIST: validation images (carved from the 60,000 training images, never the test set)."""
 
     # -----------------------------------------------------------------------------------
-    @classmethod
-    def from_mapping(cls, mapping: dict, base=None):
-        """As ``ConfigBase.from_mapping``; a numeric target column name (``--set target_column=3``) is read as text."""
-        value = mapping.get("target_column")
-        fix = {"target_column": str(value)} if isinstance(value, (int, float)) and not isinstance(value, bool) else {}
-        return super().from_mapping({**mapping, **fix}, base)
-
     def resolved_metric(self, kind: str | None = None) -> str:
         """The validation metric, with ``auto`` resolved for the task (``kind``: the loaded task's kind)."""
         from genreg.hpo.metrics import resolve_metric

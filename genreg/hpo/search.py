@@ -246,8 +246,6 @@ def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progres
         return _run_hpo(cfg, out, data_dir, progress=progress, task=task, resume=True, on_generation=on_generation)
 
 
-
-
 # ----------------------------------------------------------------------------- one generation, the run
 
 

@@ -44,7 +44,7 @@ class HybridConfig(ConfigBase):
     target: str = ""
     """The column to predict of a csv: task."""
     architecture: str = "horizontal"
-    """Hidden layers: 'horizontal' (256-128), 'vertical' (256-[64|64]: two parallel blocks), any hidden shape such as '300-[50|50|50]', or a full shape such as '784-300-[50|50|50]-10' whose ends are the task's inputs and outputs."""
+    """Hidden layers: 'horizontal' (256-128), 'vertical' (256-[64|64]: two parallel blocks), any hidden shape such as '300-[50|50|50]' (one layer is text too: "64"), or a full shape such as '784-300-[50|50|50]-10' whose ends are the task's inputs and outputs."""
     activation: str = rule("relu", choices=("relu", "tanh", "sigmoid", "identity"))
     """Hidden activation: relu, tanh, sigmoid or identity."""
 
@@ -89,14 +89,6 @@ class HybridConfig(ConfigBase):
     """Dropout rate of every hidden layer during training."""
 
     # -----------------------------------------------------------------------------
-    @classmethod
-    def from_mapping(cls, mapping: dict, base=None):
-        """As ``ConfigBase.from_mapping``; a one-layer architecture given as a number (``--set architecture=64``)
-        or a numeric target column name is read as text."""
-        fix = {k: str(v) for k, v in mapping.items()
-               if k in ("architecture", "target") and isinstance(v, int) and not isinstance(v, bool)}
-        return super().from_mapping({**mapping, **fix}, base)
-
     def check(self) -> None:
         """The architecture parses (and fits the task's ends where they are known without loading it);
         SGD settings pass ``TrainConfig.validate`` (Nesterov needs momentum)."""
