@@ -109,13 +109,14 @@ def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
         m = read_history(metrics)
         if m and m["generation"].size:
             fig, ax = plt.subplots(figsize=(8, 4.5))
-            for key, label in (("best_val_accuracy", "best"), ("mean_val_accuracy", "mean"),
-                               ("worst_val_accuracy", "worst")):
-                ax.plot(m["generation"], 100 * m[key], "o-", label=f"{label} of the kept population")
+            metric = "accuracy" if "best_val_accuracy" in m else "mse"  # classification or regression runs
+            scale, unit = (100, "validation accuracy (%)") if metric == "accuracy" else (1, "validation MSE")
+            for label in ("best", "mean", "worst"):
+                ax.plot(m["generation"], scale * m[f"{label}_val_{metric}"], "o-", label=f"{label} of the kept population")
             ax.set_xlabel("generation")
-            ax.set_ylabel("validation accuracy (%)")
+            ax.set_ylabel(unit)
             ax.grid(alpha=0.3)
             ax.legend()
-            ax.set_title(f"{run_dir.name}: validation accuracy")
+            ax.set_title(f"{run_dir.name}: {unit}")
             written.append(save_figure(fig, out_dir / "accuracy.png"))
     return written
