@@ -56,6 +56,16 @@ def clean_env(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture(scope="module")
+def mnist(mnist_dir):
+    """The real data set as ``load_mnist`` caches it when this module first asks for it.
+
+    Overrides the session fixture here: another module may have dropped the session copy from the
+    in-process cache (tests/test_tasks_fashion.py clears it), and this module tests that cache.
+    """
+    return load_mnist(mnist_dir, download=False)
+
+
 # ----------------------------------------------------------------------------- real data
 
 
