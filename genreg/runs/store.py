@@ -37,7 +37,7 @@ FORMAT = "genreg.state"
 #: 2: GENREG breeds by the ``crossover`` key and the GA has ``ga_mutation_scale_end``
 #: (version 1 files are read as what their runs did: see ``upgrade_config``).
 #: 3: the episode and validation keys are named for any task (``config.RENAMED_KEYS``).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 3  # 3 also stores a CRC-32 of every dataset (attribute crc32)
 ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
 KEEP = 2
 
@@ -120,8 +120,9 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     pop = state.population
     pop.build()  # a brood's children become rows: the file holds the genomes themselves
     with atomic_h5(path) as f:
-        for name in ARRAYS:  # Fletcher-32 checksums: h5py verifies them on every read
-            f.create_dataset(name, data=getattr(pop, name), fletcher32=True)
+        for name in ARRAYS:
+            f.create_dataset(name, data=getattr(pop, name))
+        f.attrs["crc32"] = json.dumps({name: array_crc32(getattr(pop, name)) for name in ARRAYS})
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["generation"] = state.generation
@@ -211,6 +212,11 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
         with h5py.File(path, "r") as f:
             version = check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
             arrays = {name: f[name][()] for name in ARRAYS}
+            if "crc32" in f.attrs:  # written since format 3; older files have none
+                sums = _json_attr(f, "crc32", dict)
+                bad = [name for name in ARRAYS if sums.get(name) != array_crc32(arrays[name])]
+                if bad:
+                    raise ValueError(f"dataset {bad[0]} does not match its checksum: the file is damaged")
             generation = _whole(f.attrs["generation"], "generation")
             next_id = _whole(f.attrs["next_id"], "next_id")
             layout = Layout.from_dict(_json_attr(f, "layout", dict))
@@ -234,6 +240,13 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     except (OSError, KeyError, ValueError, TypeError, GenregError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
     return strategy.load_state(pop, generation, scalars), config
+
+
+def array_crc32(array: np.ndarray) -> int:
+    """CRC-32 of an array's bytes (C order): the checksum a checkpoint stores for each dataset."""
+    import zlib
+
+    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
 def _whole(value, name: str) -> int:
