@@ -27,3 +27,11 @@ class TrainingError(GenregError):
 
 class FitnessError(GenregError):
     """A user's fitness callable raised, or returned something other than one finite number per genome."""
+
+
+class RunInterrupted(GenregError):
+    """A run stopped by SIGINT or SIGTERM after writing its checkpoint; the CLI exits with 128 + the signal."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signal = int(signum)

@@ -59,7 +59,7 @@ TWO_POW_M53 = 1.0 / 9007199254740992.0
 
 # Acklam's rational approximation of the standard normal quantile function:
 # central region (relative error < 1.2e-9) and tails (< 7e-6, measured against
-# scipy.special.ndtri in tests/test_variation.py).
+# scipy.special.ndtri in tests/test_kernels_rng.py).
 _A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
       1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
 _B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,

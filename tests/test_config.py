@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from genreg.config import MAX_SEED, RENAMED_KEYS, ConfigBase, Rule, config_fields, load_toml, rule
+from genreg.config import MAX_SEED, RENAMED_KEYS, ConfigBase, Rule, config_fields, load_toml, parse_overrides, rule
 from genreg.errors import ConfigError
 from genreg.hpo.config import HPOConfig
 from genreg.hybrid.config import HybridConfig
-from genreg.strategies.config import Config
+from genreg.strategies.config import Config, from_mapping
 
 CONFIGS = (Config, HybridConfig, HPOConfig)
 
@@ -278,3 +278,32 @@ def test_rule_requirements_in_words():
     assert Rule(items=True, gt=0).requirement() == "must be a non-empty list of positive integers"
     assert Rule(items=True, ge=2).requirement() == "must be a non-empty list of integers >= 2"
     assert Rule(ge=0, note="(0 = off)").requirement() == "must be >= 0 (0 = off)"
+
+
+def test_parse_overrides_types():
+    got = parse_overrides([
+        "population=30", "mutation_scale=0.1", "hidden_sizes=[32, 16]", "strategy=ga",
+        'selection="rank"', " trust_decay = 0.5 ", "seed=7",
+    ])
+    assert got == {"population": 30, "mutation_scale": 0.1, "hidden_sizes": [32, 16], "strategy": "ga",
+                   "selection": "rank", "trust_decay": 0.5, "seed": 7}
+    assert isinstance(got["population"], int) and isinstance(got["mutation_scale"], float)
+    cfg = from_mapping(got)
+    assert cfg.hidden_sizes == (32, 16) and cfg.strategy == "ga"
+    assert parse_overrides(None) == {}
+    for bad in ("population", "=3"):
+        with pytest.raises(ConfigError, match="key=value"):
+            parse_overrides([bad])
+
+
+def test_load_toml_bad_file_names_it(tmp_path):
+    bad = tmp_path / "broken.toml"
+    bad.write_text("population = \nhidden_sizes = [64\n")
+    with pytest.raises(ConfigError, match="broken.toml"):
+        load_toml(bad)
+    with pytest.raises(ConfigError, match="missing.toml"):
+        load_toml(tmp_path / "missing.toml")
+    nested = tmp_path / "nested.toml"
+    nested.write_text("[genreg]\npopulation = 3\n")
+    with pytest.raises(ConfigError, match="nested.toml"):
+        load_toml(nested)

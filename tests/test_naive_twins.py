@@ -6,7 +6,7 @@ tiles copy values, and the forward kernels add each unit's terms in a fixed
 order with one IEEE fused multiply-add per term (``kernels/simd.py``) and a
 float32 rational tanh.  Their twins repeat those steps, so the comparisons
 below are exact equality.  The textbook float64 twins (``naive.forward``,
-``naive.activate``) are compared with tolerances in ``test_kernels.py``.
+``naive.activate``) are compared with tolerances in ``test_kernels_forward.py`` and ``test_kernels_activations.py``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from genreg.strategies.config import from_mapping
 from helpers import small_cli_args, wait_for, checkpoint_generations
 
 
-def test_sigint_checkpoints_and_exits_cleanly(tmp_path, mnist_dir):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_checkpoints_and_exits_cleanly(tmp_path, mnist_dir, signum, code):
     run = tmp_path / "interrupted"
     proc = subprocess.Popen(small_cli_args(run, mnist_dir, 100_000, "--set", "checkpoint_every=1000"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -24,13 +25,13 @@ def test_sigint_checkpoints_and_exits_cleanly(tmp_path, mnist_dir):
         # wait until the loop runs (a generation recorded), so the handler is installed
         wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 3, proc, 120,
                  "the first generations")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, err
+    assert proc.returncode == code, err  # 128 + the signal: a stopped run is not a finished one
     text = out + err
     assert "genreg resume" in text
     match = re.search(r"after generation (\d+)", text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genreg.config import load_toml, parse_overrides
+from genreg.config import load_toml
 from genreg.errors import ConfigError
 from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
 
@@ -73,35 +73,6 @@ def test_ints_are_accepted_for_float_keys_and_replace_validates():
     assert cfg.hidden_sizes == (32,)
     with pytest.raises(ConfigError, match="survival_cutoff"):
         cfg.replace(survival_cutoff=0.0)
-
-
-def test_parse_overrides_types():
-    got = parse_overrides([
-        "population=30", "mutation_scale=0.1", "hidden_sizes=[32, 16]", "strategy=ga",
-        'selection="rank"', " trust_decay = 0.5 ", "seed=7",
-    ])
-    assert got == {"population": 30, "mutation_scale": 0.1, "hidden_sizes": [32, 16], "strategy": "ga",
-                   "selection": "rank", "trust_decay": 0.5, "seed": 7}
-    assert isinstance(got["population"], int) and isinstance(got["mutation_scale"], float)
-    cfg = from_mapping(got)
-    assert cfg.hidden_sizes == (32, 16) and cfg.strategy == "ga"
-    assert parse_overrides(None) == {}
-    for bad in ("population", "=3"):
-        with pytest.raises(ConfigError, match="key=value"):
-            parse_overrides([bad])
-
-
-def test_load_toml_bad_file_names_it(tmp_path):
-    bad = tmp_path / "broken.toml"
-    bad.write_text("population = \nhidden_sizes = [64\n")
-    with pytest.raises(ConfigError, match="broken.toml"):
-        load_toml(bad)
-    with pytest.raises(ConfigError, match="missing.toml"):
-        load_toml(tmp_path / "missing.toml")
-    nested = tmp_path / "nested.toml"
-    nested.write_text("[genreg]\npopulation = 3\n")
-    with pytest.raises(ConfigError, match="nested.toml"):
-        load_toml(nested)
 
 
 def test_to_toml_round_trips(tmp_path):

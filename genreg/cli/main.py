@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from genreg import __version__
-from genreg.errors import GenregError
+from genreg.errors import GenregError, RunInterrupted
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -238,6 +238,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
+    except RunInterrupted as exc:  # the loop has said where it stopped and how to continue
+        return 128 + exc.signal
     except GenregError as exc:
         print(f"genreg: error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,8 @@ import signal
 import time
 from typing import Callable, Protocol
 
+from genreg.errors import RunInterrupted
+
 
 class StopRequest:
     """SIGINT/SIGTERM set a flag; the loop finishes the generation, checkpoints and exits."""
@@ -61,7 +63,8 @@ def run_loop(mode: Mode, state, *, generations: int, checkpoint_every: int, max_
              resume_hint: str = ""):
     """Run generations ``state.generation .. generations - 1`` of ``mode``; returns ``(state, stopped_by)``.
 
-    stopped_by: None (all generations ran), ``"signal N"``, ``"max_minutes=M"`` or ``"callback"``.
+    stopped_by: None (all generations ran), ``"max_minutes=M"`` or ``"callback"``; a stop by
+    SIGINT/SIGTERM checkpoints and then raises ``RunInterrupted``.
     ``state.generation`` counts the generations done; the stop message names the generation
     that the step's metrics name (``record["generation"]``).
     A checkpoint is written every ``checkpoint_every`` generations, at the end and at a stop.
@@ -104,4 +107,6 @@ def run_loop(mode: Mode, state, *, generations: int, checkpoint_every: int, max_
     finally:
         bar.close()
         mode.close(failed)
+    if stop.signal is not None:  # scripts must be able to tell: the CLI exits with 128 + the signal
+        raise RunInterrupted(stop.signal, f"stopped by signal {stop.signal} (checkpoint written)")
     return state, stopped_by
