@@ -14,9 +14,8 @@ import pytest
 from genreg.cli.main import main
 from genreg.config import load_toml
 from genreg.errors import CheckpointError, ConfigError
+from genreg.hpo.rundir import EVAL_COLUMNS, Individual
 from genreg.hpo.search import (
-    EVAL_COLUMNS,
-    Individual,
     breed_children,
     evaluate_fitness,
     fresh_row,

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from genreg.hpo.config import hpo_from_mapping
-from genreg.hpo.search import read_population, resume_hpo, run_hpo
+from genreg.hpo.rundir import read_population
+from genreg.hpo.search import resume_hpo, run_hpo
 from genreg.hybrid.config import from_mapping
 from genreg.hybrid.run import latest_state, resume_hybrid, start_hybrid
 from genreg.hpo.data import search_task as load_task

@@ -118,7 +118,7 @@ def test_checkpoint_newer_format_version_refused(tmp_path):
     ("genreg.runs.store:read_checkpoint", "genreg.state"),
     ("genreg.hybrid.run:read_state", None),
     ("genreg.hpo.model:load_model", "genreg.hpo_model"),
-    ("genreg.hpo.search:read_population", "genreg.hpo_population"),
+    ("genreg.hpo.rundir:read_population", "genreg.hpo_population"),
 ])
 def test_every_hdf5_reader_refuses_a_foreign_or_newer_file_naming_it(tmp_path, reader, fmt):
     """One format gate (``store.check_format``) for all four HDF5 readers."""

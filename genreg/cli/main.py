@@ -183,10 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     keys_help = "config keys (defaults reproduce the published GENREG protocol):\n" + describe_keys()
     p = sub.add_parser(
         "evolve",
-        help="evolve a population of MLPs on MNIST without gradients",
-        description="Evolve a population of 784-H-10 networks on MNIST by trust-decay selection "
-        "(strategy=genreg) or a classic GA (strategy=ga). Writes a run directory with the resolved "
-        "config, metrics, HDF5 checkpoints and best-genome pickles. Ctrl-C checkpoints and exits.",
+        help="evolve a population of networks without gradients (MNIST, or any --task)",
+        description="Evolve a population of networks (inputs and outputs from the task, hidden_sizes between) "
+        "by trust-decay selection (strategy=genreg) or a classic GA (strategy=ga), on MNIST or any --task: "
+        "fashion-mnist, wine, wine-white, boston, trig, csv:FILE --target COL, npz:FILE. Writes a run directory "
+        "with the resolved config, metrics, HDF5 checkpoints and best-genome pickles. Ctrl-C checkpoints and "
+        "exits (status 130); `genreg resume RUN_DIR` continues.",
         epilog=keys_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -195,10 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "resume",
-        help="continue a run from its last checkpoint (parameters may change)",
-        description="Continue RUN_DIR from its newest loadable checkpoint up to --generations in total. "
-        "Evolution parameters (rates, decay, cutoff, images per digit, population...) may change with "
-        "--set; keys that change the network's shape (hidden_sizes, activation) are refused.",
+        help="continue any run (evolution, hybrid or search) from its last checkpoint",
+        description="Continue RUN_DIR from its newest loadable checkpoint up to --generations in total; the kind "
+        "of run is read from RUN_DIR/genreg-run.json. Parameters (rates, decay, cutoff, samples per class, "
+        "population...) may change with --set; keys that change the network's shape or its task (hidden_sizes, "
+        "activation, task, target) are refused. The keys below are an evolution run's; a hybrid run or a search "
+        "takes its own (genreg hybrid --help, genreg hpo --help).",
         epilog=keys_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -49,7 +49,7 @@ from genreg.errors import CheckpointError, ConfigError, TrainingError
 from genreg.hpo.config import HPOConfig
 from genreg.hpo.merge import merge_weights
 from genreg.hpo.model import save_model
-from genreg.hpo.rundir import (  # noqa: F401 - EVAL_COLUMNS, GEN_COLUMNS and the file readers are public here too
+from genreg.hpo.rundir import (
     EVAL_COLUMNS, GEN_COLUMNS, Individual, evaluation_row, prepare_dir, read_population, write_population)
 from genreg.hpo.traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
 from genreg.network import backprop
