@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from genreg.errors import CheckpointError
+from genreg.errors import CheckpointError, ConfigError
 from genreg.network.layout import Layout
 from genreg.runs.store import atomic_h5, check_format
 from genreg.hpo.traits import Traits
@@ -156,6 +156,8 @@ def predict_angle(path, degrees: float) -> tuple[float, float, SavedModel]:
     if model.task != "trig":
         raise CheckpointError(f"{path} is a {model.task!r} model; --angle needs a model of the trig task "
                               "(genreg hpo --task trig)")
+    if not np.isfinite(float(degrees)):
+        raise ConfigError(f"--angle must be a finite number of degrees, got {degrees}")
     radians = np.deg2rad(float(degrees))
     pred = float(model.predict(np.array([[radians]]))[0, 0])
     return pred, float(np.cos(radians)), model

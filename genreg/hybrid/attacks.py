@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.network.population import check_population_size
 from genreg.streams import ATTACK_OFFSET
 
 from genreg.network.backprop import accuracy, input_gradient
@@ -127,6 +128,9 @@ def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n
     layout = state.population.layout
     X, y = Task.as_float(task.X_test[:n_images]), task.y_test[:n_images]
     C = n_children or state.population.size
+    if not isinstance(C, int) or C < 1:
+        raise ConfigError(f"--children must be a positive number, got {C!r}")
+    check_population_size(layout, C, copies=2)  # the children and their attacked copies, before any work
     children, a, b = breed(state, cfg, children=C, generation=state.generation + 1, purpose_offset=ATTACK_OFFSET)
     with blas_threads(1):
         members = transfer_matrix(layout, state.population.W, X, y, epsilon, method, steps)

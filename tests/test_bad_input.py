@@ -1,0 +1,52 @@
+"""Bad input at the CLI: one line naming the problem, exit status 2, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from genreg.cli import main as cli
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("genreg: error:"), err
+    return err[0]
+
+
+def test_config_file_that_is_not_utf8(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'population = 30\nname = "\xff\xfe"\n')
+    assert cli.main(["evolve", "--config", str(bad), "--out", str(tmp_path / "run")]) == 2
+    assert "not UTF-8" in _one_error_line(capsys) and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "hidden_sizes=[true]"], "hidden_sizes"),
+    (["--set", "mutation_scale=inf"], "must be finite"),
+    (["--set", "ga_mutation_scale=1e309"], "must be finite"),
+    (["--set", "correct_reward=inf"], "correct_reward"),
+    (["--seed", str(2 ** 64 - 1)], "seed"),
+])
+def test_evolve_config_values_are_checked_at_parse_time(tmp_path, capsys, args, message):
+    assert cli.main(["evolve", *args, "--out", str(tmp_path / "run")]) == 2
+    assert message in _one_error_line(capsys) and not (tmp_path / "run").exists()
+
+
+def test_predict_refuses_a_non_finite_angle(tmp_path, capsys):
+    out = tmp_path / "search"
+    assert cli.main(["hpo", "--task", "trig", "--out", str(out), "--generations", "0", "--population", "4",
+                     "--epochs", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["predict", str(out / "best_model.h5"), "--angle", "nan"]) == 2
+    assert "finite" in _one_error_line(capsys)
+
+
+def test_attack_sizes_its_children_before_any_work(tmp_path, capsys, mnist_dir):
+    run = tmp_path / "run"
+    assert cli.main(["hybrid", "--out", str(run), "--set", "architecture='16'", "--set", "population=2",
+                     "--set", "train_images=200", "--set", "validation_size=200", "--set", "baseline=false",
+                     "--generations", "1", "--data-dir", str(mnist_dir), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["attack", str(run), "--children", "100000000", "--data-dir", str(mnist_dir)]) == 2
+    assert "needs" in _one_error_line(capsys)
+    assert not list(run.glob("attack*"))
