@@ -50,3 +50,13 @@ def test_attack_sizes_its_children_before_any_work(tmp_path, capsys, mnist_dir):
     assert cli.main(["attack", str(run), "--children", "100000000", "--data-dir", str(mnist_dir)]) == 2
     assert "needs" in _one_error_line(capsys)
     assert not list(run.glob("attack*"))
+
+
+def test_csv_values_that_overflow_when_scaled_are_refused(tmp_path, capsys):
+    data = tmp_path / "huge.csv"
+    rows = ["a,b,y"] + [f"{i},{'1e308' if i in (2, 3) else i % 3},{i / 10}" for i in range(1, 11)]
+    data.write_text("\n".join(rows) + "\n")
+    assert cli.main(["evolve", "--task", f"csv:{data}", "--target", "y", "--out", str(tmp_path / "run"),
+                     "--generations", "1", "--no-progress"]) == 2
+    line = _one_error_line(capsys)
+    assert "not finite" in line and ", b," in line and not (tmp_path / "run").exists()

@@ -72,6 +72,14 @@ class Task:
                 raise DataError(f"task {self.name}: X_{part} has {X.shape[0]} rows but y_{part} {y.shape[0]}")
         if self.X_train.shape[0] == 0:
             raise DataError(f"task {self.name}: the training split is empty")
+        for part in ("train", "val", "test"):  # e.g. a CSV value of 1e308 overflows once scaled to float32
+            for what, array in (("X", getattr(self, f"X_{part}")), ("y", getattr(self, f"y_{part}"))):
+                if array.dtype.kind == "f" and not np.isfinite(array).all():
+                    row, col = np.argwhere(~np.isfinite(array.reshape(array.shape[0], -1)))[0]
+                    column = (self.feature_names[col] if what == "X" and col < len(self.feature_names)
+                              else f"column {col + 1}")
+                    raise DataError(f"task {self.name}: {what}_{part} row {row + 1}, {column}, is not finite after "
+                                    "scaling to float32 (a value too large, or NaN, in the data)")
         if not self.input_shape:
             object.__setattr__(self, "input_shape", (self.X_train.shape[1],))
         if self.kind == REGRESSION:
