@@ -60,3 +60,17 @@ def test_csv_values_that_overflow_when_scaled_are_refused(tmp_path, capsys):
                      "--generations", "1", "--no-progress"]) == 2
     line = _one_error_line(capsys)
     assert "not finite" in line and ", b," in line and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value", [0.0, float("nan")])
+def test_model_with_broken_scaling_is_refused(tmp_path, capsys, value):
+    import h5py
+
+    out = tmp_path / "search"
+    assert cli.main(["hpo", "--task", "trig", "--out", str(out), "--generations", "0", "--population", "4",
+                     "--epochs", "1", "--no-progress"]) == 0
+    with h5py.File(out / "best_model.h5", "r+") as f:
+        f["x_std"][...] = value
+    capsys.readouterr()
+    assert cli.main(["predict", str(out / "best_model.h5"), "--angle", "30"]) == 2
+    assert "x_std must be finite and > 0" in _one_error_line(capsys)

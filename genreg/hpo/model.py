@@ -147,6 +147,10 @@ def load_model(path) -> SavedModel:
         raise CheckpointError(f"{path}: input scaling does not match the layout's {layout.n_inputs} inputs")
     if not np.isfinite(row).all():
         raise CheckpointError(f"{path}: the network's weights contain NaN or inf")
+    for name in ("x_mean", "x_std", "y_mean", "y_std"):
+        values = getattr(model, name)
+        if not np.isfinite(values).all() or (name.endswith("std") and not (values > 0).all()):
+            raise CheckpointError(f"{path}: its scaling {name} must be finite{' and > 0' if name.endswith('std') else ''}")
     return model
 
 
