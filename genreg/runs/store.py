@@ -103,7 +103,10 @@ def check_format(f, path, fmt: str, max_version: int, what: str) -> int:
     ``format`` attribute is ``fmt`` and its ``format_version`` at most ``max_version``."""
     if f.attrs.get("format") != fmt:
         raise CheckpointError(f"{path} is not a genreg {what}")
-    version = int(f.attrs["format_version"])
+    version = f.attrs["format_version"]
+    if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)) or version < 1:
+        raise CheckpointError(f"{path} has an invalid format version {version!r}"[:160])
+    version = int(version)
     if version > max_version:
         raise NewerFormatError(f"{path} has format version {version}, written by a newer genreg; this genreg reads "
                                f"up to {max_version}: upgrade genreg to continue this run (nothing was changed)")
@@ -261,7 +264,11 @@ def _whole(value, name: str) -> int:
 def _json_attr(f, name: str, kind: type):
     """A JSON attribute that must decode to ``kind``."""
     raw = f.attrs[name]
-    value = json.loads(raw if isinstance(raw, str) else bytes(raw).decode())
+    if isinstance(raw, (bytes, np.bytes_)):
+        raw = bytes(raw).decode()
+    if not isinstance(raw, str):
+        raise ValueError(f"attribute {name} must be JSON text, got {type(raw).__name__}")
+    value = json.loads(raw)
     if not isinstance(value, kind):
         raise ValueError(f"attribute {name} must be a JSON {kind.__name__}, got {type(value).__name__}")
     return value
