@@ -12,6 +12,11 @@ The loop (weight-merge-ga-hpo.txt, Algorithm 1; genetic-architecture-search.txt)
 3. stop after the last round or as soon as the best validation metric reaches
    ``target``.
 
+Each generation is ask -> evaluate -> tell (``HPOMode.step``): the variation
+and selection are ``genreg.hpo.strategy.TraitSearch``; the evaluator is
+``evaluate_candidates`` (``evaluate_fitness`` of each candidate, which trains
+its row in place).
+
 Fitness: SGD (``genreg.network.sgd``) for at most ``epochs`` epochs, with early
 stopping once the validation metric has not improved for ``patience`` epochs;
 the network keeps the weights of its best epoch (the starting weights count as
@@ -47,16 +52,16 @@ import numpy as np
 
 from genreg.errors import CheckpointError, ConfigError, TrainingError
 from genreg.hpo.config import HPOConfig
-from genreg.hpo.merge import merge_weights
 from genreg.hpo.model import save_model
 from genreg.hpo.rundir import (
     EVAL_COLUMNS, GEN_COLUMNS, Individual, evaluation_row, prepare_dir, read_population, write_population)
-from genreg.hpo.traits import TRAITS, Traits, breed, make_gene_store, mutate, random_traits, trait_ranges
-from genreg.network import backprop
+from genreg.hpo.strategy import (  # noqa: F401 - re-exported: the variation lives with the strategy
+    SearchState, TraitSearch, breed_children, fresh_row, make_layout, rank)
+from genreg.hpo.traits import Traits, make_gene_store, trait_ranges
 from genreg.network import sgd
 from genreg.network.blas import blas_threads
 from genreg.network.layout import Layout
-from genreg.network.population import Population, check_population_size
+from genreg.network.population import check_population_size
 from genreg.runs.loop import run_loop
 from genreg.runs.store import History
 from genreg.streams import SearchPurpose, derived_seed, generator
@@ -80,17 +85,6 @@ class HPOResult:
 
 
 # ----------------------------------------------------------------------------- building blocks
-
-
-def make_layout(traits: Traits, task: Task, cfg: HPOConfig) -> Layout:
-    """``(n_inputs, *hidden_sizes, n_outputs)``, hidden activation from cfg, linear outputs."""
-    hidden = traits.hidden_sizes(cfg.min_layer_width)
-    return Layout((task.n_inputs, *hidden, task.n_outputs), cfg.activation, "identity")
-
-
-def fresh_row(layout: Layout, seed: int, ident: int) -> np.ndarray:
-    """PyTorch-style U(±1/sqrt(fan_in)) initial weights of individual ``ident``: ``(n_params,) float32``."""
-    return np.ascontiguousarray(Population.random(layout, 1, seed=derived_seed(seed, ident, SearchPurpose.INIT)).W[0])
 
 
 def train_config(traits: Traits, layout: Layout, loss: str) -> sgd.TrainConfig:
@@ -160,50 +154,15 @@ def evaluate_fitness(ind: Individual, task: Task, cfg: HPOConfig, metric: Search
     return ind
 
 
-def rank(population: list, higher: bool) -> list:
-    """Best first; a NaN metric ranks last; ties keep the older (smaller id) first."""
-
-    def key(ind):
-        m = ind.metric
-        bad = math.isnan(m)
-        return (bad, 0.0 if bad else (-m if higher else m), ind.id)
-
-    return sorted(population, key=key)
-
-
-def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: Task, generation: int,
-                   next_id: int, gene_store: dict | None = None) -> list:
-    """``n_children`` untrained children of random pairs of ``survivors`` (ids from ``next_id``).
-
-    Traits: ``traits.breed`` (random subset swapped, two complementary
-    children per pair), then ``traits.mutate``.  Weights: a fresh
-    initialisation, or with ``cfg.merge`` the merge of both parents' trained
-    weights (layers neither parent has keep the fresh initialisation).
-    """
-    rng = generator(cfg.seed, generation, SearchPurpose.BREED)
-    ranges = trait_ranges(cfg)
-    flip = str.maketrans("ab", "ba")
-    children = []
-    while len(children) < n_children:
-        i, j = rng.choice(len(survivors), size=2, replace=False)
-        a, b = survivors[int(i)], survivors[int(j)]
-        t1, t2, prov = breed(a.traits, b.traits, rng)
-        for traits, provenance in ((t1, "".join(prov)), (t2, "".join(prov).translate(flip))):
-            if len(children) == n_children:
-                break
-            traits, mutated = mutate(traits, rng, ranges, cfg.mutation_rate, gene_store)
-            provenance = "".join("m" if name in mutated else p for name, p in zip(TRAITS, provenance))
-            ident = next_id + len(children)
-            layout = make_layout(traits, task, cfg)
-            row = fresh_row(layout, cfg.seed, ident)
-            child = Individual(ident, traits, layout, row, generation, (a.id, b.id), provenance)
-            if cfg.merge:
-                t0 = time.perf_counter()
-                child.row = merge_weights(layout, [(a.layout, a.row), (b.layout, b.row)], init_row=row)
-                child.merge_seconds = time.perf_counter() - t0
-                child.merged = True
-            children.append(child)
-    return children
+def evaluate_candidates(candidates: list, task: Task, cfg: HPOConfig, metric: SearchMetric,
+                        on_done=None) -> np.ndarray:
+    """The search's evaluator: ``evaluate_fitness`` of every candidate in turn (training each row in place);
+    returns their validation metrics ``(C,) float64``.  ``on_done(ind)`` sees each as it finishes."""
+    for ind in candidates:
+        evaluate_fitness(ind, task, cfg, metric)
+        if on_done is not None:
+            on_done(ind)
+    return np.array([ind.metric for ind in candidates], dtype=np.float64)
 
 
 def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
@@ -249,19 +208,6 @@ def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progres
 # ----------------------------------------------------------------------------- one generation, the run
 
 
-@dataclass
-class SearchState:
-    """Where a search stands: ``generation`` is the next generation to run (0: train the founders).
-
-    A search whose best reached ``target`` has no next generation: its ``generation``
-    jumps to the end (``generations + 1``), which ends the run loop.
-    """
-
-    generation: int
-    population: list
-    next_id: int
-
-
 class HPOMode:
     """The trait search as a ``genreg.runs.loop.Mode``: one generation a step, ``population.h5`` its checkpoint."""
 
@@ -273,7 +219,8 @@ class HPOMode:
         self.rows, self.last, self.best_id, self.test_metric = rows, last, best_id, test_metric
         self.metric = search_metric(cfg, task)
         self.higher = self.metric.higher_is_better
-        self.n_keep = int(round(cfg.population * cfg.survivor_fraction))
+        self.strategy = TraitSearch(task, self.higher, gene_store)
+        self.n_keep = TraitSearch.n_survivors(cfg)
         self.n_children = cfg.population - self.n_keep
         self.evaluations = History(out / "evaluations.csv", EVAL_COLUMNS)
         self.generations = History(out / "generations.csv", GEN_COLUMNS)
@@ -286,22 +233,14 @@ class HPOMode:
             history.truncate(generation)
 
     def step(self, state: SearchState, tick=None):
-        """Run generation ``state.generation``: train the founders (0) or breed and train children."""
+        """Run generation ``state.generation``: ask (founders at 0, else the survivors' children),
+        ``evaluate_candidates`` (train and score them), tell (survivors + children)."""
         cfg, task, g = self.cfg, self.task, state.generation
         t_gen = time.perf_counter()
-        population, next_id = state.population, state.next_id
-        if g == 0:
-            todo = population
-        else:
-            survivors = rank(population, self.higher)[:self.n_keep]
-            todo = breed_children(survivors, self.n_children, cfg, task, g, next_id, self.gene_store)
-            next_id += len(todo)
-            population = survivors + todo
-        for ind in todo:
-            evaluate_fitness(ind, task, cfg, self.metric)
-            row = evaluation_row(ind)
-            self.rows.append(row)
-            self.evaluations.append([row[c] for c in EVAL_COLUMNS])
+        todo = self.strategy.ask(state, cfg)
+        evaluation = evaluate_candidates(todo, task, cfg, self.metric, on_done=self._record)
+        state = self.strategy.tell(state, todo, evaluation, cfg)
+        population = state.population
         best = rank(population, self.higher)[0]
         metrics = np.array([ind.metric for ind in population], dtype=np.float64)
         finite = metrics[np.isfinite(metrics)]
@@ -317,10 +256,16 @@ class HPOMode:
                   np.mean([ind.fitness_seconds for ind in todo]), now - t_gen, now - self.t_start]
         self.generations.append(record)
         self.last = g
-        following = g + 1
         if self.metric.reached(best.metric, cfg.target):
-            self.stopped_by, following = "target", cfg.generations + 1
-        return SearchState(following, population, next_id), dict(zip(GEN_COLUMNS, record))
+            self.stopped_by = "target"
+            state = SearchState(cfg.generations + 1, population, state.next_id)
+        return state, dict(zip(GEN_COLUMNS, record))
+
+    def _record(self, ind: Individual) -> None:
+        """Append an evaluated individual's row to ``evaluations.csv``."""
+        row = evaluation_row(ind)
+        self.rows.append(row)
+        self.evaluations.append([row[c] for c in EVAL_COLUMNS])
 
     def checkpoint(self, state: SearchState) -> None:
         write_population(self.run_dir / "population.h5", state.population, self.last, self.metric.name)
@@ -358,7 +303,6 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False, 
     ranges = trait_ranges(cfg)
     gene_store = (make_gene_store(generator(cfg.seed, 0, SearchPurpose.GENE_STORE), ranges, cfg.gene_store_size)
                   if cfg.mutation == "gene_store" else None)
-    n_children = cfg.population - int(round(cfg.population * cfg.survivor_fraction))
     if resume:
         mode = HPOMode(out, cfg, task, gene_store, [], done)
         # the generations after ``done`` never finished: forget their rows, redo them
@@ -368,18 +312,12 @@ def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False, 
                          for r in csv.DictReader(fh)]
         best = rank(population, metric.higher_is_better)[0]
         mode.best_id, mode.test_metric = best.id, _test_metric(task, metric, best)
-        state = SearchState(done + 1, population, cfg.population + done * n_children)
+        state = SearchState(done + 1, population, cfg.population + done * mode.n_children)
         if metric.reached(best.metric, cfg.target):
             mode.stopped_by, state.generation = "target", max(state.generation, cfg.generations + 1)
     else:
-        rng = generator(cfg.seed, 0, SearchPurpose.TRAITS)
-        population = []
-        for ident in range(cfg.population):
-            traits = random_traits(rng, ranges)
-            layout = make_layout(traits, task, cfg)
-            population.append(Individual(ident, traits, layout, fresh_row(layout, cfg.seed, ident), 0))
         mode = HPOMode(out, cfg, task, gene_store, [], 0)
-        state = SearchState(0, population, cfg.population)
+        state = mode.strategy.init(cfg)
     mode.t_start = time.perf_counter()
     state, interrupted = run_loop(mode, state, generations=cfg.generations + 1, checkpoint_every=1,
                                   progress=progress, on_generation=on_generation,

@@ -1,16 +1,15 @@
-"""Hybrid strategy: a population of networks trained by SGD between genetic recombinations.
+"""Hybrid GA + SGD: the evaluator (SGD training, then validation fitness) and one generation.
 
-One generation (``step``), after the reference study, with fitness on a
-validation split instead of the test set:
+One generation (``step``) is ask -> evaluate -> tell (``genreg.strategies.base.ask_tell``):
 
-1. children: P networks, each from two parents drawn uniformly from the best
-   half of the current population (two distinct ones when the half has two
-   or more), every gene whole from one parent (``genreg.variation.gene_crossover``);
-   in the first generation the founders themselves take the children's place;
-2. add ``ceil(fresh_fraction * P)`` fresh random networks;
-3. train every network of this pool for E epochs of SGD (``genreg.network.sgd``);
-4. fitness = accuracy on the validation split (classification; minus the
-   validation MSE in the data's units for regression); keep the best P, best first.
+1. ``HybridRecombination.ask`` (``genreg.hybrid.strategy``): P children of the
+   best half of the population (the founders themselves in the first
+   generation) and ``ceil(fresh_fraction * P)`` fresh random networks;
+2. ``evaluate_pool``: train every network of this pool for E epochs of SGD
+   (``genreg.network.sgd``), in place ("Lamarckian": the trained weights are
+   what survives); fitness = accuracy on the validation split (classification;
+   minus the validation MSE in the data's units for regression);
+3. ``HybridRecombination.tell``: keep the best P, best first.
 
 State (``HybridState``) = the population (``W: (P, n_params) float32``; its
 ``trust`` holds the fitness), the generation count and the
@@ -29,28 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genreg.network import backprop
-
-from genreg.network import sgd
-from genreg.network.blas import blas_threads
 from genreg.errors import TrainingError
 from genreg.hybrid.config import HybridConfig
+from genreg.hybrid.strategy import (  # noqa: F401 - re-exported: the variation lives with the strategy
+    HybridRecombination, HybridState, Pool, PoolEvaluation, breed, crossover_bounds, founders, fresh_networks,
+    pick_parents)
+from genreg.network import backprop, sgd
+from genreg.network.blas import blas_threads
 from genreg.network.population import Population
-from genreg.strategies.base import ranking
-from genreg.network.variation import gene_bounds, gene_crossover, layer_gene_bounds
-from genreg.streams import HYBRID_BASELINE, HYBRID_FRESH, HYBRID_TRAIN, Purpose, derived_seed, generator, stream_keys
-
-
-
-@dataclass
-class HybridState:
-    """population: trust = fitness (validation accuracy, or -MSE; NaN before any training), best first;
-    second_parent_ids: ``(P,) int64`` (-1 for founders and fresh networks);
-    generation: generations completed."""
-
-    population: Population
-    generation: int
-    second_parent_ids: np.ndarray
+from genreg.streams import HYBRID_BASELINE, HYBRID_TRAIN, derived_seed
 
 
 @dataclass
@@ -87,53 +73,6 @@ class HybridData:
         return value if self.loss == "nll" else -value
 
 
-def founders(cfg: HybridConfig, layout=None) -> HybridState:
-    """Generation 0: P random networks (U(+-1/sqrt(fan_in)), as PyTorch's nn.Linear) of ``layout``
-    (default ``cfg.layout()``, MNIST's ends)."""
-    pop = Population.random(layout or cfg.layout(), cfg.population, seed=cfg.seed)
-    pop.trust[:] = np.nan
-    return HybridState(pop, 0, np.full(cfg.population, -1, dtype=np.int64))
-
-
-def crossover_bounds(cfg: HybridConfig, layout) -> np.ndarray:
-    """Gene segments of a row for the configured gene unit: ``(G + 1,) int64``."""
-    return layer_gene_bounds(layout) if cfg.genes == "layer" else gene_bounds(layout, cfg.gene_block_rows)
-
-
-def pick_parents(n_children: int, half: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two parents per child, uniform over rows ``0..half-1`` and distinct when ``half >= 2``."""
-    a = rng.integers(0, half, n_children)
-    if half < 2:
-        return a, a.copy()
-    b = (a + rng.integers(1, half, n_children)) % half
-    return a, b
-
-
-def breed(state: HybridState, cfg: HybridConfig, children: int | None = None, generation: int | None = None,
-          purpose_offset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Children of the best half of ``state.population`` (sorted best first).
-
-    Returns ``(W_children (C, n_params) float32, parent_a (C,), parent_b (C,))``
-    with parents as row indices.  ``generation`` keys the streams (default: the
-    generation being made); ``purpose_offset`` separates other uses (attacks).
-    """
-    pop = state.population
-    C = cfg.population if children is None else int(children)
-    g = state.generation + 1 if generation is None else int(generation)
-    half = max(1, pop.size // 2)
-    rng = generator(cfg.seed, g, Purpose.SELECTION + purpose_offset)
-    a, b = pick_parents(C, half, rng)
-    keys = stream_keys(cfg.seed, g, np.arange(C), Purpose.CROSSOVER + purpose_offset)
-    return gene_crossover(pop.W, a, b, keys, crossover_bounds(cfg, pop.layout)), a, b
-
-
-def fresh_networks(cfg: HybridConfig, layout, generation: int, count: int) -> np.ndarray:
-    """``(count, n_params) float32`` new random networks for ``generation``."""
-    if count == 0:
-        return np.empty((0, layout.n_params), dtype=np.float32)
-    return Population.random(layout, count, seed=derived_seed(cfg.seed, generation, HYBRID_FRESH)).W
-
-
 def n_workers(cfg: HybridConfig) -> int:
     return cfg.workers or os.cpu_count() or 1
 
@@ -168,53 +107,42 @@ def train_pool(W: np.ndarray, layout, data: HybridData, cfg: HybridConfig, gener
     return fitness, loss
 
 
-def step(state: HybridState, cfg: HybridConfig, data: HybridData, on_done=None) -> tuple[HybridState, dict]:
-    """Make generation ``state.generation + 1``; returns the new state and its metrics."""
-    pop = state.population
-    layout = pop.layout
-    g = state.generation + 1
-    t0 = time.perf_counter()
-    if state.generation == 0:
-        children, a, b = pop.W.copy(), np.full(pop.size, -1), np.full(pop.size, -1)
-        parent_ids, second_ids, child_ids = np.full(pop.size, -1), np.full(pop.size, -1), pop.ids.copy()
-        next_id = pop.next_id
-    else:
-        children, a, b = breed(state, cfg)
-        parent_ids, second_ids = pop.ids[a], pop.ids[b]
-        child_ids = pop.next_id + np.arange(children.shape[0])
-        next_id = pop.next_id + children.shape[0]
-    fresh = fresh_networks(cfg, layout, g, cfg.n_fresh)
-    fresh_ids = next_id + np.arange(fresh.shape[0])
-    next_id += fresh.shape[0]
-    W = np.ascontiguousarray(np.concatenate([children, fresh]))
-    t1 = time.perf_counter()
-    fitness, loss = train_pool(W, layout, data, cfg, g, on_done)
-    t2 = time.perf_counter()
-    keep = ranking(fitness)[: cfg.population]
-    ids = np.concatenate([child_ids, fresh_ids]).astype(np.int64)
-    parents = np.concatenate([parent_ids, np.full(fresh.shape[0], -1)]).astype(np.int64)
-    seconds = np.concatenate([second_ids, np.full(fresh.shape[0], -1)]).astype(np.int64)
-    new = Population(layout=layout, W=np.ascontiguousarray(W[keep]), trust=fitness[keep].astype(np.float64),
-                     ids=ids[keep], parent_ids=parents[keep], age=np.zeros(keep.size, dtype=np.int32),
-                     next_id=int(next_id))
-    if not np.isfinite(new.W).all():
-        raise TrainingError(f"generation {g}: more networks diverged than can be replaced; lower lr (now {cfg.lr})")
-    n_children = children.shape[0]
+def evaluate_pool(pool: Pool, data: HybridData, cfg: HybridConfig, on_done=None) -> PoolEvaluation:
+    """The hybrid evaluator: train ``pool.W`` in place (``train_pool``) and score it on the validation split."""
+    fitness, loss = train_pool(pool.W, pool.layout, data, cfg, pool.generation, on_done)
+    return PoolEvaluation(fitness, loss)
+
+
+def generation_record(pool: Pool, evaluation: PoolEvaluation, keep: np.ndarray, data: HybridData) -> dict:
+    """Generation ``pool.generation``'s metrics (timings are the caller's): ``keep`` are the survivors' rows."""
+    fitness, loss = evaluation.fitness, evaluation.loss
     m, sign = data.metric, (1.0 if data.loss == "nll" else -1.0)  # metric = sign * fitness
-    record = {
-        "generation": g,
+    return {
+        "generation": pool.generation,
         f"best_val_{m}": sign * float(fitness[keep[0]]),
         f"mean_val_{m}": sign * float(np.nanmean(fitness[keep])),
         f"worst_val_{m}": sign * float(fitness[keep[-1]]),
         f"pool_mean_val_{m}": sign * float(np.nanmean(fitness)) if np.isfinite(fitness).any() else float("nan"),
         "mean_train_loss": float(np.nanmean(loss[keep])),
-        "pool_size": int(W.shape[0]),
-        "fresh_kept": int(np.sum(keep >= n_children)),
+        "pool_size": int(pool.W.shape[0]),
+        "fresh_kept": int(np.sum(keep >= pool.n_children)),
         "diverged": int(np.sum(np.isnan(fitness))),
-        "breed_seconds": t1 - t0,
-        "train_seconds": t2 - t1,
     }
-    return HybridState(new, g, seconds[keep]), record
+
+
+def step(state: HybridState, cfg: HybridConfig, data: HybridData, on_done=None) -> tuple[HybridState, dict]:
+    """Make generation ``state.generation + 1`` (ask -> ``evaluate_pool`` -> tell); returns the new state
+    and its metrics (``on_done(i, fitness)``: see ``train_pool``)."""
+    strategy = HybridRecombination()
+    t0 = time.perf_counter()
+    pool = strategy.ask(state, cfg)
+    t1 = time.perf_counter()
+    evaluation = evaluate_pool(pool, data, cfg, on_done)
+    t2 = time.perf_counter()
+    new = strategy.tell(state, pool, evaluation, cfg)
+    record = generation_record(pool, evaluation, strategy.survivors(evaluation, cfg), data)
+    record.update(breed_seconds=t1 - t0, train_seconds=t2 - t1)
+    return new, record
 
 
 def train_baseline(cfg: HybridConfig, data: HybridData, layout=None) -> tuple[np.ndarray, list[dict]]:

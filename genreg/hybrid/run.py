@@ -26,7 +26,8 @@ from genreg.tasks import Task, load_task
 from genreg.hybrid.diversity import gene_names, layer_names, mean_offdiagonal, similarity_matrices
 from genreg.config import rename_legacy_keys
 from genreg.errors import CheckpointError, ConfigError
-from genreg.hybrid.recombination import HybridData, HybridState, crossover_bounds, founders, step, train_baseline
+from genreg.hybrid.recombination import HybridData, step, train_baseline
+from genreg.hybrid.strategy import HybridState, crossover_bounds, founders
 from genreg.hybrid.config import NETWORK_KEYS, HybridConfig, from_mapping
 from genreg.network.layout import Layout
 from genreg.network.population import Population, check_population_size
@@ -172,7 +173,8 @@ def metric_columns(layout: Layout, metric: str = "accuracy") -> list[str]:
 
 # -- the loop -----------------------------------------------------------------------------------
 class HybridMode:
-    """A hybrid GA + SGD run as a ``genreg.runs.loop.Mode``: one generation a step, ``write_state`` its checkpoint.
+    """A hybrid GA + SGD run as a ``genreg.runs.loop.Mode``: one generation a step (``recombination.step``:
+    ``HybridRecombination.ask`` -> ``evaluate_pool`` -> ``tell``), ``write_state`` its checkpoint.
 
     Hybrid generations are labelled 1..N (0 is the founders): ``state.generation`` counts
     the generations done, as the loop expects.

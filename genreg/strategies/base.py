@@ -11,6 +11,18 @@ One generation, as the run loop drives it (``genreg.runs.evolve``)::
     fitness = strategy.score(state, evaluation, cfg)
     state = strategy.breed(state, cfg)             # score + breed = tell
 
+Every strategy has the ask/tell shape (``AskTell``): one generation is
+
+    candidates = strategy.ask(state, cfg)          # what to evaluate
+    evaluation = evaluate(candidates)              # the mode's evaluator
+    state = strategy.tell(state, candidates, evaluation, cfg)
+
+(``ask_tell``).  For GENREG and the GA ``tell`` is ``score`` + ``breed``; the hybrid
+GA + SGD (``genreg.hybrid.strategy``) and the trait search (``genreg.hpo.strategy``)
+implement ``tell`` directly.  Their evaluators train the candidates by SGD before
+scoring them ("Lamarckian" evaluation, ``Strategy.lamarckian``): the trained rows
+are what ``tell`` keeps.
+
 A strategy saves and loads its own scalars (``State.scalars`` /
 ``strategy.load_state``); the loop stores them without knowing what they mean.
 """
@@ -20,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -66,24 +79,53 @@ class Evaluation:
         return None if self.n_correct is None else self.n_correct / self.n_samples
 
 
-class Strategy:
-    """Base of every population strategy: ``init``, ``ask``, ``score`` and ``breed`` (= tell)."""
+#: A mode's evaluator: the candidates ``ask`` returned -> their evaluation (what ``tell`` reads).
+Evaluator = Callable[[Any], Any]
 
-    name = ""
+
+@runtime_checkable
+class AskTell(Protocol):
+    """The shape every strategy has: ``ask`` what to evaluate, ``tell`` how it did."""
+
+    def ask(self, state, cfg=None) -> Any:
+        """The candidates to evaluate this generation."""
+
+    def tell(self, state, candidates, evaluation, cfg) -> Any:
+        """The next state, from ``candidates``' ``evaluation``."""
+
+
+def ask_tell(strategy: AskTell, state, evaluate: Evaluator, cfg) -> tuple[Any, Any, Any]:
+    """One generation: ask, ``evaluate`` the candidates, tell; returns ``(next state, candidates, evaluation)``."""
+    candidates = strategy.ask(state, cfg)
+    evaluation = evaluate(candidates)
+    return strategy.tell(state, candidates, evaluation, cfg), candidates, evaluation
+
+
+class Strategy:
+    """Base of every population strategy: ``init``, ``ask``, ``score`` and ``breed`` (``tell`` = both)."""
+
+    name = ""  # registered under this name (``genreg.strategies.make_strategy``) unless empty
     State = EvolutionState
-    #: Whether ``score`` needs the loss of a classification episode (a second output of the forward pass).
+    #: True when the evaluator changes the candidates (SGD training): ``tell`` keeps the changed rows.
+    lamarckian = False
     last_mutation_scale = math.nan  # the noise scale the last breed() used (for metrics)
 
     def needs_loss(self, cfg) -> bool:
+        """Whether ``score`` needs the loss of a classification episode (a second output of the forward pass)."""
         return False
 
     def init(self, layout: Layout, cfg) -> EvolutionState:
         """Founders: ``cfg.population`` random genomes (deterministic in ``cfg.seed``)."""
         return self.State(Population.random(layout, cfg.population, seed=cfg.seed))
 
-    def ask(self, state: EvolutionState) -> Population:
+    def ask(self, state: EvolutionState, cfg=None) -> Population:
         """The genomes to score this generation (a Brood's children are scored unbuilt)."""
         return state.population
+
+    def tell(self, state: EvolutionState, candidates, evaluation: Evaluation, cfg) -> EvolutionState:
+        """The next generation from ``evaluation`` of ``candidates`` (= ``ask(state)``): ``score`` then ``breed``."""
+        self.score(state, evaluation, cfg)
+        return self.breed(state, cfg)
 
     def score(self, state: EvolutionState, evaluation: Evaluation, cfg) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
