@@ -15,15 +15,8 @@ from genreg.cli.main import main
 from genreg.config import load_toml
 from genreg.errors import CheckpointError, ConfigError
 from genreg.hpo.rundir import EVAL_COLUMNS, Individual
-from genreg.hpo.search import (
-    breed_children,
-    evaluate_fitness,
-    fresh_row,
-    make_layout,
-    rank,
-    run_hpo,
-    search_metric,
-)
+from genreg.hpo.search import evaluate_fitness, run_hpo, search_metric
+from genreg.hpo.strategy import breed_children, fresh_row, make_layout, rank
 from genreg.hpo.config import HPOConfig, hpo_from_mapping
 from genreg.hpo.model import load_model, predict_angle
 from genreg.hpo.data import search_task as load_task

@@ -16,7 +16,8 @@ from genreg.cli.main import main
 from genreg.tasks import to_float
 from genreg.hybrid.diversity import cosine_similarity, mean_offdiagonal, pca_2d
 from genreg.errors import CheckpointError, ConfigError
-from genreg.hybrid.recombination import HybridData, breed, founders, step
+from genreg.hybrid.recombination import HybridData, step
+from genreg.hybrid.strategy import breed, founders
 from genreg.hybrid.config import HybridConfig, from_mapping, parse_architecture
 from genreg.hybrid.run import latest_state, read_similarity, resume_hybrid, start_hybrid
 from genreg.network.layout import Layout

@@ -15,11 +15,13 @@ import pytest
 from genreg.hpo.config import hpo_from_mapping
 from genreg.hpo.data import search_task
 from genreg.hpo.rundir import Individual
-from genreg.hpo.search import SearchState, evaluate_candidates, evaluate_fitness, search_metric
+from genreg.hpo.search import evaluate_candidates, evaluate_fitness, search_metric
+from genreg.hpo.strategy import SearchState
 from genreg.hpo.strategy import TraitSearch, breed_children, fresh_row, make_layout, rank
 from genreg.hpo.traits import make_gene_store, random_traits, trait_ranges
 from genreg.hybrid.config import from_mapping as hybrid_config
-from genreg.hybrid.recombination import HybridData, evaluate_pool, fresh_networks, step, train_pool
+from genreg.hybrid.recombination import HybridData, evaluate_pool, step, train_pool
+from genreg.hybrid.strategy import fresh_networks
 from genreg.hybrid.strategy import HybridRecombination, HybridState, breed, founders
 from genreg.network.layout import Layout
 from genreg.network.population import Population

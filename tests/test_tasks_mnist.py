@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import genreg.tasks.idx as idx_mod
 import genreg.tasks.mnist as mnist_mod
 from genreg.errors import DataError
 from genreg.tasks import FILES, MNIST, SHA256, EpisodeSampler, load_mnist, read_idx_labels, resolve_data_dir
@@ -206,7 +207,7 @@ def test_download_into_empty_cache(server, synthetic, tmp_path):
     assert sorted(p.name for p in cache.iterdir()) == sorted(f"{n}.gz" for n in FILES)
     assert len(requests) == 4
     # the cached files read back, without any network
-    mnist_mod._CACHE.clear()
+    idx_mod._CACHE.clear()
     assert_matches(load_mnist(cache, download=False), synthetic)
 
 

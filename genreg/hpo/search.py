@@ -55,8 +55,7 @@ from genreg.hpo.config import HPOConfig
 from genreg.hpo.model import save_model
 from genreg.hpo.rundir import (
     EVAL_COLUMNS, GEN_COLUMNS, Individual, evaluation_row, prepare_dir, read_population, write_population)
-from genreg.hpo.strategy import (  # noqa: F401 - re-exported: the variation lives with the strategy
-    SearchState, TraitSearch, breed_children, fresh_row, make_layout, rank)
+from genreg.hpo.strategy import SearchState, TraitSearch, rank
 from genreg.hpo.traits import Traits, make_gene_store, trait_ranges
 from genreg.network import sgd
 from genreg.network.blas import blas_threads

@@ -106,7 +106,7 @@ def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n
     The images are the first ``n_images`` of the test split of the run's task (from its config);
     the task must be one of images (uint8 pixels, read as pixel/255) and classes.
     """
-    from genreg.hybrid.recombination import breed
+    from genreg.hybrid.strategy import breed
     from genreg.hybrid.config import HybridConfig, from_mapping
     from genreg.hybrid.run import latest_state, load_run_task
 

@@ -30,9 +30,7 @@ import numpy as np
 
 from genreg.errors import TrainingError
 from genreg.hybrid.config import HybridConfig
-from genreg.hybrid.strategy import (  # noqa: F401 - re-exported: the variation lives with the strategy
-    HybridRecombination, HybridState, Pool, PoolEvaluation, breed, crossover_bounds, founders, fresh_networks,
-    pick_parents)
+from genreg.hybrid.strategy import HybridRecombination, HybridState, Pool, PoolEvaluation, founders
 from genreg.network import backprop, sgd
 from genreg.network.blas import blas_threads
 from genreg.network.population import Population

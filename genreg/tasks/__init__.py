@@ -7,21 +7,8 @@ balanced episodes), the tabular CSVs and the trig task, CSV and npz files.
 from genreg.tasks.arrays import from_arrays
 from genreg.tasks.base import CLASSIFICATION, FITNESS, REGRESSION, BatchSampler, FitnessTask, Task
 from genreg.tasks.loaders import KNOWN_SPECS, load_task
-from genreg.tasks.mnist import (
-    FASHION_CLASSES,
-    FILES,
-    MIRRORS,
-    MNIST,
-    SHA256,
-    EpisodeSampler,
-    Split,
-    load_fashion_mnist,
-    load_mnist,
-    read_idx_images,
-    read_idx_labels,
-    resolve_data_dir,
-    to_float,
-)
+from genreg.tasks.mnist import FASHION_CLASSES, FILES, MIRRORS, MNIST, SHA256, EpisodeSampler, load_fashion_mnist, load_mnist, resolve_data_dir
+from genreg.tasks.idx import Split, read_idx_images, read_idx_labels, to_float
 from genreg.tasks.tabular import TabularSplits, load_boston, load_wine, make_trig
 
 __all__ = [

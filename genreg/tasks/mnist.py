@@ -15,21 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genreg.errors import DataError
-from genreg.tasks.idx import (  # noqa: F401 - re-exported: the historical home of these names
-    _CACHE,
-    IMAGE_MAGIC,
-    LABEL_MAGIC,
-    MAX_DOWNLOAD_BYTES,
-    IdxSource,
-    ImageSet,
-    Split,
-    default_root,
-    find_file,
-    load_idx,
-    read_idx_images,
-    read_idx_labels,
-    to_float,
-)
+from genreg.tasks.idx import IdxSource, ImageSet, Split, default_root, find_file, load_idx, to_float
 
 #: A loaded MNIST-like data set (the arrays and their directory).
 MNIST = ImageSet
