@@ -108,7 +108,7 @@ def test_messages_name_key_value_and_requirement():
         (Config, {"hidden_sizes": [0]}, r"hidden_sizes = \(0,\): must be a non-empty list of positive integers"),
         (Config, {"hidden_sizes": "64"}, r"hidden_sizes = '64': must be a list of integers"),
         (Config, {"activation": "gelu"}, r"activation = 'gelu': must be tanh, relu, sigmoid or identity"),
-        (Config, {"strategy": "x"}, r"strategy = 'x': must be genreg or ga"),
+        (Config, {"strategy": "x"}, r"strategy = 'x': must be one of ga, genreg"),
         (Config, {"task": ""}, r"task = '': must be a non-empty string"),
         (Config, {"mutation_scale": math.inf}, r"mutation_scale = inf: must be finite"),
         (Config, {"population": True}, r"population = True: expected int"),

@@ -195,7 +195,8 @@ class EvolveMode:
         return out
 
 
-def _load_task(cfg: Config, task, data_dir, layout_hint: Layout | None = None):
+def _load_task(cfg: Config, task, data_dir):
+    """``task`` if given, else the task ``cfg`` names."""
     if task is not None:
         return task
     from genreg.tasks import load_task
@@ -221,10 +222,9 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
     """
     run_dir = Path(run_dir)
     prepare_new_run(run_dir, "evolve", has_checkpoint)
-    strategy = make_strategy(cfg.strategy)
     warm = None
     if task is None and cfg.task in ("mnist", "fashion-mnist"):  # known shape: warm the kernels while reading
-        warm = threading.Thread(target=warm_kernels, args=(layout_for(cfg, _Ends(784, 10)),),
+        warm = threading.Thread(target=warm_kernels, args=(Layout((784, *cfg.hidden_sizes, 10), cfg.activation),),
                                 name="genreg-warm-kernels", daemon=True)
         warm.start()
     task = _load_task(cfg, task, data_dir)
@@ -238,20 +238,13 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
 
 def _start(cfg: Config, run_dir: Path, data_dir, progress, task, on_generation, layout=None) -> EvolutionState:
     """Write the marker, config and founders' checkpoint of a new run and evolve it (the lock is held)."""
-    task = _load_task(cfg, task, data_dir)
+    task = _load_task(cfg, task, data_dir)  # (given by start_run; loaded here when a killed run restarts)
     layout = layout or layout_for(cfg, task)
     write_marker(run_dir, "evolve")
     (run_dir / "config.toml").write_text(cfg.to_toml())
     state = make_strategy(cfg.strategy).init(layout, cfg)
     write_checkpoint(run_dir, state, cfg.to_dict())
     return _evolve(EvolveMode(run_dir, cfg, task, layout), state, progress, on_generation)
-
-
-class _Ends:
-    """The input and output sizes of a task not loaded yet."""
-
-    def __init__(self, n_inputs: int, n_outputs: int):
-        self.n_inputs, self.n_outputs = n_inputs, n_outputs
 
 
 def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True, *, task=None,

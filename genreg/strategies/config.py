@@ -28,8 +28,8 @@ class Config(ConfigBase):
     """csv tasks: the name of the target column"""
 
     # -- the run ---------------------------------------------------------------
-    strategy: str = rule("genreg", choices=("genreg", "ga"))
-    """'genreg' (trust-decay selection) or 'ga' (classic GA: pairing, crossover, adaptive mutation)."""
+    strategy: str = rule("genreg", nonempty=True)
+    """A registered strategy (genreg.strategies): 'genreg' (trust-decay selection) or 'ga' (classic GA: pairing, crossover, adaptive mutation)."""
     seed: int = rule(0, ge=0, le=MAX_SEED)
     """The run is a function of its config and this seed."""
     generations: int = rule(600, ge=0)
@@ -102,6 +102,13 @@ class Config(ConfigBase):
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     # -----------------------------------------------------------------------------
+    def check(self) -> None:
+        """The strategy must be registered (a module of ``genreg.strategies`` defines it)."""
+        from genreg.strategies import strategies
+
+        known = strategies()
+        self.need(self.strategy in known, "strategy", f"must be one of {', '.join(known)}")
+
     @classmethod
     def coerce(cls, key: str, value):
         """A raw value in the field's type; ``hidden_sizes`` also takes one integer."""
