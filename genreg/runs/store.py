@@ -36,8 +36,9 @@ from genreg.strategies.base import EvolutionState
 FORMAT = "genreg.state"
 #: 2: GENREG breeds by the ``crossover`` key and the GA has ``ga_mutation_scale_end``
 #: (version 1 files are read as what their runs did: see ``upgrade_config``).
-#: 3: the episode and validation keys are named for any task (``config.RENAMED_KEYS``).
-FORMAT_VERSION = 3  # 3 also stores a CRC-32 of every dataset (attribute crc32)
+#: 3: the episode and validation keys are named for any task (``config.RENAMED_KEYS``); every
+#: dataset carries its CRC-32 (``write_dataset`` / ``read_dataset``).
+FORMAT_VERSION = 3
 ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
 KEEP = 2
 
@@ -127,8 +128,7 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     pop.build()  # a brood's children become rows: the file holds the genomes themselves
     with atomic_h5(path) as f:
         for name in ARRAYS:
-            f.create_dataset(name, data=getattr(pop, name))
-        f.attrs["crc32"] = json.dumps({name: array_crc32(getattr(pop, name)) for name in ARRAYS})
+            write_dataset(f, name, getattr(pop, name))
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["generation"] = state.generation
@@ -217,12 +217,7 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     try:
         with h5py.File(path, "r") as f:
             version = check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
-            arrays = {name: f[name][()] for name in ARRAYS}
-            if "crc32" in f.attrs:  # written since format 3; older files have none
-                sums = _json_attr(f, "crc32", dict)
-                bad = [name for name in ARRAYS if sums.get(name) != array_crc32(arrays[name])]
-                if bad:
-                    raise ValueError(f"dataset {bad[0]} does not match its checksum: the file is damaged")
+            arrays = {name: read_dataset(f, name) for name in ARRAYS}
             generation = _whole(f.attrs["generation"], "generation")
             next_id = _whole(f.attrs["next_id"], "next_id")
             layout = Layout.from_dict(_json_attr(f, "layout", dict))
@@ -249,10 +244,26 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
 
 
 def array_crc32(array: np.ndarray) -> int:
-    """CRC-32 of an array's bytes (C order): the checksum a checkpoint stores for each dataset."""
+    """CRC-32 of an array's bytes (C order): the checksum stored with every dataset genreg writes."""
     import zlib
 
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def write_dataset(group, name: str, data) -> None:
+    """``group[name] = data`` with its CRC-32 as the dataset's ``crc32`` attribute (``read_dataset`` checks it)."""
+    data = np.asarray(data)
+    group.create_dataset(name, data=data).attrs["crc32"] = array_crc32(data)
+
+
+def read_dataset(group, name: str) -> np.ndarray:
+    """``group[name]`` as an array; ValueError if it does not match its stored CRC-32 (files written
+    before checksums existed have none and are read as they are)."""
+    dataset = group[name]
+    data = dataset[()]
+    if "crc32" in dataset.attrs and int(dataset.attrs["crc32"]) != array_crc32(np.asarray(data)):
+        raise ValueError(f"dataset {name} does not match its checksum: the file is damaged")
+    return data
 
 
 def _whole(value, name: str) -> int:
