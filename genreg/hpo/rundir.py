@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from dataclasses import dataclass
@@ -14,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genreg.errors import CheckpointError, ConfigError
+from genreg.errors import CheckpointError, GenregError
 from genreg.hpo.model import POPULATION_FORMAT, POPULATION_VERSION
 from genreg.hpo.traits import TRAITS, Traits
 from genreg.network.layout import Layout
-from genreg.runs.rundir import write_marker
-from genreg.runs.store import atomic_h5, check_format
+from genreg.runs import store
+from genreg.runs.store import check_format
 
 
 @dataclass(eq=False)
@@ -68,7 +69,7 @@ def evaluation_row(ind: Individual) -> dict:
 def write_population(path, population: list, generation: int, metric: str) -> Path:
     """``population.h5``: group ``/<id>`` per individual with ``row`` and JSON attributes (written atomically)."""
     path = Path(path)
-    with atomic_h5(path) as f:
+    with store.atomic_h5(path) as f:  # the one HDF5 writer of every run kind (an OSError names the file)
         f.attrs["format"] = POPULATION_FORMAT
         f.attrs["format_version"] = POPULATION_VERSION
         f.attrs["generation"] = generation
@@ -86,14 +87,23 @@ def write_population(path, population: list, generation: int, metric: str) -> Pa
 
 
 def read_population(path) -> tuple[int, list]:
-    """Read ``population.h5``: (generation, individuals as written by ``write_population``).  Errors name the file."""
+    """Read ``population.h5``: (generation, individuals as written by ``write_population``).
+
+    Errors (CheckpointError) name the file: unreadable, no individuals, a generation that is not a whole number >= 0.
+    """
     import h5py
 
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
             check_format(f, path, POPULATION_FORMAT, POPULATION_VERSION, "hpo population file")
-            generation = int(f.attrs["generation"])
+            generation = f.attrs["generation"]
+            if isinstance(generation, np.ndarray) and generation.shape == ():
+                generation = generation[()]
+            if isinstance(generation, (bool, np.bool_)) or not isinstance(generation, (int, np.integer)) \
+                    or generation < 0:
+                raise ValueError(f"generation must be a whole number >= 0, got {generation!r}"[:120])
+            generation = int(generation)
             population = []
             for name, g in f.items():
                 population.append(Individual(
@@ -102,13 +112,41 @@ def read_population(path) -> tuple[int, list]:
                     row=np.ascontiguousarray(g["row"][()], dtype=np.float32), generation=int(g.attrs["generation"]),
                     parents=tuple(int(p) for p in g.attrs["parents"]), provenance=str(g.attrs["provenance"]),
                     metric=float(g.attrs["metric"])))
-    except (OSError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+        if not population:
+            raise ValueError("it holds no individuals")
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, GenregError) as exc:
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}"[:300]) from None
     return generation, sorted(population, key=lambda ind: ind.id)
 
 
-def prepare_dir(out: Path) -> None:
-    """Refuse a folder that already holds a search; mark ``out`` as an hpo run (creating it)."""
-    if (out / "evaluations.csv").exists():
-        raise ConfigError(f"{out} already holds a search (evaluations.csv); choose another --out")
-    write_marker(out, "hpo")
+def has_population(out) -> bool:
+    """Whether the search in ``out`` has finished a generation (its checkpoint ``population.h5`` exists)."""
+    return (Path(out) / "population.h5").is_file()
+
+
+def read_rows(path, columns, before: int) -> list[dict]:
+    """The rows of a search CSV (``evaluations.csv``, ``generations.csv``) of generations < ``before``, as
+    dicts of strings; a torn last line (a kill or a full disk mid-write) is left out.
+
+    CheckpointError naming the file if it is missing, not UTF-8, has other columns or a damaged row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: a search cannot resume without it (start a new search)")
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r]
+        if not rows or tuple(rows[0]) != tuple(columns):
+            raise ValueError("its header is not the search's columns")
+        body = rows[1:]
+        if body and (len(body[-1]) != len(columns) or not body[-1][0].isdigit()):
+            body = body[:-1]
+        for i, r in enumerate(body):
+            if len(r) != len(columns) or not r[0].isdigit():
+                raise ValueError(f"row {i + 2} is not {len(columns)} values starting with a generation")
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+        raise CheckpointError(f"{path} is damaged ({type(exc).__name__}: {str(exc)[:80]}); "
+                              "the search cannot resume from it") from None
+    return [dict(zip(columns, r)) for r in body if int(r[0]) < before]

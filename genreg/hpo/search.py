@@ -41,7 +41,7 @@ Run directory::
 
 from __future__ import annotations
 
-import csv
+import errno
 import json
 import math
 import time
@@ -54,7 +54,8 @@ from genreg.errors import CheckpointError, ConfigError, TrainingError
 from genreg.hpo.config import HPOConfig
 from genreg.hpo.model import save_model
 from genreg.hpo.rundir import (
-    EVAL_COLUMNS, GEN_COLUMNS, Individual, evaluation_row, prepare_dir, read_population, write_population)
+    EVAL_COLUMNS, GEN_COLUMNS, Individual, evaluation_row, has_population, read_population, read_rows,
+    write_population)
 from genreg.hpo.strategy import SearchState, TraitSearch, rank
 from genreg.hpo.traits import Traits, make_gene_store, trait_ranges
 from genreg.network import sgd
@@ -62,6 +63,7 @@ from genreg.network.blas import blas_threads
 from genreg.network.layout import Layout
 from genreg.network.population import check_population_size
 from genreg.runs.loop import run_loop
+from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
 from genreg.runs.store import History
 from genreg.streams import SearchPurpose, derived_seed, generator
 from genreg.hpo.data import search_task
@@ -172,10 +174,20 @@ def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
     single-threaded BLAS, so the result does not depend on the machine's BLAS threads
     (a multi-threaded GEMM may sum in another order).  ``on_generation(row)`` sees each
     generation's ``generations.csv`` row as a dict; returning True stops the search after
-    that generation (``population.h5`` written; ``resume_hpo`` continues it).
+    that generation (``population.h5`` written; ``resume_hpo`` continues it).  ``out_dir`` must be
+    new, empty, or a search killed before its first generation ended (``prepare_new_run``);
+    the search holds its ``RunLock`` throughout.
     """
-    with blas_threads(1):
-        return _run_hpo(cfg, out_dir, data_dir, progress=progress, task=task, on_generation=on_generation)
+    cfg.validate()
+    out = Path(out_dir)
+    prepare_new_run(out, "hpo", has_population, noun="search")
+    task = task if task is not None else search_task(cfg, data_dir)
+    search_metric(cfg, task)  # before anything is written: the metric must fit the task
+    # the widest network the trait ranges allow, three rows per individual (weights, best epoch, momentum)
+    widest = Layout((task.n_inputs, *([cfg.width_max] * cfg.layers_max), task.n_outputs))
+    check_population_size(widest, cfg.population, copies=3)  # before anything is written
+    with RunLock(out), blas_threads(1):
+        return _run_hpo(cfg, out, task, progress=progress, on_generation=on_generation)
 
 
 #: Keys that may change when a search is resumed (anything else would change its past).
@@ -187,21 +199,52 @@ def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progres
     """Continue the search in ``out_dir`` after its last finished generation (``population.h5``).
 
     Only ``RESUMABLE_KEYS`` may change.  A search killed at any moment resumes from the
-    last generation it wrote and then does exactly what the uninterrupted search would.
+    last generation it wrote and then does exactly what the uninterrupted search would; one killed
+    before its first generation ended starts again from its config.toml.  Damaged run files are
+    CheckpointErrors naming the file, found before anything is written.
     """
-    from genreg.config import load_toml
-    from genreg.hpo.config import hpo_from_mapping
-
     out = Path(out_dir)
-    if not (out / "population.h5").exists() or not (out / "config.toml").exists():
+    if not out.is_dir() or not ((out / "population.h5").exists() or (out / "config.toml").exists()):
         raise CheckpointError(f"{out} holds no hpo search to resume (no population.h5 / config.toml)")
+    kind = run_kind(out)
+    if kind != "hpo":
+        raise ConfigError(f"{out} holds a {kind} run, not a search")
     overrides = dict(overrides or {})
     fixed = sorted(set(overrides) - set(RESUMABLE_KEYS))
     if fixed:
         raise ConfigError(f"cannot change {', '.join(fixed)} when resuming a search; only {', '.join(RESUMABLE_KEYS)}")
+    with RunLock(out), blas_threads(1):
+        return _resume_hpo(out, overrides, data_dir, progress, task, on_generation)
+
+
+def _resume_hpo(out: Path, overrides: dict, data_dir, progress, task, on_generation) -> HPOResult:
+    """Check every run file, then continue the search (the lock is held)."""
+    from genreg.config import load_toml
+    from genreg.hpo.config import hpo_from_mapping
+
+    remove_partial_files(out)
+    if not (out / "config.toml").is_file():
+        raise CheckpointError(f"{out / 'config.toml'} is missing: the search cannot resume without its config")
     cfg = hpo_from_mapping({**load_toml(out / "config.toml"), **overrides})
-    with blas_threads(1):
-        return _run_hpo(cfg, out, data_dir, progress=progress, task=task, resume=True, on_generation=on_generation)
+    cfg.validate()
+    task = task if task is not None else search_task(cfg, data_dir)
+    search_metric(cfg, task)
+    if not has_population(out):  # killed before its first generation ended: start it again from its config
+        print(f"{out} has no finished generation yet: starting it again from its config.toml")
+        return _run_hpo(cfg, out, task, progress=progress, on_generation=on_generation)
+    path = out / "population.h5"
+    done, population = read_population(path)
+    if len(population) != cfg.population:
+        raise CheckpointError(f"{path} holds {len(population)} individuals, its config.toml says population = "
+                              f"{cfg.population}")
+    if cfg.generations < done:
+        raise ConfigError(f"{out} is already at generation {done}; --generations {cfg.generations} would undo "
+                          "nothing and run nothing (give a larger total)")
+    rows = [{k: (float(v) if k in ("fitness_seconds", "epochs") else v) for k, v in r.items()}
+            for r in read_rows(out / "evaluations.csv", EVAL_COLUMNS, done + 1)]
+    read_rows(out / "generations.csv", GEN_COLUMNS, done + 1)  # readable, before anything is rewritten
+    return _run_hpo(cfg, out, task, progress=progress, on_generation=on_generation,
+                    resumed=(done, population, rows))
 
 
 # ----------------------------------------------------------------------------- one generation, the run
@@ -253,7 +296,7 @@ class HPOMode:
         record = [g, best.id, best.metric, finite.mean() if finite.size else math.nan,
                   np.median(finite) if finite.size else math.nan, len(todo),
                   np.mean([ind.fitness_seconds for ind in todo]), now - t_gen, now - self.t_start]
-        self.generations.append(record)
+        _append(self.generations, record)
         self.last = g
         if self.metric.reached(best.metric, cfg.target):
             self.stopped_by = "target"
@@ -264,7 +307,7 @@ class HPOMode:
         """Append an evaluated individual's row to ``evaluations.csv``."""
         row = evaluation_row(ind)
         self.rows.append(row)
-        self.evaluations.append([row[c] for c in EVAL_COLUMNS])
+        _append(self.evaluations, [row[c] for c in EVAL_COLUMNS])
 
     def checkpoint(self, state: SearchState) -> None:
         write_population(self.run_dir / "population.h5", state.population, self.last, self.metric.name)
@@ -273,11 +316,23 @@ class HPOMode:
         pass
 
     def close(self, failed: bool) -> None:
-        self.evaluations.close()
-        self.generations.close()
+        for history in (self.evaluations, self.generations):
+            try:
+                history.close()
+            except OSError:  # a full disk fails the buffered row again: keep the first error, which names the file
+                if not failed:
+                    raise
 
     def postfix(self, record: dict) -> dict:
         return {f"best {self.metric.name}": f"{record['best_metric']:.4f}", "fits": len(self.rows)}
+
+
+def _append(history: History, row) -> None:
+    """``history.append(row)``; an OSError (a full disk) names the CSV file."""
+    try:
+        history.append(row)
+    except OSError as exc:
+        raise OSError(exc.errno or errno.EIO, exc.strerror or str(exc), str(history.path)) from None
 
 
 def _test_metric(task: Task, metric: SearchMetric, best: Individual) -> float:
@@ -285,30 +340,24 @@ def _test_metric(task: Task, metric: SearchMetric, best: Individual) -> float:
     return metric.score(best.layout, best.row, task.X_test, task.y_test) if len(task.y_test) else math.nan
 
 
-def _run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False, task: Task | None = None,
-             resume: bool = False, on_generation=None) -> HPOResult:
-    cfg.validate()
-    out = Path(out_dir)
-    task = task if task is not None else search_task(cfg, data_dir)
-    metric = search_metric(cfg, task)  # before anything is written: the metric must fit the task
-    if resume:
-        done, population = read_population(out / "population.h5")
-    else:
-        # the widest network the trait ranges allow, three rows per individual (weights, best epoch, momentum)
-        widest = Layout((task.n_inputs, *([cfg.width_max] * cfg.layers_max), task.n_outputs))
-        check_population_size(widest, cfg.population, copies=3)  # before anything is written
-        prepare_dir(out)
+def _run_hpo(cfg: HPOConfig, out: Path, task: Task, *, progress: bool = False, on_generation=None,
+             resumed: tuple | None = None) -> HPOResult:
+    """Run the search in ``out`` from generation 0, or after ``resumed = (done, population, rows)``
+    (the lock is held and every run file was checked)."""
+    metric = search_metric(cfg, task)
+    if resumed is None:
+        write_marker(out, "hpo")
+        for name in ("evaluations.csv", "generations.csv"):  # rows of a search killed during generation 0
+            (out / name).unlink(missing_ok=True)
     (out / "config.toml").write_text(cfg.to_toml())
     ranges = trait_ranges(cfg)
     gene_store = (make_gene_store(generator(cfg.seed, 0, SearchPurpose.GENE_STORE), ranges, cfg.gene_store_size)
                   if cfg.mutation == "gene_store" else None)
-    if resume:
-        mode = HPOMode(out, cfg, task, gene_store, [], done)
+    if resumed is not None:
+        done, population, rows = resumed
+        mode = HPOMode(out, cfg, task, gene_store, rows, done)
         # the generations after ``done`` never finished: forget their rows, redo them
         mode.truncate(done + 1)
-        with open(out / "evaluations.csv", newline="") as fh:
-            mode.rows = [{k: (float(v) if k in ("fitness_seconds", "epochs") else v) for k, v in r.items()}
-                         for r in csv.DictReader(fh)]
         best = rank(population, metric.higher_is_better)[0]
         mode.best_id, mode.test_metric = best.id, _test_metric(task, metric, best)
         state = SearchState(done + 1, population, cfg.population + done * mode.n_children)

@@ -32,8 +32,9 @@ from genreg.hybrid.config import NETWORK_KEYS, HybridConfig, from_mapping
 from genreg.network.layout import Layout
 from genreg.network.population import Population, check_population_size
 from genreg.runs.loop import run_loop
-from genreg.runs.rundir import write_marker
-from genreg.runs.store import History, atomic_h5, check_format, checkpoint_dir, latest_checkpoint, prune_checkpoints
+from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
+from genreg.runs.store import (
+    History, atomic_h5, check_format, checkpoint_dir, has_checkpoint, latest_checkpoint, prune_checkpoints)
 from genreg.network.variation import layer_gene_bounds
 
 FORMAT = "genreg.hybrid_state"
@@ -281,14 +282,24 @@ def format_result(result: dict) -> str:
 
 
 def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = True, *, on_generation=None) -> dict:
-    """Create ``run_dir``, evolve from random founders, then report (``hybrid_loop``: ``on_generation``)."""
+    """Create ``run_dir``, evolve from random founders, then report (``hybrid_loop``: ``on_generation``).
+
+    ``run_dir`` must be new, empty, or a hybrid run killed before its first checkpoint
+    (``genreg.runs.rundir.prepare_new_run``); the run holds its ``RunLock`` throughout.
+    """
     run_dir = Path(run_dir)
-    if checkpoint_dir(run_dir).exists() and any(checkpoint_dir(run_dir).iterdir()):
-        raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` "
-                          "or choose --out")
+    prepare_new_run(run_dir, "hybrid", has_checkpoint)
     task = load_run_task(cfg, data_dir)
-    layout = task_layout(cfg, task)
     # members and children (about twice the population), each row with a working copy; before anything is written
+    check_population_size(task_layout(cfg, task), cfg.population, copies=4)
+    with RunLock(run_dir):
+        return _start(cfg, run_dir, data_dir, progress, on_generation, task)
+
+
+def _start(cfg: HybridConfig, run_dir: Path, data_dir, progress, on_generation, task: Task | None = None) -> dict:
+    """Write the marker, config, founders' similarity and checkpoint of a new run and evolve it (the lock is held)."""
+    task = task if task is not None else load_run_task(cfg, data_dir)
+    layout = task_layout(cfg, task)
     check_population_size(layout, cfg.population, copies=4)
     data = hybrid_data(cfg, task)
     write_marker(run_dir, "hybrid")
@@ -303,11 +314,35 @@ def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = Tru
 
 def resume_hybrid(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True, *,
                   on_generation=None) -> dict:
-    """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes."""
+    """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes.
+
+    A run killed before its first checkpoint starts again from its config.toml.  The run
+    holds its ``RunLock`` throughout: a second process is refused at once.
+    """
     run_dir = Path(run_dir)
+    kind = run_kind(run_dir)
+    if kind != "hybrid":
+        raise ConfigError(f"{run_dir} holds a {kind} run, not a hybrid run")
+    with RunLock(run_dir):
+        return _resume(run_dir, overrides, data_dir, progress, on_generation)
+
+
+def _resume(run_dir: Path, overrides, data_dir, progress, on_generation) -> dict:
+    remove_partial_files(run_dir)
+    if not has_checkpoint(run_dir) and (run_dir / "config.toml").is_file():
+        # killed before its first checkpoint was complete: start it again from its config
+        from genreg.config import load_toml
+
+        cfg = from_mapping({**rename_legacy_keys(load_toml(run_dir / "config.toml")), **dict(overrides or {})})
+        print(f"{run_dir} has no checkpoint yet: starting it again from its config.toml")
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
+        return _start(cfg, run_dir, data_dir, progress, on_generation)
     path, state, saved = latest_state(run_dir)
     base = from_mapping({k: v for k, v in saved.items() if k in HybridConfig.__dataclass_fields__})
     cfg = from_mapping(dict(overrides or {}), base)
+    if cfg.generations < state.generation:
+        raise ConfigError(f"{run_dir} is already at generation {state.generation}; --generations {cfg.generations} "
+                          "would undo nothing and run nothing (give a larger total)")
     changed = [k for k in NETWORK_KEYS if getattr(cfg, k) != getattr(base, k)]
     if changed:
         raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network "

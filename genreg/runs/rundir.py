@@ -112,28 +112,30 @@ class RunLock:
         self.release()
 
 
-def prepare_new_run(run_dir, kind: str, has_checkpoint) -> None:
+def prepare_new_run(run_dir, kind: str, has_checkpoint, noun: str = "run") -> None:
     """Check that a new run of ``kind`` may start in ``run_dir``, touching nothing that is not ours.
 
     Refused: a path that is a file; a folder holding another kind of run, files that are not a
     genreg run, or a run of this kind with a checkpoint (resume it instead).  Accepted: a missing or
     empty folder, or one where a run of this kind was killed before its first checkpoint was
     complete (its leftover ``.tmp`` files are removed).  ``has_checkpoint(run_dir)``: whether a
-    checkpoint of this kind exists there.
+    checkpoint of this kind exists there; ``noun`` names such a run in messages ("run", "search").
+    A folder whose run another process holds (``RunLock``) is refused, never cleaned.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a folder: choose another --out")
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+    if not run_dir.is_dir() or not any(p.name != LOCK for p in run_dir.iterdir()):
         return
     if (run_dir / MARKER).is_file() or _legacy_kind(run_dir) is not None:
         found = run_kind(run_dir)
         if found != kind:
             raise ConfigError(f"{run_dir} holds a {found} run; choose another --out")
         if has_checkpoint(run_dir):
-            raise ConfigError(f"{run_dir} already holds a run; continue it with `genreg resume {run_dir}` "
+            raise ConfigError(f"{run_dir} already holds a {noun}; continue it with `genreg resume {run_dir}` "
                                   "or choose another --out")
-        remove_partial_files(run_dir)
+        with RunLock(run_dir):  # a run still writing its first checkpoint keeps its files
+            remove_partial_files(run_dir)
         return
     raise ConfigError(f"{run_dir} holds files that are not a genreg run; choose an empty or new folder")
 
