@@ -69,8 +69,43 @@ def test_model_with_broken_scaling_is_refused(tmp_path, capsys, value):
     out = tmp_path / "search"
     assert cli.main(["hpo", "--task", "trig", "--out", str(out), "--generations", "0", "--population", "4",
                      "--epochs", "1", "--no-progress"]) == 0
+    from genreg.runs.store import array_crc32
+
     with h5py.File(out / "best_model.h5", "r+") as f:
         f["x_std"][...] = value
+        f["x_std"].attrs["crc32"] = array_crc32(f["x_std"][()])  # crafted: its checksum matches
     capsys.readouterr()
     assert cli.main(["predict", str(out / "best_model.h5"), "--angle", "30"]) == 2
     assert "x_std must be finite and > 0" in _one_error_line(capsys)
+
+
+def test_every_hdf5_file_carries_checksums_that_catch_a_flipped_byte(tmp_path, mnist_dir):
+    """Hybrid checkpoints, similarity files, search populations and models: one mechanism (write_dataset)."""
+    import h5py
+    import numpy as np
+
+    from genreg.errors import CheckpointError
+    from genreg.hpo.model import load_model
+    from genreg.hpo.rundir import read_population
+    from genreg.hybrid.run import read_similarity, read_state
+
+    hybrid, search = tmp_path / "hybrid", tmp_path / "search"
+    assert cli.main(["hybrid", "--out", str(hybrid), "--set", "architecture='8'", "--set", "population=2",
+                     "--set", "train_images=200", "--set", "validation_size=200", "--set", "baseline=false",
+                     "--generations", "1", "--data-dir", str(mnist_dir), "--no-progress"]) == 0
+    assert cli.main(["hpo", "--task", "trig", "--out", str(search), "--generations", "0", "--population", "4",
+                     "--epochs", "1", "--no-progress"]) == 0
+    cases = [(hybrid / "checkpoints" / "state_gen00001.h5", "W", read_state),
+             (hybrid / "similarity" / "gen00001.h5", "layers", read_similarity),
+             (search / "population.h5", "0/row", read_population),
+             (search / "best_model.h5", "row", load_model)]
+    for path, name, reader in cases:
+        reader(path)  # intact: loads
+        with h5py.File(path, "r") as f:
+            assert "crc32" in f[name].attrs, (path, name)
+            at = f[name].id.get_offset()
+        data = bytearray(path.read_bytes())
+        data[at] ^= 0x40
+        path.write_bytes(bytes(data))
+        with pytest.raises(CheckpointError, match="checksum"):
+            reader(path)

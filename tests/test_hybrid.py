@@ -260,8 +260,11 @@ def test_checkpoint_with_nan_weights_is_refused(tmp_path, mnist_dir):
 
     cfg = from_mapping({**SMALL, "generations": 1, "baseline": False})
     start_hybrid(cfg, tmp_path, mnist_dir, progress=False)
+    from genreg.runs.store import array_crc32
+
     with h5py.File(tmp_path / "checkpoints" / "state_gen00001.h5", "r+") as f:
         f["W"][2, 5] = np.nan
+        f["W"].attrs["crc32"] = array_crc32(f["W"][()])  # crafted: its checksum matches
     with pytest.raises(GenregError, match="non-finite"):
         resume_hybrid(tmp_path, {"generations": 2}, mnist_dir, progress=False)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from genreg.errors import CheckpointError, ConfigError
 from genreg.network.layout import Layout
-from genreg.runs.store import atomic_h5, check_format
+from genreg.runs.store import atomic_h5, check_format, read_dataset, write_dataset
 from genreg.hpo.traits import Traits
 
 MODEL_FORMAT = "genreg.hpo_model"
@@ -85,12 +85,12 @@ def save_model(path, layout: Layout, row: np.ndarray, traits: Traits, task, metr
     row = np.ascontiguousarray(row, dtype=np.float32)
     path = Path(path)
     with atomic_h5(path) as f:
-        f.create_dataset("row", data=row)
+        write_dataset(f, "row", row)
         g = f.create_group("tensors")
         for t in layout.tensors:
-            g.create_dataset(t.name, data=layout.view(row, t.name))
+            write_dataset(g, t.name, layout.view(row, t.name))
         for name, (value, default) in scaling.items():
-            f.create_dataset(name, data=np.asarray(default if value is None else value, dtype=np.float64))
+            write_dataset(f, name, np.asarray(default if value is None else value, dtype=np.float64))
         a = f.attrs
         a["format"] = MODEL_FORMAT
         a["format_version"] = FORMAT_VERSION
@@ -122,8 +122,8 @@ def load_model(path) -> SavedModel:
         with h5py.File(path, "r") as f:
             check_format(f, path, MODEL_FORMAT, FORMAT_VERSION, "hpo model")
             layout = Layout.from_dict(json.loads(f.attrs["layout"]))
-            row = np.ascontiguousarray(f["row"][()], dtype=np.float32)
-            arrays = {name: np.asarray(f[name][()], dtype=np.float64) for name in ("x_mean", "x_std", "y_mean", "y_std")}
+            row = np.ascontiguousarray(read_dataset(f, "row"), dtype=np.float32)
+            arrays = {name: np.asarray(read_dataset(f, name), dtype=np.float64) for name in ("x_mean", "x_std", "y_mean", "y_std")}
             a = f.attrs
             loss = str(a["loss"])
             extra = {"task_spec": str(a.get("task_spec", a["task"])),

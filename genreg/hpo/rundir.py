@@ -20,7 +20,7 @@ from genreg.hpo.model import POPULATION_FORMAT, POPULATION_VERSION
 from genreg.hpo.traits import TRAITS, Traits
 from genreg.network.layout import Layout
 from genreg.runs import store
-from genreg.runs.store import check_format
+from genreg.runs.store import check_format, read_dataset, write_dataset
 
 
 @dataclass(eq=False)
@@ -76,7 +76,7 @@ def write_population(path, population: list, generation: int, metric: str) -> Pa
         f.attrs["metric"] = metric
         for ind in population:
             g = f.create_group(str(ind.id))
-            g.create_dataset("row", data=ind.row)
+            write_dataset(g, "row", ind.row)
             g.attrs["layout"] = json.dumps(ind.layout.to_dict())
             g.attrs["traits"] = json.dumps(ind.traits.to_dict())
             g.attrs["metric"] = ind.metric
@@ -109,7 +109,7 @@ def read_population(path) -> tuple[int, list]:
                 population.append(Individual(
                     id=int(name), traits=Traits.from_dict(json.loads(g.attrs["traits"])),
                     layout=Layout.from_dict(json.loads(g.attrs["layout"])),
-                    row=np.ascontiguousarray(g["row"][()], dtype=np.float32), generation=int(g.attrs["generation"]),
+                    row=np.ascontiguousarray(read_dataset(g, "row"), dtype=np.float32), generation=int(g.attrs["generation"]),
                     parents=tuple(int(p) for p in g.attrs["parents"]), provenance=str(g.attrs["provenance"]),
                     metric=float(g.attrs["metric"])))
         if not population:

@@ -34,7 +34,8 @@ from genreg.network.population import Population, check_population_size
 from genreg.runs.loop import run_loop
 from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
 from genreg.runs.store import (
-    History, atomic_h5, check_format, checkpoint_dir, has_checkpoint, latest_checkpoint, prune_checkpoints)
+    History, atomic_h5, check_format, checkpoint_dir, has_checkpoint, latest_checkpoint, prune_checkpoints, read_dataset,
+    write_dataset)
 from genreg.network.variation import layer_gene_bounds
 
 FORMAT = "genreg.hybrid_state"
@@ -87,8 +88,8 @@ def write_state(run_dir, state: HybridState, cfg: HybridConfig) -> Path:
     pop = state.population
     with atomic_h5(path) as f:
         for name in ("W", "trust", "ids", "parent_ids", "age"):
-            f.create_dataset(name, data=getattr(pop, name))
-        f.create_dataset("second_parent_ids", data=state.second_parent_ids)
+            write_dataset(f, name, getattr(pop, name))
+        write_dataset(f, "second_parent_ids", state.second_parent_ids)
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["generation"] = state.generation
@@ -109,7 +110,7 @@ def read_state(path) -> tuple[HybridState, dict]:
     try:
         with h5py.File(path, "r") as f:
             check_format(f, path, FORMAT, FORMAT_VERSION, "hybrid checkpoint")
-            arrays = {name: f[name][()] for name in ("W", "trust", "ids", "parent_ids", "age", "second_parent_ids")}
+            arrays = {name: read_dataset(f, name) for name in ("W", "trust", "ids", "parent_ids", "age", "second_parent_ids")}
             generation, next_id = int(f.attrs["generation"]), int(f.attrs["next_id"])
             layout = Layout.from_dict(json.loads(f.attrs["layout"]))
             config = rename_legacy_keys(json.loads(f.attrs["config"]))
@@ -141,13 +142,13 @@ def write_similarity(run_dir, state: HybridState, cfg: HybridConfig) -> tuple[Pa
         f.attrs["format"] = SIM_FORMAT
         f.attrs["generation"] = state.generation
         f.attrs["layer_names"] = json.dumps(names)
-        f.create_dataset("layers", data=layers)
-        f.create_dataset("fitness", data=pop.trust)
-        f.create_dataset("ids", data=pop.ids)
+        write_dataset(f, "layers", layers)
+        write_dataset(f, "fitness", pop.trust)
+        write_dataset(f, "ids", pop.ids)
         if cfg.genes != "layer":
             bounds = crossover_bounds(cfg, layout)
-            f.create_dataset("genes", data=similarity_matrices(pop.W, bounds))
-            f.create_dataset("gene_bounds", data=bounds)
+            write_dataset(f, "genes", similarity_matrices(pop.W, bounds))
+            write_dataset(f, "gene_bounds", bounds)
             f.attrs["gene_names"] = json.dumps(gene_names(layout, bounds))
     return path, {name: mean_offdiagonal(S) for name, S in zip(names, layers)}
 
@@ -159,9 +160,9 @@ def read_similarity(path) -> dict:
     try:
         with h5py.File(path, "r") as f:
             out = {"generation": int(f.attrs["generation"]), "layer_names": json.loads(f.attrs["layer_names"]),
-                   "layers": f["layers"][()], "fitness": f["fitness"][()]}
+                   "layers": read_dataset(f, "layers"), "fitness": read_dataset(f, "fitness")}
             if "genes" in f:
-                out["genes"] = f["genes"][()]
+                out["genes"] = read_dataset(f, "genes")
                 out["gene_names"] = json.loads(f.attrs["gene_names"])
     except (OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"cannot read similarity file {path}: {exc}") from None
