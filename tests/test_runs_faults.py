@@ -74,3 +74,21 @@ def test_a_failing_hdf5_write_names_the_checkpoint_and_leaves_no_temporary_file(
         with store.atomic_h5(tmp_path / "x" / "state.h5"):
             pass
     assert info.value.filename == str(tmp_path / "x" / "state.h5") and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_plot_out_may_name_a_new_folder(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    assert cli.main(["evolve", "--out", str(run), "--generations", "2", "--set", "population=8", "--set",
+                     "hidden_sizes=[4]", "--set", "validation_size=500", "--data-dir", str(mnist_dir),
+                     "--no-progress"]) == 0
+    assert cli.main(["plot", str(run), "--out", str(tmp_path / "new" / "plots")]) == 0
+    assert (tmp_path / "new" / "plots" / "trust_accuracy.png").is_file()
+
+
+@pytest.mark.parametrize("command", [["hybrid", "--generations", "1"], ["hpo", "--generations", "0"],
+                                     ["evolve", "--generations", "1"]])
+def test_every_mode_with_out_under_a_file_is_one_line(tmp_path, capsys, command):
+    (tmp_path / "file").write_text("x")
+    assert cli.main([*command, "--out", str(tmp_path / "file" / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path / "file") in err[0]

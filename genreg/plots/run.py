@@ -23,8 +23,11 @@ def save_figure(fig, path: Path, dpi: int = 110, tight: bool = True) -> Path:
     """Write ``fig`` to ``path`` (PNG) and close it; ``tight``: apply ``tight_layout`` first.  Returns ``path``."""
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # `plot --out` may name a new folder
+        fig.savefig(path, dpi=dpi)
+    finally:
+        _pyplot().close(fig)
     return path
 
 
