@@ -87,7 +87,8 @@ def test_plot_out_may_name_a_new_folder(tmp_path, mnist_dir):
 
 @pytest.mark.parametrize("command", [["hybrid", "--generations", "1"], ["hpo", "--generations", "0"],
                                      ["evolve", "--generations", "1"]])
-def test_every_mode_with_out_under_a_file_is_one_line(tmp_path, capsys, command):
+def test_every_mode_with_out_under_a_file_is_one_line(tmp_path, capsys, command, monkeypatch):
+    monkeypatch.delenv("GENREG_DATA", raising=False)  # refused before any data is looked for
     (tmp_path / "file").write_text("x")
     assert cli.main([*command, "--out", str(tmp_path / "file" / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -123,6 +123,11 @@ def prepare_new_run(run_dir, kind: str, has_checkpoint, noun: str = "run") -> No
     A folder whose run another process holds (``RunLock``) is refused, never cleaned.
     """
     run_dir = Path(run_dir)
+    ancestor = run_dir
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor != run_dir and not ancestor.is_dir():
+        raise ConfigError(f"cannot create {run_dir}: {ancestor} is a file, not a folder")
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a folder: choose another --out")
     if not run_dir.is_dir() or not any(p.name != LOCK for p in run_dir.iterdir()):
