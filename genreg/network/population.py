@@ -6,6 +6,7 @@ per-genome objects exist anywhere: strategies and kernels work on whole arrays.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -59,6 +60,70 @@ def check_population_size(layout: Layout, size: int, copies: int = 1) -> int:
             f"a population of {size} genomes of {layout.describe()} needs {format_bytes(needed)} "
             f"({needed} bytes{f' for {copies} copies' if copies > 1 else ''}) but only "
             f"{format_bytes(available)} ({available} bytes) of memory is available"
+        )
+    return needed
+
+
+#: Bytes an evolution run needs whatever its population: the validation and episode
+#: batches, per-thread forward scratch, h5py's and the checkpoint thread's buffers
+#: (measured: about 25 MB beyond the loaded MNIST data set at population 2).
+RUN_OVERHEAD_BYTES = 64 << 20
+
+
+def run_rows(population: int, strategy: str, survival_cutoff: float = 0.2, built: bool = True) -> int:
+    """Count the genome rows an evolution run of ``population`` (P) genomes holds at its peak.
+
+    Every strategy: P, the founders (or the checkpoint a resume loaded), which the run's
+    caller still refers to; P, the ``CheckpointWriter``'s snapshot of every genome, alive
+    while h5py writes it (during the next generation).  Then by strategy, with
+    S = ceil(``survival_cutoff`` * P) survivors:
+
+    "genreg", children scored unbuilt (``built=False``: classification without a loss):
+        2S, the survivors' rows the brood is made from and the spare of two generations ago;
+    "genreg", children built (regression, fitness callables: ``Population.build``):
+        2P + S, this and the last generation's rows and the new survivors' rows;
+    "ga" (and any other strategy): 4P, the population, the spare of the generation
+        before (kept though the GA does not use it), the children, and the next
+        population the children are copied into beside the elites.
+    """
+    P = int(population)
+    if strategy == "genreg":
+        S = max(1, math.ceil(survival_cutoff * P))
+        return 2 * P + (2 * P + S if built else 2 * S)
+    return 2 * P + 4 * P
+
+
+def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff: float = 0.2,
+              built: bool = True, samples: int = 0) -> int:
+    """Estimate the peak bytes an evolution run allocates beyond the data set it has loaded.
+
+    ``run_rows`` genome rows (``n_params`` float32 + bookkeeping each), plus each
+    genome's outputs on an episode of ``samples`` examples (logits and predictions,
+    4 bytes each: ``samples * (n_outputs + 1) * 4``), plus ``RUN_OVERHEAD_BYTES``.
+    The measured peak RSS growth of 784-64-10 runs on MNIST is 0.8 to 1 times this
+    (tests/test_memory_estimate.py).
+    """
+    P = int(population)
+    rows = run_rows(P, strategy, survival_cutoff, built)
+    episode = P * int(samples) * (layout.n_outputs + 1) * 4
+    return rows * (layout.n_params * 4 + PER_GENOME_BYTES) + episode + RUN_OVERHEAD_BYTES
+
+
+def check_run_size(layout: Layout, population: int, strategy: str, *, held: int = 0, **kwargs) -> int:
+    """Refuse an evolution run whose ``run_bytes`` would not fit in memory; return the bytes needed.
+
+    held: bytes ``run_bytes`` counts that the process already holds (on resume: the
+    loaded population).  kwargs: ``run_bytes``' survival_cutoff, built, samples.
+    """
+    if not isinstance(population, (int, np.integer)) or population <= 0:
+        raise PopulationError(f"population size must be a positive integer, got {population!r}")
+    needed = max(0, run_bytes(layout, int(population), strategy, **kwargs) - int(held))
+    available = available_memory()
+    if needed > available:
+        raise PopulationError(
+            f"a {strategy} run of population {population} ({layout.describe()}) needs about "
+            f"{format_bytes(needed)} ({needed} bytes) but only {format_bytes(available)} "
+            f"({available} bytes) of memory is available"
         )
     return needed
 

@@ -26,7 +26,7 @@ from genreg.errors import ConfigError
 from genreg.genome.checkpoint import save_genome
 from genreg.network.batch import SparseBatch
 from genreg.network.layout import Layout
-from genreg.network.population import check_population_size
+from genreg.network.population import check_run_size, population_bytes
 from genreg.runs import episodes
 from genreg.runs.loop import run_loop
 from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
@@ -231,7 +231,9 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
     if warm is not None:
         warm.join()  # no kernel runs here before this: one thread at a time launches parallel kernels
     layout = layout_for(cfg, task)
-    check_population_size(layout, cfg.population, copies=2)  # before anything is written
+    check_run_size(layout, cfg.population, cfg.strategy, survival_cutoff=cfg.survival_cutoff,  # before any write
+                   built=not task.is_classification or make_strategy(cfg.strategy).needs_loss(cfg),
+                   samples=cfg.samples_per_class * task.n_outputs)
     with RunLock(run_dir):
         return _start(cfg, run_dir, data_dir, progress, task, on_generation, layout)
 
@@ -286,6 +288,9 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -
     if layout.sizes != population.layout.sizes:
         raise ConfigError(f"the task {task.name} needs a {layout.describe()} network but the checkpoint holds "
                           f"{population.layout.describe()}")
+    check_run_size(layout, cfg.population, cfg.strategy, held=population_bytes(layout, population.size),
+                   survival_cutoff=cfg.survival_cutoff, samples=cfg.samples_per_class * task.n_outputs,
+                   built=not task.is_classification or make_strategy(cfg.strategy).needs_loss(cfg))
     (run_dir / "config.toml").write_text(cfg.to_toml())
     mode = EvolveMode(run_dir, cfg, task, population.layout)
     mode.truncate(state.generation)

@@ -37,7 +37,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 
 from genreg.network.layout import Layout
-from genreg.network.population import Population, check_population_size
+from genreg.network.population import Population, check_run_size, population_bytes
 from genreg.network.variation import Brood
 
 
@@ -147,8 +147,10 @@ def next_population(pop: Population, keep: np.ndarray, parents: np.ndarray, chil
     (used as the new buffer itself when nothing is kept) or a ``Brood`` (nothing may be
     kept then).  Children get fresh ids, age 0 and ``child_trust``.
     """
-    if len(keep) + len(parents) != pop.size:  # a new size (on resume): will it fit?
-        check_population_size(pop.layout, len(keep) + len(parents), copies=2)
+    if len(keep) + len(parents) != pop.size:  # a new size (on resume): will the run fit? (pop is held already)
+        n, unbuilt = len(keep) + len(parents), isinstance(children, Brood)
+        check_run_size(pop.layout, n, "genreg" if unbuilt else "ga", held=population_bytes(pop.layout, pop.size),
+                       survival_cutoff=children.source.shape[0] / n if unbuilt else 0.2, built=not unbuilt)
     W, brood = children, None
     if isinstance(children, Brood):
         if len(keep):
