@@ -159,7 +159,7 @@ class EvolveMode:
         # The generation before last is garbage now: breed into its buffer.
         previous = pop.W if pop.W is not None else pop.brood.source
         state = self.strategy.breed(state, self.cfg, out=self.spare)
-        self.spare = previous
+        self.spare = previous if self.strategy.reuses_rows else None
         t2 = time.perf_counter()
         row = [g, float(fitness[best]), float(np.nanmean(fitness)), *quality, t1 - t0, t2 - t1,
                self.strategy.last_mutation_scale]
@@ -205,9 +205,11 @@ def _load_task(cfg: Config, task, data_dir):
                      target=cfg.target or None)
 
 
-def _evolve(mode: EvolveMode, state: EvolutionState, progress: bool, on_generation) -> EvolutionState:
+def _evolve(mode: EvolveMode, holder: list, progress: bool, on_generation) -> EvolutionState:
+    """Run ``mode`` from the state in ``holder`` (a one-item list, emptied here so that no caller keeps
+    the starting population alive while the run makes new ones)."""
     cfg = mode.cfg
-    state, _ = run_loop(mode, state, generations=cfg.generations, checkpoint_every=cfg.checkpoint_every,
+    state, _ = run_loop(mode, holder.pop(), generations=cfg.generations, checkpoint_every=cfg.checkpoint_every,
                         max_minutes=cfg.max_minutes, progress=progress, on_generation=on_generation,
                         desc=f"{cfg.strategy} {mode.layout.describe().split(' ')[0]}", postfix=mode.postfix,
                         resume_hint=f"genreg resume {mode.run_dir}")
@@ -244,9 +246,9 @@ def _start(cfg: Config, run_dir: Path, data_dir, progress, task, on_generation, 
     layout = layout or layout_for(cfg, task)
     write_marker(run_dir, "evolve")
     (run_dir / "config.toml").write_text(cfg.to_toml())
-    state = make_strategy(cfg.strategy).init(layout, cfg)
-    write_checkpoint(run_dir, state, cfg.to_dict())
-    return _evolve(EvolveMode(run_dir, cfg, task, layout), state, progress, on_generation)
+    holder = [make_strategy(cfg.strategy).init(layout, cfg)]
+    write_checkpoint(run_dir, holder[0], cfg.to_dict())
+    return _evolve(EvolveMode(run_dir, cfg, task, layout), holder, progress, on_generation)
 
 
 def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True, *, task=None,
@@ -295,4 +297,6 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -
     mode = EvolveMode(run_dir, cfg, task, population.layout)
     mode.truncate(state.generation)
     print(f"resuming {run_dir} from {path.name} (generation {state.generation}) to generation {cfg.generations}")
-    return _evolve(mode, state, progress, on_generation)
+    holder = [state]
+    del state, population
+    return _evolve(mode, holder, progress, on_generation)

@@ -109,6 +109,8 @@ class Strategy:
     #: True when the evaluator changes the candidates (SGD training): ``tell`` keeps the changed rows.
     lamarckian = False
     last_mutation_scale = math.nan  # the noise scale the last breed() used (for metrics)
+    #: Whether ``breed(..., out=)`` reuses the buffer it is given (the rows of two generations ago).
+    reuses_rows = False
 
     def needs_loss(self, cfg) -> bool:
         """Whether ``score`` needs the loss of a classification episode (a second output of the forward pass)."""

@@ -32,6 +32,7 @@ class Genreg(Strategy):
     """Trust-decay evolution (GENREG)."""
 
     name = "genreg"
+    reuses_rows = True  # the survivors' rows are built into the generation-before-last's buffer
 
     def score(self, state: EvolutionState, evaluation: Evaluation, cfg) -> np.ndarray:
         """Update trust with one episode's results; returns the new trust ``(P,)``."""
