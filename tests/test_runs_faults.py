@@ -93,3 +93,25 @@ def test_every_mode_with_out_under_a_file_is_one_line(tmp_path, capsys, command,
     assert cli.main([*command, "--out", str(tmp_path / "file" / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path / "file") in err[0]
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff\xfe\x00binary", b"a,b,c\n1,2,3\n"])
+def test_resume_with_a_foreign_or_binary_metrics_file_is_one_line_and_changes_nothing(tmp_path, mnist_dir, capsys,
+                                                                                     content):
+    run = tmp_path / "run"
+    assert cli.main(["evolve", "--out", str(run), "--generations", "2", "--set", "population=8", "--set",
+                     "hidden_sizes=[4]", "--set", "validation_size=500", "--data-dir", str(mnist_dir),
+                     "--no-progress"]) == 0
+    (run / "metrics.csv").write_bytes(content)
+    capsys.readouterr()
+    assert cli.main(["resume", str(run), "--generations", "4", "--data-dir", str(mnist_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "metrics.csv" in err[0]
+    assert (run / "metrics.csv").read_bytes() == content and latest_checkpoint(run)[1].generation == 2
+
+
+def test_mnist_training_part_smaller_than_an_episode_is_one_line(tmp_path, mnist_dir, capsys):
+    assert cli.main(["evolve", "--out", str(tmp_path / "run"), "--set", "validation_size=59990", "--generations", "1",
+                     "--data-dir", str(mnist_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "samples per class" in err[0] and not (tmp_path / "run").exists()

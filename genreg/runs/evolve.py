@@ -233,6 +233,8 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
     if warm is not None:
         warm.join()  # no kernel runs here before this: one thread at a time launches parallel kernels
     layout = layout_for(cfg, task)
+    if task.kind != FITNESS:  # the episodes can be drawn (enough examples of every class): before anything is written
+        task.sampler(cfg.samples_per_class, cfg.seed)
     check_run_size(layout, cfg.population, cfg.strategy, survival_cutoff=cfg.survival_cutoff,  # before any write
                    built=not task.is_classification or make_strategy(cfg.strategy).needs_loss(cfg),
                    samples=cfg.samples_per_class * task.n_outputs)

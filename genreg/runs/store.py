@@ -328,12 +328,21 @@ class History:
         self._fh = None
 
     def truncate(self, generation: int) -> None:
+        from genreg.errors import GenregError
+
         if not self.path.exists():
             return
-        with open(self.path, newline="") as fh:
-            rows = [r for r in csv.reader(fh)]
-        keep = [[LEGACY_COLUMNS.get(c, c) for c in rows[0]]] + [r for r in _complete(rows, self.path)
-                                                                 if int(r[0]) < generation] if rows else []
+        try:
+            with open(self.path, newline="", encoding="utf-8") as fh:
+                rows = [r for r in csv.reader(fh)]
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise GenregError(f"{self.path} is not a readable history CSV ({type(exc).__name__}); move it away "
+                              "to resume without it") from None
+        header = [LEGACY_COLUMNS.get(c, c) for c in rows[0]] if rows else []
+        if rows and header != self.columns:
+            raise GenregError(f"{self.path} has other columns than this run writes ({', '.join(header[:4])}, ...); "
+                              "it is not this run's history")
+        keep = [header] + [r for r in _complete(rows, self.path) if int(r[0]) < generation] if rows else []
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as fh:
             csv.writer(fh).writerows(keep)
