@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import dataclasses
 import json
 import os
@@ -77,9 +78,14 @@ def atomic_h5(path):
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(tmp, "w") as f:
+        # HDF5 builds the file in memory; Python writes it out.  HDF5 itself never meets a full
+        # disk: its failed writes leave library state that crashed the process at exit (SIGSEGV).
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as f:
             yield f
-        with open(tmp, "rb+") as fh:
+        with open(tmp, "wb") as fh:
+            fh.write(buffer.getbuffer())
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:  # a full disk or a read-only folder: name the file we were writing
