@@ -115,3 +115,16 @@ def test_mnist_training_part_smaller_than_an_episode_is_one_line(tmp_path, mnist
                      "--data-dir", str(mnist_dir), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "samples per class" in err[0] and not (tmp_path / "run").exists()
+
+
+def test_attack_out_under_a_file_is_one_line(tmp_path, mnist_dir, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["hybrid", "--out", str(run), "--set", "architecture='8'", "--set", "population=2",
+                     "--set", "train_images=200", "--set", "validation_size=200", "--set", "baseline=false",
+                     "--generations", "1", "--data-dir", str(mnist_dir), "--no-progress"]) == 0
+    (tmp_path / "file").write_text("x")
+    capsys.readouterr()
+    assert cli.main(["attack", str(run), "--images", "20", "--out", str(tmp_path / "file" / "attack"),
+                     "--data-dir", str(mnist_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path / "file") in err[0]
