@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import functools
+import http.server
 import subprocess
 import sys
+import threading
+
 import pytest
 
 from genreg.tasks import FILES, load_mnist
@@ -71,3 +75,27 @@ def data_root() -> Path:
     if missing:
         _unavailable(f"{', '.join(missing)} not found (set GENREG_DATA to the data root)")
     return root.resolve()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server over tmp_path/www; yields (root, base_url, requested paths)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.requests
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)

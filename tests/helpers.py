@@ -160,3 +160,21 @@ def images_bytes(n: int, rows: int = 28, cols: int = 28, seed: int = 0) -> bytes
 
 def labels_bytes(n: int, offset: int = 0) -> bytes:
     return idx_bytes(0x801, (n,), ((np.arange(n) + offset) % 10).astype(np.uint8).tobytes())
+
+
+def full_disk_after(monkeypatch, n_ok: int):
+    """Make every HDF5 write through ``genreg.runs.store.atomic_h5`` after the first ``n_ok`` fail as a full disk would."""
+    import errno
+
+    import genreg.runs.store as store
+
+    real = store.atomic_h5
+    calls = {"n": 0}
+
+    def failing(path):
+        calls["n"] += 1
+        if calls["n"] > n_ok:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path)
+
+    monkeypatch.setattr(store, "atomic_h5", failing)

@@ -18,6 +18,7 @@ from genreg.hpo.data import search_task
 from genreg.hpo.rundir import read_population
 from genreg.hpo.search import resume_hpo, run_hpo
 from genreg.runs.rundir import RunLock, write_marker
+from helpers import full_disk_after
 
 TINY = {"task": "trig", "population": 4, "generations": 2, "epochs": 3, "trig_samples": 300}
 SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={v!r}".replace("'", '"'))]
@@ -161,24 +162,10 @@ def _edit_h5(path, edit):
         edit(f)
 
 
-def _full_disk_after(monkeypatch, n_ok: int):
-    """Make every HDF5 checkpoint write after the first ``n_ok`` fail as a full disk would."""
-    real = store.atomic_h5
-    calls = {"n": 0}
-
-    def failing(path):
-        calls["n"] += 1
-        if calls["n"] > n_ok:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path)
-
-    monkeypatch.setattr(store, "atomic_h5", failing)
-
-
 def test_full_disk_at_a_checkpoint_is_one_line_and_the_search_resumes(tmp_path, trig, monkeypatch, capsys):
     run_hpo(tiny(), tmp_path / "whole", task=trig)
     run = tmp_path / "run"
-    _full_disk_after(monkeypatch, 1)  # generation 0's population.h5 is written, generation 1's finds the disk full
+    full_disk_after(monkeypatch, 1)  # generation 0's population.h5 is written, generation 1's finds the disk full
     assert cli.main(["hpo", "--out", str(run), *SETS, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and str(run / "population.h5") in err[0]

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 
 import pytest
 
 import genreg.runs.store as store
 from genreg.cli import main as cli
 from genreg.runs.store import latest_checkpoint
-
-
-def _full_disk_after(monkeypatch, n_ok: int):
-    """Make every checkpoint write after the first ``n_ok`` fail as a full disk would."""
-    real = store.atomic_h5
-    calls = {"n": 0}
-
-    def failing(path):
-        calls["n"] += 1
-        if calls["n"] > n_ok:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path)
-
-    monkeypatch.setattr(store, "atomic_h5", failing)
+from helpers import full_disk_after
 
 
 def test_full_disk_during_a_checkpoint_is_one_line_and_the_run_resumes(tmp_path, mnist_dir, monkeypatch, capsys):
@@ -30,7 +16,7 @@ def test_full_disk_during_a_checkpoint_is_one_line_and_the_run_resumes(tmp_path,
     args = ["evolve", "--out", str(run), "--generations", "8", "--set", "population=8", "--set", "hidden_sizes=[4]",
             "--set", "samples_per_class=1", "--set", "validation_size=500", "--set", "checkpoint_every=2",
             "--data-dir", str(mnist_dir), "--no-progress"]
-    _full_disk_after(monkeypatch, 2)  # generation 0 and 2 are written, generation 4 finds the disk full
+    full_disk_after(monkeypatch, 2)  # generation 0 and 2 are written, generation 4 finds the disk full
     assert cli.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and "state_gen00004.h5" in err[0]
