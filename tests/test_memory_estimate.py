@@ -94,14 +94,14 @@ def test_estimate_covers_the_measured_peak(tmp_path, mnist_dir, baseline, strate
 
 
 def test_rows_by_strategy():
-    """P snapshot, then 2S (GENREG brood), 2P + S (GENREG built) or 3P (GA)."""
-    assert run_rows(1000, "genreg", 0.2, built=False) == 1000 + 400
-    assert run_rows(1000, "genreg", 0.2, built=True) == 1000 + 2200
-    assert run_rows(1000, "ga") == 4000
+    """2P while a checkpoint is written, then 2S (GENREG brood), 2P + S (GENREG built) or 3P (GA)."""
+    assert run_rows(1000, "genreg", 0.2, built=False) == 2000 + 400
+    assert run_rows(1000, "genreg", 0.2, built=True) == 2000 + 2200
+    assert run_rows(1000, "ga") == 5000
     assert run_rows(1000, "some-new-strategy") == run_rows(1000, "ga")  # unknown: the conservative count
-    assert run_rows(1, "genreg", 0.01, built=False) == 3  # at least one survivor
+    assert run_rows(1, "genreg", 0.01, built=False) == 4  # at least one survivor
     row = LAYOUT.n_params * 4 + PER_GENOME_BYTES
-    assert run_bytes(LAYOUT, 10, "ga") - run_bytes(LAYOUT, 1, "ga") == 9 * 4 * row
+    assert run_bytes(LAYOUT, 10, "ga") - run_bytes(LAYOUT, 1, "ga") == 9 * 5 * row
     assert run_bytes(LAYOUT, 10, "ga", samples=5) - run_bytes(LAYOUT, 10, "ga") == 10 * 5 * 11 * 4
 
 

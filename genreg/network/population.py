@@ -73,10 +73,11 @@ RUN_OVERHEAD_BYTES = 64 << 20
 def run_rows(population: int, strategy: str, survival_cutoff: float = 0.2, built: bool = True) -> int:
     """Count the genome rows an evolution run of ``population`` (P) genomes holds at its peak.
 
-    Every strategy: P, the ``CheckpointWriter``'s snapshot of every genome, alive while h5py
-    writes it (during the next generation); the run keeps no other reference to the founders
-    or to the checkpoint it resumed from.  Then by strategy, with S = ceil(``survival_cutoff`` * P)
-    survivors:
+    Every strategy: 2P while a checkpoint is written (during the next generation): the
+    ``CheckpointWriter``'s snapshot of every genome, and the HDF5 file image built in memory
+    before it is written out (``genreg.runs.store.atomic_h5``).  The run keeps no other
+    reference to the founders or to the checkpoint it resumed from.  Then by strategy, with
+    S = ceil(``survival_cutoff`` * P) survivors:
 
     "genreg", children scored unbuilt (``built=False``: classification without a loss):
         2S, the survivors' rows the brood is made from and the spare of two generations ago;
@@ -84,13 +85,12 @@ def run_rows(population: int, strategy: str, survival_cutoff: float = 0.2, built
         2P + S, this and the last generation's rows and the new survivors' rows;
     "ga" (and any other strategy): 3P, the population, the children, and the next
         population the children are copied into beside the elites.
-    Measured (784-64-10, MNIST): genreg 1.39-1.40 P, ga 2.97-3.97 P of peak growth (P + 2S and 4P here).
     """
     P = int(population)
     if strategy == "genreg":
         S = max(1, math.ceil(survival_cutoff * P))
-        return P + (2 * P + S if built else 2 * S)
-    return P + 3 * P
+        return 2 * P + (2 * P + S if built else 2 * S)
+    return 2 * P + 3 * P
 
 
 def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff: float = 0.2,
@@ -100,7 +100,7 @@ def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff
     ``run_rows`` genome rows (``n_params`` float32 + bookkeeping each), plus each
     genome's outputs on an episode of ``samples`` examples (logits and predictions,
     4 bytes each: ``samples * (n_outputs + 1) * 4``), plus ``RUN_OVERHEAD_BYTES``.
-    The measured peak RSS growth of 784-64-10 runs on MNIST is 0.65 to 0.95 times this
+    The measured peak RSS growth of 784-64-10 runs on MNIST is 0.5 to 1 times this
     (tests/test_memory_estimate.py).
     """
     P = int(population)
