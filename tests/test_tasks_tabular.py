@@ -24,7 +24,7 @@ def test_boston_real_file(data_root):
     raw = read_numeric_csv(data_root / "boston-housing" / "boston_housing.csv", BOSTON_COLUMNS)
     assert raw.shape == (506, 14)
     s = load_boston(data_root, seed=3)
-    assert s.n_features == 13
+    assert s.n_inputs == 13
     assert len(s.y_train) + len(s.y_val) + len(s.y_test) == 506
     assert s.X_train.dtype == np.float32 and s.y_train.shape == (len(s.y_train), 1)
     # Standardised with TRAINING statistics only: train columns have mean 0 and std 1 ...
@@ -47,7 +47,7 @@ def test_wine_real_files(data_root):
     assert sum(len(s.y_train) + len(s.y_val) + len(s.y_test) for s in (red,)) == 1599
     assert len(white.y_train) + len(white.y_val) + len(white.y_test) == 4898
     assert len(both.y_train) + len(both.y_val) + len(both.y_test) == 1599 + 4898
-    assert red.feature_names == WINE_COLUMNS[:-1] and red.n_features == 11
+    assert red.feature_names == WINE_COLUMNS[:-1] and red.n_inputs == 11
     q = red.targets_to_raw(np.concatenate([red.y_train, red.y_val, red.y_test]))
     assert 3 <= q.min() and q.max() <= 9 and np.allclose(q, np.round(q), atol=1e-4)
     with pytest.raises(DataError, match="color"):

@@ -9,7 +9,7 @@ from genreg.tasks.base import CLASSIFICATION, FITNESS, REGRESSION, BatchSampler,
 from genreg.tasks.loaders import KNOWN_SPECS, load_task
 from genreg.tasks.mnist import FASHION_CLASSES, FILES, MIRRORS, MNIST, SHA256, EpisodeSampler, load_fashion_mnist, load_mnist, resolve_data_dir
 from genreg.tasks.idx import Split, read_idx_images, read_idx_labels, to_float
-from genreg.tasks.tabular import TabularSplits, load_boston, load_wine, make_trig
+from genreg.tasks.tabular import load_boston, load_wine, make_trig
 
 __all__ = [
     "CLASSIFICATION",
@@ -25,7 +25,6 @@ __all__ = [
     "EpisodeSampler",
     "FitnessTask",
     "Split",
-    "TabularSplits",
     "Task",
     "from_arrays",
     "load_boston",

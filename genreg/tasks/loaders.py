@@ -13,6 +13,8 @@ Specs:
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +111,6 @@ def image_task(spec: str, data: ImageSet, source: IdxSource, validation_size: in
                 source=str(data.source), classes=tuple(source.classes), input_shape=tuple(source.image_shape))
 
 
-def tabular_task(spec: str, s: tabular.TabularSplits) -> Task:
-    """A :class:`~genreg.tasks.tabular.TabularSplits` (regression, already split and scaled) as a Task."""
-    return Task(name=s.name, kind=REGRESSION, X_train=s.X_train, y_train=s.y_train, X_val=s.X_val, y_val=s.y_val,
-                X_test=s.X_test, y_test=s.y_test, n_outputs=int(s.y_train.shape[1]), spec=spec, source=s.source,
-                x_mean=s.x_mean, x_std=s.x_std, y_mean=s.y_mean, y_std=s.y_std, feature_names=s.feature_names,
-                target=TABULAR_TARGETS.get(spec, ""))
+def tabular_task(spec: str, s: Task) -> Task:
+    """A tabular data set (``genreg.tasks.tabular``: regression, split and scaled) named by ``spec``."""
+    return dataclasses.replace(s, spec=spec, target=TABULAR_TARGETS.get(spec, ""))

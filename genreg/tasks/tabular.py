@@ -1,7 +1,7 @@
 """Tabular regression data: wine quality and Boston housing CSVs, and the generated trig task.
 
-Every data set comes out as a :class:`TabularSplits`: ``float32`` feature
-matrices ``X: (n, d)`` and targets ``y: (n, 1)`` for a train / validation / test
+Every data set comes out as a regression :class:`genreg.tasks.base.Task`: ``float32``
+feature matrices ``X: (n, d)`` and targets ``y: (n, 1)`` for a train / validation / test
 split drawn from a seed.  Features (and, by default, targets) are standardised
 with the mean and standard deviation of the TRAINING split only; the statistics
 are kept so that predictions can be mapped back to the original units.
@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from genreg.errors import DataError
+from genreg.tasks.base import REGRESSION, Task
 
 #: Column names, in file order; the last column is the target.
 WINE_COLUMNS = (
@@ -37,42 +37,6 @@ BOSTON_FILE = "boston_housing.csv"
 #: sha256 of the files, where the shared data README pins them (it pins none of the
 #: tabular files today); a file listed here is checked on every load.
 SHA256: dict[str, str] = {}
-
-
-@dataclass(frozen=True, eq=False)
-class TabularSplits:
-    """A regression data set split three ways and standardised from its training part.
-
-    X_train: (n_train, d) float32   y_train: (n_train, 1) float32   (likewise _val, _test)
-    x_mean, x_std: (d,) float64 — raw features = X * x_std + x_mean
-    y_mean, y_std: (1,) float64 — raw targets = y * y_std + y_mean (0 and 1 if not standardised)
-    """
-
-    name: str
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    x_mean: np.ndarray
-    x_std: np.ndarray
-    y_mean: np.ndarray
-    y_std: np.ndarray
-    feature_names: tuple[str, ...] = ()
-    source: str = ""
-
-    @property
-    def n_features(self) -> int:
-        return self.X_train.shape[1]
-
-    def targets_to_raw(self, y: np.ndarray) -> np.ndarray:
-        """Map standardised targets ``(n, 1)`` back to the data's units (float64)."""
-        return np.asarray(y, dtype=np.float64) * self.y_std + self.y_mean
-
-    def features_from_raw(self, X: np.ndarray) -> np.ndarray:
-        """Standardise raw features ``(n, d)`` with the training statistics (float32)."""
-        return ((np.asarray(X, dtype=np.float64) - self.x_mean) / self.x_std).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- reading CSVs
@@ -179,7 +143,7 @@ def split_indices(n: int, seed: int, val_fraction: float, test_fraction: float):
 
 
 def make_splits(name: str, X, y, *, seed: int, val_fraction: float = 0.2, test_fraction: float = 0.2,
-                standardise_target: bool = True, feature_names=(), source: str = "") -> TabularSplits:
+                standardise_target: bool = True, feature_names=(), source: str = "") -> Task:
     """Split ``X: (n, d)``, ``y: (n,)`` or ``(n, 1)`` three ways from ``seed`` and standardise.
 
     Statistics come from the training rows only; a constant training column
@@ -204,15 +168,16 @@ def make_splits(name: str, X, y, *, seed: int, val_fraction: float = 0.2, test_f
     def fy(idx):
         return np.ascontiguousarray((y[idx] - y_mean) / y_std, dtype=np.float32)
 
-    return TabularSplits(name, fx(tr), fy(tr), fx(va), fy(va), fx(te), fy(te), x_mean, x_std, y_mean, y_std,
-                         tuple(feature_names), source)
+    return Task(name=name, kind=REGRESSION, X_train=fx(tr), y_train=fy(tr), X_val=fx(va), y_val=fy(va),
+                X_test=fx(te), y_test=fy(te), n_outputs=1, source=source, x_mean=x_mean, x_std=x_std,
+                y_mean=y_mean, y_std=y_std, feature_names=tuple(feature_names))
 
 
 # ----------------------------------------------------------------------------- the data sets
 
 
 def load_wine(data_dir=None, *, color: str = "red", seed: int = 0, val_fraction: float = 0.2,
-              test_fraction: float = 0.2) -> TabularSplits:
+              test_fraction: float = 0.2) -> Task:
     """Wine quality (Cortez et al. 2009): 11 features -> quality (3..9), split and standardised.
 
     color: 'red' (1,599 rows), 'white' (4,898) or 'both' (concatenated, red first).
@@ -232,7 +197,7 @@ def load_wine(data_dir=None, *, color: str = "red", seed: int = 0, val_fraction:
 
 
 def load_boston(data_dir=None, *, seed: int = 0, val_fraction: float = 0.2,
-                test_fraction: float = 0.2) -> TabularSplits:
+                test_fraction: float = 0.2) -> Task:
     """Boston housing (Harrison & Rubinfeld 1978): 13 features -> MEDV ($1000s), split and standardised."""
     path = _find_file(resolve_data_root(data_dir), "boston-housing", BOSTON_FILE)
     data = read_numeric_csv(path, BOSTON_COLUMNS, sha256=SHA256.get(BOSTON_FILE))
@@ -240,7 +205,7 @@ def load_boston(data_dir=None, *, seed: int = 0, val_fraction: float = 0.2,
                        test_fraction=test_fraction, feature_names=BOSTON_COLUMNS[:-1], source=str(path))
 
 
-def make_trig(n: int = 2000, *, seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2) -> TabularSplits:
+def make_trig(n: int = 2000, *, seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2) -> Task:
     """cos on [0, 2π] from the angle (radians): ``n`` angles drawn without replacement from a
     fine grid (as the reference's ``create_data``), target ``cos(angle)`` (not standardised,
     so the network's output is cos itself).  The angle is standardised like any feature.
