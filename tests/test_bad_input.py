@@ -109,3 +109,14 @@ def test_every_hdf5_file_carries_checksums_that_catch_a_flipped_byte(tmp_path, m
         path.write_bytes(bytes(data))
         with pytest.raises(CheckpointError, match="checksum"):
             reader(path)
+
+
+def test_attack_on_an_evolution_run_says_what_it_needs(tmp_path, capsys, mnist_dir):
+    run = tmp_path / "run"
+    assert cli.main(["evolve", "--out", str(run), "--generations", "1", "--set", "population=8", "--set",
+                     "hidden_sizes=[4]", "--set", "validation_size=500", "--data-dir", str(mnist_dir),
+                     "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["attack", str(run), "--data-dir", str(mnist_dir)]) == 2
+    line = _one_error_line(capsys)
+    assert "is an evolve run" in line and "hybrid run" in line

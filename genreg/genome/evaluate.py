@@ -76,7 +76,7 @@ def evaluate_checkpoint(path, images, labels, n_classes: int = 10) -> dict:
         **report,
         "load_seconds": load_seconds,
     }
-    for key in ("generation", "genome_id", "seed"):
+    for key in ("generation", "genome_id", "seed", "strategy"):
         if key in ckpt.metadata:
             report[key] = ckpt.metadata[key]
     return report
@@ -87,7 +87,8 @@ def format_report(report: dict, title: str = "MNIST test set") -> str:
     lines = [
         f"checkpoint : {report.get('checkpoint', '-')} ({report.get('format', '-')} format)",
         f"network    : {'-'.join(map(str, report['layout']['sizes']))} "
-        f"{report['layout']['hidden_activation']}, {report['n_params']} parameters, trust {report['trust']:.2f}",
+        f"{report['layout']['hidden_activation']}, {report['n_params']} parameters, fitness {report['trust']:.4g}"
+        f"{' (trust)' if report.get('strategy', 'genreg') == 'genreg' else ''}",
         f"{title:<11}: {report['n_correct']}/{report['n_total']} correct = {report['accuracy']:.2f}%",
         "",
         "per digit  :  " + "  ".join(f"{p['class']:>6d}" for p in report["per_class"]),

@@ -114,6 +114,11 @@ def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n
     out_dir = Path(out_dir) if out_dir else run_dir
     if not isinstance(n_images, int) or not 1 <= n_images <= 10000:
         raise ConfigError(f"--images must be in [1, 10000], got {n_images!r}")
+    from genreg.runs.rundir import MARKER, run_kind
+
+    if (run_dir / MARKER).is_file() and run_kind(run_dir) != "hybrid":
+        raise ConfigError(f"{run_dir} is an {run_kind(run_dir)} run; genreg attack studies the population of a "
+                          "hybrid run (genreg hybrid)")
     path, state, saved = latest_state(run_dir)
     cfg = from_mapping({k: v for k, v in saved.items() if k in HybridConfig.__dataclass_fields__})
     if state.generation == 0:

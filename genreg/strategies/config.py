@@ -73,7 +73,7 @@ class Config(ConfigBase):
     parent_weighting: str = rule("shift", choices=("shift", "clip", "rank", "uniform"))
     """How survivors' trust weighs parent choice: 'shift' (trust - min + 1), 'clip' (max(trust, 0)), 'rank', 'uniform'."""
     elites: int = rule(1, ge=0, lt="population")
-    """Best genomes carried over unmutated (with their trust) each generation."""
+    """Best genomes carried over unmutated each generation (GENREG: as children that start with trust_inheritance of their trust, like any child; GA: with their fitness)."""
 
     # -- classic GA ---------------------------------------------------------------
     fitness: str = rule("accuracy", choices=("accuracy", "neg_loss"))
