@@ -148,13 +148,15 @@ def resume(run_dir, *, task=None, data_dir=None, progress: bool = True, on_gener
     """Continue an evolution run from its last checkpoint (``overrides``: config keys to change, e.g.
     ``generations=400``).  A run whose task was given from Python needs the same ``task`` again."""
     from genreg.runs.evolve import resume_run
+    from genreg.config import load_toml, rename_legacy_keys
     from genreg.runs.rundir import run_kind
-    from genreg.runs.store import latest_checkpoint
 
     run_dir = Path(run_dir)
-    if run_kind(run_dir) != "evolve":
-        raise ConfigError(f"{run_dir} is a {run_kind(run_dir)} run: resume it with `genreg resume {run_dir}`")
-    _, _, saved = latest_checkpoint(run_dir)
+    kind = run_kind(run_dir)
+    if kind != "evolve":
+        raise ConfigError(f"{run_dir} is a {kind} run: resume it with `genreg resume {run_dir}`")
+    # the task's keys never change on resume: config.toml has them without loading a checkpoint
+    saved = rename_legacy_keys(load_toml(run_dir / "config.toml"))
     spec = str(saved.get("task", "mnist"))
     if task is None and spec.startswith("python:"):
         raise ConfigError(f"{run_dir} was evolved on a task given from Python ({spec[7:]}): pass it again as task=")

@@ -171,3 +171,17 @@ def test_resume_refuses_a_task_whose_outputs_changed(tmp_path, capsys):
     assert cli.main(["resume", str(run), "--generations", "4", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs a" in err[0] and "3" in err[0]
+
+
+def test_resume_from_python_of_a_run_killed_before_its_first_checkpoint(tmp_path, boston):
+    from genreg.runs.rundir import write_marker
+    from genreg.strategies.config import from_mapping
+
+    task = (boston.X_train, boston.y_train)
+    whole = genreg.evolve(task, out=tmp_path / "whole", generations=4, **SMALL)
+    run = tmp_path / "run"
+    write_marker(run, "evolve")
+    keys = {k: v for k, v in SMALL.items() if k != "progress"}
+    (run / "config.toml").write_text(from_mapping({**keys, "generations": 4, "task": "python:arrays"}).to_toml())
+    done = genreg.resume(run, task=task, progress=False)
+    assert done.generations == 4 and done.best.row.tobytes() == whole.best.row.tobytes()
