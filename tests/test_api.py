@@ -185,3 +185,10 @@ def test_resume_from_python_of_a_run_killed_before_its_first_checkpoint(tmp_path
     (run / "config.toml").write_text(from_mapping({**keys, "generations": 4, "task": "python:arrays"}).to_toml())
     done = genreg.resume(run, task=task, progress=False)
     assert done.generations == 4 and done.best.row.tobytes() == whole.best.row.tobytes()
+
+
+def test_resume_refuses_a_new_seed_where_the_seed_splits_the_data(tmp_path, boston):
+    task = (boston.X_train, boston.y_train)
+    genreg.evolve(task, out=tmp_path / "run", generations=2, **SMALL)
+    with pytest.raises(ConfigError, match="cannot change seed"):
+        genreg.resume(tmp_path / "run", task=task, generations=4, seed=5, progress=False)

@@ -281,7 +281,10 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -
     if cfg.generations < state.generation:
         raise ConfigError(f"{run_dir} is already at generation {state.generation}; --generations {cfg.generations} "
                           "would undo nothing and run nothing (give a larger total)")
-    changed = [k for k in (*NETWORK_KEYS, "task", "target") if getattr(cfg, k) != getattr(base, k)]
+    fixed = (*NETWORK_KEYS, "task", "target")
+    if base.task not in ("mnist", "fashion-mnist"):  # other tasks are split by the seed: a new one would mix them
+        fixed += ("seed",)
+    changed = [k for k in fixed if getattr(cfg, k) != getattr(base, k)]
     if changed:
         raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network's shape "
                           f"or its task ({population.layout.describe()}); start a new run instead")
