@@ -223,7 +223,11 @@ def test_a_version_1_run_resumes_as_it_was_made(tmp_path, mnist_dir, strategy, k
     as_made = dict(strategy=strategy, checkpoint_every=1, **{key: then})
     start_run(small_cfg(generations=3, **as_made), old, mnist_dir, progress=False)
     for path in (old / "checkpoints").glob("*.h5"):  # as version 1 wrote them
+        W = read_checkpoint(path)[0].population.W
         with h5py.File(path, "r+") as f:
+            if "brood" in f:  # version 1 stored every population as its rows
+                del f["brood"]
+                f.create_dataset("W", data=W)
             config = json.loads(f.attrs["config"])
             config.pop("ga_mutation_scale_end")
             config["crossover"] = "mask"
@@ -324,3 +328,28 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, mnist_dir):
     start_run(small_cfg(generations=target, checkpoint_every=1), whole, mnist_dir, progress=False)
     assert_same_state(final_state(run), final_state(whole))
     assert metrics_without_timing(run) == metrics_without_timing(whole)
+
+
+def _genome_generations(run) -> list[int]:
+    return sorted(int(p.stem.rsplit("gen", 1)[1]) for p in run.glob("best_genome_*_gen*.pkl"))
+
+
+def test_a_run_keeps_the_newest_and_the_best_genome_pickle(tmp_path, mnist_dir):
+    """Every checkpoint writes the best genome's pickle; by default only the newest and the one
+    with the best validation score stay, the same whether or not the run was interrupted."""
+    from genreg.genome.checkpoint import load_genome
+
+    whole, parts, everything = tmp_path / "whole", tmp_path / "parts", tmp_path / "all"
+    start_run(small_cfg(generations=8, checkpoint_every=1), whole, mnist_dir, progress=False)
+    start_run(small_cfg(generations=8, checkpoint_every=1, keep_all_genomes=True), everything, mnist_dir,
+              progress=False)
+    assert _genome_generations(everything) == list(range(1, 9))
+    scores = {g: load_genome(everything / f"best_genome_mnist_gen{g:05d}.pkl").metadata["selection_score"]
+              for g in range(1, 9)}
+    assert all(0.0 <= s <= 1.0 for s in scores.values())  # validation accuracies
+    best = max(scores, key=lambda g: (scores[g], -g))
+    assert _genome_generations(whole) == sorted({best, 8})
+    start_run(small_cfg(generations=4, checkpoint_every=1), parts, mnist_dir, progress=False)
+    (parts / "best_genome_mnist_gen00000.pkl").write_bytes(b"an older genreg's pickle: never pruned")
+    resume_run(parts, {"generations": 8}, mnist_dir, progress=False)
+    assert _genome_generations(parts) == sorted({0, best, 8})

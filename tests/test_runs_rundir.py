@@ -140,13 +140,28 @@ def _run_with_checkpoint(tmp_path, mnist_dir):
     return tmp_path / "run", tmp_path / "run" / "checkpoints" / "state_gen00002.h5"
 
 
+def _rewrite(f, name, data):
+    """Replace dataset ``name`` by ``data`` with a matching checksum (a crafted file, not a damaged one)."""
+    from genreg.runs.store import write_dataset
+
+    group, _, leaf = name.rpartition("/")
+    del f[name]
+    write_dataset(f[group] if group else f, leaf, data)
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda f: f.attrs.__setitem__("generation", -3), "generation must be a whole number"),
     (lambda f: f.attrs.__setitem__("generation", [1, 2]), "generation must be a whole number"),
     (lambda f: f.attrs.__setitem__("strategy_state", "[1, 2]"), "strategy_state must be a JSON dict"),
     (lambda f: f.attrs.__setitem__("strategy_state", '{"generation": "x"}'), "map names to numbers"),
     (lambda f: f.attrs.__setitem__("layout", '{"sizes": [784, 1e999, 10]}'), "whole numbers"),
-    (lambda f: (f.__delitem__("W"), f.create_dataset("W", data=np.array([["a"]], dtype="S1"))), "dataset W"),
+    (lambda f: (f.__delitem__("brood/source"), f.create_dataset("brood/source", data=np.array([["a"]], dtype="S1"))),
+     "dataset brood/source"),
+    (lambda f: _rewrite(f, "brood/parents", np.full(8, 10**6)), "parents must be row indices"),
+    (lambda f: (f.__delitem__("brood/keys"), f.create_dataset("brood/keys", data=np.zeros(3, np.uint64))),
+     "same length"),
+    (lambda f: f["brood"].attrs.__setitem__("crossover", "sideways"), "crossover must be one of"),
+    (lambda f: f["brood"].attrs.__setitem__("scale", float("nan")), "scale=nan"),
 ])
 def test_crafted_checkpoint_fields_are_clear_errors(tmp_path, mnist_dir, damage, message):
     import h5py
@@ -167,11 +182,11 @@ def test_flipped_bytes_in_W_are_caught_by_the_checksum(tmp_path, mnist_dir):
 
     _, path = _run_with_checkpoint(tmp_path, mnist_dir)
     with h5py.File(path, "r") as f:
-        at = f["W"].id.get_offset()  # W is stored contiguously: flip a byte inside it
+        at = f["brood/source"].id.get_offset()  # the survivors' rows, stored contiguously: flip a byte inside
     data = bytearray(path.read_bytes())
     data[at + 1000] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="dataset W does not match its checksum"):
+    with pytest.raises(CheckpointError, match="dataset source does not match its checksum"):
         read_checkpoint(path)
 
 
@@ -202,3 +217,12 @@ def test_history_with_a_torn_or_binary_file(tmp_path, content):
     else:
         path.write_text(content.replace("2,2.", "2"))  # the last row lost its second value
         assert read_history(path)["generation"].tolist() == [0.0, 1.0]
+
+
+def test_disk_usage_counts_every_file_below_the_run(tmp_path):
+    from genreg.runs.rundir import disk_usage
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "a.h5").write_bytes(b"x" * 1000)
+    (tmp_path / "metrics.csv").write_bytes(b"y" * 24)
+    assert disk_usage(tmp_path) == 1024

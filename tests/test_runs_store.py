@@ -90,6 +90,28 @@ def test_checkpoint_writer_writes_a_snapshot_in_the_background(tmp_path):
     np.testing.assert_array_equal(back.population.trust, trust)
 
 
+@pytest.mark.parametrize("crossover", ["none", "mask", "gene"])
+def test_a_brood_is_stored_as_its_description_and_read_back_as_the_same_rows(tmp_path, crossover):
+    """GENREG's next generation is a brood (survivors' rows + streams): the checkpoint stores that
+    description, a fraction of W's size, and reading builds exactly the rows the run would score."""
+    cfg = from_mapping({"population": 40, "seed": 4, "crossover": crossover})
+    state = Genreg().breed(hand_made_state(40), cfg)
+    brood = state.population.brood
+    assert state.population.W is None and brood.source.shape[0] == 8  # 20% survive
+    expected = state.population.genomes(np.arange(40))
+    path = write_checkpoint(tmp_path, state, cfg.to_dict())
+    with h5py.File(path) as f:
+        assert "W" not in f and f["brood/source"].shape == brood.source.shape
+        assert f["brood"].attrs["crossover"] == crossover
+    back, _ = read_checkpoint(path)
+    assert back.population.W.tobytes() == expected.tobytes()
+    for name in ("trust", "ids", "parent_ids", "age"):
+        assert getattr(back.population, name).tobytes() == getattr(state.population, name).tobytes(), name
+    assert back.generation == state.generation
+    dense = write_checkpoint(tmp_path / "dense", hand_made_state(40, generation=5), cfg.to_dict())
+    assert path.stat().st_size < 0.5 * dense.stat().st_size
+
+
 def test_checkpoint_writer_reports_a_failed_write(tmp_path):
     blocked = tmp_path / "run"
     blocked.mkdir()

@@ -10,7 +10,8 @@ resumed run repeats exactly what an uninterrupted run would have done.
     RUN_DIR/metrics.csv                      one row a generation
     RUN_DIR/tracked_weights.csv              fixed weights of the best genome, one row a generation
     RUN_DIR/checkpoints/state_genNNNNN.h5    state after NNNNN generations (last two kept)
-    RUN_DIR/best_genome_<task>_genNNNNN.pkl  best genome (``genreg eval`` reads it)
+    RUN_DIR/best_genome_<task>_genNNNNN.pkl  the best genome at a checkpoint (``genreg eval`` reads it): the
+                                             newest and the best on validation are kept (all: keep_all_genomes)
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from genreg.errors import ConfigError
-from genreg.genome.checkpoint import save_genome
+from genreg.errors import GenregError
+from genreg.genome.checkpoint import load_genome, save_genome
 from genreg.network.batch import SparseBatch
 from genreg.network.layout import Layout
 from genreg.network.population import check_run_size, population_bytes
@@ -110,6 +112,7 @@ class EvolveMode:
         self.writer = CheckpointWriter(self.run_dir)  # checkpoints are written while evolution goes on
         self.spare = None  # a buffer nothing refers to any more: the rows bred from two generations ago
         self.best_row, self.best_fitness, self.best_generation = None, 0.0, 0
+        self.kept = kept_genomes(self.run_dir)  # pickle path -> its selection score
 
     def truncate(self, generation: int) -> None:
         for history in (self.metrics, self.weights):
@@ -170,13 +173,32 @@ class EvolveMode:
     def best_path(self, generation: int) -> Path:
         return self.run_dir / f"best_genome_{self.task.name}_gen{generation:05d}.pkl"
 
+    def selection_score(self) -> tuple[str, float]:
+        """What the best genome's pickles are compared by (higher is better): validation accuracy,
+        minus validation MSE, or (without a validation split) fitness."""
+        if self.labelled and self.validation is not None:
+            value = episodes.validation_score(self.layout, self.best_row, self.validation, self.task.y_val,
+                                              self.task.is_classification, self.task.n_outputs)
+            if self.task.is_classification:
+                return "validation_accuracy", value
+            return "validation_mse", -value
+        return "fitness", self.best_fitness
+
     def checkpoint(self, state: EvolutionState) -> None:
         path = self.best_path(state.generation)
+        metric, score = self.selection_score()
         metadata = {"generation": self.best_generation, "seed": self.cfg.seed, "strategy": self.cfg.strategy,
-                    "task": self.task.name, "run_dir": str(self.run_dir)}
+                    "task": self.task.name, "run_dir": str(self.run_dir), "selection_metric": metric,
+                    "selection_score": score}
         row, fitness = self.best_row, self.best_fitness
-        self.writer.submit(state, self.cfg.to_dict(),
-                           lambda: save_genome(path, self.layout, row, trust=fitness, metadata=metadata))
+
+        def save():
+            save_genome(path, self.layout, row, trust=fitness, metadata=metadata)
+            self.kept[path] = score
+            if not self.cfg.keep_all_genomes:
+                prune_genomes(self.kept, newest=path)
+
+        self.writer.submit(state, self.cfg.to_dict(), save)
 
     def flush(self) -> None:
         self.writer.wait()
@@ -193,6 +215,29 @@ class EvolveMode:
             if key in record:
                 out[short] = "-" if math.isnan(record[key]) else f"{record[key]:.3f}"
         return out
+
+
+def kept_genomes(run_dir: Path) -> dict:
+    """The best-genome pickles of ``run_dir`` that carry a selection score (written by this genreg),
+    path -> score; pickles without one (older runs) are never pruned."""
+    kept = {}
+    for path in sorted(Path(run_dir).glob("best_genome_*_gen*.pkl")):
+        try:
+            score = load_genome(path).metadata.get("selection_score")
+        except GenregError:
+            continue
+        if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score):
+            kept[path] = float(score)
+    return kept
+
+
+def prune_genomes(kept: dict, newest: Path) -> None:
+    """Delete every pickle of ``kept`` (path -> score) but ``newest`` and the best-scoring one
+    (the earliest among equals)."""
+    best = max(sorted(kept), key=lambda p: kept[p])
+    for path in [p for p in kept if p not in (newest, best)]:
+        path.unlink(missing_ok=True)
+        del kept[path]
 
 
 def _load_task(cfg: Config, task, data_dir):

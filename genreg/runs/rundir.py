@@ -149,3 +149,8 @@ def remove_partial_files(run_dir) -> None:
     """Delete the ``*.tmp`` files an interrupted atomic write left in ``run_dir`` and its subfolders."""
     for tmp in Path(run_dir).rglob("*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def disk_usage(run_dir) -> int:
+    """Bytes held by the files under ``run_dir`` (what a run costs on disk)."""
+    return sum(p.stat().st_size for p in Path(run_dir).rglob("*") if p.is_file())

@@ -9,7 +9,11 @@
 A state checkpoint holds named arrays (W, trust, ids, parent_ids, age) and, as
 attributes, the format version, generation, layout, config, strategy scalars
 and the RNG description (streams are keyed by seed and generation, so that is
-the whole RNG state).  It is written to a temporary file, fsynced and renamed,
+the whole RNG state).  A population held as a brood (GENREG's children described
+by the survivors' rows and their mutation streams, ``genreg.network.variation.Brood``)
+is stored as that description instead of W: the survivors' rows (20% of the
+population by default) and a few numbers per child, a fifth of W's size; reading
+builds the rows with the same kernel that scored them, so they are the same bits.  It is written to a temporary file, fsynced and renamed,
 so a run killed at any moment leaves the previous checkpoint loadable.
 """
 
@@ -39,8 +43,13 @@ FORMAT = "genreg.state"
 #: (version 1 files are read as what their runs did: see ``upgrade_config``).
 #: 3: the episode and validation keys are named for any task (``config.RENAMED_KEYS``); every
 #: dataset carries its CRC-32 (``write_dataset`` / ``read_dataset``).
-FORMAT_VERSION = 3
+#: 4: a brood population is stored as its description (group ``brood``) instead of W.
+FORMAT_VERSION = 4
 ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
+#: A brood's arrays (``Brood`` fields) and their dtypes; ``scale`` and ``crossover`` are attributes.
+BROOD_ARRAYS = {"source": np.float32, "parents": np.int64, "second": np.int64, "rates": np.float64,
+                "base_rates": np.float64, "keys": np.uint64, "base_keys": np.uint64, "crossover_keys": np.uint64,
+                "gene_bounds": np.int64}
 KEEP = 2
 
 
@@ -128,13 +137,16 @@ class NewerFormatError(CheckpointError):
 
 
 def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
-    """Atomically write the state after ``state.generation`` generations; keep the last two."""
+    """Atomically write the state after ``state.generation`` generations (a brood as its description);
+    keep the last two."""
     path = checkpoint_dir(run_dir) / f"state_gen{state.generation:05d}.h5"
     pop = state.population
-    pop.build()  # a brood's children become rows: the file holds the genomes themselves
     with atomic_h5(path) as f:
         for name in ARRAYS:
-            write_dataset(f, name, getattr(pop, name))
+            if name == "W" and pop.W is None:
+                _write_brood(f.create_group("brood"), pop.brood)
+            else:
+                write_dataset(f, name, getattr(pop, name))
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["generation"] = state.generation
@@ -153,8 +165,8 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
 class CheckpointWriter:
     """Writes a run's state checkpoints on one background thread while evolution goes on.
 
-    ``submit`` takes a private copy of the state, with the population's genomes built as
-    new rows (the run's brood stays a brood), so the run may reuse its buffers at once;
+    ``submit`` takes a private copy of the state (a brood's survivor rows copied, its
+    description shared: it is never changed), so the run may reuse its buffers at once;
     ``then`` (e.g. writing the best genome's pickle) runs on the same thread after the
     checkpoint.  Writes happen in order, one at a time: ``submit`` first waits for the
     previous write, and re-raises its error, as ``close`` does.  Each file is still
@@ -169,9 +181,10 @@ class CheckpointWriter:
     def submit(self, state: EvolutionState, config: dict, then: Callable[[], object] | None = None) -> None:
         self.wait()
         pop = state.population
-        rows = Population(layout=pop.layout, W=pop.genomes(np.arange(pop.size)), trust=pop.trust.copy(),
-                          ids=pop.ids.copy(), parent_ids=pop.parent_ids.copy(), age=pop.age.copy(),
-                          next_id=pop.next_id)
+        W = pop.W.copy() if pop.W is not None else None
+        brood = None if pop.brood is None else dataclasses.replace(pop.brood, source=pop.brood.source.copy())
+        rows = Population(layout=pop.layout, W=W, brood=brood, trust=pop.trust.copy(), ids=pop.ids.copy(),
+                          parent_ids=pop.parent_ids.copy(), age=pop.age.copy(), next_id=pop.next_id)
         snapshot = dataclasses.replace(state, population=rows)
 
         def write():
@@ -223,15 +236,21 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     try:
         with h5py.File(path, "r") as f:
             version = check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
-            arrays = {name: read_dataset(f, name) for name in ARRAYS}
+            brood = _read_brood(f["brood"]) if version >= 4 and "brood" in f else None
+            arrays = {name: read_dataset(f, name) for name in ARRAYS if not (name == "W" and brood is not None)}
             generation = _whole(f.attrs["generation"], "generation")
             next_id = _whole(f.attrs["next_id"], "next_id")
             layout = Layout.from_dict(_json_attr(f, "layout", dict))
             config = upgrade_config(_json_attr(f, "config", dict), version)
             scalars = _json_attr(f, "strategy_state", dict)
         for name, kinds in (("W", "f"), ("trust", "f"), ("ids", "iu"), ("parent_ids", "iu"), ("age", "iu")):
-            if arrays[name].dtype.kind not in kinds or arrays[name].ndim != (2 if name == "W" else 1):
+            if name in arrays and (arrays[name].dtype.kind not in kinds or arrays[name].ndim != (2 if name == "W" else 1)):
                 raise ValueError(f"dataset {name} is {arrays[name].dtype} {arrays[name].shape}")
+        if brood is not None:
+            if brood.source.shape[1] != layout.n_params:
+                raise ValueError(f"the brood's rows have {brood.source.shape[1]} parameters; "
+                                 f"{layout.describe()} needs {layout.n_params}")
+            arrays["W"] = brood.build()  # the same kernel that scored these children: the same bits
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scalars.values()):
             raise ValueError("strategy_state must map names to numbers")
         pop = Population(layout=layout, W=np.ascontiguousarray(arrays["W"], dtype=np.float32),
@@ -247,6 +266,37 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     except (OSError, KeyError, ValueError, TypeError, GenregError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
     return strategy.load_state(pop, generation, scalars), config
+
+
+def _write_brood(group, brood) -> None:
+    """Store a ``Brood``'s description in ``group`` (``BROOD_ARRAYS`` datasets, scale and crossover attributes)."""
+    for name in BROOD_ARRAYS:
+        write_dataset(group, name, getattr(brood, name))
+    group.attrs["scale"] = float(brood.scale)
+    group.attrs["crossover"] = brood.crossover
+
+
+def _read_brood(group):
+    """The ``Brood`` stored by ``_write_brood``; ValueError (naming the field) if any part is malformed."""
+    from genreg.network.variation import Brood
+
+    arrays = {}
+    for name, dtype in BROOD_ARRAYS.items():
+        data = read_dataset(group, name)
+        if data.dtype != dtype or data.ndim != (2 if name == "source" else 1):
+            raise ValueError(f"dataset brood/{name} is {data.dtype} {data.shape}, not {np.dtype(dtype)}")
+        arrays[name] = np.ascontiguousarray(data)
+    scale, crossover = group.attrs["scale"], group.attrs["crossover"]
+    if isinstance(crossover, bytes):
+        crossover = crossover.decode()
+    if not isinstance(scale, (float, np.floating)) or not np.isfinite(scale) or not isinstance(crossover, str):
+        raise ValueError(f"brood attributes scale={float(scale) if isinstance(scale, (int, float, np.number)) else scale!r} "
+                         f"crossover={crossover!r} are invalid"[:160])
+    if not np.all(np.isfinite(arrays["source"])):
+        raise ValueError("the brood's rows hold non-finite weights")
+    gene_bounds = arrays.pop("gene_bounds")
+    return Brood(**arrays, scale=float(scale), crossover=crossover,
+                 gene_bounds=gene_bounds if crossover == "gene" else None)
 
 
 def array_crc32(array: np.ndarray) -> int:

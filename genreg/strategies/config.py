@@ -44,6 +44,8 @@ class Config(ConfigBase):
     """Evaluate the best genome on the validation split every K generations (0 = never)."""
     checkpoint_every: int = rule(50, ge=1)
     """Write an HDF5 state checkpoint and the best genome pickle every K generations."""
+    keep_all_genomes: bool = False
+    """Keep the best genome pickle of every checkpoint (default: only the newest and the one that scored best on validation)."""
     max_minutes: float = rule(0.0, ge=0, note="(0 = no limit)")
     """Wall-clock budget of one `evolve`/`resume` invocation in minutes (0 = none): when it is used up, the run checkpoints and stops."""
     track_weights: int = rule(100, ge=0)
