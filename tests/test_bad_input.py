@@ -34,7 +34,7 @@ def test_evolve_config_values_are_checked_at_parse_time(tmp_path, capsys, args, 
 
 def test_predict_refuses_a_non_finite_angle(tmp_path, capsys):
     out = tmp_path / "search"
-    assert cli.main(["hpo", "--task", "trig", "--out", str(out), "--generations", "0", "--population", "4",
+    assert cli.main(["hpo", "--task", "trig", "--out", str(out), "--generations", "1", "--population", "4",
                      "--epochs", "1", "--no-progress"]) == 0
     capsys.readouterr()
     assert cli.main(["predict", str(out / "best_model.h5"), "--angle", "nan"]) == 2
@@ -67,7 +67,7 @@ def test_model_with_broken_scaling_is_refused(tmp_path, capsys, value):
     import h5py
 
     out = tmp_path / "search"
-    assert cli.main(["hpo", "--task", "trig", "--out", str(out), "--generations", "0", "--population", "4",
+    assert cli.main(["hpo", "--task", "trig", "--out", str(out), "--generations", "1", "--population", "4",
                      "--epochs", "1", "--no-progress"]) == 0
     from genreg.runs.store import array_crc32
 
@@ -93,7 +93,7 @@ def test_every_hdf5_file_carries_checksums_that_catch_a_flipped_byte(tmp_path, m
     assert cli.main(["hybrid", "--out", str(hybrid), "--set", "architecture='8'", "--set", "population=2",
                      "--set", "train_images=200", "--set", "validation_size=200", "--set", "baseline=false",
                      "--generations", "1", "--data-dir", str(mnist_dir), "--no-progress"]) == 0
-    assert cli.main(["hpo", "--task", "trig", "--out", str(search), "--generations", "0", "--population", "4",
+    assert cli.main(["hpo", "--task", "trig", "--out", str(search), "--generations", "1", "--population", "4",
                      "--epochs", "1", "--no-progress"]) == 0
     cases = [(hybrid / "checkpoints" / "state_gen00001.h5", "W", read_state),
              (hybrid / "similarity" / "gen00001.h5", "layers", read_similarity),

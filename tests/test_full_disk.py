@@ -42,7 +42,7 @@ def _genreg(*args, env_data=None):
 def test_search_on_a_full_disk_ends_with_one_line_and_resumes(small_disk):
     disk, grow = small_disk
     run = disk / "search"
-    proc = _genreg("hpo", "--task", "trig", "--out", str(run), "--generations", "6", "--population", "8",
+    proc = _genreg("hpo", "--task", "trig", "--out", str(run), "--generations", "7", "--population", "8",
                    "--epochs", "2", "--no-progress")
     err = [line for line in proc.stderr.strip().splitlines() if line]
     assert proc.returncode == 2, proc.stderr  # not 139: no crash after the error

@@ -32,7 +32,7 @@ from genreg.hpo.traits import (
     trait_ranges,
 )
 
-TINY = {"task": "trig", "population": 4, "generations": 2, "epochs": 4, "trig_samples": 300}
+TINY = {"task": "trig", "population": 4, "generations": 3, "epochs": 4, "trig_samples": 300}
 
 
 def tiny(**changes) -> HPOConfig:
@@ -265,13 +265,13 @@ def test_run_directory_contents(tmp_path, trig_task):
 
 
 def test_target_stops_the_search(tmp_path, trig_task):
-    res = run_hpo(tiny(target=0.45, generations=5), tmp_path / "t", task=trig_task)
-    assert res.stopped_by == "target" and res.generations_run < 5 and res.best.metric <= 0.45
+    res = run_hpo(tiny(target=0.45, generations=6), tmp_path / "t", task=trig_task)
+    assert res.stopped_by == "target" and res.generations_run < 6 and res.best.metric <= 0.45
 
 
 def test_trig_search_converges(tmp_path):
     """A small real search must fit cos well (variance of cos on [0, 2pi] is 0.5)."""
-    cfg = hpo_from_mapping({"task": "trig", "population": 8, "generations": 3, "epochs": 30, "merge": True,
+    cfg = hpo_from_mapping({"task": "trig", "population": 8, "generations": 4, "epochs": 30, "merge": True,
                             "trig_samples": 1000, "seed": 0})
     res = run_hpo(cfg, tmp_path / "trig")
     assert res.best.metric < 0.01 and res.test_metric < 0.01
@@ -280,7 +280,7 @@ def test_trig_search_converges(tmp_path):
 
 
 def test_boston_search_beats_the_mean(tmp_path, data_root):
-    cfg = hpo_from_mapping({"task": "boston", "population": 6, "generations": 2, "epochs": 30, "seed": 1})
+    cfg = hpo_from_mapping({"task": "boston", "population": 6, "generations": 3, "epochs": 30, "seed": 1})
     task = load_task(cfg, data_root)
     baseline = float(np.mean(np.abs(task.y_test - task.y_train.mean())) * task.y_std[0])  # ~6.5 ($1000s)
     res = run_hpo(cfg, tmp_path / "boston", task=task)
@@ -293,7 +293,7 @@ def test_boston_search_beats_the_mean(tmp_path, data_root):
 @pytest.fixture(scope="module")
 def trig_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    argv = ["hpo", "--task", "trig", "--merge", "--population", "4", "--generations", "1", "--epochs", "20",
+    argv = ["hpo", "--task", "trig", "--merge", "--population", "4", "--generations", "2", "--epochs", "20",
             "--set", "trig_samples=500", "--seed", "0", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     return out
@@ -317,7 +317,7 @@ def test_plot_cli(trig_model, tmp_path, capsys):
 
 
 def test_predict_refuses_other_models_and_corrupt_files(tmp_path, trig_model, data_root, capsys):
-    cfg = hpo_from_mapping({"task": "boston", "population": 4, "generations": 0, "epochs": 1})
+    cfg = hpo_from_mapping({"task": "boston", "population": 4, "generations": 1, "epochs": 1})
     run_hpo(cfg, tmp_path / "b", data_root)
     corrupt = tmp_path / "corrupt.h5"
     corrupt.write_bytes((trig_model / "best_model.h5").read_bytes()[:3000])
@@ -342,7 +342,7 @@ def test_bench_merge_smoke(tmp_path, capsys):
     import bench_merge
 
     assert bench_merge.main(["--tasks", "trig", "--reps", "2", "--out", str(tmp_path), "--set", "population=4",
-                             "--set", "generations=1", "--set", "epochs=2", "--set", "trig_samples=200"]) == 0
+                             "--set", "generations=2", "--set", "epochs=2", "--set", "trig_samples=200"]) == 0
     table = (tmp_path / "table.md").read_text()
     assert "| trig (ours)" in table and "avg time (basic)" in table
     results = json.loads((tmp_path / "results.json").read_text())["results"]["trig"]
@@ -351,7 +351,7 @@ def test_bench_merge_smoke(tmp_path, capsys):
 
 
 def test_mnist_search_smoke(tmp_path, mnist_dir):
-    cfg = hpo_from_mapping({"task": "mnist", "population": 4, "generations": 1, "epochs": 2, "mnist_train": 1000,
+    cfg = hpo_from_mapping({"task": "mnist", "population": 4, "generations": 2, "epochs": 2, "mnist_train": 1000,
                             "mnist_val": 500, "merge": True})
     task = load_task(cfg, mnist_dir)
     assert task.X_train.shape == (1000, 784) and task.X_val.shape == (500, 784) and task.X_test.shape == (10000, 784)
@@ -381,17 +381,17 @@ def _csv_without_times(path):
 def test_resume_repeats_the_uninterrupted_search(tmp_path, trig_task, merge):
     from genreg.hpo.search import resume_hpo
 
-    full = run_hpo(tiny(merge=merge, generations=3), tmp_path / "full", task=trig_task)
-    run_hpo(tiny(merge=merge, generations=1), tmp_path / "cut", task=trig_task)
+    full = run_hpo(tiny(merge=merge, generations=4), tmp_path / "full", task=trig_task)
+    run_hpo(tiny(merge=merge, generations=2), tmp_path / "cut", task=trig_task)
     # a kill during generation 2: a partial row in each history, population.h5 still at generation 1
     for name in ("evaluations.csv", "generations.csv"):
         with open(tmp_path / "cut" / name, "a") as fh:
             fh.write("2" + ",0" * 3 + "\n")
-    resumed = resume_hpo(tmp_path / "cut", {"generations": 3}, task=trig_task)
+    resumed = resume_hpo(tmp_path / "cut", {"generations": 4}, task=trig_task)
     for name in ("evaluations.csv", "generations.csv"):
         assert _csv_without_times(tmp_path / "cut" / name) == _csv_without_times(tmp_path / "full" / name)
     np.testing.assert_array_equal(resumed.best.row, full.best.row)
-    assert resumed.best.id == full.best.id and resumed.generations_run == 3
+    assert resumed.best.id == full.best.id and resumed.generations_run == 4
 
 
 def test_resume_refuses_changes_that_rewrite_the_past(tmp_path, trig_task):
@@ -399,6 +399,6 @@ def test_resume_refuses_changes_that_rewrite_the_past(tmp_path, trig_task):
 
     with pytest.raises(CheckpointError, match="no hpo search to resume"):
         resume_hpo(tmp_path / "nothing", task=trig_task)
-    run_hpo(tiny(generations=1), tmp_path / "run", task=trig_task)
+    run_hpo(tiny(generations=2), tmp_path / "run", task=trig_task)
     with pytest.raises(ConfigError, match="cannot change population"):
         resume_hpo(tmp_path / "run", {"population": 6}, task=trig_task)

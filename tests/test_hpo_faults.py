@@ -20,7 +20,7 @@ from genreg.hpo.search import resume_hpo, run_hpo
 from genreg.runs.rundir import RunLock, write_marker
 from helpers import full_disk_after
 
-TINY = {"task": "trig", "population": 4, "generations": 2, "epochs": 3, "trig_samples": 300}
+TINY = {"task": "trig", "population": 4, "generations": 3, "epochs": 3, "trig_samples": 300}
 SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={v!r}".replace("'", '"'))]
 
 
@@ -45,16 +45,16 @@ def _same_search(a, b):
 
 def test_two_resumes_at_once_one_is_refused_naming_the_pid(tmp_path, trig, capsys):
     run = tmp_path / "run"
-    run_hpo(tiny(generations=1), run, task=trig)
+    run_hpo(tiny(generations=2), run, task=trig)
     with RunLock(run):  # as if another process were resuming it
         with pytest.raises(CheckpointError, match=f"in use by another genreg process \\(pid {os.getpid()}\\)"):
-            resume_hpo(run, {"generations": 2}, task=trig)
+            resume_hpo(run, {"generations": 3}, task=trig)
         capsys.readouterr()
-        assert cli.main(["hpo", "--resume", str(run), "--generations", "2", "--no-progress"]) == 2
+        assert cli.main(["resume", str(run), "--generations", "3", "--no-progress"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"pid {os.getpid()}" in err[0]
     assert read_population(run / "population.h5")[0] == 1  # nothing ran while it was locked
-    assert resume_hpo(run, {"generations": 2}, task=trig).generations_run == 2
+    assert resume_hpo(run, {"generations": 3}, task=trig).generations_run == 3
 
 
 def test_start_holds_the_lock(tmp_path, trig):
@@ -147,12 +147,12 @@ def test_new_search_on_one_killed_during_generation_0_starts_afresh(tmp_path, tr
 ])
 def test_damaged_search_files_are_one_line_naming_the_file(tmp_path, trig, capsys, damage, name):
     run = tmp_path / "run"
-    run_hpo(tiny(generations=1), run, task=trig)
+    run_hpo(tiny(generations=2), run, task=trig)
     damage(run)
     with pytest.raises(GenregError, match=name):
-        resume_hpo(run, {"generations": 2}, task=trig)
+        resume_hpo(run, {"generations": 3}, task=trig)
     capsys.readouterr()
-    assert cli.main(["resume", str(run), "--generations", "2", "--no-progress"]) == 2
+    assert cli.main(["resume", str(run), "--generations", "3", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and name in err[0]
 
@@ -201,8 +201,8 @@ def test_full_disk_while_recording_an_evaluation_names_the_csv(tmp_path, trig, m
 
 def test_resume_to_fewer_generations_is_refused_without_touching_the_config(tmp_path, trig):
     run = tmp_path / "run"
-    run_hpo(tiny(generations=2), run, task=trig)
+    run_hpo(tiny(generations=3), run, task=trig)
     before = (run / "config.toml").read_bytes()
-    with pytest.raises(ConfigError, match="already at generation 2"):
-        resume_hpo(run, {"generations": 1}, task=trig)
+    with pytest.raises(ConfigError, match="already run 3 generations"):
+        resume_hpo(run, {"generations": 2}, task=trig)
     assert (run / "config.toml").read_bytes() == before

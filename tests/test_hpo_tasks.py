@@ -14,7 +14,7 @@ from genreg.hpo.model import load_model, predict_input
 from genreg.hpo.search import run_hpo
 from genreg.tasks import load_task
 
-TINY = {"population": 4, "generations": 1, "epochs": 2, "width_max": 16, "layers_max": 2}
+TINY = {"population": 4, "generations": 2, "epochs": 2, "width_max": 16, "layers_max": 2}
 
 
 def blobs_csv(path, n_per_class=40):

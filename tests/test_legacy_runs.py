@@ -3,7 +3,7 @@
 tests/data/legacy-0.1.0 holds four small runs made with genreg 0.1.0 (GENREG, GA,
 hybrid, hpo search); ``continued.json`` holds digests of the state that release
 reached when it resumed each of them (GENREG and GA to generation 6, hybrid to 3,
-the search to 2 rounds).
+the search to 2 breeding rounds: 3 generations in today's count).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from genreg.runs.store import read_checkpoint
 
 LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0"
 EXPECTED = json.loads((LEGACY / "continued.json").read_text())
-RUNS = {"genreg-run": ("evolve", 6), "ga-run": ("evolve", 6), "hybrid-run": ("hybrid", 3), "hpo-run": ("hpo", 2)}
+RUNS = {"genreg-run": ("evolve", 6), "ga-run": ("evolve", 6), "hybrid-run": ("hybrid", 3), "hpo-run": ("hpo", 3)}
 
 
 def _sha(array) -> str:

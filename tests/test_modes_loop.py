@@ -22,7 +22,7 @@ from genreg.hpo.data import search_task as load_task
 
 HYBRID = dict(architecture="784-16-10", population=3, generations=3, train_images=300, validation_size=200,
               baseline=False, checkpoint_every=3)
-HPO = {"task": "trig", "population": 4, "generations": 3, "epochs": 3, "trig_samples": 300}
+HPO = {"task": "trig", "population": 4, "generations": 4, "epochs": 3, "trig_samples": 300}
 
 
 def _rows(path):
@@ -65,7 +65,7 @@ def test_callback_stops_a_search_which_resumes_to_the_uninterrupted_one(tmp_path
     seen = []
     stopped = run_hpo(cfg, tmp_path / "cut", task=task, on_generation=_stop_after(1, seen))
     assert [r["generation"] for r in seen] == [0, 1]
-    assert stopped.stopped_by == "callback" and stopped.generations_run == 1
+    assert stopped.stopped_by == "callback" and stopped.generations_run == 2
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["stopped_by"] == "callback"
     generation, population = read_population(tmp_path / "cut" / "population.h5")
     assert generation == 1 and len(population) == cfg.population
@@ -74,7 +74,7 @@ def test_callback_stops_a_search_which_resumes_to_the_uninterrupted_one(tmp_path
     for name in ("evaluations.csv", "generations.csv"):
         assert _rows(tmp_path / "cut" / name) == _rows(tmp_path / "full" / name), name
     np.testing.assert_array_equal(resumed.best.row, full.best.row)
-    assert resumed.best.id == full.best.id and resumed.generations_run == full.generations_run == 3
+    assert resumed.best.id == full.best.id and resumed.generations_run == full.generations_run == 4
     assert resumed.stopped_by == full.stopped_by == "generations"
     summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert summary["stopped_by"] == "generations" and summary["evaluations"] == len(full.evaluations)
@@ -82,18 +82,18 @@ def test_callback_stops_a_search_which_resumes_to_the_uninterrupted_one(tmp_path
 
 
 def test_target_stops_the_search_without_a_stop_message(tmp_path, capsys):
-    cfg = hpo_from_mapping({**HPO, "target": 10.0, "generations": 5})  # any finite mse reaches it
+    cfg = hpo_from_mapping({**HPO, "target": 10.0, "generations": 6})  # any finite mse reaches it
     res = run_hpo(cfg, tmp_path / "t", task=load_task(cfg))
-    assert res.stopped_by == "target" and res.generations_run == 0
+    assert res.stopped_by == "target" and res.generations_run == 1
     assert read_population(tmp_path / "t" / "population.h5")[0] == 0
     assert "stopped by" not in capsys.readouterr().out
-    again = resume_hpo(tmp_path / "t", {"generations": 6}, task=load_task(cfg))
-    assert again.stopped_by == "target" and again.generations_run == 0
+    again = resume_hpo(tmp_path / "t", {"generations": 7}, task=load_task(cfg))
+    assert again.stopped_by == "target" and again.generations_run == 1
 
 
 @pytest.mark.parametrize("stop", [True, None, 1])
 def test_only_true_stops(tmp_path, stop):
-    cfg = hpo_from_mapping({**HPO, "generations": 1})
+    cfg = hpo_from_mapping({**HPO, "generations": 2})
     res = run_hpo(cfg, tmp_path / "r", task=load_task(cfg), on_generation=lambda record: stop)
     assert res.stopped_by == ("callback" if stop is True else "generations")
-    assert res.generations_run == (0 if stop is True else 1)
+    assert res.generations_run == (1 if stop is True else 2)

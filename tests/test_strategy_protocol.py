@@ -166,7 +166,7 @@ def same_individuals(a: list, b: list) -> None:
 
 @pytest.mark.parametrize("changes", [{}, {"merge": True, "mutation": "gene_store"}])
 def test_search_ask_tell_equals_the_previous_step(changes):
-    cfg = hpo_from_mapping({"task": "trig", "population": 6, "generations": 3, "epochs": 3, "trig_samples": 300,
+    cfg = hpo_from_mapping({"task": "trig", "population": 6, "generations": 4, "epochs": 3, "trig_samples": 300,
                             **changes})
     task = search_task(cfg)
     metric = search_metric(cfg, task)

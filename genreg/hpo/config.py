@@ -31,8 +31,8 @@ class HPOConfig(ConfigBase):
     """The search (traits, initial weights, training order, splits) is a function of its config and this seed."""
     population: int = rule(10, ge=4)
     """Individuals per generation (at least 4)."""
-    generations: int = rule(5, ge=0)
-    """Breeding rounds after the initial population is evaluated (G)."""
+    generations: int = rule(6, ge=1)
+    """Generations in total, generation 0 (the random founders, trained) included: G - 1 breeding rounds."""
     target: float = rule(math.nan, finite=False)
     """Stop early once the best validation metric reaches this value (>= for accuracy, <= for errors); nan = off."""
     merge: bool = False

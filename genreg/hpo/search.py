@@ -4,12 +4,13 @@ The loop (weight-merge-ga-hpo.txt, Algorithm 1; genetic-architecture-search.txt)
 
 1. generation 0: ``population`` individuals with random traits and fresh
    weights; every one is trained (fitness) and scored on the validation split;
-2. each of ``generations`` rounds: keep the best ``survivor_fraction`` (they
+2. each later generation (``generations`` counts them all, generation 0 included): keep the best
+   ``survivor_fraction`` (they
    keep their trained weights and their score, and are not trained again);
    fill the population with children of random pairs of survivors — a random
    subset of traits swapped (two complementary children per pair), 1-3 traits
    re-drawn with probability ``mutation_rate`` — and train the children;
-3. stop after the last round or as soon as the best validation metric reaches
+3. stop after generation ``generations - 1`` or as soon as the best validation metric reaches
    ``target``.
 
 Each generation is ask -> evaluate -> tell (``HPOMode.step``): the variation
@@ -77,7 +78,7 @@ class HPOResult:
 
     best: Individual
     population: list
-    generations_run: int
+    generations_run: int  # generations done (generation 0 included)
     stopped_by: str
     total_seconds: float
     test_metric: float
@@ -190,6 +191,22 @@ def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
         return _run_hpo(cfg, out, task, progress=progress, on_generation=on_generation)
 
 
+#: The line a search's config.toml carries since ``generations`` counts generation 0 (genreg 0.2); a config
+#: without it (genreg 0.1) counted breeding rounds after generation 0, one fewer.
+GENERATIONS_NOTE = "# generations: the total number of generations, generation 0 included"
+
+
+def saved_config(path) -> dict:
+    """A search's config.toml as a mapping, ``generations`` as today's total (a 0.1 file's rounds + 1)."""
+    from genreg.config import load_toml
+
+    mapping = load_toml(path)
+    if GENERATIONS_NOTE not in Path(path).read_text(encoding="utf-8", errors="replace") and isinstance(
+            mapping.get("generations"), int):
+        mapping["generations"] += 1
+    return mapping
+
+
 #: Keys that may change when a search is resumed (anything else would change its past).
 RESUMABLE_KEYS = ("generations", "target")
 
@@ -219,13 +236,12 @@ def resume_hpo(out_dir, overrides: dict | None = None, data_dir=None, *, progres
 
 def _resume_hpo(out: Path, overrides: dict, data_dir, progress, task, on_generation) -> HPOResult:
     """Check every run file, then continue the search (the lock is held)."""
-    from genreg.config import load_toml
     from genreg.hpo.config import hpo_from_mapping
 
     remove_partial_files(out)
     if not (out / "config.toml").is_file():
         raise CheckpointError(f"{out / 'config.toml'} is missing: the search cannot resume without its config")
-    cfg = hpo_from_mapping({**load_toml(out / "config.toml"), **overrides})
+    cfg = hpo_from_mapping({**saved_config(out / "config.toml"), **overrides})
     cfg.validate()
     task = task if task is not None else search_task(cfg, data_dir)
     search_metric(cfg, task)
@@ -237,9 +253,10 @@ def _resume_hpo(out: Path, overrides: dict, data_dir, progress, task, on_generat
     if len(population) != cfg.population:
         raise CheckpointError(f"{path} holds {len(population)} individuals, its config.toml says population = "
                               f"{cfg.population}")
-    if cfg.generations < done:
-        raise ConfigError(f"{out} is already at generation {done}; --generations {cfg.generations} would undo "
-                          "nothing and run nothing (give a larger total)")
+    if cfg.generations < done + 1:
+        ran = f"{done + 1} generations (0-{done})" if done else "1 generation (0)"
+        raise ConfigError(f"{out} has already run {ran}; --generations {cfg.generations} would undo nothing and "
+                          "run nothing (give a larger total)")
     rows = [{k: (float(v) if k in ("fitness_seconds", "epochs") else v) for k, v in r.items()}
             for r in read_rows(out / "evaluations.csv", EVAL_COLUMNS, done + 1)]
     read_rows(out / "generations.csv", GEN_COLUMNS, done + 1)  # readable, before anything is rewritten
@@ -300,7 +317,7 @@ class HPOMode:
         self.last = g
         if self.metric.reached(best.metric, cfg.target):
             self.stopped_by = "target"
-            state = SearchState(cfg.generations + 1, population, state.next_id)
+            state = SearchState(cfg.generations, population, state.next_id)
         return state, dict(zip(GEN_COLUMNS, record))
 
     def _record(self, ind: Individual) -> None:
@@ -349,7 +366,7 @@ def _run_hpo(cfg: HPOConfig, out: Path, task: Task, *, progress: bool = False, o
         write_marker(out, "hpo")
         for name in ("evaluations.csv", "generations.csv"):  # rows of a search killed during generation 0
             (out / name).unlink(missing_ok=True)
-    (out / "config.toml").write_text(cfg.to_toml())
+    (out / "config.toml").write_text(cfg.to_toml() + GENERATIONS_NOTE + "\n")
     ranges = trait_ranges(cfg)
     gene_store = (make_gene_store(generator(cfg.seed, 0, SearchPurpose.GENE_STORE), ranges, cfg.gene_store_size)
                   if cfg.mutation == "gene_store" else None)
@@ -362,18 +379,18 @@ def _run_hpo(cfg: HPOConfig, out: Path, task: Task, *, progress: bool = False, o
         mode.best_id, mode.test_metric = best.id, _test_metric(task, metric, best)
         state = SearchState(done + 1, population, cfg.population + done * mode.n_children)
         if metric.reached(best.metric, cfg.target):
-            mode.stopped_by, state.generation = "target", max(state.generation, cfg.generations + 1)
+            mode.stopped_by, state.generation = "target", max(state.generation, cfg.generations)
     else:
         mode = HPOMode(out, cfg, task, gene_store, [], 0)
         state = mode.strategy.init(cfg)
     mode.t_start = time.perf_counter()
-    state, interrupted = run_loop(mode, state, generations=cfg.generations + 1, checkpoint_every=1,
+    state, interrupted = run_loop(mode, state, generations=cfg.generations, checkpoint_every=1,
                                   progress=progress, on_generation=on_generation,
                                   desc=f"hpo {cfg.task}{' merge' if cfg.merge else ''}", postfix=mode.postfix,
                                   resume_hint=f"genreg resume {out}")
     stopped_by = interrupted or mode.stopped_by
     total = time.perf_counter() - mode.t_start
-    population, rows, g = state.population, mode.rows, mode.last
+    population, rows, g = state.population, mode.rows, mode.last + 1  # generations 0..last done
     best = rank(population, metric.higher_is_better)[0]
     summary = {
         "task": cfg.task, "metric": metric.name, "merge": cfg.merge, "seed": cfg.seed,

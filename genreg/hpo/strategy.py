@@ -41,7 +41,7 @@ class SearchState:
     """Where a search stands: ``generation`` is the next generation to run (0: train the founders).
 
     A search whose best reached ``target`` has no next generation: its ``generation``
-    jumps to the end (``generations + 1``), which ends the run loop.
+    jumps to the end (``generations``), which ends the run loop.
     """
 
     generation: int
