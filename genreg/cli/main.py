@@ -1,4 +1,10 @@
-"""The ``genreg`` command: subcommands, each with ``--help``."""
+"""The ``genreg`` command: subcommands, each with ``--help``, a one-line description and an example.
+
+Grammar shared by every subcommand (genreg.cli.common): ``--generations N`` is the total number of
+generations a run reaches; ``--data-dir DIR`` the data root; ``--out`` the run directory a run command
+creates (or the folder / file an analysis writes); ``--seed S`` the run's seed.  Every kind of run
+continues with ``genreg resume RUN_DIR``.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +14,32 @@ import time
 from pathlib import Path
 
 from genreg import __version__
+from genreg.cli import common
 from genreg.errors import GenregError, RunInterrupted
 
-
-def _add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        metavar="D",
-        help="directory with the four MNIST IDX files, gzip-compressed or not "
-        "(default: $GENREG_DATA/mnist, else ~/.cache/genreg/mnist, downloading if missing)",
-    )
+#: ``genreg --help``: the subcommands by what they are for (their lines: common.SUMMARIES).
+GROUPS = (("train", ("evolve", "hybrid", "hpo", "resume")), ("use a model", ("eval", "predict", "attack")),
+          ("inspect", ("plot", "data")))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from genreg.api import as_task
+    from genreg.api import Genome, as_task
+    from genreg.cli.predict import genome_task
+    from genreg.errors import ConfigError
     from genreg.genome.evaluate import evaluate_checkpoint, format_report, write_report
 
     t0 = time.perf_counter()
-    task = as_task(args.task, args.data_dir, target=args.target)
+    if args.task:
+        task = as_task(args.task, args.data_dir, target=args.target)
+    else:  # the genome's own task (its run's config.toml), else MNIST
+        genome = Genome.load(args.checkpoint)
+        task = genome_task(genome, args.checkpoint, data_dir=args.data_dir)
+        if task is None:
+            if genome.layout.n_inputs != 784:
+                raise ConfigError(f"{args.checkpoint} is a genome on {genome.layout.n_inputs} inputs and its run's "
+                                  "config.toml is not beside it: name its task with --task SPEC (e.g. --task wine, "
+                                  "--task boston, --task csv:FILE --target COL)")
+            task = as_task("mnist", args.data_dir)
     if not task.is_classification:
         return _eval_regression(args, task, t0)
     report = evaluate_checkpoint(args.checkpoint, task.X_test, task.y_test, n_classes=task.n_outputs)
@@ -48,7 +62,7 @@ def _eval_regression(args: argparse.Namespace, task, t0: float) -> int:
     genome = Genome.load(args.checkpoint)
     if genome.layout.n_inputs != task.n_inputs or genome.layout.n_outputs < task.n_outputs:
         raise CheckpointError(f"the genome is {genome.layout.describe()} but task {task.name} has {task.n_inputs} "
-                              f"inputs and {task.n_outputs} output(s)")
+                              f"inputs and {task.n_outputs} output(s): give the genome's own --task")
     report = {"checkpoint": str(args.checkpoint), "task": task.name, **genome.evaluate(task),
               "total_seconds": time.perf_counter() - t0}
     print(f"{task.name} test set ({report['n']} rows): mean squared error {report['mse']:.6g}, "
@@ -59,30 +73,22 @@ def _eval_regression(args: argparse.Namespace, task, t0: float) -> int:
     return 0
 
 
-def _add_task(parser: argparse.ArgumentParser, default: str | None) -> None:
-    parser.add_argument("--task", metavar="T", default=default,
-                        help="the problem: mnist, fashion-mnist, wine, wine-white, boston, trig, csv:FILE "
-                        "(with --target COL) or npz:FILE" + (f" (default: {default})" if default else
-                                                              " (default: the config's task, mnist)"))
-    parser.add_argument("--target", metavar="COL", help="csv tasks: the name of the target column")
-
-
 def _config_args(parser: argparse.ArgumentParser, fresh: bool) -> None:
     if fresh:
-        parser.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (flat, see below)")
-        parser.add_argument("--seed", type=int, help="random seed (same as --set seed=S)")
-        parser.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<strategy>-seed<S>-<time>)")
-        _add_task(parser, None)
-    parser.add_argument("--generations", type=int, metavar="N", help="generations in total")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key (repeatable), e.g. --set population=300")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_data_dir(parser)
+        common.add_config(parser, "population=300")
+        common.add_seed(parser)
+        common.add_run_out(parser, "runs/<strategy>-seed<S>-<time>")
+        from genreg.strategies.config import Config
+
+        common.add_task(parser, Config.task)
+    else:
+        common.add_set(parser, "population=300")
+    common.add_generations(parser)
+    common.add_no_progress(parser)
+    common.add_data_dir(parser)
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from genreg.config import load_toml, parse_overrides
     from genreg.runs.evolve import start_run
     from genreg.strategies.config import from_mapping
@@ -105,7 +111,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     state = start_run(cfg, out, args.data_dir, progress=not args.no_progress, task=task)
     name = task.name if task is not None else cfg.task
     best = out / f"best_genome_{name}_gen{state.generation:05d}.pkl"
-    print(f"{state.generation} generation{'s' if state.generation != 1 else ''} in {time.perf_counter() - t0:.1f} s"
+    print(f"{common.span(state.generation)} in {time.perf_counter() - t0:.1f} s"
           + (f"; best genome: {best}" if best.exists() else " (no genome evaluated yet)"))
     return 0
 
@@ -126,112 +132,151 @@ def cmd_resume(args: argparse.Namespace) -> int:
         result = resume_hybrid(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
         return report_hybrid(result, args.run_dir, t0)
     if kind == "hpo":
-        from genreg.cli.hpo import _report
+        from genreg.cli.hpo import report_hpo
         from genreg.hpo.search import resume_hpo
 
         result = resume_hpo(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
-        return _report(result, Path(args.run_dir))
+        return report_hpo(result, Path(args.run_dir))
     from genreg.runs.evolve import resume_run
 
     state = resume_run(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
-    print(f"at generation {state.generation} after {time.perf_counter() - t0:.1f} s")
+    print(f"{common.span(state.generation)} done after {time.perf_counter() - t0:.1f} s")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from genreg.plots.hybrid import plot_hybrid_run
-    from genreg.hybrid.run import is_hybrid_run
-    from genreg.plots.run import plot_run
-    from genreg.plots.hpo import is_hpo_run, plot_hpo_run
+    from genreg.errors import CheckpointError
+    from genreg.runs.rundir import run_kind
 
-    if is_hybrid_run(args.run_dir):
-        def plot(run_dir, out):
-            return plot_hybrid_run(run_dir, out, generations=args.generations)
-    elif is_hpo_run(args.run_dir):
-        plot = plot_hpo_run
+    try:
+        kind = run_kind(args.run_dir)
+    except CheckpointError:
+        raise CheckpointError(f"{args.run_dir} is not a run directory: plot takes the folder a genreg evolve, "
+                              "hybrid or hpo run wrote (it holds genreg-run.json and metrics.csv or "
+                              "generations.csv)") from None
+    snapshots = args.snapshots or args.generations_alias
+    if snapshots and kind != "hybrid":
+        raise GenregError(f"--snapshots applies to hybrid runs; {args.run_dir} is an {kind} run")
+    if kind == "hybrid":
+        from genreg.plots.hybrid import plot_hybrid_run
+
+        paths = plot_hybrid_run(args.run_dir, args.out, generations=snapshots)
+    elif kind == "hpo":
+        from genreg.plots.hpo import plot_hpo_run
+
+        paths = plot_hpo_run(args.run_dir, args.out)
     else:
-        plot = plot_run
-    for path in plot(args.run_dir, args.out):
+        from genreg.plots.run import plot_run
+
+        paths = plot_run(args.run_dir, args.out)
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
 
+def _overview(has_data: bool) -> str:
+    """The grouped list of subcommands, the shared options and an example (``genreg --help``)."""
+    width = max(len(name) for _, cmds in GROUPS for name in cmds)
+    lines = ["Gradient-free neuroevolution of neural networks (trust-based evolution, classic GA).", ""]
+    for title, cmds in GROUPS:
+        lines.append(f"{title}:")
+        lines += [f"  {name:<{width}}  {common.SUMMARIES[name]}" for name in cmds if name != "data" or has_data]
+    lines += ["", "shared options:",
+              "  --generations N  the total number of generations a run reaches",
+              "  --data-dir DIR   the data root (default: $GENREG_DATA, else ~/.cache/genreg)",
+              "  --out            the run directory a run command creates",
+              "  --seed S         the run's seed"]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    has_data = _data_module() is not None
     parser = argparse.ArgumentParser(
-        prog="genreg",
-        description="Gradient-free neuroevolution of neural networks (trust-based evolution, classic GA).",
+        prog="genreg", usage="genreg [-h] [--version] COMMAND ...",
+        description=_overview(has_data),
+        epilog="example:\n  genreg evolve --generations 50 --set population=300 --out runs/first\n"
+        "  genreg resume runs/first --generations 100\n\n`genreg COMMAND --help` describes one command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"genreg {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS, prog="genreg")
 
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a pickled genome checkpoint on the 10,000-image MNIST test set",
-        description="Evaluate a genome checkpoint (genreg's own format or GENREG's published "
-        "format) on the official 10,000-image MNIST test set: overall accuracy, per-digit "
-        "accuracy, confusion matrix and time taken. Pickles are opened with a restricted "
-        "unpickler that admits plain data only.",
+    p = common.add_command(
+        sub, "eval",
+        "Evaluate a genome checkpoint (genreg's own format or GENREG's published format) on the test "
+        "split of its task: accuracy, per-class accuracy, confusion matrix and time taken (classification), or "
+        "mean squared / absolute error (regression). The task is --task, else the one in the run's config.toml "
+        "beside the pickle, else MNIST. Pickles are opened with a restricted unpickler that admits plain data only.",
+        "genreg eval runs/first/best_genome_mnist_gen00050.pkl --json report.json",
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="path of the .pkl genome checkpoint")
-    _add_task(p, "mnist")
-    _add_data_dir(p)
-    p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
+    common.add_task(p, "the task in the run's config.toml beside CHECKPOINT, else mnist")
+    common.add_data_dir(p)
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     p.set_defaults(func=cmd_eval)
 
     from genreg.strategies.config import describe_keys
 
     keys_help = "config keys (defaults reproduce the published GENREG protocol):\n" + describe_keys()
-    p = sub.add_parser(
-        "evolve",
-        help="evolve a population of networks without gradients (MNIST, or any --task)",
-        description="Evolve a population of networks (inputs and outputs from the task, hidden_sizes between) "
-        "by trust-decay selection (strategy=genreg) or a classic GA (strategy=ga), on MNIST or any --task: "
-        "fashion-mnist, wine, wine-white, boston, trig, csv:FILE --target COL, npz:FILE. Writes a run directory "
-        "with the resolved config, metrics, HDF5 checkpoints and best-genome pickles. Ctrl-C checkpoints and "
-        "exits (status 130); `genreg resume RUN_DIR` continues.",
-        epilog=keys_help,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = common.add_command(
+        sub, "evolve",
+        "Evolve a population of networks (inputs and outputs from the task, hidden_sizes between) "
+        "by trust-decay selection (strategy=genreg) or a classic GA (strategy=ga), on MNIST or any --task. Writes "
+        "a run directory with the resolved config, metrics, HDF5 checkpoints and best-genome pickles. Ctrl-C "
+        "checkpoints and exits (status 130); `genreg resume RUN_DIR` continues.",
+        "genreg evolve --generations 50 --seed 1 --set population=300 --out runs/first", keys_help,
     )
     _config_args(p, fresh=True)
     p.set_defaults(func=cmd_evolve)
 
-    p = sub.add_parser(
-        "resume",
-        help="continue any run (evolution, hybrid or search) from its last checkpoint",
-        description="Continue RUN_DIR from its newest loadable checkpoint up to --generations in total; the kind "
-        "of run is read from RUN_DIR/genreg-run.json. Parameters (rates, decay, cutoff, samples per class, "
-        "population...) may change with --set; keys that change the network's shape or its task (hidden_sizes, "
-        "activation, task, target) are refused. The keys below are an evolution run's; a hybrid run or a search "
-        "takes its own (genreg hybrid --help, genreg hpo --help).",
-        epilog=keys_help,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = common.add_command(
+        sub, "resume",
+        "Continue RUN_DIR (an evolution, hybrid or hpo run) from its newest checkpoint up to "
+        "--generations in total (default: the run's own total); the kind of run is read from "
+        "RUN_DIR/genreg-run.json. Parameters (rates, decay, cutoff, samples per class, population...) may change "
+        "with --set; keys that change the network's shape or its task are refused. The keys below are an "
+        "evolution run's; a hybrid run or a search takes its own (genreg hybrid --help, genreg hpo --help).",
+        "genreg resume runs/first --generations 100", keys_help,
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     _config_args(p, fresh=False)
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser(
-        "plot",
-        help="write PNG figures of a run",
-        description="Write PNGs of a run: trust and accuracy curves (best, mean, validation), per-digit "
-        "accuracy over generations, and the values of the tracked weights of the best genome. On a "
-        "`genreg hpo` run directory: traits against the validation metric, the sampled architectures, "
-        "the best metric per generation and the cost of every fitness evaluation.",
+    p = common.add_command(
+        sub, "plot",
+        "Write the PNG figures of a run (evolution, hybrid or hpo; the kind is read from the run "
+        "directory): fitness or trust and accuracy curves, per-class accuracy and tracked weights (evolution); "
+        "validation curves, similarity PCA and histograms (hybrid); traits against the metric, architectures, "
+        "best metric per generation and fitness cost (hpo).",
+        "genreg plot runs/first --out figures",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR)")
-    p.add_argument("--generations", metavar="G1,G2,...",
-                   help="hybrid runs: generations whose similarity PCA and histograms to draw (default: first, middle, last)")
+    p.add_argument("--out", metavar="DIR", help="the folder to write the PNGs into (default: RUN_DIR)")
+    p.add_argument("--snapshots", metavar="G1,G2,...",
+                   help="hybrid runs: generations whose similarity PCA and histograms to draw (default: first, "
+                   "middle, last)")
+    p.add_argument("--generations", dest="generations_alias", metavar="G1,G2,...", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_plot)
 
     from genreg.cli.hpo import add_hpo_commands
+    from genreg.cli.hybrid import add_hybrid_commands
+    from genreg.cli.predict import add_parser as add_predict
 
     add_hpo_commands(sub)
-
-    from genreg.cli.hybrid import add_hybrid_commands
-
+    add_predict(sub)
     add_hybrid_commands(sub)
+    if has_data:
+        _data_module().add_parser(sub)
     return parser
+
+
+def _data_module():
+    """genreg.cli.data (``genreg data``), or None while it is not there."""
+    try:
+        from genreg.cli import data
+    except ImportError:
+        return None
+    return data
 
 
 def main(argv=None) -> int:

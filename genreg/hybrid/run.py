@@ -353,7 +353,8 @@ def _resume(run_dir: Path, overrides, data_dir, progress, on_generation) -> dict
     if state.generation >= cfg.generations and result_path.exists():
         result = json.loads(result_path.read_text())
         if result.get("generations") == state.generation:
-            print(f"{run_dir} is complete ({state.generation} generations); its result:")
+            print(f"{run_dir} is complete ({state.generation} generation{'s' if state.generation != 1 else ''}); "
+                  "its result:")
             return result
     data = load_data(cfg, data_dir)
     if task_layout(cfg, data.task).to_dict() != state.population.layout.to_dict():
