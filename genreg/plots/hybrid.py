@@ -1,4 +1,4 @@
-"""Figures of a hybrid run: the reference's similarity figure per generation, mean similarity, accuracy.
+"""Figures of a hybrid run: the similarity between members per generation, mean similarity, accuracy.
 
 - ``similarity_genNNNNN.png``: for one generation, a row of 2-D PCA scatter
   plots of each layer gene's P x P cosine-similarity matrix (a point = a
@@ -18,8 +18,16 @@ import numpy as np
 from genreg.hybrid.diversity import offdiagonal, pca_2d
 from genreg.errors import GenregError
 from genreg.hybrid.run import read_similarity
-from genreg.plots.run import _pyplot, save_figure
+from genreg.plots.common import integer_axis, legend_beside, pyplot as _pyplot, read_config, save_figure
 from genreg.runs.store import read_history
+
+
+def _metric(run_dir: Path, metrics: dict | None = None) -> str:
+    """'accuracy' (classification: fitness is validation accuracy) or 'mse' (regression: fitness is -MSE)."""
+    if metrics:
+        return "accuracy" if "best_val_accuracy" in metrics else "mse"
+    task = str(read_config(run_dir).get("task", "mnist")).lower()
+    return "accuracy" if task in ("mnist", "fashion-mnist") else "mse"
 
 
 def _similarity_files(run_dir: Path) -> dict[int, Path]:
@@ -47,31 +55,41 @@ def parse_generations(text, available) -> list[int]:
     return picks
 
 
-def plot_similarity_generation(sim: dict, path: Path, title: str) -> Path:
-    """The reference's two rows for one generation: PCA scatters and histograms, one column per layer."""
+def plot_similarity_generation(sim: dict, path: Path, title: str, metric: str = "accuracy") -> Path:
+    """Two rows for one generation: PCA scatters and similarity histograms, one column per layer gene.
+
+    metric: 'accuracy' (fitness = validation accuracy, shown in %) or 'mse' (fitness = -MSE, shown as MSE).
+    """
     plt = _pyplot()
-    names, layers, fitness = sim["layer_names"], sim["layers"], sim["fitness"]
+    names, layers, fitness = sim["layer_names"], sim["layers"], np.asarray(sim["fitness"], dtype=float)
     L = len(names)
-    fig, axes = plt.subplots(2, L, figsize=(3.4 * L + 1.2, 6.4), squeeze=False, layout="constrained")
-    colour = np.nan_to_num(np.asarray(fitness, dtype=float), nan=np.nanmin(fitness) if np.isfinite(fitness).any() else 0)
+    fig, axes = plt.subplots(2, L, figsize=(3.4 * L + 1.4, 6.6), squeeze=False, layout="constrained")
+    shown, label = (100 * fitness, "validation accuracy (%)") if metric == "accuracy" else (-fitness, "validation MSE")
+    scored = np.isfinite(shown).any()
+    colour = np.nan_to_num(shown, nan=np.nanmin(shown) if scored else 0)
     for j, (name, S) in enumerate(zip(names, layers)):
         xy = pca_2d(S)
-        if np.isfinite(fitness).any():
+        if scored:
             sc = axes[0, j].scatter(xy[:, 0], xy[:, 1], c=colour, cmap="viridis", s=28, edgecolors="k",
                                     linewidths=0.3)
         else:  # generation 0: untrained founders, no fitness yet
             axes[0, j].scatter(xy[:, 0], xy[:, 1], color="tab:blue", s=28, edgecolors="k", linewidths=0.3)
-        axes[0, j].set_title(f"layer {name}: PCA")
+        axes[0, j].set_title(f"layer {name}: members in 2-D (PCA)")
+        axes[0, j].set_xlabel("PC 1")
         axes[0, j].grid(alpha=0.3)
         values = offdiagonal(S)
         axes[1, j].hist(values, bins=40, range=(min(-0.1, float(values.min(initial=0))), 1.0), color="tab:orange")
-        axes[1, j].set_title(f"layer {name}: mean {values.mean() if values.size else float('nan'):.2f}")
+        axes[1, j].set_title(f"layer {name}: mean {round(values.mean(), 2) + 0.0 if values.size else float('nan'):.2f}")
         axes[1, j].set_xlabel("cosine similarity")
-    axes[1, 0].set_ylabel("member pairs")
-    if np.isfinite(fitness).any():
-        fig.colorbar(sc, ax=axes[0, -1], label="validation accuracy")
+        integer_axis(axes[1, j].yaxis)
+    axes[0, 0].set_ylabel("PC 2")
+    axes[1, 0].set_ylabel("pairs of members")
+    if scored:
+        fig.colorbar(sc, ax=axes[0, -1], label=label)
+    else:
+        title += " (untrained founders: not scored yet)"
     fig.suptitle(title)
-    return save_figure(fig, path, dpi=100, tight=False)
+    return save_figure(fig, path)
 
 
 def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
@@ -83,15 +101,18 @@ def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
     if not files:
         raise GenregError(f"{run_dir}/similarity holds no similarity files: no generation recorded yet")
     plt = _pyplot()
+    metrics_path = run_dir / "metrics.csv"
+    m = read_history(metrics_path) if metrics_path.exists() else None
+    metric = _metric(run_dir, m)
     written = []
     for g in parse_generations(generations, files):
         sim = read_similarity(files[g])
         written.append(plot_similarity_generation(sim, out_dir / f"similarity_gen{g:05d}.png",
-                                                  f"{run_dir.name}: generation {g}"))
+                                                  f"{run_dir.name}: generation {g}", metric))
 
     sims = {g: read_similarity(p) for g, p in files.items()}
     names = next(iter(sims.values()))["layer_names"]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
     gens = np.array(list(sims))
     for j, name in enumerate(names):
         means = [offdiagonal(s["layers"][j]).mean() for s in sims.values()]
@@ -99,24 +120,22 @@ def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
     ax.set_xlabel("generation")
     ax.set_ylabel("mean cosine similarity between members")
     ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.02)
+    integer_axis(ax.xaxis)
     ax.grid(alpha=0.3)
-    ax.legend()
+    legend_beside(ax)
     ax.set_title(f"{run_dir.name}: diversity per layer gene")
     written.append(save_figure(fig, out_dir / "similarity_mean.png"))
 
-    metrics = run_dir / "metrics.csv"
-    if metrics.exists():
-        m = read_history(metrics)
-        if m and m["generation"].size:
-            fig, ax = plt.subplots(figsize=(8, 4.5))
-            metric = "accuracy" if "best_val_accuracy" in m else "mse"  # classification or regression runs
-            scale, unit = (100, "validation accuracy (%)") if metric == "accuracy" else (1, "validation MSE")
-            for label in ("best", "mean", "worst"):
-                ax.plot(m["generation"], scale * m[f"{label}_val_{metric}"], "o-", label=f"{label} of the kept population")
-            ax.set_xlabel("generation")
-            ax.set_ylabel(unit)
-            ax.grid(alpha=0.3)
-            ax.legend()
-            ax.set_title(f"{run_dir.name}: {unit}")
-            written.append(save_figure(fig, out_dir / "accuracy.png"))
+    if m and m["generation"].size:
+        fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+        scale, unit = (100, "validation accuracy (%)") if metric == "accuracy" else (1, "validation MSE")
+        for label in ("best", "mean", "worst"):
+            ax.plot(m["generation"], scale * m[f"{label}_val_{metric}"], "o-", label=f"{label} of the kept population")
+        ax.set_xlabel("generation")
+        integer_axis(ax.xaxis)
+        ax.set_ylabel(unit)
+        ax.grid(alpha=0.3)
+        legend_beside(ax)
+        ax.set_title(f"{run_dir.name}: {unit}")
+        written.append(save_figure(fig, out_dir / "accuracy.png"))
     return written

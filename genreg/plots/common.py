@@ -1,0 +1,153 @@
+"""What every figure shares: the Agg backend, saving, integer generation ticks, legends beside
+the axes, and what a run says about itself (its config, its class names, its fitness)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+#: Dots per inch of every PNG: a figure of W x H inches is 100 W x 100 H pixels, so its
+#: 10-point labels stay about 14 px tall when viewed at real size.
+DPI = 100
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path, dpi: int = DPI, tight: bool = True) -> Path:
+    """Write ``fig`` to ``path`` (PNG) and close it; returns ``path``.
+
+    tight: apply ``tight_layout`` first (figures made with ``layout="constrained"`` lay themselves
+    out).  The saved area grows to hold every label and legend (``bbox_inches="tight"``), so
+    nothing is clipped at the edges.
+    """
+    plt = pyplot()
+    try:
+        if tight and fig.get_layout_engine() is None:
+            fig.tight_layout()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # `plot --out` may name a new folder
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.12)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def integer_axis(axis) -> None:
+    """Ticks at whole numbers only on ``axis`` (``ax.xaxis`` / ``ax.yaxis``): generations, epochs, layers."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
+
+
+def legend_beside(ax, **kwargs):
+    """A legend to the right of ``ax``, outside its data area; returns it (None without labelled artists)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False, **kwargs)
+
+
+def read_config(run_dir) -> dict:
+    """The run's ``config.toml`` as a dict ({} if it is missing or unreadable: plots still work)."""
+    from genreg.config import load_toml
+    from genreg.errors import GenregError
+
+    path = Path(run_dir) / "config.toml"
+    if not path.is_file():
+        return {}
+    try:
+        return load_toml(path)
+    except GenregError:
+        return {}
+
+
+def _registered_classes(name: str) -> tuple:
+    """Class names of a registered image data set called ``name`` (MNIST, Fashion-MNIST, ...); () if none."""
+    sources = []
+    try:  # the data set registry (each image set's IDX description carries its class names)
+        from genreg.tasks import datasets
+
+        sources = [d.idx for d in datasets.DATASETS.values() if d.name == name and d.idx is not None]
+    except ImportError:
+        pass
+    if not sources:
+        from genreg.tasks import mnist
+
+        sources = [s for s in (getattr(mnist, "MNIST_SOURCE", None), getattr(mnist, "FASHION_SOURCE", None))
+                   if s is not None and getattr(s, "folder", None) == name]
+    return tuple(sources[0].classes) if sources else ()
+
+
+def _task_classes(cfg: dict) -> tuple:
+    """Class names of the run's task: by name for a registered image set, from the file for csv / npz."""
+    spec = str(cfg.get("task", "")).strip()
+    name = spec.lower()
+    if name.startswith("csv:") or name.startswith("npz:"):  # a file: its classes are in its rows
+        try:
+            from genreg.tasks import load_task
+
+            target = cfg.get("target") or cfg.get("target_column") or None
+            return tuple(str(c) for c in load_task(spec, target=target, download=False).classes)
+        except Exception:  # the file moved or changed since the run: class numbers instead
+            return ()
+    return _registered_classes(name)
+
+
+def class_names(run_dir, n: int, cfg: dict | None = None) -> list[str]:
+    """Names of the ``n`` classes of the run's task: a ``classes`` list in its config if it has
+    one, the data set's names (digits, Fashion-MNIST's garments, a CSV file's labels), else 0..n-1."""
+    cfg = read_config(run_dir) if cfg is None else cfg
+    names = cfg.get("classes")
+    if not (isinstance(names, list) and len(names) == n):
+        names = _task_classes(cfg)
+    if len(names) != n:
+        names = [str(k) for k in range(n)]
+    return [str(x) for x in names]
+
+
+#: What the GA's fitness key means, for axis labels.
+GA_FITNESS = {"accuracy": "episode accuracy", "neg_loss": "negative cross-entropy"}
+
+
+def fitness_label(cfg: dict, regression: bool = False, labelled: bool = True) -> tuple[str, str]:
+    """(noun for the legend, axis label) of an evolution run's ``best_fitness`` / ``mean_fitness``.
+
+    GENREG selects by trust (a decayed sum of episode rewards); the GA and other strategies by
+    a fitness, named from the config's ``fitness`` key (or -MSE on a regression task, the task's
+    own function on a fitness task: ``labelled`` False).
+    """
+    strategy = str(cfg.get("strategy", "")).lower()
+    if strategy == "genreg":
+        return "trust", "trust (decayed sum of episode rewards)"
+    if not labelled:
+        what = "the task's fitness function"
+    elif regression:
+        what = "negative mean squared error"
+    else:
+        what = GA_FITNESS.get(str(cfg.get("fitness", "")), str(cfg.get("fitness", "")) or "")
+    return "fitness", f"fitness: {what}" if what else "fitness"
+
+
+def moving_window(n: int) -> int:
+    """Generations averaged per point of a noisy per-generation curve of ``n`` points (about 40 points)."""
+    return max(1, n // 40)
+
+
+def block_means(values: np.ndarray, window: int) -> np.ndarray:
+    """Means of consecutive blocks of ``window`` columns: ``(k, n)`` -> ``(k, ceil(n / window))``."""
+    k, n = values.shape
+    blocks = -(-n // window)
+    padded = np.full((k, blocks * window), np.nan)
+    padded[:, :n] = values
+    with warnings.catch_warnings():  # a block of NaN only (no value recorded) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(padded.reshape(k, blocks, window), axis=2)
