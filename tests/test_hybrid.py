@@ -235,12 +235,12 @@ def test_cli_hybrid_plot_attack(tmp_path, mnist_dir, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "784-256-[64|64]-10" in out and "test acc" in out
-    assert main(["hybrid", "--resume", str(run), "--generations", "3", "--no-progress", "--data-dir", str(mnist_dir)]) == 0
+    assert main(["resume", str(run), "--generations", "3", "--no-progress", "--data-dir", str(mnist_dir)]) == 0
     assert latest_state(run)[1].generation == 3
-    assert main(["plot", str(run), "--generations", "3"]) == 0
+    assert main(["plot", str(run), "--snapshots", "3"]) == 0
     for name in ("similarity_gen00003.png", "similarity_mean.png", "accuracy.png"):
         assert (run / name).stat().st_size > 0
-    assert main(["plot", str(run), "--generations", "7"]) == 2
+    assert main(["plot", str(run), "--snapshots", "7"]) == 2
     assert main(["attack", str(run), "--images", "40", "--children", "3", "--data-dir", str(mnist_dir)]) == 0
     out = capsys.readouterr().out
     assert "(c) other children" in out
@@ -249,8 +249,8 @@ def test_cli_hybrid_plot_attack(tmp_path, mnist_dir, capsys):
     assert (run / "attack_fgsm_eps0.05.png").stat().st_size > 0
     assert main(["hybrid", "--set", "population=1", "--out", str(tmp_path / "x")]) == 2
     assert "population" in capsys.readouterr().err
-    assert main(["hybrid", "--resume", str(run), "--seed", "3"]) == 2
-    assert "--resume" in capsys.readouterr().err
+    assert main(["hybrid", "--resume", str(run), "--seed", "3"]) == 2  # the old spelling takes no new seed
+    assert "--seed" in capsys.readouterr().err
 
 
 def test_checkpoint_with_nan_weights_is_refused(tmp_path, mnist_dir):

@@ -157,6 +157,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     snapshots = args.snapshots or args.generations_alias
     if snapshots and kind != "hybrid":
         raise GenregError(f"--snapshots applies to hybrid runs; {args.run_dir} is an {kind} run")
+    if snapshots and not all(part.strip().isdigit() for part in snapshots.split(",")):
+        raise GenregError(f"--snapshots expects comma-separated generation numbers, got {snapshots!r}")
     if kind == "hybrid":
         from genreg.plots.hybrid import plot_hybrid_run
 

@@ -32,7 +32,7 @@ class HPOConfig(ConfigBase):
     population: int = rule(10, ge=4)
     """Individuals per generation (at least 4)."""
     generations: int = rule(6, ge=1)
-    """Generations in total, generation 0 (the random founders, trained) included: G - 1 breeding rounds."""
+    """Generations in total (resume continues up to this number): generation 0 trains the random founders, each later one breeds and trains children."""
     target: float = rule(math.nan, finite=False)
     """Stop early once the best validation metric reaches this value (>= for accuracy, <= for errors); nan = off."""
     merge: bool = False
