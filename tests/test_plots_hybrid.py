@@ -39,7 +39,8 @@ def write_hybrid_run(root, *, generations=4, P=8, metric="accuracy", seed=0):
     key = "accuracy" if metric == "accuracy" else "mse"
     rows = [f"generation,best_val_{key},mean_val_{key},worst_val_{key}"]
     for g in range(1, generations + 1):
-        v = [0.6 + 0.05 * g, 0.55 + 0.05 * g, 0.5 + 0.05 * g] if key == "accuracy" else [1 - 0.1 * g, 1.1 - 0.1 * g, 1.2 - 0.1 * g]
+        base = [0.6, 0.55, 0.5] if key == "accuracy" else [1.0, 1.1, 1.2]
+        v = [b + 0.05 * g if key == "accuracy" else b - 0.1 * g for b in base]
         rows.append(f"{g}," + ",".join(repr(x) for x in v))
     (root / "metrics.csv").write_text("\n".join(rows) + "\n")
     return root

@@ -125,7 +125,7 @@ def test_per_digit_lines_and_heat_map(tmp_path, figures):
     assert lines.get_ylabel() == "episode accuracy (%)"
     assert [t.get_text() for t in lines.get_legend().get_texts()] == [str(d) for d in range(10)]
     assert_legend_beside(lines)  # digit 3's late rise is not hidden
-    assert heat.get_ylabel() == "class" and heat.get_xlabel() == "generation"
+    assert heat.get_ylabel() == "digit" and heat.get_xlabel() == "generation"
     assert [t.get_text() for t in heat.get_yticklabels()] == [str(d) for d in range(10)]
     assert bar.get_ylabel() == "episode accuracy (%)"
     (mesh,) = heat.collections
@@ -139,6 +139,7 @@ def test_per_class_names_for_other_tasks(tmp_path, figures):
     assert "per_class.png" in [p.name for p in plot_run(fashion)]
     lines, heat, _ = figures["per_class.png"].axes
     assert [t.get_text() for t in heat.get_yticklabels()][:2] == ["T-shirt/top", "Trouser"]
+    assert heat.get_ylabel() == "class" and lines.get_legend().get_title().get_text() == "class"
     assert lines.get_legend().get_texts()[-1].get_text() == "Ankle boot"
     letters = [chr(65 + k) for k in range(26)]
     written = plot_run(write_run(tmp_path / "letters", task="letters", n_classes=26, classes_key=letters))

@@ -43,8 +43,8 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
     classes = [k for k in m if k.startswith("class_")]
     if classes:
         names = class_names(run_dir, len(classes), cfg)
-        name = "per_digit.png" if str(cfg.get("task", "mnist")).lower() == "mnist" else "per_class.png"
-        written.append(_per_class(run_dir, m, classes, names, out_dir / name))
+        noun = "digit" if str(cfg.get("task", "mnist")).lower() == "mnist" else "class"
+        written.append(_per_class(run_dir, m, classes, names, out_dir / f"per_{noun}.png", noun))
     weights_path = run_dir / "tracked_weights.csv"
     if weights_path.exists():
         w = read_history(weights_path)
@@ -91,7 +91,7 @@ def _fitness_figure(run_dir: Path, m: dict, cfg: dict, out_dir: Path) -> Path:
     return save_figure(fig, out_dir / "trust_accuracy.png")
 
 
-def _per_class(run_dir: Path, m: dict, classes: list[str], names: list[str], path: Path) -> Path:
+def _per_class(run_dir: Path, m: dict, classes: list[str], names: list[str], path: Path, noun: str = "class") -> Path:
     """The best genome's episode accuracy per class: lines (up to 10 classes) above a heat-map."""
     plt = pyplot()
     g = m["generation"]
@@ -111,7 +111,7 @@ def _per_class(run_dir: Path, m: dict, classes: list[str], names: list[str], pat
         ax_l.set_ylabel("episode accuracy (%)")
         ax_l.set_ylim(0, 100)
         ax_l.grid(alpha=0.3)
-        legend_beside(ax_l, title="class")
+        legend_beside(ax_l, title=noun)
     else:
         fig, ax_h = plt.subplots(figsize=(10, heat_height + 0.9), layout="constrained")
     blocks = block_means(acc, window)
@@ -120,12 +120,12 @@ def _per_class(run_dir: Path, m: dict, classes: list[str], names: list[str], pat
     ax_h.set_yticks(range(k))
     ax_h.set_yticklabels(names, fontsize=9 if k <= 30 else 7)
     ax_h.invert_yaxis()  # class 0 on top, as in the legend
-    ax_h.set_ylabel("class")
+    ax_h.set_ylabel(noun)
     ax_h.set_xlabel("generation")
     integer_axis(ax_h.xaxis)
     fig.colorbar(mesh, ax=ax_h, label="episode accuracy (%)", pad=0.02, aspect=15)
     mean = f"mean over {window} generations" if window > 1 else "each generation"
-    fig.suptitle(f"{run_dir.name}: best genome's episode accuracy per class ({mean})")
+    fig.suptitle(f"{run_dir.name}: best genome's episode accuracy per {noun} ({mean})")
     return save_figure(fig, path)
 
 
@@ -145,7 +145,7 @@ def _tracked_weights(run_dir: Path, w: dict, path: Path, n_lines: int = 5) -> Pa
     mesh = ax_h.pcolormesh(edges, np.arange(len(names) + 1), values[order], cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax_h.set_ylabel(f"tracked weight\n(sorted by final value, {len(names)} in all)")
     integer_axis(ax_h.yaxis)
-    fig.colorbar(mesh, ax=ax_h, label="weight value", pad=0.02, extend="both")
+    fig.colorbar(mesh, ax=ax_h, label="weight value", pad=0.02, extend="both", shrink=0.9, aspect=25)
     moved = np.nan_to_num(np.abs(values[:, -1] - values[:, 0]), nan=-1.0)
     for i in np.argsort(-moved, kind="stable")[:n_lines]:
         first, last = (round(float(v), 2) + 0.0 for v in (values[i, 0], values[i, -1]))  # no "-0.00"
