@@ -17,7 +17,7 @@ COLUMNS = ["generation", "id", "parent_a", "parent_b", "provenance", "merged", *
            "init_metric", "metric", "epochs", "fitness_seconds", "fitness_cpu_seconds", "merge_seconds", "error"]
 
 
-def write_hpo_run(root, *, generations=4, population=12, metric="mse", seed=0):
+def write_hpo_run(root, *, generations=4, population=12, metric="mse", seed=0, epochs=None):
     """A synthetic search: evaluations.csv and summary.json."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True)
@@ -34,7 +34,7 @@ def write_hpo_run(root, *, generations=4, population=12, metric="mse", seed=0):
             merged = int(g > 0 and rng.random() < 0.5)
             values = {"generation": g, "id": k, "parent_a": -1, "parent_b": -1, "provenance": "r", "merged": merged,
                       **traits, "hidden_sizes": "-".join(str(s) for s in sizes), "n_params": 100, "init_metric": 1.0,
-                      "metric": value, "epochs": int(rng.integers(2, 6)), "fitness_seconds": rng.random(),
+                      "metric": value, "epochs": epochs or int(rng.integers(2, 6)), "fitness_seconds": rng.random(),
                       "fitness_cpu_seconds": rng.random(), "merge_seconds": 0.0, "error": ""}
             rows.append(",".join(str(values[c]) for c in COLUMNS))
             k += 1
@@ -97,10 +97,14 @@ def test_hpo_figures(tmp_path, figures):
 
 
 def test_hpo_accuracy_run_with_few_generations(tmp_path, figures):
-    plot_hpo_run(write_hpo_run(tmp_path / "mnist", generations=2, population=5, metric="accuracy"))
+    plot_hpo_run(write_hpo_run(tmp_path / "mnist", generations=2, population=5, metric="accuracy", epochs=5))
     (ax,) = figures["best_metric.png"].axes
     assert ax.get_ylabel() == "validation accuracy"
     assert_integer_ticks(ax.xaxis)  # two generations: 0 and 1, no 0.25
+    for ax in figures["fitness_time.png"].axes:  # every run trained 5 epochs: the tick is 5, not 4.8, 4.9 ...
+        assert_integer_ticks(ax.xaxis)
+        if "epochs" in ax.get_ylabel():
+            assert_integer_ticks(ax.yaxis)
     grids = [a for a in figures["architectures.png"].axes if a.images]
     assert len(grids) == 1
     right = [a for a in figures["architectures.png"].axes if a.get_ylabel() == "validation accuracy"]

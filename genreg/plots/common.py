@@ -45,7 +45,9 @@ def integer_axis(axis) -> None:
     """Ticks at whole numbers only on ``axis`` (``ax.xaxis`` / ``ax.yaxis``): generations, epochs, layers."""
     from matplotlib.ticker import MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
+    # min_n_ticks=1: a view holding one whole number (one generation, every run 5 epochs) still
+    # gets whole-number ticks only, not 4.8, 4.9, 5.0
+    axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10], min_n_ticks=1))
 
 
 def legend_beside(ax, **kwargs):
