@@ -1,4 +1,12 @@
-"""Shared fixtures: the real MNIST data (read from ../shared/data or $GENREG_DATA, never downloaded)."""
+"""Shared fixtures: the real data (never downloaded), a local HTTP server, thread-count digests.
+
+The real data is looked for as ``genreg`` looks for it (``genreg.tasks.datasets``): under
+``$GENREG_DATA`` when it is set; otherwise under ``../shared/data`` (this repository's layout),
+then the user cache (``$XDG_CACHE_HOME/genreg``, default ``~/.cache/genreg``).  Missing data skips
+the tests that need it (fails them under ``CI=true``), and the session ends with one line saying
+how many were skipped, where the data was looked for and how to get it.  Tests never download:
+every data set's mirror list points at a closed local port (``GENREG_*_MIRRORS``).
+"""
 
 from __future__ import annotations
 
@@ -13,33 +21,66 @@ import threading
 
 import pytest
 
-from genreg.tasks import FILES, load_mnist
+from genreg.tasks import datasets, load_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+OFFLINE = "http://127.0.0.1:9/"  # the discard port: nothing listens, a download fails at once
+_DATA_SKIP = "data unavailable:"
+_MISSING: dict[str, Path] = {}  # data set -> the folder genreg would use, for the session's summary line
+
+
+def pytest_configure(config):
+    for ds in datasets.DATASETS.values():
+        os.environ[ds.mirrors_env] = OFFLINE
 
 
 def _under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1")
 
 
-def _unavailable(reason: str):
-    """Missing data: a skip on a user's machine, a failure under CI."""
+def _candidate_roots() -> list[Path]:
+    """Data roots to look in, in order: $GENREG_DATA alone when set, else ../shared/data then the cache."""
+    if os.environ.get("GENREG_DATA", "").strip():
+        return [datasets.resolve_root()]
+    return [SHARED_DATA.resolve(), datasets.cache_root().resolve()]
+
+
+def find_data(name: str, files=None) -> Path:
+    """The folder of data set ``name`` holding ``files`` (default all) in the first candidate root;
+    skips the test (fails it under CI) naming the folder the ``genreg`` command would use."""
+    ds = datasets.get(name)
+    files = tuple(files or ds.files)
+    for root in _candidate_roots():
+        folder = datasets.dataset_dir(ds.name, root)
+        if all((folder / f).is_file() or (ds.idx is not None and (folder / f"{f}.gz").is_file()) for f in files):
+            return folder
+    folder = datasets.dataset_dir(ds.name)  # where the CLI looks ($GENREG_DATA, else the cache)
+    reason = f"{ds.title} not found in {folder} — run `genreg data download {ds.name}` or set GENREG_DATA"
     if _under_ci():
-        pytest.fail(f"data unavailable under CI: {reason}", pytrace=False)
-    pytest.skip(f"data unavailable: {reason}")
+        pytest.fail(f"{_DATA_SKIP} under CI: {reason}", pytrace=False)
+    _MISSING[ds.name] = folder
+    pytest.skip(f"{_DATA_SKIP} {reason}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """One line for the whole session when tests were skipped for missing data (after -ra's list)."""
+    yield
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if _DATA_SKIP in str(r.longrepr)]
+    if not skipped or not _MISSING:
+        return
+    where = ", ".join(f"{datasets.get(n).title} in {folder}" for n, folder in _MISSING.items())
+    terminalreporter.write_line(
+        f"{len(skipped)} test{'s' if len(skipped) != 1 else ''} skipped: data not found ({where}) — run "
+        f"`genreg data download {' '.join(_MISSING)}` or set GENREG_DATA to a data root holding it",
+        yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The directory holding the four real MNIST IDX files."""
-    if os.environ.get("GENREG_DATA"):
-        directory = Path(os.environ["GENREG_DATA"]).expanduser() / "mnist"
-    else:
-        directory = REPO_ROOT.parent / "shared" / "data" / "mnist"
-    missing = [n for n in FILES if not (directory / n).is_file() and not (directory / f"{n}.gz").is_file()]
-    if missing:
-        _unavailable(f"{', '.join(missing)} not found in {directory} (set GENREG_DATA to the data root)")
-    return directory.resolve()
+    """The folder holding the four real MNIST IDX files."""
+    return find_data("mnist").resolve()
 
 
 @pytest.fixture(scope="session")
@@ -68,13 +109,12 @@ def digest_with_threads():
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """The shared data root holding wine-quality/ and boston-housing/ (skip, or fail under CI, if absent)."""
-    root = Path(os.environ["GENREG_DATA"]).expanduser() if os.environ.get("GENREG_DATA") else REPO_ROOT.parent / "shared" / "data"
-    needed = [root / "wine-quality" / "winequality-red.csv", root / "boston-housing" / "boston_housing.csv"]
-    missing = [str(p) for p in needed if not p.is_file()]
-    if missing:
-        _unavailable(f"{', '.join(missing)} not found (set GENREG_DATA to the data root)")
-    return root.resolve()
+    """A data root holding wine-quality/ and boston-housing/ (skip, or fail under CI, if absent)."""
+    wine = find_data("wine", ["winequality-red.csv"])
+    boston = find_data("boston")
+    if wine.parent != boston.parent:
+        pytest.skip(f"{_DATA_SKIP} wine ({wine}) and Boston ({boston}) are under different data roots")
+    return wine.parent.resolve()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -38,7 +38,7 @@ def synthetic() -> dict[str, bytes]:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for var in ("GENREG_DATA", "GENREG_MNIST_MIRRORS", "GENREG_FASHION_MNIST_MIRRORS", "XDG_CACHE_HOME"):
+    for var in ("GENREG_DATA", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(mnist_mod, "DOWNLOAD_TIMEOUT", 5.0)
 
@@ -146,7 +146,8 @@ def test_all_mirrors_failing(server, tmp_path):
     with pytest.raises(DataError) as info:
         load_fashion_mnist(cache, mirrors=[f"{url}/empty", "http://127.0.0.1:1/"])
     msg = str(info.value)
-    assert str((cache / "fashion-mnist").resolve()) in msg and "--data-dir" in msg and "DIR/fashion-mnist/" in msg
+    assert str((cache / "fashion-mnist").resolve()) in msg and "--data-dir" in msg and "holding fashion-mnist/" in msg
+    assert "`genreg data download fashion-mnist`" in msg
     assert not (cache / "fashion-mnist").exists()
 
 

@@ -20,7 +20,7 @@ from genreg.tasks import (
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for var in ("GENREG_DATA", "GENREG_MNIST_MIRRORS", "GENREG_FASHION_MNIST_MIRRORS", "XDG_CACHE_HOME"):
+    for var in ("GENREG_DATA", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
 
 

@@ -50,7 +50,7 @@ def assert_matches(m: MNIST, content: dict[str, bytes]) -> None:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for var in ("GENREG_DATA", "GENREG_MNIST_MIRRORS", "XDG_CACHE_HOME"):
+    for var in ("GENREG_DATA", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -142,7 +142,16 @@ def test_missing_files_without_download(tmp_path):
         load_mnist(tmp_path, download=False)
     msg = str(info.value)
     assert str(tmp_path.resolve()) in msg and "t10k-images-idx3-ubyte" in msg
-    assert "--data-dir" in msg and "GENREG_DATA" in msg
+    assert "--data-dir" in msg and "GENREG_DATA" in msg and "genreg data download mnist" in msg
+
+
+def test_missing_message_names_the_rule_that_chose_the_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENREG_DATA", str(tmp_path / "env"))
+    with pytest.raises(DataError) as info:
+        load_mnist(download=False)
+    msg = str(info.value)
+    assert str((tmp_path / "env" / "mnist").resolve()) in msg and "from $GENREG_DATA" in msg
+    assert "`genreg data download mnist`" in msg
 
 
 # ----------------------------------------------------------------------------- directory resolution
@@ -155,7 +164,15 @@ def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
     assert resolve_data_dir() == (tmp_path / "xdg" / "genreg" / "mnist").resolve()
     monkeypatch.setenv("GENREG_DATA", str(tmp_path / "data"))
     assert resolve_data_dir() == (tmp_path / "data" / "mnist").resolve()
-    assert resolve_data_dir(tmp_path / "explicit") == (tmp_path / "explicit").resolve()
+    # an explicit data_dir is a data root, whatever $GENREG_DATA says
+    assert resolve_data_dir(tmp_path / "explicit") == (tmp_path / "explicit" / "mnist").resolve()
+    # the old habit: the MNIST folder itself, named mnist or holding the files
+    assert resolve_data_dir(tmp_path / "x" / "mnist") == (tmp_path / "x" / "mnist").resolve()
+    write_set(tmp_path / "own", synthetic_set())
+    assert resolve_data_dir(tmp_path / "own") == (tmp_path / "own").resolve()
+    # a root holding mnist/ with files wins over files of its own
+    write_set(tmp_path / "own" / "mnist", synthetic_set())
+    assert resolve_data_dir(tmp_path / "own") == (tmp_path / "own" / "mnist").resolve()
 
 
 # ----------------------------------------------------------------------------- downloads
@@ -206,10 +223,12 @@ def test_corrupt_download_rejected_and_next_mirror_used(server, synthetic, tmp_p
     flipped[100] ^= 0xFF  # valid gzip, valid IDX, wrong content
     (bad / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes(flipped)))
     (bad / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(synthetic["train-labels-idx1-ubyte"])[:-20])
-    cache = tmp_path / "cache"
-    m = load_mnist(cache, mirrors=[f"{url}/bad", f"{url}/good"])
+    root = tmp_path / "cache"
+    cache = root / "mnist"  # an empty data root gets its mnist/ folder
+    m = load_mnist(root, mirrors=[f"{url}/bad", f"{url}/good"])
     assert "/bad/train-images-idx3-ubyte.gz" in requests and "/bad/train-labels-idx1-ubyte.gz" in requests
     assert_matches(m, synthetic)
+    assert m.source == cache.resolve() and sorted(p.name for p in root.iterdir()) == ["mnist"]
     cached = gzip.decompress((cache / "train-images-idx3-ubyte.gz").read_bytes())
     assert cached == synthetic["train-images-idx3-ubyte"]
     assert sorted(p.name for p in cache.iterdir()) == sorted(f"{n}.gz" for n in FILES)
@@ -220,8 +239,8 @@ def test_corrupt_download_not_cached(server, synthetic, tmp_path):
     content = dict(synthetic)
     content["t10k-labels-idx1-ubyte"] = labels_bytes(20, offset=4)  # wrong checksum
     write_set(root / "bad", content)
-    cache = tmp_path / "cache"
-    cache.mkdir()
+    cache = tmp_path / "cache" / "mnist"
+    cache.mkdir(parents=True)
     with pytest.raises(DataError) as info:
         load_mnist(cache, mirrors=[f"{url}/bad"])
     assert "checksum" in str(info.value)
@@ -240,10 +259,11 @@ def test_all_mirrors_failing(server, synthetic, tmp_path):
     for name in FILES:
         assert name in msg
     assert "--data-dir" in msg and "GENREG_DATA" in msg
+    assert "genreg data download mnist" in msg
     assert requests == ["/empty/train-images-idx3-ubyte.gz"]
-    assert not cache.exists() or not any(cache.iterdir())
+    assert not (tmp_path / "offline").exists()  # every folder the download made is gone again
 
-    existing = tmp_path / "existing"  # an existing directory stays, untouched
+    existing = tmp_path / "existing"  # an existing data root stays, untouched
     existing.mkdir()
     with pytest.raises(DataError):
         load_mnist(existing, mirrors=[f"{url}/empty/"])

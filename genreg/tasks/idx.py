@@ -1,8 +1,9 @@
-"""IDX image data sets (MNIST and its drop-in relatives): read, locate, download, verify.
+"""IDX image data sets (MNIST and its drop-in relatives): read, verify, download.
 
 A data set is described by an :class:`IdxSource` (its folder, four file names,
 mirrors and published checksums); :func:`load_idx` turns a directory into an
-:class:`ImageSet`.  Images stay ``uint8`` in memory: ``(N, rows*cols)`` rows,
+:class:`ImageSet`; :func:`download_files` fetches files checked against the checksums.
+Where the directory is, and the registry of sources, is :mod:`genreg.tasks.datasets`.  Images stay ``uint8`` in memory: ``(N, rows*cols)`` rows,
 row-major; labels are ``(N,) uint8``.  Loaded arrays are read-only because one
 loaded copy is shared by every caller in the process.
 
@@ -12,14 +13,10 @@ file and what is wrong with it.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import http.client
 import os
-import sys
-import tempfile
-import urllib.request
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from genreg.errors import DataError
+from genreg.tasks.download import MAX_DOWNLOAD_BYTES, fetch, file_url, make_dirs, remove_empty
 
 IMAGE_MAGIC = 0x00000803  # unsigned byte data, 3 dimensions (count, rows, cols)
 LABEL_MAGIC = 0x00000801  # unsigned byte data, 1 dimension (count)
-DOWNLOAD_TIMEOUT = 30.0  # seconds, per network operation
-MAX_DOWNLOAD_BYTES = 256 << 20  # a download (or its decompressed content) larger than this is rejected
 _MAX_PAYLOAD = 1 << 31  # an IDX header declaring more data bytes than this is rejected
 _CHUNK = 1 << 20
 _CACHE: dict[tuple[str, Path], tuple[tuple, "ImageSet"]] = {}
@@ -220,40 +216,10 @@ def find_file(directory: Path, name: str) -> Path | None:
     return None
 
 
-def default_root() -> Path:
-    """The data root when none is given: ``$GENREG_DATA``, else ``$XDG_CACHE_HOME/genreg``
-    (default ``~/.cache/genreg``); not resolved."""
-    if os.environ.get("GENREG_DATA"):
-        return Path(os.environ["GENREG_DATA"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "genreg"
+# ----------------------------------------------------------------------------- checking and downloading
 
 
-def _missing_message(source: IdxSource, directory: Path, missing: list[str], reason: str) -> str:
-    files = "\n".join(f"  {name}.gz" for name in source.files)
-    return (
-        f"{source.title} files missing from {directory}: {', '.join(missing)}; {reason}.\n"
-        f"Put the four {source.title} files (gzip-compressed .gz, or uncompressed without .gz) into\n"
-        f"  {directory}/\n{files}\n"
-        f"or point genreg at a directory holding them with --data-dir DIR, or set GENREG_DATA=DIR "
-        f"(the files then go in DIR/{source.folder}/)."
-    )
-
-
-# ----------------------------------------------------------------------------- downloading
-
-
-def _mirror_list(source: IdxSource, mirrors) -> tuple[str, ...]:
-    if mirrors is None:
-        env = os.environ.get(source.mirrors_env, "")
-        mirrors = env.split(",") if env.strip() else source.mirrors
-    elif isinstance(mirrors, str):
-        mirrors = [mirrors]
-    return tuple(m.strip() for m in mirrors if m and m.strip())
-
-
-def _content_sha256(path: Path) -> tuple[str, bool]:
+def content_sha256(path: Path) -> tuple[str, bool]:
     """sha256 of the file's decompressed content, and whether it was gzip-compressed."""
     with path.open("rb") as raw:
         gz = raw.read(2) == b"\x1f\x8b"
@@ -268,6 +234,16 @@ def _content_sha256(path: Path) -> tuple[str, bool]:
     return digest.hexdigest(), gz
 
 
+def raw_digests(path: Path) -> tuple[str, str]:
+    """(sha256, md5) of the file's bytes as stored."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+    return sha.hexdigest(), md5.hexdigest()
+
+
 def _verify(source: IdxSource, name: str, path: Path, raw_sha256: str, raw_md5: str) -> bool:
     """Check a download against every checksum ``source`` lists for ``name``; returns whether it is gzip."""
     expected = [("sha256 of the .gz", source.gz_sha256.get(name), raw_sha256),
@@ -275,7 +251,7 @@ def _verify(source: IdxSource, name: str, path: Path, raw_sha256: str, raw_md5: 
     with path.open("rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     if name in source.sha256:
-        content, gz = _content_sha256(path)
+        content, gz = content_sha256(path)
         expected.append(("sha256 of content", source.sha256[name], content))
     for what, want, got in expected:
         if want is not None and got != want:
@@ -283,81 +259,66 @@ def _verify(source: IdxSource, name: str, path: Path, raw_sha256: str, raw_md5: 
     return gz
 
 
-def _fetch(source: IdxSource, url: str, name: str, directory: Path, timeout: float) -> None:
-    """Download ``url`` to a temp file in ``directory``, verify, rename into place."""
-    from tqdm import tqdm
-
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-    tmp = Path(tmp_name)
+def _fetch(source: IdxSource, url: str, name: str, directory: Path, timeout: float) -> Path:
+    """Download ``url`` to a temp file in ``directory``, verify, rename into place; returns the file."""
+    tmp, sha, md5 = fetch(url, directory, name, timeout=timeout)
     try:
-        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            length = resp.headers.get("Content-Length", "")
-            show = sys.stderr is not None and sys.stderr.isatty()
-            with tqdm(total=int(length) if length.isdigit() else None, unit="B", unit_scale=True,
-                      desc=name, disable=not show, leave=False) as bar:
-                received = 0
-                while chunk := resp.read(_CHUNK):
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
-                        raise DataError(f"download larger than {MAX_DOWNLOAD_BYTES} bytes")
-                    out.write(chunk)
-                    sha.update(chunk)
-                    md5.update(chunk)
-                    bar.update(len(chunk))
-        gz = _verify(source, name, tmp, sha.hexdigest(), md5.hexdigest())
-        os.replace(tmp, directory / (f"{name}.gz" if gz else name))
+        gz = _verify(source, name, tmp, sha, md5)
+        final = directory / (f"{name}.gz" if gz else name)
+        os.replace(tmp, final)
+        return final
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _download_missing(source: IdxSource, directory: Path, missing: list[str], mirrors: tuple[str, ...],
-                      timeout: float) -> None:
-    if not mirrors:
-        raise DataError(_missing_message(source, directory, missing, "no download mirrors are configured"))
-    created = not directory.exists()
+def download_files(source: IdxSource, directory: Path, names, mirrors: tuple[str, ...], timeout: float,
+                   *, log=None, hint: str = "") -> None:
+    """Fetch each of ``names`` (files of ``source``) from the first of ``mirrors`` (base URLs) that serves
+    it with the right checksums, into ``directory`` (created if need be); a file it replaces under the
+    other name (``x`` vs ``x.gz``) is removed.
+
+    On failure: DataError listing the files, the URLs tried and why, then ``hint``; folders this call
+    created are removed again if empty.  log: called with one line per file fetched.
+    """
+    names = list(names)
+    created = make_dirs(directory, what=f"the {source.title} folder")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(_missing_message(source, directory, missing,
-                                         f"the directory cannot be created ({exc})")) from exc
-    for name in missing:
-        errors = []
-        for base in mirrors:
-            url = f"{base.rstrip('/')}/{name}.gz"
-            try:
-                _fetch(source, url, name, directory, timeout)
-                break
-            except (OSError, ValueError, EOFError, zlib.error, http.client.HTTPException, DataError) as exc:
-                errors.append(f"{url}: {exc}")
-        else:
-            if created:
-                with contextlib.suppress(OSError):
-                    directory.rmdir()  # only succeeds if nothing was downloaded
-            detail = "\n  ".join(errors)
-            raise DataError(_missing_message(source, directory, missing, f"downloading {name} failed:\n  {detail}\n"))
+        for name in names:
+            errors = []
+            for base in mirrors:
+                url = file_url(base, f"{name}.gz")
+                try:
+                    old = find_file(directory, name)
+                    final = _fetch(source, url, name, directory, timeout)
+                    if old is not None and old != final:
+                        old.unlink(missing_ok=True)
+                    if log is not None:
+                        log(f"{final.name}: {final.stat().st_size / 1e6:.1f} MB from {url}, checksum verified")
+                    break
+                except (OSError, ValueError, EOFError, zlib.error, http.client.HTTPException, DataError) as exc:
+                    errors.append(f"{url}: {exc}")
+            else:
+                detail = "\n  ".join(errors)
+                raise DataError(f"{source.title} files missing from {directory}: {', '.join(names)}; "
+                                f"downloading {name} failed:\n  {detail}\n{hint}")
+    finally:
+        remove_empty(created)
 
 
 # ----------------------------------------------------------------------------- loading
 
 
-def load_idx(source: IdxSource, directory: Path, *, download: bool = True, mirrors=None,
-             timeout: float = DOWNLOAD_TIMEOUT) -> ImageSet:
-    """Load the four files of ``source`` from ``directory`` (absolute), downloading missing ones
-    unless ``download=False``.
+def load_idx(source: IdxSource, directory: Path, *, hint: str = "") -> ImageSet:
+    """Load the four files of ``source`` from ``directory`` (absolute).
 
-    mirrors: base URLs to download from (default ``$<source.mirrors_env>`` or ``source.mirrors``).
-    Downloads are verified against the source's checksums before being moved into ``directory``.
     The result is cached in-process, keyed on the directory (and the files' size/mtime).
-    Raises DataError when files are missing, unobtainable, corrupt or inconsistent.
+    Raises DataError when files are missing (the message ends with ``hint``), corrupt or inconsistent.
     """
     if directory.exists() and not directory.is_dir():
         raise DataError(f"{directory}: not a directory (expected the directory holding the {source.title} files)")
     missing = [name for name in source.files if find_file(directory, name) is None]
     if missing:
-        if not download:
-            raise DataError(_missing_message(source, directory, missing, "downloading is disabled"))
-        _download_missing(source, directory, missing, _mirror_list(source, mirrors), timeout)
+        raise DataError(f"{source.title} files missing from {directory}: {', '.join(missing)}; {hint}")
     paths = [find_file(directory, name) for name in source.files]
     try:
         signature = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths)

@@ -5,10 +5,13 @@ Specs:
 - ``mnist``, ``fashion-mnist``: 28x28 uint8 images, 10 classes.  Validation: the
   ``split_validation(validation_size or 10000, seed=0)`` rows of the training set (seed 0
   whatever the run's seed, so every run of a data set validates on the same images);
-  test: the official test set.  Missing files are downloaded (``download=True``).
+  test: the official test set.
 - ``wine`` (red), ``wine-white``, ``boston``, ``trig``: regression, split 60/20/20 from ``seed``
   (or ``val_fraction`` / ``test_fraction``) and standardised as :mod:`genreg.tasks.tabular` does.
 - ``csv:PATH`` (with ``target``), ``npz:PATH``: see :mod:`genreg.tasks.files`.
+
+The data sets are looked for under one data root (``data_dir``, else ``$GENREG_DATA``, else the user
+cache: :mod:`genreg.tasks.datasets`); missing files are downloaded and verified (``download=True``).
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int |
               val_fraction: float | None = None, test_fraction: float | None = None) -> Task:
     """The task named by ``spec`` (see the module docstring), split from ``seed``.
 
-    data_dir: the data root (default ``$GENREG_DATA``, else ``~/.cache/genreg`` for downloads);
-    for MNIST also the folder of its files.  validation_size: validation images carved from the
-    MNIST / Fashion-MNIST training set (default 10000); other data sets split 60/20/20 and ignore it.
+    data_dir: the data root holding one folder per data set (default ``$GENREG_DATA``, else
+    ``$XDG_CACHE_HOME/genreg``, i.e. ``~/.cache/genreg``); a data set's own folder is accepted too.
+    download: fetch missing MNIST / Fashion-MNIST / wine / Boston files (else a DataError says how).
+    validation_size: validation images carved from the MNIST / Fashion-MNIST training set (default
+    10000); other data sets split 60/20/20 and ignore it.
     A ``csv:`` / ``npz:`` path is read as given (relative to the working directory); the task's
     ``spec`` holds it made absolute.  target: the CSV column to predict (``csv:`` only).  kind: ``'classification'`` or
     ``'regression'`` to override the kind inferred from a CSV / npz file's targets.
@@ -83,9 +88,10 @@ def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int |
     if name == "trig":
         splits = tabular.make_trig(**fractions)
     elif name == "boston":
-        splits = tabular.load_boston(data_dir, **fractions)
+        splits = tabular.load_boston(data_dir, download=download, **fractions)
     else:
-        splits = tabular.load_wine(data_dir, color="white" if name == "wine-white" else "red", **fractions)
+        splits = tabular.load_wine(data_dir, color="white" if name == "wine-white" else "red", download=download,
+                                   **fractions)
     return tabular_task(name, splits)
 
 

@@ -15,28 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from genreg.errors import DataError
+from genreg.tasks import datasets
 from genreg.tasks.base import REGRESSION, Task
+from genreg.tasks.datasets import BOSTON_COLUMNS, WINE_COLUMNS  # noqa: F401  (column names, in file order)
 
-#: Column names, in file order; the last column is the target.
-WINE_COLUMNS = (
-    "fixed acidity", "volatile acidity", "citric acid", "residual sugar", "chlorides",
-    "free sulfur dioxide", "total sulfur dioxide", "density", "pH", "sulphates", "alcohol", "quality",
-)
-BOSTON_COLUMNS = (
-    "CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B", "LSTAT", "MEDV",
-)
 #: File names inside ``<data root>/wine-quality`` and ``<data root>/boston-housing``.
 WINE_FILES = {"red": "winequality-red.csv", "white": "winequality-white.csv"}
 BOSTON_FILE = "boston_housing.csv"
-#: sha256 of the files, where the shared data README pins them (it pins none of the
-#: tabular files today); a file listed here is checked on every load.
-SHA256: dict[str, str] = {}
 
 
 # ----------------------------------------------------------------------------- reading CSVs
@@ -107,22 +97,9 @@ def read_numeric_csv(path, columns: tuple[str, ...], *, sha256: str | None = Non
 
 
 def resolve_data_root(data_dir=None) -> Path:
-    """The data root holding ``wine-quality/`` and ``boston-housing/``: ``data_dir`` if
-    given, else ``$GENREG_DATA``; raises DataError when neither is set."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser().resolve()
-    if os.environ.get("GENREG_DATA"):
-        return Path(os.environ["GENREG_DATA"]).expanduser().resolve()
-    raise DataError("no data directory: pass --data-dir DIR or set GENREG_DATA=DIR "
-                    "(DIR holds wine-quality/ and boston-housing/)")
-
-
-def _find_file(root: Path, folder: str, name: str) -> Path:
-    """``root/folder/name``, or ``root/name`` when ``root`` is the data set's own folder."""
-    for cand in (root / folder / name, root / name):
-        if cand.is_file():
-            return cand
-    return root / folder / name  # does not exist: read_numeric_csv names it
+    """The data root holding ``wine-quality/`` and ``boston-housing/``: ``data_dir``, else ``$GENREG_DATA``,
+    else the user cache (:func:`genreg.tasks.datasets.resolve_root`)."""
+    return datasets.resolve_root(data_dir)
 
 
 # ----------------------------------------------------------------------------- splitting
@@ -177,30 +154,33 @@ def make_splits(name: str, X, y, *, seed: int, val_fraction: float = 0.2, test_f
 
 
 def load_wine(data_dir=None, *, color: str = "red", seed: int = 0, val_fraction: float = 0.2,
-              test_fraction: float = 0.2) -> Task:
+              test_fraction: float = 0.2, download: bool = True) -> Task:
     """Wine quality (Cortez et al. 2009): 11 features -> quality (3..9), split and standardised.
 
     color: 'red' (1,599 rows), 'white' (4,898) or 'both' (concatenated, red first).
-    data_dir: the data root (holding ``wine-quality/``) or that folder itself.
+    data_dir: the data root (holding ``wine-quality/``) or that folder itself; missing files are
+    downloaded unless ``download=False`` (:func:`genreg.tasks.datasets.require`).
     """
     if color not in ("red", "white", "both"):
         raise DataError(f"wine color must be 'red', 'white' or 'both', got {color!r}")
-    root = resolve_data_root(data_dir)
-    parts, sources = [], []
-    for c in (("red", "white") if color == "both" else (color,)):
-        path = _find_file(root, "wine-quality", WINE_FILES[c])
-        parts.append(read_numeric_csv(path, WINE_COLUMNS, sha256=SHA256.get(WINE_FILES[c])))
-        sources.append(str(path))
+    names = [WINE_FILES[c] for c in (("red", "white") if color == "both" else (color,))]
+    folder = datasets.require("wine", data_dir, names, download_missing=download)
+    parts = [read_numeric_csv(folder / name, WINE_COLUMNS) for name in names]
     data = np.concatenate(parts)
     return make_splits(f"wine-{color}", data[:, :-1], data[:, -1], seed=seed, val_fraction=val_fraction,
-                       test_fraction=test_fraction, feature_names=WINE_COLUMNS[:-1], source=";".join(sources))
+                       test_fraction=test_fraction, feature_names=WINE_COLUMNS[:-1],
+                       source=";".join(str(folder / name) for name in names))
 
 
 def load_boston(data_dir=None, *, seed: int = 0, val_fraction: float = 0.2,
-                test_fraction: float = 0.2) -> Task:
-    """Boston housing (Harrison & Rubinfeld 1978): 13 features -> MEDV ($1000s), split and standardised."""
-    path = _find_file(resolve_data_root(data_dir), "boston-housing", BOSTON_FILE)
-    data = read_numeric_csv(path, BOSTON_COLUMNS, sha256=SHA256.get(BOSTON_FILE))
+                test_fraction: float = 0.2, download: bool = True) -> Task:
+    """Boston housing (Harrison & Rubinfeld 1978): 13 features -> MEDV ($1000s), split and standardised.
+
+    data_dir: the data root (holding ``boston-housing/``) or that folder itself; missing files are
+    downloaded unless ``download=False``.
+    """
+    path = datasets.require("boston", data_dir, download_missing=download) / BOSTON_FILE
+    data = read_numeric_csv(path, BOSTON_COLUMNS)
     return make_splits("boston", data[:, :-1], data[:, -1], seed=seed, val_fraction=val_fraction,
                        test_fraction=test_fraction, feature_names=BOSTON_COLUMNS[:-1], source=str(path))
 
