@@ -18,7 +18,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 # Reference data lives beside the repository (never copied into it).
+# (genreg itself looks in --data-dir, else $GENREG_DATA, else ~/.cache/genreg: say so, for commands typed by hand.)
 if [ -z "${GENREG_DATA:-}" ] && [ -d ../shared/data/mnist ]; then
     export GENREG_DATA
     GENREG_DATA=$(cd ../shared/data && pwd)
+    echo "data root: $GENREG_DATA (set by scripts/setup.sh; in your own shell: export GENREG_DATA=$GENREG_DATA)" >&2
 fi
