@@ -71,7 +71,7 @@ def test_plot_out_may_name_a_new_folder(tmp_path, mnist_dir):
     assert (tmp_path / "new" / "plots" / "trust_accuracy.png").is_file()
 
 
-@pytest.mark.parametrize("command", [["hybrid", "--generations", "1"], ["hpo", "--generations", "0"],
+@pytest.mark.parametrize("command", [["hybrid", "--generations", "1"], ["hpo", "--generations", "1"],
                                      ["evolve", "--generations", "1"]])
 def test_every_mode_with_out_under_a_file_is_one_line(tmp_path, capsys, command, monkeypatch):
     monkeypatch.delenv("GENREG_DATA", raising=False)  # refused before any data is looked for
