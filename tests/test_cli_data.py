@@ -109,6 +109,7 @@ def test_download_failure_exits_1_and_leaves_nothing(server, tmp_path, capsys, m
     assert "2 numbers do not make rows of 12 columns" in captured.err
     assert "Connection refused" in captured.err  # MNIST's mirrors point at a closed port in the tests
     assert "could not download wine, mnist" in captured.err
+    assert "$GENREG_WINE_MIRRORS" in captured.err and "genreg data download" not in captured.err
     assert not root.exists()
 
 

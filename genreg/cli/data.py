@@ -99,7 +99,7 @@ def cmd_list(args: argparse.Namespace, *, verify: bool = False) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from genreg.errors import DataError
-    from genreg.tasks.datasets import MISSING, CORRUPT, download, locate_root, status
+    from genreg.tasks.datasets import CORRUPT, MISSING, download, download_hint, locate_root, status
 
     names, root = _selected(args.names), locate_root(args.data_dir)
     print(f"data root: {root.path} ({root.describe()})")
@@ -115,7 +115,8 @@ def cmd_download(args: argparse.Namespace) -> int:
               f"{before.folder}", flush=True)
         t0 = time.perf_counter()
         try:
-            after = download(name, root, timeout=args.timeout, log=lambda line: print(f"  {line}", flush=True))
+            after = download(name, root, timeout=args.timeout, log=lambda line: print(f"  {line}", flush=True),
+                             advice=download_hint(name, before.folder))
         except DataError as exc:
             print(f"genreg: error: {exc}", file=sys.stderr)
             failed.append(ds.name)

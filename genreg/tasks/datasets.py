@@ -240,6 +240,13 @@ def hint(name: str) -> str:
             f"genreg at a data root holding {get(name).folder}/ with --data-dir D or GENREG_DATA=D")
 
 
+def download_hint(name: str, folder: Path) -> str:
+    """What to do when downloading a data set failed, as the end of an error message."""
+    ds = get(name)
+    return (f"check the network, or name other mirrors in ${ds.mirrors_env} (comma-separated base URLs), or copy "
+            f"the files ({', '.join(ds.files)}) into {folder} yourself")
+
+
 # ----------------------------------------------------------------------------- status
 
 MISSING, PRESENT, VERIFIED, CORRUPT = "missing", "present", "verified", "corrupt"
@@ -321,15 +328,17 @@ def status(name: str, data_dir=None) -> Status:
 
 
 def download(name: str, data_dir=None, *, files=None, mirrors=None, timeout: float = dl.DOWNLOAD_TIMEOUT,
-             log: Callable[[str], None] | None = None) -> Status:
+             log: Callable[[str], None] | None = None, advice: str | None = None) -> Status:
     """Fetch the files of data set ``name`` that are missing or corrupt (of ``files``, default all), verify
     them, and move them into its folder; returns the new :class:`Status`.
 
     mirrors: base URLs (default ``$<mirrors_env>`` or the data set's own).  log: called with one line per
-    file fetched.  Raises DataError naming the folder, each URL tried and what went wrong.
+    file fetched.  Raises DataError naming the folder, each URL tried and what went wrong, then ``advice``
+    (default: :func:`hint`).
     """
     before = status(name, data_dir)
     ds, folder = before.dataset, before.folder
+    advice = hint(ds.name) if advice is None else advice
     todo = [f for f, state, _ in before.files if state in (MISSING, CORRUPT) and (files is None or f in files)]
     if not todo:
         return before
@@ -338,14 +347,14 @@ def download(name: str, data_dir=None, *, files=None, mirrors=None, timeout: flo
         raise DataError(f"{ds.title} files missing from {folder}: {', '.join(todo)}; no download mirrors are "
                         f"configured (${ds.mirrors_env} is empty)")
     if ds.idx is not None:
-        download_files(ds.idx, folder, todo, urls, timeout, log=log, hint=hint(ds.name))
+        download_files(ds.idx, folder, todo, urls, timeout, log=log, hint=advice)
     else:
         created = dl.make_dirs(folder, what=f"the {ds.title} folder")
         try:
             for file in todo:
                 dl.download_table([dl.file_url(u, ds.remote_name(file)) for u in urls], folder / file,
                                   len(ds.columns), NUMBERS_SHA256[file], ds.float_format, timeout=timeout, log=log,
-                                  failure=f"{ds.title} files missing from {folder}: {file}", hint=hint(ds.name))
+                                  failure=f"{ds.title} files missing from {folder}: {file}", hint=advice)
         finally:
             dl.remove_empty(created)
     return status(name, before.root)
