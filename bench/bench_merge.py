@@ -56,10 +56,10 @@ from genreg.hpo.data import search_task as load_task  # noqa: E402
 
 #: The search budget per task (HPOConfig keys); the same for basic and merge.
 BUDGETS = {
-    "mnist": {"population": 8, "generations": 4, "epochs": 12, "patience": 2, "mnist_train": 5000, "mnist_val": 1000},
-    "boston": {"population": 10, "generations": 6, "epochs": 40, "patience": 3},
-    "wine": {"population": 10, "generations": 6, "epochs": 40, "patience": 3},
-    "trig": {"population": 10, "generations": 6, "epochs": 40, "patience": 3},
+    "mnist": {"population": 8, "generations": 5, "epochs": 12, "patience": 2, "mnist_train": 5000, "mnist_val": 1000},
+    "boston": {"population": 10, "generations": 7, "epochs": 40, "patience": 3},
+    "wine": {"population": 10, "generations": 7, "epochs": 40, "patience": 3},
+    "trig": {"population": 10, "generations": 7, "epochs": 40, "patience": 3},
 }
 #: Default repetitions per task (MNIST is the expensive one).
 REPS = {"mnist": 3, "boston": 5, "wine": 5, "trig": 5}

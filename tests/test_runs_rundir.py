@@ -127,7 +127,7 @@ def test_resume_to_fewer_generations_is_refused_without_touching_the_config(tmp_
 
     start_run(_small(generations=3), tmp_path / "run", mnist_dir, progress=False)
     before = (tmp_path / "run" / "config.toml").read_bytes()
-    with pytest.raises(ConfigError, match="already at generation 3"):
+    with pytest.raises(ConfigError, match="has already run 3 generations"):
         resume_run(tmp_path / "run", {"generations": 2}, mnist_dir, progress=False)
     assert (tmp_path / "run" / "config.toml").read_bytes() == before
 

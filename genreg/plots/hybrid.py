@@ -48,7 +48,7 @@ def parse_generations(text, available) -> list[int]:
     try:
         picks = [int(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
-        raise GenregError(f"--generations expects comma-separated integers, got {text!r}") from None
+        raise GenregError(f"--snapshots expects comma-separated generation numbers, got {text!r}") from None
     missing = [g for g in picks if g not in available]
     if missing:
         raise GenregError(f"no similarity recorded for generation(s) {missing}; recorded: {available}")

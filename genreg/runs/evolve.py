@@ -324,8 +324,10 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -
     base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
     cfg = from_mapping(dict(overrides or {}), base)
     if cfg.generations < state.generation:
-        raise ConfigError(f"{run_dir} is already at generation {state.generation}; --generations {cfg.generations} "
-                          "would undo nothing and run nothing (give a larger total)")
+        done = state.generation
+        raise ConfigError(f"{run_dir} has already run {done} generation{'s' if done != 1 else ''} (0-{done - 1}); "
+                          f"--generations {cfg.generations} is not more: give the total to reach, e.g. "
+                          f"--generations {done + cfg.checkpoint_every}")
     fixed = (*NETWORK_KEYS, "task", "target")
     if base.task not in ("mnist", "fashion-mnist"):  # other tasks are split by the seed: a new one would mix them
         fixed += ("seed",)
@@ -346,7 +348,9 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -
     (run_dir / "config.toml").write_text(cfg.to_toml())
     mode = EvolveMode(run_dir, cfg, task, population.layout)
     mode.truncate(state.generation)
-    print(f"resuming {run_dir} from {path.name} (generation {state.generation}) to generation {cfg.generations}")
+    done = state.generation
+    print(f"resuming {run_dir} from {path.name} ({done} generation{'s' if done != 1 else ''} done) "
+          f"up to {cfg.generations} in total")
     holder = [state]
     del state, population
     return _evolve(mode, holder, progress, on_generation)
