@@ -82,7 +82,12 @@ def test_evolve_total_and_resume(tmp_path, capsys):
     assert _generations(run / "metrics.csv") == [0, 1]
     assert main(["resume", str(run), "--generations", "4", "--no-progress"]) == 0
     assert _generations(run / "metrics.csv") == [0, 1, 2, 3]
-    assert "4 generations (0-3)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "4 generations (0-3)" in out
+    from genreg.network.population import format_bytes
+    from genreg.runs.rundir import disk_usage
+
+    assert f"run directory: {run} holds {format_bytes(disk_usage(run))}" in out  # what the run costs on disk
 
 
 @pytest.mark.parametrize("command", ["hpo", "hybrid"])

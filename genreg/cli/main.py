@@ -113,7 +113,16 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     best = out / f"best_genome_{name}_gen{state.generation:05d}.pkl"
     print(f"{common.span(state.generation)} in {time.perf_counter() - t0:.1f} s"
           + (f"; best genome: {best}" if best.exists() else " (no genome evaluated yet)"))
+    print(_size_line(out))
     return 0
+
+
+def _size_line(run_dir) -> str:
+    """"run directory: DIR holds N MB" (what the run costs on disk)."""
+    from genreg.network.population import format_bytes
+    from genreg.runs.rundir import disk_usage
+
+    return f"run directory: {run_dir} holds {format_bytes(disk_usage(run_dir))}"
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -141,6 +150,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     state = resume_run(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
     print(f"{common.span(state.generation)} done after {time.perf_counter() - t0:.1f} s")
+    print(_size_line(args.run_dir))
     return 0
 
 
