@@ -1,5 +1,6 @@
 """Tasks: every data source as a :class:`Task` (``load_task``, ``from_arrays``), or a :class:`FitnessTask`.
 
+Where the data lives and how it is downloaded: :mod:`genreg.tasks.datasets` (``genreg data``).
 Also the loaders underneath: MNIST / Fashion-MNIST IDX files (download, validation splits,
 balanced episodes), the tabular CSVs and the trig task, CSV and npz files.
 """
