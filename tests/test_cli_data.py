@@ -154,4 +154,5 @@ def test_a_start_on_missing_data_creates_nothing(tmp_path, argv, name):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"genreg data download {name}" in proc.stderr and str(root) in proc.stderr
     assert not out.exists(), sorted(p.name for p in out.iterdir())
+    assert "run directory" not in proc.stdout  # nor announces one
     assert not any(root.iterdir())  # nor any empty data folder

@@ -128,3 +128,13 @@ def epilog(example: str, more: str = "") -> str:
     """A subcommand's epilog: an example first, then ``more`` (e.g. its config keys)."""
     text = f"example:\n  {example}"
     return text + ("\n\n" + more if more else "")
+
+
+def ensure_data(task: str, data_dir) -> None:
+    """Fetch a built-in data set's files if missing (``genreg.tasks.datasets.require``) before a run
+    announces its directory: a start that fails on data then names no folder it never creates."""
+    from genreg.tasks import datasets
+
+    name = str(task).strip().lower()
+    if name in datasets.DATASETS or name in datasets.ALIASES:
+        datasets.require(name, data_dir)

@@ -106,6 +106,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                    target=cfg.target or None) if cfg.task not in ("mnist", "fashion-mnist") else None
     if task is not None:
         print(f"task {task.describe()}")
+    common.ensure_data(cfg.task, args.data_dir)
     print(f"run directory: {out}")
     t0 = time.perf_counter()
     state = start_run(cfg, out, args.data_dir, progress=not args.no_progress, task=task)

@@ -43,7 +43,7 @@ def image_search_task(cfg, data_dir=None) -> Task:
     from genreg.tasks import FASHION_CLASSES, load_fashion_mnist, load_mnist
 
     fashion = cfg.task.strip().lower() == "fashion-mnist"
-    data = load_fashion_mnist(data_dir, download=False) if fashion else load_mnist(data_dir, download=False)
+    data = load_fashion_mnist(data_dir) if fashion else load_mnist(data_dir)  # downloading, as every command does
     train, val = data.split_validation(cfg.mnist_val, seed=cfg.seed)
     idx = np.arange(len(train))
     if 0 < cfg.mnist_train < len(train):

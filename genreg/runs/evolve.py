@@ -274,9 +274,11 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
         warm = threading.Thread(target=warm_kernels, args=(Layout((784, *cfg.hidden_sizes, 10), cfg.activation),),
                                 name="genreg-warm-kernels", daemon=True)
         warm.start()
-    task = _load_task(cfg, task, data_dir)
-    if warm is not None:
-        warm.join()  # no kernel runs here before this: one thread at a time launches parallel kernels
+    try:
+        task = _load_task(cfg, task, data_dir)
+    finally:
+        if warm is not None:
+            warm.join()  # no kernel runs here before this (nor after a failed load): one thread launches kernels
     layout = layout_for(cfg, task)
     if task.kind != FITNESS:  # the episodes can be drawn (enough examples of every class): before anything is written
         task.sampler(cfg.samples_per_class, cfg.seed)
