@@ -57,6 +57,18 @@ class Mode(Protocol):
         """Release files and threads."""
 
 
+def restart_clock(bar, n: int) -> None:
+    """Set the count of ``bar`` (a tqdm bar) to ``n`` and time it from now on: the first generation
+    of a process pays for Numba compilation and cold caches, so its time would make the first ETA absurd."""
+    bar.refresh = lambda *args, **kwargs: None  # reset() would show the count as 0 for a moment
+    try:
+        bar.reset()
+    finally:
+        del bar.refresh
+    bar.n = bar.last_print_n = bar.initial = n
+    bar.refresh()
+
+
 def run_loop(mode: Mode, state, *, generations: int, checkpoint_every: int, max_minutes: float = 0.0,
              progress: bool = True, on_generation: Callable[[dict], object] | None = None, desc: str = "",
              units_per_generation: int = 1, unit: str = "gen", postfix: Callable[[dict], dict] | None = None,
@@ -68,6 +80,7 @@ def run_loop(mode: Mode, state, *, generations: int, checkpoint_every: int, max_
     ``state.generation`` counts the generations done; the stop message names the generation
     that the step's metrics name (``record["generation"]``).
     A checkpoint is written every ``checkpoint_every`` generations, at the end and at a stop.
+    The bar's clock (rate, ETA) starts after the first generation (``restart_clock``).
     ``on_generation(metrics)`` sees each generation's metrics; returning True stops the run.
     """
     from tqdm import tqdm
@@ -77,12 +90,15 @@ def run_loop(mode: Mode, state, *, generations: int, checkpoint_every: int, max_
     failed = True
     bar = tqdm(total=generations * units_per_generation, initial=state.generation * units_per_generation,
                unit=unit, disable=not progress, dynamic_ncols=True, desc=desc)
+    first = state.generation
     try:
         with StopRequest() as stop:
             while state.generation < generations:
                 g = state.generation
                 state, record = mode.step(state, bar.update)
-                if units_per_generation == 1:
+                if g == first:  # counted, but not timed
+                    restart_clock(bar, bar.n + (1 if units_per_generation == 1 else 0))
+                elif units_per_generation == 1:
                     bar.update(1)
                 if postfix is not None:
                     bar.set_postfix(postfix(record), refresh=units_per_generation != 1)
