@@ -1,10 +1,11 @@
 """Numba kernels: pure functions over arrays, no I/O, no validation (see ``genreg`` for wrappers)."""
 
 from .activations import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, fast_tanh
-from .forward import brood_predict, genome_logits, population_logits, population_predict, predict_from_logits
+from .forward import predict_from_logits
+from .population import brood_predict, genome_logits, make_children, population_logits, population_predict
 from .rng import stream_key
 from .sparse import count_active_features, fill_tiles
-from .variation import gene_crossover, make_children, mask_crossover, mutate_row, mutate_rows, stream_keys
+from .variation import gene_crossover, mask_crossover, mutate_row, mutate_rows, stream_keys
 
 __all__ = [
     "IDENTITY",

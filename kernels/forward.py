@@ -14,17 +14,18 @@ through a transposed view.  Layer outputs live in two per-thread buffers
 ``(TILE, width)`` (``scratch``) and use their first ``padded_width(n_l)``
 columns; columns past ``n_l`` are padding that no later step reads.  Kernels
 write into caller-allocated outputs and validate nothing; call them through
-``genreg.network.forward``.  Parallel kernels hand out genomes (or tiles) through a
-queue (``genreg.kernels.workqueue``); each output element is computed by exactly one
-thread in a fixed order, so results are bit-identical for any number of threads.
+``genreg.network.forward``.  The population entry points (``population_logits``,
+``population_predict``, ``brood_predict``, ``genome_logits``) live in
+``genreg.kernels.population``: one worker, on threads that take genomes (or tiles)
+from a queue; each output element is computed by exactly one thread in a fixed
+order, so results are bit-identical for any number of threads.
 """
 
+import numba
 import numpy as np
-from numba import prange
 
-from ._config import jit, parallel_jit
+from ._config import jit
 from .activations import activate_inplace
-from .variation import make_child
 from .simd import (
     BLOCK,
     TILE,
@@ -35,7 +36,7 @@ from .simd import (
     tile_rows_block16,
     tile_rows_block_wide,
 )
-from .workqueue import claim
+from .workqueue import claim, run_workers
 
 
 @jit
@@ -150,93 +151,21 @@ def score(logits, labels, n_classes, predictions):
     return correct
 
 
-@parallel_jit
-def population_logits(W, sizes, act, tile_ptr, rows, values, out, n_workers):
-    """Fill ``out: (P, B, n_out) float32`` with the logits of every genome on every sample.
-
-    W: ``(P, n_params) float32``; the batch (B = ``out.shape[1]``) is shared by all
-    genomes; ``n_workers`` (the number of threads) loops take genomes from a queue
-    (``genreg.kernels.workqueue``).
-    """
-    queue = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        a, b, units = scratch(sizes)
+@jit
+def score_worker(logits, labels, n_classes, predictions, n_correct, queue):
+    """One worker of ``predict_from_logits``: scores the genomes it takes from ``queue``."""
+    g = claim(queue)
+    while g < logits.shape[0]:
+        n_correct[g] = score(logits[g], labels, n_classes, predictions[g])
         g = claim(queue)
-        while g < W.shape[0]:
-            forward_tiles(W[g], sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, out[g])
-            g = claim(queue)
 
 
-@parallel_jit
-def population_predict(W, sizes, act, tile_ptr, rows, values, labels, n_classes, predictions, n_correct, n_workers):
-    """Fused forward + argmax + scoring for every genome on a shared batch.
-
-    labels: ``(B,)``; predictions: ``(P, B) int32`` — argmax of the first
-    ``n_classes`` logits; n_correct: ``(P,) int64`` — predictions equal to labels;
-    ``n_workers`` loops take genomes from a queue, as in ``population_logits``.
-    """
-    queue = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        a, b, units = scratch(sizes)
-        logits = np.empty((labels.shape[0], sizes[-1]), np.float32)
-        g = claim(queue)
-        while g < W.shape[0]:
-            forward_tiles(W[g], sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, logits)
-            n_correct[g] = score(logits, labels, n_classes, predictions[g])
-            g = claim(queue)
-
-
-@parallel_jit
-def brood_predict(source, parents, second, crossover, gene_bounds, crossover_keys, rates, base_rates, scale, keys,
-                  base_keys, order, sizes, act, tile_ptr, rows, values, labels, n_classes, predictions, n_correct,
-                  n_workers):
-    """``population_predict`` for children that exist only as parents plus random streams.
-
-    Child c is the row ``make_children`` would build (``genreg.kernels.variation.make_child``):
-    ``source[parents[c]]``, or its crossover with ``source[second[c]]``, then child and
-    base mutation.  Each worker builds one child at a time in its own row (cache-resident;
-    the parents' rows mostly too, as children are taken in ``order``: grouped by first
-    parent), scores it and reuses the row, so nothing of size ``(C, n)`` is written.
-    source: ``(R, n) float32``; parents, second, crossover_keys, keys, base_keys, order:
-    ``(C,)``; rates, base_rates: ``(C,) float64``; the rest as in ``population_predict``
-    (predictions: ``(C, B)``, n_correct: ``(C,)``).
-    """
-    queue = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        a, b, units = scratch(sizes)
-        logits = np.empty((labels.shape[0], sizes[-1]), np.float32)
-        row = np.empty(source.shape[1], np.float32)
-        i = claim(queue)
-        while i < order.shape[0]:
-            c = order[i]
-            make_child(source, parents[c], second[c], crossover, gene_bounds, crossover_keys[c], rates[c],
-                       base_rates[c], scale, keys[c], base_keys[c], row)
-            forward_tiles(row, sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, logits)
-            n_correct[c] = score(logits, labels, n_classes, predictions[c])
-            i = claim(queue)
-
-
-@parallel_jit
-def predict_from_logits(logits, labels, n_classes, predictions, n_correct):
+def predict_from_logits(logits, labels, n_classes, predictions, n_correct, n_workers=None):
     """The scoring half of ``population_predict`` on logits already computed.
 
     logits: ``(P, B, n_out) float32``; labels: ``(B,)``; predictions: ``(P, B) int32``;
-    n_correct: ``(P,) int64``.  The same argmax (first on ties) as the fused kernel.
+    n_correct: ``(P,) int64``.  The same argmax (first on ties) as the fused kernel;
+    ``n_workers`` threads (default ``numba.get_num_threads()``) take genomes from a queue.
     """
-    for g in prange(logits.shape[0]):
-        n_correct[g] = score(logits[g], labels, n_classes, predictions[g])
-
-
-@parallel_jit
-def genome_logits(w, sizes, act, tile_ptr, rows, values, out, n_workers):
-    """Fill ``out: (N, n_out) float32`` with the logits of one genome ``w`` on N samples.
-
-    ``n_workers`` loops take tiles from a queue, as in ``population_logits``.
-    """
-    queue = np.zeros(1, np.int64)
-    for _ in prange(n_workers):
-        a, b, units = scratch(sizes)
-        t = claim(queue)
-        while t < tile_ptr.shape[0] - 1:
-            forward_tiles(w, sizes, act, tile_ptr, rows, values, t, t + 1, a, b, units, out)
-            t = claim(queue)
+    run_workers(score_worker, (logits, labels, int(n_classes), predictions, n_correct),
+                numba.get_num_threads() if n_workers is None else n_workers)

@@ -154,7 +154,8 @@ def gene_crossover_row(a, b, gene_bounds, key, child):
         if g % 64 == 0:
             state, bits = next_u64(state)
         src = a if (bits >> np.uint64(g % 64)) & np.uint64(1) else b
-        child[gene_bounds[g] : gene_bounds[g + 1]] = src[gene_bounds[g] : gene_bounds[g + 1]]
+        for i in range(gene_bounds[g], gene_bounds[g + 1]):  # a loop: a slice copy compiles a shape-error path
+            child[i] = src[i]
 
 
 @parallel_jit
@@ -183,26 +184,10 @@ def make_child(W, a, b, crossover, gene_bounds, crossover_key, rate, base_rate, 
     elif crossover == GENE_CROSSOVER:
         gene_crossover_row(W[a], W[b], gene_bounds, crossover_key, row)
     else:
-        row[:] = W[a]
+        src = W[a]
+        for i in range(row.shape[0]):
+            row[i] = src[i]
     return mutate_row(row, rate, scale, key) + mutate_row(row, base_rate, scale, base_key)
-
-
-@parallel_jit
-def make_children(W, parents, second, crossover, gene_bounds, crossover_keys, rates, base_rates, scale, keys,
-                  base_keys, out, counts):
-    """Children in one pass over memory: ``out[c]`` = ``make_child`` of parents ``W[parents[c]]``
-    and ``W[second[c]]`` (crossover code ``crossover``, stream ``crossover_keys[c]``), child
-    mutation ``rates[c]`` (stream ``keys[c]``) and base mutation ``base_rates[c]`` (stream
-    ``base_keys[c]``) while the row is still in cache.
-
-    W: ``(P, n) float32``; parents, second, crossover_keys, keys, base_keys, counts: ``(C,)``;
-    rates, base_rates: ``(C,) float64`` (0 = none); gene_bounds: ``(G + 1,) int64`` (read for
-    gene crossover only); out: ``(C, n) float32``; ``counts[c]`` receives the number of
-    mutations made (an entry hit by both counts twice).
-    """
-    for c in prange(out.shape[0]):
-        counts[c] = make_child(W, parents[c], second[c], crossover, gene_bounds, crossover_keys[c], rates[c],
-                               base_rates[c], scale, keys[c], base_keys[c], out[c])
 
 
 @jit

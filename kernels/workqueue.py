@@ -1,16 +1,26 @@
-"""Dynamic scheduling for ``prange`` (genreg.kernels.workqueue): workers claim items one at a time from a shared counter.
+"""Dynamic scheduling (genreg.kernels.workqueue): workers claim items one at a time from a shared counter.
 
-Numba's ``prange`` gives each thread one equal, contiguous share of the range up
-front, so a thread that loses its core for a while (to a BLAS worker still
-spinning after its last call, or to another process) holds every other thread
-up.  The population kernels instead start ``n_workers`` loops (one per thread)
-that take the next genome, or tile, from ``claim(counter)`` until none is left:
-measured on 2 cores, 7% faster on a quiet machine and 26% faster with one core
-half taken by another process.  Which thread computes an item varies from run to
-run, but each item is computed by one thread in a fixed order, so results stay
-bit-identical.
+A parallel kernel here is a serial, GIL-free worker (``worker(*args, queue)``)
+that takes the next item (a genome, a child, a tile) from ``claim(queue)`` until
+none is left; ``run_workers`` runs one copy on the calling thread and one on each
+of ``n_workers - 1`` pool threads.  A thread that loses its core for a while (to
+a BLAS worker still spinning after its last call, or to another process) then
+holds no one up, unlike ``prange``'s equal up-front shares: measured on 2 cores,
+7% faster on a quiet machine and 26% faster with one core half taken by another
+process.  Plain threads instead of a ``prange`` loop also spare each kernel
+Numba's parfor compilation (about 2.5 s of a cold start per kernel).  Which
+thread computes an item varies from run to run, but each item is computed by
+one thread in a fixed order, so results stay bit-identical for any number of
+threads.
 """
 
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
@@ -26,3 +36,64 @@ def claim(typingctx, counter):
         return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
 
     return sig, codegen
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _threads(n: int) -> ThreadPoolExecutor:
+    """The shared pool, grown to at least ``n`` threads."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool, _pool_size = ThreadPoolExecutor(n, thread_name_prefix="genreg-kernel"), n
+        return _pool
+
+
+_announced = False
+_checked: set = set()
+
+
+def _announce(worker) -> None:
+    """Before the first launch of ``worker``: say so if the kernels will compile (``genreg.kernels.coldstart``)."""
+    global _announced
+    from .coldstart import announce_compilation
+
+    _checked.add(worker)
+    _announced = announce_compilation(worker)
+
+
+def run_workers(worker, args: tuple, n_workers: int) -> None:
+    """Run ``worker(*args, queue)`` on ``n_workers`` threads (this one included) sharing one ``queue``.
+
+    Read-only arrays are copied first, so that every call compiles and uses the same
+    signature (Numba types a read-only array apart); outputs are writable anyway.
+    """
+    if not _announced and worker not in _checked:
+        _announce(worker)
+    args = tuple(a.copy() if isinstance(a, np.ndarray) and not a.flags.writeable else a for a in args) \
+        + (np.zeros(1, np.int64),)
+    n_workers = max(1, int(n_workers))
+    if n_workers == 1:
+        worker(*args)
+        return
+    futures = [_threads(n_workers - 1).submit(worker, *args) for _ in range(n_workers - 1)]
+    try:
+        worker(*args)
+    finally:
+        for f in futures:
+            f.result()

@@ -60,8 +60,8 @@ def clone_mutate(W: np.ndarray, parents, rates, scale: float, keys, out=None, *,
     """
     _check_W(W)
     parents = np.ascontiguousarray(parents, dtype=np.int64)
-    rates, base_rates = (np.ascontiguousarray(np.broadcast_to(r, parents.shape), dtype=np.float64) for r in (rates, base_rates))
-    keys, base_keys = (np.ascontiguousarray(np.broadcast_to(k, parents.shape), dtype=np.uint64) for k in (keys, base_keys))
+    rates, base_rates = (np.array(np.broadcast_to(r, parents.shape), dtype=np.float64) for r in (rates, base_rates))
+    keys, base_keys = (np.array(np.broadcast_to(k, parents.shape), dtype=np.uint64) for k in (keys, base_keys))
     if parents.size and (parents.min() < 0 or parents.max() >= W.shape[0]):
         raise ValueError("parents must be row indices into W")
     if not (np.all((rates >= 0.0) & (rates <= 1.0) & (base_rates >= 0.0) & (base_rates <= 1.0)) and scale >= 0.0):
