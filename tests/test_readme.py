@@ -17,9 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 MAX_README_LINES = 200
 TOUR_HEADING = "## Five-minute tour"
-#: Subcommands of the tour that other work in progress adds; while `genreg` does not know them the
-#: tour test is an expected failure naming them (it fails outright once they exist and break).
-NOT_YET = {"data": "`genreg data` (list / download the datasets) is being built"}
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
@@ -104,23 +101,16 @@ def test_tour_commands_run(tmp_path, mnist_dir):
     commands = [ln.split("#")[0].strip() for ln in blocks[0].splitlines()]
     commands = [c for c in commands if c]
     assert commands and all(c.startswith("genreg ") for c in commands), commands
-    env = dict(os.environ, GENREG_DATA=str(mnist_dir.parent),
-               # never the network: a download the tour would start fails fast instead
-               **{f"GENREG_{name}_MIRRORS": "http://127.0.0.1:9/" for name in ("MNIST", "FASHION_MNIST", "WINE", "BOSTON")})
-    missing = []
+    offline = {f"GENREG_{name}_MIRRORS": "http://127.0.0.1:9/"  # never the network: a download fails at once
+               for name in ("MNIST", "FASHION_MNIST", "WINE", "BOSTON")}
+    env = dict(os.environ, GENREG_DATA=str(mnist_dir.parent), **offline)
     for command in commands:
         argv = shlex.split(_small(command))
-        if argv[1] in NOT_YET and subprocess.run(_genreg() + [argv[1], "--help"], capture_output=True,
-                                                 env=env).returncode != 0:
-            missing.append(NOT_YET[argv[1]])
-            continue
         if argv[1] in ("evolve", "resume"):
             argv.append("--no-progress")
         proc = subprocess.run(_genreg() + argv[1:], cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=300)
         assert proc.returncode == 0, f"$ {' '.join(argv)}\n{proc.stdout}\n{proc.stderr}"
-    if missing:
-        pytest.xfail("; ".join(missing))
 
 
 def test_tour_python_runs(tmp_path, monkeypatch):
