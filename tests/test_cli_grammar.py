@@ -165,3 +165,19 @@ def test_eval_of_a_ga_genome_shows_fitness_not_trust(tmp_path, capsys, data_root
     assert main(["eval", str(path)]) == 0
     out = capsys.readouterr().out
     assert "fitness -1.37" in out and "trust" not in out
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    """``genreg data | head -1``: when the reader has gone, genreg stops without a 'Broken pipe' error."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before genreg writes a byte
+    try:
+        proc = subprocess.run([sys.executable, "-m", "genreg", "data"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120, env=dict(os.environ, GENREG_DATA=str(tmp_path)))
+    finally:
+        os.close(write)
+    assert proc.returncode == 141 and proc.stderr == ""

@@ -130,10 +130,14 @@ def epilog(example: str, more: str = "") -> str:
     return text + ("\n\n" + more if more else "")
 
 
-def ensure_data(task: str, data_dir) -> None:
+def ensure_data(task: str, data_dir, out) -> None:
     """Fetch a built-in data set's files if missing (``genreg.tasks.datasets.require``) before a run
-    announces its directory: a start that fails on data then names no folder it never creates."""
+    announces its directory ``out``: a start that fails on data then names no folder it never creates.
+    A ``out`` that cannot be a folder is refused first (before any data is looked for)."""
+    from genreg.runs.rundir import check_folder_path
     from genreg.tasks import datasets
+
+    check_folder_path(out)
 
     name = str(task).strip().lower()
     if name in datasets.DATASETS or name in datasets.ALIASES:

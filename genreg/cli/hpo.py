@@ -30,7 +30,7 @@ def cmd_hpo(args: argparse.Namespace) -> int:
     task = Path(cfg.task.partition(":")[2]).stem if ":" in cfg.task else cfg.task
     out = Path(args.out) if args.out else Path("runs") / (
         f"hpo-{task}-{'merge' if cfg.merge else 'basic'}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    common.ensure_data(cfg.task, args.data_dir)
+    common.ensure_data(cfg.task, args.data_dir, out)
     print(f"run directory: {out}")
     result = run_hpo(cfg, out, args.data_dir, progress=not args.no_progress)
     return report_hpo(result, out)

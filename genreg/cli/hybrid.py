@@ -27,7 +27,7 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
     task = "" if cfg.task == "mnist" else Path(cfg.task.partition(":")[2] or cfg.task).stem + "-"
     run_dir = Path(args.out) if args.out else Path("runs") / (
         f"hybrid-{task}{cfg.architecture.replace('|', '_')}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    common.ensure_data(cfg.task, args.data_dir)
+    common.ensure_data(cfg.task, args.data_dir, run_dir)
     print(f"run directory: {run_dir}")
     result = start_hybrid(cfg, run_dir, args.data_dir, progress=not args.no_progress)
     return report_hybrid(result, run_dir, t0)

@@ -106,7 +106,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                    target=cfg.target or None) if cfg.task not in ("mnist", "fashion-mnist") else None
     if task is not None:
         print(f"task {task.describe()}")
-    common.ensure_data(cfg.task, args.data_dir)
+    common.ensure_data(cfg.task, args.data_dir, out)
     print(f"run directory: {out}")
     t0 = time.perf_counter()
     state = start_run(cfg, out, args.data_dir, progress=not args.no_progress, task=task)
@@ -299,12 +299,19 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at exit
+        return status
     except RunInterrupted as exc:  # the loop has said where it stopped and how to continue
         return 128 + exc.signal
     except GenregError as exc:
         print(f"genreg: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`genreg eval ... | head`): nothing left to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush stays quiet
+        return 141
     except OSError as exc:  # an output that cannot be written: a full disk, a read-only folder, ...
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"genreg: error: cannot write {where}{exc.strerror or exc}", file=sys.stderr)

@@ -112,6 +112,18 @@ class RunLock:
         self.release()
 
 
+def check_folder_path(run_dir) -> None:
+    """ConfigError unless ``run_dir`` is a folder or could be created as one (no file in the way)."""
+    run_dir = Path(run_dir)
+    ancestor = run_dir
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor != run_dir and not ancestor.is_dir():
+        raise ConfigError(f"cannot create {run_dir}: {ancestor} is a file, not a folder")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a folder: choose another --out")
+
+
 def prepare_new_run(run_dir, kind: str, has_checkpoint, noun: str = "run") -> None:
     """Check that a new run of ``kind`` may start in ``run_dir``, touching nothing that is not ours.
 
@@ -123,13 +135,7 @@ def prepare_new_run(run_dir, kind: str, has_checkpoint, noun: str = "run") -> No
     A folder whose run another process holds (``RunLock``) is refused, never cleaned.
     """
     run_dir = Path(run_dir)
-    ancestor = run_dir
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if ancestor != run_dir and not ancestor.is_dir():
-        raise ConfigError(f"cannot create {run_dir}: {ancestor} is a file, not a folder")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a folder: choose another --out")
+    check_folder_path(run_dir)
     if not run_dir.is_dir() or not any(p.name != LOCK for p in run_dir.iterdir()):
         return
     if (run_dir / MARKER).is_file() or _legacy_kind(run_dir) is not None:
