@@ -63,10 +63,19 @@ _NO_VALUES = np.zeros((0, TILE), np.float32)
 _NO_COUNTS = np.zeros(0, np.int64)
 
 
+#: Below this many entries of X, one thread cuts the tiles faster than two (waking a pool thread
+#: costs ~60 us; measured on 2 cores: 200 MNIST images 131 us on one thread, 240 us on two).
+SERIAL_ENTRIES = 1 << 19
+
+
+def _workers(X) -> int:
+    return 1 if X.size < SERIAL_ENTRIES else numba.get_num_threads()
+
+
 def count_active_features(X, counts):
     """Fill ``counts: (n_tiles,) int64`` with the number of features active in each tile of ``X: (B, n)``."""
     if counts.shape[0] > 0:
-        run_workers(tiles_worker, (X, np.float32(1.0), _NO_PTR, _NO_ROWS, _NO_VALUES, counts), numba.get_num_threads())
+        run_workers(tiles_worker, (X, np.float32(1.0), _NO_PTR, _NO_ROWS, _NO_VALUES, counts), _workers(X))
 
 
 def fill_tiles(X, divisor, tile_ptr, rows, values):
@@ -74,4 +83,4 @@ def fill_tiles(X, divisor, tile_ptr, rows, values):
 
     rows: ``(n_active,) int32`` feature index; values: ``(n_active, TILE) float32`` = X / divisor.
     """
-    run_workers(tiles_worker, (X, np.float32(divisor), tile_ptr, rows, values, _NO_COUNTS), numba.get_num_threads())
+    run_workers(tiles_worker, (X, np.float32(divisor), tile_ptr, rows, values, _NO_COUNTS), _workers(X))
