@@ -6,6 +6,9 @@ says so once per process on stderr, before the first kernel launch, and prints
 nothing when the cache is warm.  The check reads the cache index files that
 Numba keeps beside each kernel's source (or under ``NUMBA_CACHE_DIR``): an index
 that is missing, or stale for the current source, means that kernel will compile.
+``first_launch`` (called by ``genreg.kernels.workqueue.run_workers`` before each
+worker's first launch in a process) prints the notice and, for a cold population
+worker, compiles it on two cores (``genreg.kernels.splitcompile``).
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from __future__ import annotations
 import sys
 import threading
 
-#: The top-level kernels of an evolution run and the seconds each takes to compile cold
+#: The top-level kernels of an evolution run and the wall seconds each takes to compile cold
 #: (its callees included; measured on 2 cores), for the notice's estimate.
-RUN_KERNELS = {"population_worker": 7, "tiles_worker": 1, "stream_keys": 1}
+RUN_KERNELS = {"population_worker": 6, "tiles_worker": 1, "stream_keys": 1}
 
 _announced = False
 _lock = threading.Lock()
@@ -57,3 +60,20 @@ def announce_compilation(worker=None, stream=None) -> bool:
         seconds = sum(RUN_KERNELS[name] for name in cold)
         print(f"genreg: compiling kernels (first run only, ~{seconds} s)...", file=stream or sys.stderr, flush=True)
         return True
+
+
+_first_launch_lock = threading.Lock()
+
+
+def first_launch(worker) -> None:
+    """Run before ``worker``'s first launch in a process: ``announce_compilation``, and if it is the
+    population worker and not cached, compile it on two cores (``genreg.kernels.splitcompile``)."""
+    announce_compilation(worker)
+    from . import population
+
+    if worker is population.population_worker:
+        with _first_launch_lock:
+            if not is_cached(worker):
+                from .splitcompile import compile_in_halves
+
+                compile_in_halves()

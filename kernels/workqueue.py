@@ -64,17 +64,16 @@ def _threads(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-_announced = False
-_checked: set = set()
+_launched: set = set()
 
 
-def _announce(worker) -> None:
-    """Before the first launch of ``worker``: say so if the kernels will compile (``genreg.kernels.coldstart``)."""
-    global _announced
-    from .coldstart import announce_compilation
+def _first_launch(worker) -> None:
+    """Before the first launch of ``worker`` in this process: the cold-cache notice and, for the
+    population worker, a compile on two cores (``genreg.kernels.coldstart.first_launch``)."""
+    from .coldstart import first_launch
 
-    _checked.add(worker)
-    _announced = announce_compilation(worker)
+    first_launch(worker)
+    _launched.add(worker)
 
 
 def run_workers(worker, args: tuple, n_workers: int) -> None:
@@ -83,8 +82,8 @@ def run_workers(worker, args: tuple, n_workers: int) -> None:
     Read-only arrays are copied first, so that every call compiles and uses the same
     signature (Numba types a read-only array apart); outputs are writable anyway.
     """
-    if not _announced and worker not in _checked:
-        _announce(worker)
+    if worker not in _launched:
+        _first_launch(worker)
     args = tuple(a.copy() if isinstance(a, np.ndarray) and not a.flags.writeable else a for a in args) \
         + (np.zeros(1, np.int64),)
     n_workers = max(1, int(n_workers))
