@@ -8,12 +8,10 @@ into place, so a failed or corrupt download never leaves a file where data is lo
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import re
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +49,8 @@ def fetch(url: str, directory: Path, name: str, *, timeout: float = DOWNLOAD_TIM
     A progress bar (labelled ``name``) shows on a terminal's stderr.  Raises OSError / URLError for
     network failures and DataError for a download larger than ``max_bytes``.
     """
+    import urllib.request  # (with http.client and ssl: imported only when something is downloaded)
+
     from tqdm import tqdm
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
@@ -158,6 +158,8 @@ def download_table(urls, dest: Path, n_cols: int, sha256: str, float_format: str
     On failure: DataError ``"<failure>; downloading it failed:"``, each URL and why, then ``hint``.
     log: called with one line when the file is in place.
     """
+    import http.client
+
     errors = []
     for url in urls:
         tmp = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
 import zlib
 from collections.abc import Mapping
@@ -280,6 +279,8 @@ def download_files(source: IdxSource, directory: Path, names, mirrors: tuple[str
     On failure: DataError listing the files, the URLs tried and why, then ``hint``; folders this call
     created are removed again if empty.  log: called with one line per file fetched.
     """
+    import http.client  # (only when something is downloaded)
+
     names = list(names)
     created = make_dirs(directory, what=f"the {source.title} folder")
     try:
