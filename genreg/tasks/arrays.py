@@ -128,10 +128,11 @@ def _labels(ys: dict[str, np.ndarray], keys: dict, what: str) -> tuple[dict[str,
 def _scale(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Standardise every part with the training part's mean / std (float32 out, float64 stats)."""
     train = arrays["train"].astype(np.float64)
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    scaled = {k: np.ascontiguousarray((a.astype(np.float64) - mean) / std, dtype=np.float32)
-              for k, a in arrays.items()}
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # overflow is refused by the caller
+        mean, std = train.mean(axis=0), train.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        scaled = {k: np.ascontiguousarray((a.astype(np.float64) - mean) / std, dtype=np.float32)
+                  for k, a in arrays.items()}
     return scaled, mean, std
 
 
