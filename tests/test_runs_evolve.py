@@ -353,3 +353,20 @@ def test_a_run_keeps_the_newest_and_the_best_genome_pickle(tmp_path, mnist_dir):
     (parts / "best_genome_mnist_gen00000.pkl").write_bytes(b"an older genreg's pickle: never pruned")
     resume_run(parts, {"generations": 8}, mnist_dir, progress=False)
     assert _genome_generations(parts) == sorted({0, best, 8})
+
+
+def test_tracked_weights_are_the_best_genomes_float32_values(tmp_path, mnist_dir):
+    """tracked_weights.csv holds each weight as float32's shortest text: it reads back exactly."""
+    from genreg.genome.checkpoint import load_genome
+    from genreg.runs.evolve import tracked_positions
+
+    cfg = small_cfg(generations=3, checkpoint_every=3)
+    start_run(cfg, tmp_path, mnist_dir, progress=False)
+    genome = load_genome(tmp_path / "best_genome_mnist_gen00003.pkl")
+    with open(tmp_path / "tracked_weights.csv") as fh:
+        header, *rows = list(csv.reader(fh))
+    positions = tracked_positions(genome.layout, cfg)
+    assert header[1:] == [f"w{int(i)}" for i in positions]
+    last = np.array(rows[-1][1:], dtype=np.float32)
+    assert last.tobytes() == genome.weights[positions].tobytes()
+    assert max(len(cell) for cell in rows[-1][1:]) <= 15  # not float64's 17-digit text of a float32

@@ -167,7 +167,7 @@ class EvolveMode:
         row = [g, float(fitness[best]), float(np.nanmean(fitness)), *quality, t1 - t0, t2 - t1,
                self.strategy.last_mutation_scale]
         self.metrics.append(row)
-        self.weights.append([g, *self.best_row[self.tracked].tolist()])
+        self.weights.append([g, *map(str, self.best_row[self.tracked])])  # float32's shortest exact text
         return state, dict(zip(self.metrics.columns, row))
 
     def best_path(self, generation: int) -> Path:
