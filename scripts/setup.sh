@@ -14,7 +14,10 @@ fi
 stamp=.venv/.genreg-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[test]'
+    # setuptools tells every editable install of a package-dir mapping (kernels/ -> genreg.kernels)
+    # that it uses a meta path finder: information, not a problem; keep the install quiet.
+    PYTHONWARNINGS="ignore:Editable installation${PYTHONWARNINGS:+,$PYTHONWARNINGS}" \
+        .venv/bin/python -m pip install --quiet -e '.[test]'
     touch "$stamp"
 fi
 # Reference data lives beside the repository (never copied into it).
