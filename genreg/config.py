@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -76,10 +77,16 @@ def config_to_toml(values: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.lru_cache(maxsize=None)
+def _class_source(cls) -> str:
+    """A class's source text, read once (``inspect.getsource`` re-reads and re-parses its module)."""
+    return inspect.getsource(cls)
+
+
 def field_doc(cls, name: str) -> str:
     """The docstring under field ``name`` in the class (or base class) that declares it."""
     owner = next((c for c in cls.__mro__ if name in c.__dict__.get("__annotations__", {})), cls)
-    source = inspect.getsource(owner)
+    source = _class_source(owner)
     idx = source.find(f"    {name}:")
     after = source[idx:].split('"""') if idx >= 0 else []
     return after[1].strip() if len(after) >= 3 else ""
