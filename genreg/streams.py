@@ -55,6 +55,8 @@ class SearchPurpose(IntEnum):
 FOUNDERS = 0x1417
 SGD_EPOCH = 0xB4C7
 TRACKED_WEIGHTS = 0x7EAC
+#: Per-episode augmentation of training images (``alphabet-fonts``): a generator of (seed, episode, AUGMENTATION).
+AUGMENTATION = 0xA116
 
 
 def stream_keys(seed: int, generation: int, slots, purpose: Purpose) -> np.ndarray:

@@ -37,7 +37,7 @@ from genreg.strategies import make_strategy
 from genreg.strategies.base import EvolutionState, ranking
 from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
 from genreg.streams import TRACKED_WEIGHTS
-from genreg.tasks.base import FITNESS
+from genreg.tasks.base import FITNESS, episode_inputs
 
 
 def layout_for(cfg: Config, task) -> Layout:
@@ -124,7 +124,7 @@ class EvolveMode:
         if not self.labelled:
             return episodes.Evaluation(0, fitness=self.task.score(pop.build(), g))
         idx = self.sampler.indices(g)
-        batch = SparseBatch.from_dense(self.task.X_train[idx])
+        batch = SparseBatch.from_dense(episode_inputs(self.sampler, self.task.X_train, idx, g))
         if self.task.is_classification:
             labels = self.y_train[idx].astype(np.int64)
             return episodes.classify(pop, batch, labels, self.task.n_outputs, self.strategy.needs_loss(self.cfg))

@@ -143,6 +143,13 @@ class Task:
         return ((np.asarray(X, dtype=np.float64) - self.x_mean) / self.x_std).astype(np.float32)
 
 
+def episode_inputs(sampler, X: np.ndarray, idx: np.ndarray, episode: int) -> np.ndarray:
+    """The inputs of episode ``episode``: ``X[idx]``, or what the sampler's ``episode_inputs(X, idx, episode)``
+    makes of them (e.g. augmented images), ``(len(idx), d)`` of ``X``'s dtype."""
+    hook = getattr(sampler, "episode_inputs", None)
+    return X[idx] if hook is None else hook(X, idx, episode)
+
+
 class BatchSampler:
     """Episodes of ``size`` distinct training rows drawn uniformly from ``(seed, episode)``."""
 

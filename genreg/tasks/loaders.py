@@ -6,6 +6,9 @@ Specs:
   ``split_validation(validation_size or 10000, seed=0)`` rows of the training set (seed 0
   whatever the run's seed, so every run of a data set validates on the same images);
   test: the official test set.
+- ``alphabet``, ``alphabet-fonts``: rendered capitals A-Z, 100x100, 26 classes (:mod:`genreg.tasks.alphabet`:
+  one clean DejaVu Sans Bold rendering per letter as train = validation = test; or training, validation and
+  test *fonts*), rendered from matplotlib's bundled fonts and cached under the data root's ``alphabet/``.
 - ``wine`` (red), ``wine-white``, ``boston``, ``trig``: regression, split 60/20/20 from ``seed``
   (or ``val_fraction`` / ``test_fraction``) and standardised as :mod:`genreg.tasks.tabular` does.
 - ``csv:PATH`` (with ``target``), ``npz:PATH``: see :mod:`genreg.tasks.files`.
@@ -30,7 +33,7 @@ from genreg.tasks.idx import IdxSource, ImageSet
 from genreg.tasks.mnist import FASHION_SOURCE, MNIST_SOURCE, load_fashion_mnist, load_mnist
 
 #: The specs ``load_task`` accepts (``PATH`` stands for a file).
-KNOWN_SPECS = ("mnist", "fashion-mnist", "wine", "wine-white", "boston", "trig", "csv:PATH", "npz:PATH")
+KNOWN_SPECS = ("mnist", "fashion-mnist", "alphabet", "alphabet-fonts", "wine", "wine-white", "boston", "trig", "csv:PATH", "npz:PATH")
 DEFAULT_VALIDATION_SIZE = 10000
 #: What the built-in regression tasks predict.
 TABULAR_TARGETS = {"wine": "quality", "wine-white": "quality", "boston": "MEDV", "trig": "cos(angle)"}
@@ -77,13 +80,21 @@ def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int |
         hint = " (a file needs csv:PATH or npz:PATH)" if Path(spec).suffix.lower() in (".csv", ".npz") else ""
         raise DataError(f"unknown task {spec!r}{hint}; known tasks: {', '.join(KNOWN_SPECS)}")
     _no_target(spec, target)
-    natural = CLASSIFICATION if name in ("mnist", "fashion-mnist") else REGRESSION
+    natural = CLASSIFICATION if name in ("mnist", "fashion-mnist", "alphabet", "alphabet-fonts") else REGRESSION
     if kind is not None and kind != natural:
         raise DataError(f"task {name} is {natural}; kind={kind!r} applies to csv: and npz: tasks only")
     if name == "mnist":
         return image_task(name, load_mnist(data_dir, download=download), MNIST_SOURCE, validation_size)
     if name == "fashion-mnist":
         return image_task(name, load_fashion_mnist(data_dir, download=download), FASHION_SOURCE, validation_size)
+    if name == "alphabet":
+        from genreg.tasks.alphabet import load_alphabet
+
+        return load_alphabet(data_dir)
+    if name == "alphabet-fonts":
+        from genreg.tasks.alphabet import load_alphabet_fonts
+
+        return load_alphabet_fonts(data_dir)
     fractions["seed"] = seed
     if name == "trig":
         splits = tabular.make_trig(**fractions)
