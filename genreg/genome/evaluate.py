@@ -13,22 +13,27 @@ from genreg.errors import CheckpointError
 from genreg.network.forward import genome_predict
 
 
-def evaluate_genome(ckpt: GenomeCheckpoint, images: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> dict:
+def evaluate_genome(ckpt: GenomeCheckpoint, images: np.ndarray, labels: np.ndarray, n_classes: int = 10,
+                    classes=None, *, source: str = "the genome", task: str = "the images") -> dict:
     """Score ``ckpt`` on ``images: (N, n_inputs)`` with ``labels: (N,)`` in [0, n_classes).
 
     Prediction = argmax of the first ``n_classes`` outputs (GENREG's rule).
+    classes: the ``n_classes`` class names (e.g. "A".."Z"), kept in the report when given.
     Returns a plain dict (JSON-ready): n_correct, n_total, accuracy (%),
-    per_class [{class, correct, total, accuracy}], confusion (n_classes x
+    per_class [{class, name?, correct, total, accuracy}], classes?, confusion (n_classes x
     n_classes, rows = true class, columns = predicted), seconds (the forward pass,
     tiles included) and warmup_seconds (loading or compiling the kernels on one image).
+    A genome whose sizes do not fit the images and classes: one CheckpointError naming both.
     """
     layout = ckpt.layout
-    if layout.n_inputs != images.shape[1]:
+    if layout.n_inputs != images.shape[1] or layout.n_outputs < n_classes:
         raise CheckpointError(
-            f"the genome takes {layout.n_inputs} inputs but the images have {images.shape[1]} pixels"
+            f"{source} is a {'-'.join(map(str, layout.sizes))} network but {task} need(s) {images.shape[1]} inputs "
+            f"and {n_classes} outputs: evaluate it on the task it was evolved for (--task)"
         )
-    if layout.n_outputs < n_classes:
-        raise CheckpointError(f"the genome has {layout.n_outputs} outputs, fewer than the {n_classes} classes")
+    names = None if classes is None or len(classes) != n_classes else [str(c) for c in classes]
+    if names == [str(c) for c in range(n_classes)]:  # digits: the class numbers say it all (reports as before)
+        names = None
     # One image first: loads (or compiles) the kernels, so ``seconds`` is the forward pass itself.
     t_warm = time.perf_counter()
     genome_predict(layout, ckpt.weights, SparseBatch.from_dense(images[:1]), n_classes=n_classes)
@@ -52,21 +57,30 @@ def evaluate_genome(ckpt: GenomeCheckpoint, images: np.ndarray, labels: np.ndarr
                 "correct": int(correct[c]),
                 "total": int(totals[c]),
                 "accuracy": 100.0 * int(correct[c]) / max(1, int(totals[c])),
+                **({"name": names[c]} if names else {}),
             }
             for c in range(n_classes)
         ],
+        **({"classes": names} if names else {}),
         "confusion": confusion.tolist(),
         "seconds": seconds,
         "warmup_seconds": warmup_seconds,
     }
 
 
-def evaluate_checkpoint(path, images, labels, n_classes: int = 10) -> dict:
-    """Load a genome checkpoint (either format) and evaluate it; adds checkpoint facts to the report."""
+def evaluate_checkpoint(path, images, labels, n_classes: int = 10, classes=None, task: str = "") -> dict:
+    """Load a genome checkpoint (either format) and evaluate it; adds checkpoint facts to the report.
+
+    classes: the class names; default: those of the task the genome's metadata names (``task``
+    key, written by evolution runs) when it has ``n_classes`` of them, and ``task`` is not another one.
+    """
     t0 = time.perf_counter()
     ckpt = load_genome(path)
     load_seconds = time.perf_counter() - t0
-    report = evaluate_genome(ckpt, images, labels, n_classes)
+    if classes is None:
+        classes = _metadata_classes(ckpt, n_classes, task)
+    report = evaluate_genome(ckpt, images, labels, n_classes, classes, source=str(path),
+                             task=f"task {task}" if task else "the images")
     report = {
         "checkpoint": str(Path(path)),
         "format": ckpt.source_format,
@@ -82,8 +96,46 @@ def evaluate_checkpoint(path, images, labels, n_classes: int = 10) -> dict:
     return report
 
 
+def _metadata_classes(ckpt: GenomeCheckpoint, n_classes: int, task: str = ""):
+    """The class names of the task named in ``ckpt``'s metadata (if known without data, and ``n_classes``)."""
+    from genreg.tasks.loaders import known_classes
+
+    name = ckpt.metadata.get("task") if isinstance(ckpt.metadata, dict) else None
+    if not isinstance(name, str) or (task and task.strip().lower() != name.strip().lower()):
+        return None
+    names = known_classes(name)
+    return names if len(names) == n_classes else None
+
+
+def _class_table(report: dict) -> list[str]:
+    """The per-class rows and the confusion matrix: digits (as before), or the classes' names."""
+    per_class, names = report["per_class"], report.get("classes")
+    if not names or names == [str(c) for c in range(len(per_class))]:
+        lines = [
+            "per digit  :  " + "  ".join(f"{p['class']:>6d}" for p in per_class),
+            "accuracy % :  " + "  ".join(f"{p['accuracy']:6.2f}" for p in per_class),
+            "correct    :  " + "  ".join(f"{p['correct']:>6d}" for p in per_class),
+            "total      :  " + "  ".join(f"{p['total']:>6d}" for p in per_class),
+            "",
+            "confusion matrix (rows: true digit, columns: predicted)",
+            "       " + "".join(f"{c:>6d}" for c in range(len(report["confusion"]))),
+        ]
+        return lines + [f"  {c:>3d}  " + "".join(f"{v:>6d}" for v in row) for c, row in enumerate(report["confusion"])]
+    width = max(len(n) for n in names)
+    lines = [f"per class  : {'class':<{width}}  accuracy %  correct / total"]
+    lines += [f"             {n:<{width}}  {p['accuracy']:10.2f}  {p['correct']:>7d} / {p['total']}"
+              for n, p in zip(names, per_class)]
+    cell = max(4, min(width, 12) + 1)
+    short = [n[:cell - 1] for n in names]
+    lines += ["", "confusion matrix (rows: true class, columns: predicted)",
+              " " * (width + 2) + "".join(f"{n:>{cell}}" for n in short)]
+    lines += [f"{n:<{width}}  " + "".join(f"{v:>{cell}d}" for v in row) for n, row in zip(names, report["confusion"])]
+    return lines
+
+
 def format_report(report: dict, title: str = "MNIST test set") -> str:
-    """Render an evaluation report as text: accuracy, per-class table, confusion matrix, timing."""
+    """Render an evaluation report as text: accuracy, per-class table (class names when the report
+    has them), confusion matrix, timing."""
     lines = [
         f"checkpoint : {report.get('checkpoint', '-')} ({report.get('format', '-')} format)",
         f"network    : {'-'.join(map(str, report['layout']['sizes']))} "
@@ -91,16 +143,8 @@ def format_report(report: dict, title: str = "MNIST test set") -> str:
         f"{' (trust)' if report.get('strategy', 'genreg') == 'genreg' else ''}",
         f"{title:<11}: {report['n_correct']}/{report['n_total']} correct = {report['accuracy']:.2f}%",
         "",
-        "per digit  :  " + "  ".join(f"{p['class']:>6d}" for p in report["per_class"]),
-        "accuracy % :  " + "  ".join(f"{p['accuracy']:6.2f}" for p in report["per_class"]),
-        "correct    :  " + "  ".join(f"{p['correct']:>6d}" for p in report["per_class"]),
-        "total      :  " + "  ".join(f"{p['total']:>6d}" for p in report["per_class"]),
-        "",
-        "confusion matrix (rows: true digit, columns: predicted)",
-        "       " + "".join(f"{c:>6d}" for c in range(len(report["confusion"]))),
+        *_class_table(report),
     ]
-    for c, row in enumerate(report["confusion"]):
-        lines.append(f"  {c:>3d}  " + "".join(f"{v:>6d}" for v in row))
     lines += [
         "",
         f"time       : {report['seconds'] * 1e3:.1f} ms forward pass over {report['n_total']} images"

@@ -106,6 +106,16 @@ def load_task(spec: str, data_dir=None, *, seed: int = 0, validation_size: int |
     return tabular_task(name, splits)
 
 
+def known_classes(spec: str) -> tuple:
+    """The class names of a built-in classification task, known without its data (``()`` otherwise)."""
+    name = str(spec).strip().lower()
+    if name in ("alphabet", "alphabet-fonts"):
+        from genreg.tasks.alphabet import LETTERS
+
+        return LETTERS
+    return {"mnist": tuple(MNIST_SOURCE.classes), "fashion-mnist": tuple(FASHION_SOURCE.classes)}.get(name, ())
+
+
 def _no_target(spec: str, target) -> None:
     if target:
         raise DataError(f"task {spec}: a target column (--target {target}) applies to csv: tasks only")
