@@ -19,7 +19,7 @@ from genreg.errors import GenregError, RunInterrupted
 
 #: ``genreg --help``: the subcommands by what they are for (their lines: common.SUMMARIES).
 GROUPS = (("train", ("evolve", "hybrid", "hpo", "resume")), ("use a model", ("eval", "predict", "attack")),
-          ("inspect", ("plot", "data")))
+          ("inspect", ("plot", "embed", "data")))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -203,6 +203,8 @@ def _overview(has_data: bool) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from genreg.cli import embed  # registers its line in common.SUMMARIES before the overview is written
+
     has_data = _data_module() is not None
     parser = argparse.ArgumentParser(
         prog="genreg", usage="genreg [-h] [--version] COMMAND ...",
@@ -278,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hpo_commands(sub)
     add_predict(sub)
     add_hybrid_commands(sub)
+    embed.add_parser(sub)
     if has_data:
         _data_module().add_parser(sub)
     return parser
