@@ -106,7 +106,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             raise ConfigError(f"{checkpoint}: its task {task.name} has other classes than the first map's; maps side "
                               "by side need the same classes (run genreg embed once per task)")
         emb = embed_genome(genome.layout, genome.row, task.X_test, task.y_test, classes, args.method, args.seed,
-                           title=f"{genome.layout.shape_name()} ({name})" if len(names) > 1 else "")
+                           title=name if len(names) > 1 else "")
         embeddings.append(emb)
         print(f"checkpoint : {checkpoint}: {genome.layout.describe()}; {task.name} test set, {len(task.y_test)} "
               f"points; {100 * emb.accuracy:.2f}% correct")
@@ -146,12 +146,15 @@ def add_parser(sub) -> None:
     common.add_task(p, "the task in the run's config.toml beside CHECKPOINT, else mnist")
     p.add_argument("--method", choices=("pca", "umap"), default="pca",
                    help="the projection: pca (default) or umap (needs pip install 'genreg[embed]')")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="UMAP's seed, and of the silhouette's sample when a test set has more than 10,000 points "
-                   "(default: 0)")
+    p.add_argument("--map-seed", dest="seed", type=int, default=0, metavar="S",
+                   help="UMAP's seed, and the seed of the silhouette's sample when a test set has more than 10,000 "
+                   "points (default: 0)")
+    # --seed means "the run's seed" in every other command (genreg.cli.common); here it is the map's, so it is
+    # accepted but documented under its own name
+    p.add_argument("--seed", dest="seed", type=int, help=argparse.SUPPRESS)
     p.add_argument("--out", metavar="DIR", help="the folder to write the PNG, CSV and JSON files into (default: "
                    "the first CHECKPOINT's folder)")
-    p.add_argument("--name", metavar="NAME", help="the figure's file name: NAME-<method>.png (default: the "
-                   "checkpoint's name, or 'compare' for several)")
+    p.add_argument("--name", metavar="NAME", help="name the figure NAME-<method>.png; without it the name is the "
+                   "checkpoint's, or 'compare' for several")
     common.add_data_dir(p)
     p.set_defaults(func=cmd_embed)

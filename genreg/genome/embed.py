@@ -44,9 +44,9 @@ def hidden_activations(layout: Layout, row: np.ndarray, X, chunk: int = 4096) ->
     act = _ACTIVATIONS[layout.hidden_activation]
     out = np.empty((X.shape[0], layout.sizes[-2]))
     for start in range(0, X.shape[0], chunk):
-        h = X[start:start + chunk].astype(np.float64)
-        if X.dtype == np.uint8:
-            h /= 255.0
+        h = X[start:start + chunk]
+        # uint8 pixels as the kernels read them (pixel / 255 in float32), then float64
+        h = (h.astype(np.float32) / np.float32(255.0) if X.dtype == np.uint8 else h).astype(np.float64)
         for layer in layout.layers[:-1]:
             h = act(np.concatenate([h @ layout.view(row, blk.W.name) + layout.view(row, blk.b.name)
                                     for blk in layer], axis=1))

@@ -37,12 +37,13 @@ def axis_labels(emb) -> tuple[str, str]:
 
 
 def panel_title(emb) -> str:
-    """Two lines: the network and its accuracy on the mapped points, then what was mapped and how."""
-    head = emb.title or emb.layout.shape_name()
+    """The map's title (if any), the network and its accuracy on the mapped points, then what was mapped and how."""
     acc = f", {100 * emb.accuracy:.2f}% correct" if np.isfinite(emb.accuracy) else ""
     sil = emb.overlap.get("silhouette_mean")
     sil = f", silhouette {sil:.2f}" if sil is not None else ""
-    return f"{head}{acc}\n{emb.method.upper()} of {emb.layout.sizes[-2]} {emb.layout.hidden_activation} units{sil}"
+    lines = [f"{emb.layout.shape_name()}{acc}",
+             f"{emb.method.upper()} of {emb.layout.sizes[-2]} {emb.layout.hidden_activation} units{sil}"]
+    return "\n".join(([emb.title] if emb.title else []) + lines)
 
 
 def draw_map(ax, emb, colours, point_size: float = 3.0) -> None:
@@ -102,7 +103,12 @@ def label_positions(ax, C: np.ndarray, gap: float = 0.06) -> list:
 
 
 def plot_embeddings(embeddings, path, suptitle: str = "") -> Path:
-    """Write one PNG with a panel per map in ``embeddings`` (side by side) and the class legend beside them.
+    """Write one PNG with a panel per map in ``embeddings`` (side by side) and the class legend beside them."""
+    return save_figure(embedding_figure(embeddings, suptitle), Path(path))
+
+
+def embedding_figure(embeddings, suptitle: str = ""):
+    """A figure with a panel per map in ``embeddings`` (side by side) and the class legend beside the last.
 
     Every map must have the same classes (one legend serves all panels)."""
     from matplotlib.lines import Line2D
@@ -121,4 +127,4 @@ def plot_embeddings(embeddings, path, suptitle: str = "") -> Path:
                        borderaxespad=0.0, frameon=False, ncol=1 if len(names) <= 15 else 2, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
-    return save_figure(fig, Path(path))
+    return fig
