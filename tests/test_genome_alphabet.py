@@ -84,7 +84,7 @@ def test_sizes_that_do_not_fit_the_task_are_one_clear_error(tmp_path, task, size
     with pytest.raises(CheckpointError) as err:
         evaluate_checkpoint(path, task.X_test, task.y_test, n_classes=26, task="alphabet")
     msg = str(err.value)
-    assert "\n" not in msg and "x.pkl" in msg and "-".join(map(str, sizes)) in msg and "10000 inputs and 26" in msg
+    assert "\n" not in msg and "x.pkl" in msg and "-".join(map(str, sizes)) in msg and "task alphabet has 10000 inputs and 26 classes" in msg
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)

@@ -14,7 +14,7 @@ from genreg.network.forward import genome_predict
 
 
 def evaluate_genome(ckpt: GenomeCheckpoint, images: np.ndarray, labels: np.ndarray, n_classes: int = 10,
-                    classes=None, *, source: str = "the genome", task: str = "the images") -> dict:
+                    classes=None, *, source: str = "the genome", data: str = "the data have") -> dict:
     """Score ``ckpt`` on ``images: (N, n_inputs)`` with ``labels: (N,)`` in [0, n_classes).
 
     Prediction = argmax of the first ``n_classes`` outputs (GENREG's rule).
@@ -23,13 +23,14 @@ def evaluate_genome(ckpt: GenomeCheckpoint, images: np.ndarray, labels: np.ndarr
     per_class [{class, name?, correct, total, accuracy}], classes?, confusion (n_classes x
     n_classes, rows = true class, columns = predicted), seconds (the forward pass,
     tiles included) and warmup_seconds (loading or compiling the kernels on one image).
-    A genome whose sizes do not fit the images and classes: one CheckpointError naming both.
+    A genome whose sizes do not fit the images and classes: one CheckpointError naming ``source`` and
+    its sizes, then ``data`` (e.g. "task alphabet has") and the sizes needed.
     """
     layout = ckpt.layout
     if layout.n_inputs != images.shape[1] or layout.n_outputs < n_classes:
         raise CheckpointError(
-            f"{source} is a {'-'.join(map(str, layout.sizes))} network but {task} need(s) {images.shape[1]} inputs "
-            f"and {n_classes} outputs: evaluate it on the task it was evolved for (--task)"
+            f"{source} is a {'-'.join(map(str, layout.sizes))} network but {data} {images.shape[1]} inputs and "
+            f"{n_classes} classes: evaluate it on the task it was evolved for (--task)"
         )
     names = None if classes is None or len(classes) != n_classes else [str(c) for c in classes]
     if names == [str(c) for c in range(n_classes)]:  # digits: the class numbers say it all (reports as before)
@@ -80,7 +81,7 @@ def evaluate_checkpoint(path, images, labels, n_classes: int = 10, classes=None,
     if classes is None:
         classes = _metadata_classes(ckpt, n_classes, task)
     report = evaluate_genome(ckpt, images, labels, n_classes, classes, source=str(path),
-                             task=f"task {task}" if task else "the images")
+                             data=f"task {task} has" if task else "the data have")
     report = {
         "checkpoint": str(Path(path)),
         "format": ckpt.source_format,
