@@ -214,3 +214,14 @@ def test_shipped_genome_on_mnist(tmp_path, mnist_dir, capsys):
     assert report["accuracy"] == pytest.approx(eval_report["n_correct"] / eval_report["n_total"], abs=2e-4)
     assert report["n_points"] == 10000 and report["classes"] == [str(d) for d in range(10)]
     assert "mnist test set, 10000 points" in out
+
+
+def test_one_point_per_class_is_flagged(tmp_path):
+    from genreg.cli.embed import summary_lines
+
+    _, layout, row = _genome(tmp_path)
+    X = np.random.default_rng(5).normal(size=(3, 6)).astype(np.float32)
+    lines = summary_lines(embed_genome(layout, row, X, np.arange(3), NAMES))
+    assert lines[0].startswith("note       : one point per class")
+    rows = np.random.default_rng(6).normal(size=(6, 6)).astype(np.float32)
+    assert not summary_lines(embed_genome(layout, row, rows, np.arange(6) % 3, NAMES))[0].startswith("note")

@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from genreg.cli import common
 from genreg.errors import CheckpointError, ConfigError
 
@@ -78,7 +80,9 @@ def summary_lines(emb, n_top: int = 5) -> list[str]:
     per_class = "  ".join(f"{k} {v:+.2f}" if v is not None else f"{k} -" for k, v in o["silhouette_per_class"].items())
     pairs = ", ".join(f"{p['a_name']}/{p['b_name']} {100 * p['share']:.1f}% ({p['a_to_b']} {p['a_name']}->{p['b_name']}, "
                       f"{p['b_to_a']} {p['b_name']}->{p['a_name']})" for p in o["overlapping_pairs"][:n_top]) or "none"
-    return [f"map        : {how} of {emb.layer}",
+    lines = [] if np.bincount(emb.labels).max(initial=0) > 1 else [
+        "note       : one point per class: the silhouette and the centroids say nothing about overlap here"]
+    return lines + [f"map        : {how} of {emb.layer}",
             f"silhouette : mean {o['silhouette_mean']:+.3f} over {o['n_points']} points; per class: {per_class}",
             f"centroids  : {100 * o['nearest_centroid_accuracy']:.2f}% of points lie nearest their own class's centroid",
             f"overlap    : most mixed pairs (share of the pair's points nearest the other's centroid): {pairs}"]
