@@ -68,6 +68,15 @@ def file_names(checkpoints) -> list[str]:
     return [f"{Path(c).resolve().parent.name}-{s}" if stems.count(s) > 1 else s for c, s in zip(checkpoints, stems)]
 
 
+def json_text(report: dict) -> str:
+    """``report`` as indented JSON with each list of numbers (explained variance, a confusion row) on one line."""
+    import re
+
+    text = json.dumps(report, indent=1)
+    return re.sub(r"\[\s+(-?[\d.e+-]+(?:,\s+-?[\d.e+-]+)*)\s+\]",
+                  lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text) + "\n"
+
+
 def summary_lines(emb, n_top: int = 5) -> list[str]:
     """What ``genreg embed`` prints for one map."""
     o = emb.overlap
@@ -123,7 +132,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                   "split": "test", "n_points": int(len(emb.labels)), "method": emb.method, "seed": emb.seed,
                   "layer": emb.layer, **emb.details, "accuracy": emb.accuracy, "classes": list(classes),
                   **emb.overlap, "coordinates": csv_path.name}
-        json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        json_path.write_text(json_text(report), encoding="utf-8")
         print(f"wrote {csv_path}\nwrote {json_path}")
     figure = out / f"{args.name or (names[0] if len(names) == 1 else 'compare')}-{args.method}.png"
     plot_embeddings(embeddings, figure)
