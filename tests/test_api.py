@@ -131,7 +131,7 @@ def test_eval_refuses_a_genome_of_another_task(tmp_path, capsys, mnist_dir):
     shipped = REPO / "checkpoints" / "mnist" / "genreg-protocol-600gen-784-64-10-seed0.pkl"
     assert cli.main(["eval", str(shipped), "--task", f"csv:{data}", "--target", "direction"]) == 2
     err = capsys.readouterr().err
-    assert "784 inputs" in err and "Traceback" not in err
+    assert "784-64-10" in err and "3 inputs" in err and "Traceback" not in err
 
 
 def test_readme_python_example_runs(tmp_path, monkeypatch, data_root):
