@@ -31,6 +31,7 @@ SUMMARIES = {
     "predict": "a saved model's prediction for an image, a CSV row or file, or an angle",
     "attack": "adversarial transfer (FGSM / PGD) within a hybrid run's population",
     "plot": "write the PNG figures of a run",
+    "embed": "2-D maps of genomes' hidden activations on the test set (PCA, UMAP), class overlap",
     "data": "list the datasets, where they are looked for, and download them",
 }
 

@@ -18,8 +18,6 @@ import numpy as np
 from genreg.cli import common
 from genreg.errors import CheckpointError, ConfigError
 
-SUMMARY = "2-D maps of genomes' hidden activations on the test set (PCA, UMAP), class overlap"
-common.SUMMARIES.setdefault("embed", SUMMARY)  # its line in `genreg --help`
 
 
 def load_task_for(genome, checkpoint, args, cache: dict):
