@@ -46,12 +46,15 @@ def panel_title(emb) -> str:
     return "\n".join(([emb.title] if emb.title else []) + lines)
 
 
-def draw_map(ax, emb, colours, point_size: float = 3.0) -> None:
+def draw_map(ax, emb, colours, point_size: float | None = None) -> None:
     """Scatter ``emb``'s points on ``ax`` (in a fixed shuffled order, so no class hides under another)
-    and label each class's centroid with its name."""
+    and label each class's centroid with its name.  point_size: marker area (default: 3 for 10,000
+    points, larger for fewer, up to 30, so a small test set stays visible)."""
     from matplotlib.colors import to_rgba_array
 
     n = emb.coords.shape[0]
+    if point_size is None:
+        point_size = float(np.clip(3.0 * np.sqrt(10_000 / max(n, 1)), 3.0, 30.0))
     order = np.random.default_rng(0).permutation(n)
     rgba = to_rgba_array(colours)[emb.labels[order]]
     ax.scatter(emb.coords[order, 0], emb.coords[order, 1], c=rgba, s=point_size, linewidths=0, alpha=0.6,
