@@ -18,7 +18,8 @@ DATA_DIR_HELP = ("data root holding one folder per dataset (mnist/, fashion-mnis
                  "boston-housing/) (default: $GENREG_DATA, else ~/.cache/genreg)")
 GENERATIONS_HELP = "total number of generations the run reaches (a resume continues up to N)"
 SEED_HELP = "the run's random seed (same as --set seed=S)"
-TASK_SPECS = "mnist, fashion-mnist, wine, wine-white, boston, trig, csv:FILE (with --target COL) or npz:FILE"
+TASK_SPECS = ("mnist, fashion-mnist, alphabet, alphabet-fonts, wine, wine-white, boston, trig, csv:FILE (with --target COL) "
+              "or npz:FILE")
 
 
 #: Each subcommand's one-line description (its --help's first line and its line in ``genreg --help``).

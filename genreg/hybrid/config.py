@@ -40,7 +40,7 @@ class HybridConfig(ConfigBase):
 
     # -- task and network (fixed for the life of a run) ----------------------------
     task: str = "mnist"
-    """What to learn: any genreg.tasks.load_task spec (mnist, fashion-mnist, wine, wine-white, boston, trig, csv:FILE, npz:FILE)."""
+    """What to learn: any genreg.tasks.load_task spec (mnist, fashion-mnist, alphabet, alphabet-fonts, wine, wine-white, boston, trig, csv:FILE, npz:FILE)."""
     target: str = ""
     """The column to predict of a csv: task."""
     architecture: str = "horizontal"

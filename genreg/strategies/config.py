@@ -23,7 +23,7 @@ class Config(ConfigBase):
     activation: str = rule("tanh", choices=("tanh", "relu", "sigmoid", "identity"))
     """Hidden activation: tanh, relu, sigmoid or identity."""
     task: str = rule("mnist", nonempty=True)
-    """The problem: mnist, fashion-mnist, wine, wine-white, boston, trig, csv:FILE (with target), npz:FILE"""
+    """The problem: mnist, fashion-mnist, alphabet, alphabet-fonts, wine, wine-white, boston, trig, csv:FILE (with target), npz:FILE"""
     target: str = ""
     """csv tasks: the name of the target column"""
 
