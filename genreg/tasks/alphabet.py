@@ -137,10 +137,14 @@ def find_faces(folder=None) -> list[str]:
 
 
 def cache_key(paths, size: int = FONT_SIZE, field: int = FIELD) -> str:
-    """sha256 (16 hex digits) of the font files' bytes, the render parameters and :data:`RENDER_VERSION`."""
+    """sha256 (16 hex digits) of the font files' bytes, the render parameters, Pillow's and FreeType's
+    versions and :data:`RENDER_VERSION`."""
     import PIL
+    from PIL import features
 
-    h = hashlib.sha256(f"v{RENDER_VERSION} size={size} field={field} pillow={PIL.__version__}\n".encode())
+    freetype = features.version("freetype2") or "-"  # the rasteriser Pillow draws with
+    h = hashlib.sha256(f"v{RENDER_VERSION} size={size} field={field} pillow={PIL.__version__} "
+                       f"freetype={freetype}\n".encode())
     for path in paths:
         path = Path(path)
         try:
