@@ -93,3 +93,15 @@ def test_shipped_alphabet_genome_scores_26_of_26(path, task):
     fresh = evaluate_checkpoint(path, task.X_test, task.y_test, n_classes=26)
     assert fresh["n_correct"] == report["n_correct"] == 26 and fresh["confusion"] == report["confusion"]
     assert fresh["classes"] == list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def test_cli_eval_of_a_published_alphabet_pickle_prints_letters(tmp_path, task, capsys):
+    """`genreg eval FILE --task alphabet` on GENREG's format (no metadata): the task's letters name the classes."""
+    from genreg.cli.main import main
+
+    rng = np.random.default_rng(1)
+    path = published_controller(tmp_path / "g.pkl", rng.normal(0, 0.05, (128, 10000)), rng.normal(0, 0.05, 128),
+                                rng.normal(0, 0.5, (26, 128)), np.zeros(26))
+    assert main(["eval", str(path), "--task", "alphabet", "--data-dir", str(tmp_path / "root")]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().endswith("/ 1")]
+    assert [r[-5] for r in rows] == list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # letters, not 0..25

@@ -42,7 +42,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             task = as_task("mnist", args.data_dir)
     if not task.is_classification:
         return _eval_regression(args, task, t0)
-    report = evaluate_checkpoint(args.checkpoint, task.X_test, task.y_test, n_classes=task.n_outputs)
+    report = evaluate_checkpoint(args.checkpoint, task.X_test, task.y_test, n_classes=task.n_outputs,
+                                 classes=getattr(task, "classes", None) or None, task=task.name)
     report["total_seconds"] = time.perf_counter() - t0
     report["dataset"] = {"name": f"{task.name} test", "source": str(task.source), "n_images": int(task.y_test.shape[0])}
     print(format_report(report, f"{task.name} test set"))

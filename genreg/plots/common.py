@@ -73,20 +73,10 @@ def read_config(run_dir) -> dict:
 
 
 def _registered_classes(name: str) -> tuple:
-    """Class names of a registered image data set called ``name`` (MNIST, Fashion-MNIST, ...); () if none."""
-    sources = []
-    try:  # the data set registry (each image set's IDX description carries its class names)
-        from genreg.tasks import datasets
+    """Class names of a built-in classification task called ``name`` (MNIST, Fashion-MNIST, the alphabet); () if none."""
+    from genreg.tasks.loaders import known_classes
 
-        sources = [d.idx for d in datasets.DATASETS.values() if d.name == name and d.idx is not None]
-    except ImportError:
-        pass
-    if not sources:
-        from genreg.tasks import mnist
-
-        sources = [s for s in (getattr(mnist, "MNIST_SOURCE", None), getattr(mnist, "FASHION_SOURCE", None))
-                   if s is not None and getattr(s, "folder", None) == name]
-    return tuple(sources[0].classes) if sources else ()
+    return tuple(known_classes(name))
 
 
 def _task_classes(cfg: dict) -> tuple:
