@@ -149,3 +149,18 @@ def test_samplers_without_the_hook_take_rows_as_they_are():
     idx = s.indices(0)
     out = episode_inputs(s, X, idx, 0)
     assert np.array_equal(out, X[idx])
+
+
+def test_a_read_only_data_root_gets_no_cache(tmp_path):
+    """A data root that grants no write permission (a reference copy) is never written to, even by root."""
+    from genreg.tasks.alphabet import ALPHABET_FACE, rendered_set
+
+    root = tmp_path / "reference"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        images = rendered_set([ALPHABET_FACE], root)
+        assert images.shape == (1, 26, 10000)
+        assert list(root.iterdir()) == []
+    finally:
+        root.chmod(0o755)

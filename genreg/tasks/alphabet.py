@@ -154,11 +154,21 @@ def cache_key(paths, size: int = FONT_SIZE, field: int = FIELD) -> str:
     return h.hexdigest()[:16]
 
 
+def _writable(root: Path) -> bool:
+    """Whether the cache may be written under ``root``: not a folder that grants nobody write
+    permission (a read-only reference copy of the data stays untouched even for root)."""
+    try:
+        return not root.exists() or bool(root.stat().st_mode & 0o222)
+    except OSError:
+        return False
+
+
 def rendered_set(faces, data_dir=None, *, folder=None) -> np.ndarray:
     """The 26 capitals in each of ``faces`` (file names in ``folder``, default :func:`font_dir`):
     ``(len(faces), 26, 10000) uint8``, read from or written to the data root's cache.
 
-    A cache that cannot be read or written is skipped (the set is rendered in memory).
+    A cache that cannot be read or written is skipped (the set is rendered in memory), and a data
+    root without write permission bits is never written to.
     """
     folder = Path(folder) if folder is not None else font_dir()
     paths = [folder / f for f in faces]
@@ -174,6 +184,8 @@ def rendered_set(faces, data_dir=None, *, folder=None) -> np.ndarray:
     except (OSError, KeyError, ValueError):
         pass
     images = np.stack([render_face(p) for p in paths])
+    if not _writable(cache.parent.parent):
+        return images
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
