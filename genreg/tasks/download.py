@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from genreg.errors import DataError
+from genreg.tasks.files import is_number
 
 DOWNLOAD_TIMEOUT = 30.0  # seconds, per network operation
 MAX_DOWNLOAD_BYTES = 256 << 20  # a download (or its decompressed content) larger than this is rejected
@@ -112,7 +113,7 @@ def parse_table(text: str, n_cols: int, what: str) -> tuple[np.ndarray, list[lis
             continue
         row = [c.strip().strip('"').strip("'") for c in _SEPARATORS.split(line.strip())]
         if not _numeric_line(line):
-            bad = next(c for c in row if not _is_number(c))
+            bad = next(c for c in row if not is_number(c))
             raise DataError(f"{what}: line {lineno}: {bad!r} is not a number")
         cells += row
     if not cells:
@@ -126,17 +127,9 @@ def parse_table(text: str, n_cols: int, what: str) -> tuple[np.ndarray, list[lis
     return values, rows
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
 def _numeric_line(line: str) -> bool:
     cells = [c.strip().strip('"').strip("'") for c in _SEPARATORS.split(line.strip())]
-    return bool(line.strip()) and all(_is_number(c) for c in cells)
+    return bool(line.strip()) and all(is_number(c) for c in cells)
 
 
 def canonical_csv(values: np.ndarray, rows: list[list[str]], float_format: str | None) -> str:

@@ -115,7 +115,7 @@ def _target_kind(raw: np.ndarray, name: str, kind: str | None, where) -> tuple[n
         values = None
     if values is None:  # some value is not a number: string classes
         if kind == REGRESSION:
-            bad = next(i for i, v in enumerate(raw) if not _is_number(v))
+            bad = next(i for i, v in enumerate(raw) if not is_number(v))
             raise DataError(f"{where(bad)}: {raw[bad].strip()!r} is not a number (regression needs numeric targets)")
         classes, labels = np.unique(raw, return_inverse=True)
         return labels.astype(np.int64), tuple(str(c) for c in classes), "its values are not all numbers"
@@ -142,7 +142,8 @@ def _target_kind(raw: np.ndarray, name: str, kind: str | None, where) -> tuple[n
     return labels.astype(np.int64), tuple(_fmt(v) for v in distinct), why
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """Whether ``cell`` parses as a float."""
     try:
         float(cell)
     except ValueError:
