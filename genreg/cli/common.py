@@ -144,3 +144,14 @@ def ensure_data(task: str, data_dir, out) -> None:
     name = str(task).strip().lower()
     if name in datasets.DATASETS or name in datasets.ALIASES:
         datasets.require(name, data_dir)
+
+
+def config_mapping(args: argparse.Namespace, keys) -> dict:
+    """The keys a new run starts from: ``--config FILE``, then ``--set KEY=VALUE``, then each option of
+    ``keys`` that was given."""
+    from genreg.config import load_toml, parse_overrides
+
+    mapping = load_toml(args.config) if args.config else {}
+    mapping.update(parse_overrides(args.set))
+    mapping.update({key: getattr(args, key) for key in keys if getattr(args, key) is not None})
+    return mapping

@@ -10,18 +10,13 @@ from genreg.cli import common
 
 
 def cmd_hpo(args: argparse.Namespace) -> int:
-    from genreg.config import load_toml, parse_overrides
     from genreg.hpo.config import hpo_from_mapping
     from genreg.hpo.search import run_hpo
 
     alias = common.resume_alias(args, "hpo")
     if alias is not None:
         return alias
-    mapping = load_toml(args.config) if args.config else {}
-    mapping.update(parse_overrides(args.set))
-    for key in ("task", "seed", "generations", "population", "epochs"):
-        if getattr(args, key) is not None:
-            mapping[key] = getattr(args, key)
+    mapping = common.config_mapping(args, ("task", "seed", "generations", "population", "epochs"))
     if args.target is not None:
         mapping["target_column"] = args.target
     if args.merge is not None:

@@ -10,7 +10,6 @@ from genreg.cli import common
 
 
 def cmd_hybrid(args: argparse.Namespace) -> int:
-    from genreg.config import load_toml, parse_overrides
     from genreg.hybrid.config import from_mapping
     from genreg.hybrid.run import start_hybrid
 
@@ -18,11 +17,7 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
     if alias is not None:
         return alias
     t0 = time.perf_counter()
-    mapping = load_toml(args.config) if args.config else {}
-    mapping.update(parse_overrides(args.set))
-    for key in ("seed", "generations", "task", "target"):
-        if getattr(args, key) is not None:
-            mapping[key] = getattr(args, key)
+    mapping = common.config_mapping(args, ("seed", "generations", "task", "target"))
     cfg = from_mapping(mapping)
     task = "" if cfg.task == "mnist" else Path(cfg.task.partition(":")[2] or cfg.task).stem + "-"
     run_dir = Path(args.out) if args.out else Path("runs") / (

@@ -90,15 +90,10 @@ def _config_args(parser: argparse.ArgumentParser, fresh: bool) -> None:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from genreg.config import load_toml, parse_overrides
     from genreg.runs.evolve import start_run
     from genreg.strategies.config import from_mapping
 
-    mapping = load_toml(args.config) if args.config else {}
-    mapping.update(parse_overrides(args.set))
-    for key in ("seed", "generations", "task", "target"):
-        if getattr(args, key) is not None:
-            mapping[key] = getattr(args, key)
+    mapping = common.config_mapping(args, ("seed", "generations", "task", "target"))
     cfg = from_mapping(mapping)
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.strategy}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     from genreg.api import as_task
