@@ -18,7 +18,7 @@ from genreg.cli import common
 from genreg.errors import GenregError, RunInterrupted
 
 #: ``genreg --help``: the subcommands by what they are for (their lines: common.SUMMARIES).
-GROUPS = (("train", ("evolve", "hybrid", "hpo", "resume")), ("use a model", ("eval", "predict", "attack")),
+GROUPS = (("train", ("evolve", "sgd", "hybrid", "hpo", "resume")), ("use a model", ("eval", "predict", "attack")),
           ("inspect", ("plot", "embed", "data")))
 
 
@@ -131,6 +131,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         overrides["generations"] = args.generations
     kind = run_kind(args.run_dir)
     t0 = time.perf_counter()
+    if kind == "sgd":
+        from genreg.runs.sgd import refuse_resume
+
+        refuse_resume(args.run_dir)
     if kind == "hybrid":
         from genreg.cli.hybrid import report_hybrid
         from genreg.hybrid.run import resume_hybrid
@@ -174,6 +178,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
         from genreg.plots.hpo import plot_hpo_run
 
         paths = plot_hpo_run(args.run_dir, args.out)
+    elif kind == "sgd":
+        from genreg.plots.sgd import plot_sgd_run
+
+        paths = plot_sgd_run(args.run_dir, args.out)
     else:
         from genreg.plots.run import plot_run
 
@@ -272,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     from genreg.cli.hpo import add_hpo_commands
     from genreg.cli.hybrid import add_hybrid_commands
     from genreg.cli.predict import add_parser as add_predict
+    from genreg.cli.sgd import add_parser as add_sgd
 
+    add_sgd(sub)
     add_hpo_commands(sub)
     add_predict(sub)
     add_hybrid_commands(sub)

@@ -1,6 +1,6 @@
 """A run directory's marker: what kind of run it holds, written when the run starts.
 
-    RUN_DIR/genreg-run.json   {"kind": "evolve" | "hybrid" | "hpo", "format": 1, "genreg": version}
+    RUN_DIR/genreg-run.json   {"kind": "evolve" | "hybrid" | "hpo" | "sgd", "format": 1, "genreg": version}
 
 ``genreg resume RUN_DIR`` reads the kind from here.  A directory made before the
 marker existed is recognised once by its files and then marked.
@@ -15,7 +15,7 @@ from genreg.errors import CheckpointError, ConfigError
 
 MARKER = "genreg-run.json"
 MARKER_FORMAT = 1
-KINDS = ("evolve", "hybrid", "hpo")
+KINDS = ("evolve", "hybrid", "hpo", "sgd")
 
 
 def write_marker(run_dir, kind: str) -> Path:
