@@ -97,8 +97,9 @@ def test_a_wine_run_converges_and_writes_its_files(data_root, tmp_path):
     result = train_run(cfg, tmp_path / "run", data_root, progress=False)
     run = tmp_path / "run"
     assert run_kind(run) == "sgd"
+    kept = f"best_genome_wine-red_epoch{result['best_epoch']:04d}.pkl"
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == sorted(
-        ["genreg-run.json", "config.toml", "metrics.csv", "result.json", f"best_genome_wine-red_epoch{result['best_epoch']:04d}.pkl"])
+        ["genreg-run.json", "config.toml", "metrics.csv", "result.json", kept])
     m = read_history(run / "metrics.csv")
     assert list(m) == ["epoch", "lr", "loss", "train_mse", "validation_mse", "seconds"]
     assert m["loss"][-1] < m["loss"][0] and result["validation_mse"] < 0.85  # a standardised target's variance is ~1
@@ -150,3 +151,14 @@ def test_refusals(tmp_path, data_root):
     with pytest.raises(ConfigError, match="not a genreg run"):
         train_run(cfg, tmp_path / "other", data_root, progress=False)
     assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
+
+
+def test_a_run_that_diverged_at_once_may_start_again_in_its_folder(data_root, tmp_path):
+    from genreg.errors import TrainingError
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match="diverged in epoch 0"):
+        train_run(from_mapping({"task": "boston", "lr": 50.0, "epochs": 2}), run, data_root, progress=False)
+    assert not (run / "metrics.csv").exists() and not list(run.glob("*.pkl"))
+    result = train_run(from_mapping({"task": "boston", "epochs": 2}), run, data_root, progress=False)
+    assert result["best_epoch"] in (0, 1) and "lr = 0.01\n" in (run / "config.toml").read_text()

@@ -133,9 +133,11 @@ def refuse_resume(run_dir) -> None:
 
 
 def check_new_run(run_dir: Path) -> None:
-    """ConfigError unless a new sgd run may start in ``run_dir`` (missing, empty, or another run's refusal)."""
-    if (run_dir / MARKER).is_file() and run_kind(run_dir) == KIND and any(
-            p.name not in (MARKER, ".genreg.lock") for p in run_dir.iterdir()):
+    """ConfigError unless a new sgd run may start in ``run_dir``: a missing or empty folder, or an sgd run
+    that stopped before its first epoch ended (no metrics.csv, no genome); ``prepare_new_run`` refuses the rest."""
+    run_dir = Path(run_dir)
+    if (run_dir / MARKER).is_file() and run_kind(run_dir) == KIND and (
+            (run_dir / "metrics.csv").exists() or any(run_dir.glob("best_genome_*.pkl"))):
         raise ConfigError(f"{run_dir} already holds an sgd run; choose another --out (sgd runs are not resumed)")
     prepare_new_run(run_dir, KIND, lambda _: False)
 
