@@ -527,3 +527,60 @@ def trust_update(trust, n_correct, n_images: int, decay: float, reward: float, p
     (twin of ``Genreg.score``)."""
     return np.array([t * (1.0 - decay) + (c * reward + (n_images - c) * penalty)
                      for t, c in zip(np.asarray(trust).tolist(), np.asarray(n_correct).tolist())])
+
+
+# ---------------------------------------------------------------- evolution strategies (kernels/es.py)
+
+ES_NOISE = 64  # kernels.es.NOISE
+
+
+def es_noise(layout, seed: int, generation: int, pair: int, rank: int) -> list:
+    """Pair ``pair``'s unscaled noise, one float64 array per tensor (W_0, b_0, W_1, ...), drawn as
+    ``kernels.es`` documents: full rank entry by entry; rank r: ``A @ B.T / sqrt(r)`` for weights."""
+    out = []
+    for t, tensor in enumerate(layout.tensors):
+        stream = Stream(stream_key(seed, generation, pair, ES_NOISE + t))
+        if rank > 0 and t % 2 == 0:
+            n_in, n_out = tensor.shape
+            A = np.array([stream.normal() for _ in range(n_in * rank)]).reshape(n_in, rank)
+            B = np.array([stream.normal() for _ in range(n_out * rank)]).reshape(n_out, rank)
+            out.append(A @ B.T / math.sqrt(rank))
+        else:
+            out.append(np.array([stream.normal() for _ in range(tensor.size)]).reshape(tensor.shape))
+    return out
+
+
+def es_member(layout, centre, sigma, rank: int, seed: int, generation: int, k: int, antithetic: bool = True):
+    """Member ``k``'s row in float64: ``centre + sign * sigma * eps`` (sigma per tensor or per parameter)."""
+    pair, sign = (k // 2, -1.0 if k % 2 else 1.0) if antithetic else (k, 1.0)
+    eps = np.concatenate([e.ravel() for e in es_noise(layout, seed, generation, pair, rank)])
+    sigma = np.asarray(sigma, np.float64)
+    if sigma.shape[0] != layout.n_params:
+        sigma = np.concatenate([np.full(t.size, sigma[i]) for i, t in enumerate(layout.tensors)])
+    return np.asarray(centre, np.float64) + sign * sigma * eps
+
+
+def es_scores(layout, rows, X, labels=None, targets=None):
+    """``(n_correct (P,), mean loss (P,))`` of float64 rows: softmax cross-entropy or squared error."""
+    n_correct, loss = [], []
+    for row in rows:
+        z = forward(layout, row, scaled_inputs(X))
+        if targets is not None:
+            n_correct.append(0)
+            loss.append(float(np.mean((z[:, : targets.shape[1]] - targets) ** 2)))
+        else:
+            n_correct.append(int((np.argmax(z, axis=1) == labels).sum()))
+            loss.append(nll(z, labels))
+    return np.array(n_correct), np.array(loss)
+
+
+def es_noise_sum(layout, rank: int, seed: int, generation: int, weights, square_weights=None):
+    """``sum_j weights[j] eps_j`` and ``sum_j square_weights[j] (eps_j**2 - 1)`` over pairs, ``(n_params,)`` each."""
+    grad = np.zeros(layout.n_params)
+    squares = np.zeros(layout.n_params)
+    for j, w in enumerate(weights):
+        eps = np.concatenate([e.ravel() for e in es_noise(layout, seed, generation, j, rank)])
+        grad += w * eps
+        if square_weights is not None:
+            squares += square_weights[j] * (eps * eps - 1.0)
+    return grad, squares
