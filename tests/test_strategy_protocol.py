@@ -42,10 +42,12 @@ def same_population(a: Population, b: Population) -> None:
 
 
 def test_every_strategy_has_the_ask_tell_shape():
-    for strategy in (Genreg(), ClassicGA(), HybridRecombination(), TraitSearch(None, True)):
+    for strategy in (Genreg(), ClassicGA(), HybridRecombination(), TraitSearch(None, True),
+                     *(cls() for name, cls in strategies().items() if name not in ("ga", "genreg"))):
         assert isinstance(strategy, AskTell)
     assert HybridRecombination.lamarckian and TraitSearch.lamarckian and not Genreg.lamarckian
-    assert sorted(strategies()) == ["ga", "genreg"]  # the hybrid is not an evolution strategy
+    # the hybrid and the search are not run by genreg evolve
+    assert sorted(strategies()) == ["ga", "genreg", "openai-es", "pgpe", "snes"]
 
 
 # -- GENREG and the GA: tell = score + breed ----------------------------------------------------

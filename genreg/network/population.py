@@ -93,6 +93,17 @@ def run_rows(population: int, strategy: str, survival_cutoff: float = 0.2, built
     return 2 * P + 3 * P
 
 
+#: The evolution strategies (``genreg.strategies.es_base``): members are keys, not rows.
+ES_STRATEGIES = ("openai-es", "pgpe", "snes")
+#: An evolution strategy's arrays of length n_params (float64): centre, sigma, two moments, the noise
+#: sums and the update's temporaries, and the checkpoint's snapshot of them.
+ES_VECTORS = 16
+#: Bytes per member of an evolution strategy: correct count, loss, fitness, ranks, sort and pair buffers.
+ES_MEMBER_BYTES = 96
+#: Members an evolution strategy builds at once for a fitness callable (``genreg.runs.evolve.FITNESS_CHUNK``).
+ES_CHUNK_ROWS = 256
+
+
 def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff: float = 0.2,
               built: bool = True, samples: int = 0) -> int:
     """Estimate the peak bytes an evolution run allocates beyond the data set it has loaded.
@@ -104,6 +115,9 @@ def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff
     (tests/test_memory_estimate.py).
     """
     P = int(population)
+    if strategy in ES_STRATEGIES:  # O(n_params + P): no member is ever stored
+        chunk = min(P, ES_CHUNK_ROWS) * layout.n_params * 4 if built else 0
+        return ES_VECTORS * layout.n_params * 8 + P * ES_MEMBER_BYTES + chunk + RUN_OVERHEAD_BYTES
     rows = run_rows(P, strategy, survival_cutoff, built)
     episode = P * int(samples) * (layout.n_outputs + 1) * 4
     return rows * (layout.n_params * 4 + PER_GENOME_BYTES) + episode + RUN_OVERHEAD_BYTES

@@ -28,6 +28,7 @@ from genreg.errors import GenregError
 from genreg.genome.checkpoint import load_genome, save_genome
 from genreg.network.batch import SparseBatch
 from genreg.network.layout import Layout
+from genreg.network.members import Members
 from genreg.network.population import check_run_size, population_bytes
 from genreg.runs import episodes
 from genreg.runs.loop import run_loop
@@ -38,6 +39,10 @@ from genreg.strategies.base import EvolutionState, ranking
 from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
 from genreg.streams import TRACKED_WEIGHTS
 from genreg.tasks.base import FITNESS, episode_inputs
+
+
+#: Members an evolution strategy builds at a time for a fitness callable (``Members.chunks``).
+FITNESS_CHUNK = 256
 
 
 def layout_for(cfg: Config, task) -> Layout:
@@ -120,7 +125,9 @@ class EvolveMode:
 
     def evaluate(self, state: EvolutionState):
         """Score ``state``'s genomes on generation ``state.generation``'s episode."""
-        g, pop = state.generation, self.strategy.ask(state)
+        g, pop = state.generation, self.strategy.ask(state, self.cfg)
+        if isinstance(pop, Members):
+            return self.evaluate_members(pop, state.population, g)
         if not self.labelled:
             return episodes.Evaluation(0, fitness=self.task.score(pop.build(), g))
         idx = self.sampler.indices(g)
@@ -129,6 +136,27 @@ class EvolveMode:
             labels = self.y_train[idx].astype(np.int64)
             return episodes.classify(pop, batch, labels, self.task.n_outputs, self.strategy.needs_loss(self.cfg))
         return episodes.regress(pop, batch, self.y_train[idx])
+
+    def evaluate_members(self, members: Members, centre, g: int):
+        """An evolution strategy's members and its centre on generation ``g``'s episode (the centre's
+        evaluation is ``.centre``).  A fitness callable gets the members built, ``FITNESS_CHUNK`` rows at a time."""
+        if not self.labelled:
+            values = [self.task.score(rows, g) for _, rows in members.chunks(FITNESS_CHUNK)]
+            evaluation = episodes.Evaluation(0, fitness=np.concatenate(values).astype(np.float64))
+            evaluation.centre = episodes.Evaluation(0, fitness=np.asarray(self.task.score(centre.build(), g), np.float64))
+            return evaluation
+        idx = self.sampler.indices(g)
+        batch = SparseBatch.from_dense(episode_inputs(self.sampler, self.task.X_train, idx, g))
+        if self.task.is_classification:
+            labels = self.y_train[idx].astype(np.int64)
+            n_correct, loss = members.score(batch, labels=labels, n_classes=self.task.n_outputs)
+            evaluation = episodes.Evaluation(len(idx), n_correct=n_correct, loss=loss, labels=labels)
+            evaluation.centre = episodes.classify(centre, batch, labels, self.task.n_outputs, True)
+            return evaluation
+        _, loss = members.score(batch, targets=self.y_train[idx])
+        evaluation = episodes.Evaluation(len(idx), loss=loss)
+        evaluation.centre = episodes.regress(centre, batch, self.y_train[idx])
+        return evaluation
 
     def quality(self, evaluation, best: int, g: int) -> list:
         """The task-specific metrics of generation ``g`` (``metric_columns``' middle part)."""
@@ -154,17 +182,19 @@ class EvolveMode:
         evaluation = self.evaluate(state)
         pop = state.population
         fitness = self.strategy.score(state, evaluation, self.cfg)
-        best = int(ranking(fitness)[0])
+        top = int(ranking(fitness)[0])
+        shown, best = (evaluation.centre, 0) if self.strategy.reports_centre else (evaluation, top)
         self.best_row = pop.genomes([best])[0]
-        quality = self.quality(evaluation, best, g)
-        self.best_fitness, self.best_generation = float(fitness[best]), g
+        quality = self.quality(shown, best, g)
+        self.best_fitness = float(shown.direct_fitness()[0] if self.strategy.reports_centre else fitness[top])
+        self.best_generation = g
         t1 = time.perf_counter()
         # The generation before last is garbage now: breed into its buffer.
         previous = pop.W if pop.W is not None else pop.brood.source
         state = self.strategy.breed(state, self.cfg, out=self.spare)
         self.spare = previous if self.strategy.reuses_rows else None
         t2 = time.perf_counter()
-        row = [g, float(fitness[best]), float(np.nanmean(fitness)), *quality, t1 - t0, t2 - t1,
+        row = [g, float(fitness[top]), float(np.nanmean(fitness)), *quality, t1 - t0, t2 - t1,
                self.strategy.last_mutation_scale]
         self.metrics.append(row)
         self.weights.append([g, *map(str, self.best_row[self.tracked])])  # float32's shortest exact text

@@ -44,7 +44,8 @@ FORMAT = "genreg.state"
 #: 3: the episode and validation keys are named for any task (``config.RENAMED_KEYS``); every
 #: dataset carries its CRC-32 (``write_dataset`` / ``read_dataset``).
 #: 4: a brood population is stored as its description (group ``brood``) instead of W.
-FORMAT_VERSION = 4
+#: 5: a strategy's arrays (an evolution strategy's sigma and optimiser moments) in group ``strategy_arrays``.
+FORMAT_VERSION = 5
 ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
 #: A brood's arrays (``Brood`` fields) and their dtypes; ``scale`` and ``crossover`` are attributes.
 BROOD_ARRAYS = {"source": np.float32, "parents": np.int64, "second": np.int64, "rates": np.float64,
@@ -154,6 +155,10 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
         f.attrs["layout"] = json.dumps(pop.layout.to_dict())
         f.attrs["config"] = json.dumps(config)
         f.attrs["strategy_state"] = json.dumps(state.scalars())
+        if state.arrays():
+            group = f.create_group("strategy_arrays")
+            for name, data in state.arrays().items():
+                write_dataset(group, name, np.asarray(data))
         f.attrs["rng"] = json.dumps(
             {"kind": "splitmix64 streams keyed by (seed, generation, slot, purpose)",
              "seed": config["seed"], "generation": state.generation}
@@ -185,7 +190,7 @@ class CheckpointWriter:
         brood = None if pop.brood is None else dataclasses.replace(pop.brood, source=pop.brood.source.copy())
         rows = Population(layout=pop.layout, W=W, brood=brood, trust=pop.trust.copy(), ids=pop.ids.copy(),
                           parent_ids=pop.parent_ids.copy(), age=pop.age.copy(), next_id=pop.next_id)
-        snapshot = dataclasses.replace(state, population=rows)
+        snapshot = dataclasses.replace(state, population=rows)  # (a strategy's arrays are never changed in place)
 
         def write():
             write_checkpoint(self.run_dir, snapshot, config)
@@ -243,6 +248,8 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
             layout = Layout.from_dict(_json_attr(f, "layout", dict))
             config = upgrade_config(_json_attr(f, "config", dict), version)
             scalars = _json_attr(f, "strategy_state", dict)
+            extra = {name: _float_array(read_dataset(f["strategy_arrays"], name), f"strategy_arrays/{name}",
+                                        layout.n_params) for name in f.get("strategy_arrays", {})}
         for name, kinds in (("W", "f"), ("trust", "f"), ("ids", "iu"), ("parent_ids", "iu"), ("age", "iu")):
             if name in arrays and (arrays[name].dtype.kind not in kinds or arrays[name].ndim != (2 if name == "W" else 1)):
                 raise ValueError(f"dataset {name} is {arrays[name].dtype} {arrays[name].shape}")
@@ -265,7 +272,14 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
         raise
     except (OSError, KeyError, ValueError, TypeError, GenregError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
-    return strategy.load_state(pop, generation, scalars), config
+    return strategy.load_state(pop, generation, scalars, extra), config
+
+
+def _float_array(data: np.ndarray, name: str, n_params: int) -> np.ndarray:
+    """A strategy array as float64: 1-D, finite, at most ``n_params`` long; ValueError naming it otherwise."""
+    if data.dtype.kind != "f" or data.ndim != 1 or data.shape[0] > n_params or not np.isfinite(data).all():
+        raise ValueError(f"dataset {name} is {data.dtype} {data.shape}, not a finite vector of at most {n_params}")
+    return data.astype(np.float64)
 
 
 def _write_brood(group, brood) -> None:

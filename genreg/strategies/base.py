@@ -52,12 +52,17 @@ class EvolutionState:
         """Every field but the population: what a checkpoint stores as attributes."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "population"}
 
+    def arrays(self) -> dict:
+        """Arrays a checkpoint stores besides the population (an evolution strategy's sigma, optimiser)."""
+        return {}
+
 
 @dataclass
 class Evaluation:
     """Every genome's result on one episode.
 
-    n_samples: B.  n_correct: ``(P,) int64`` (classification).  loss: ``(P,) float64`` mean
+    n_samples: B.  n_correct: ``(P,) int64`` (classification).  centre: the evaluation of an evolution
+    strategy's centre (one genome) on the same episode, which its metrics describe.  loss: ``(P,) float64`` mean
     cross-entropy (classification, when a strategy asks for it) or mean squared error of the
     standardised targets (regression).  fitness: ``(P,) float64`` a fitness callable's values.
     predictions: ``(P, B)`` predicted classes; labels: ``(B,)`` (classification).
@@ -69,6 +74,7 @@ class Evaluation:
     fitness: np.ndarray | None = None
     predictions: np.ndarray | None = None
     labels: np.ndarray | None = None
+    centre: "Evaluation | None" = None  # an evolution strategy's centre on the same episode (one row)
 
     def direct_fitness(self) -> np.ndarray:
         """Higher is better, for tasks without classes: the callable's values, else -loss."""
@@ -111,6 +117,8 @@ class Strategy:
     last_mutation_scale = math.nan  # the noise scale the last breed() used (for metrics)
     #: Whether ``breed(..., out=)`` reuses the buffer it is given (the rows of two generations ago).
     reuses_rows = False
+    #: Whether a generation's metrics and pickles describe the centre (an evolution strategy) rather than the fittest.
+    reports_centre = False
 
     def needs_loss(self, cfg) -> bool:
         """Whether ``score`` needs the loss of a classification episode (a second output of the forward pass)."""
@@ -135,8 +143,10 @@ class Strategy:
     def breed(self, state: EvolutionState, cfg, out: np.ndarray | None = None) -> EvolutionState:  # pragma: no cover
         raise NotImplementedError
 
-    def load_state(self, population: Population, generation: int, scalars: dict) -> EvolutionState:
-        """The state a checkpoint stored (``scalars``: what ``State.scalars`` wrote; others ignored)."""
+    def load_state(self, population: Population, generation: int, scalars: dict,
+                   arrays: dict | None = None) -> EvolutionState:
+        """The state a checkpoint stored (``scalars``: what ``State.scalars`` wrote; others ignored;
+        ``arrays``: what ``State.arrays`` wrote, which population strategies have none of)."""
         names = {f.name for f in dataclasses.fields(self.State)} - {"population", "generation"}
         return self.State(population, generation, **{k: v for k, v in scalars.items() if k in names})
 

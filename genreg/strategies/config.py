@@ -101,6 +101,22 @@ class Config(ConfigBase):
     stagnation_growth: float = rule(1.0, ge=1)
     """GA: factor applied to mutation per stagnant patience window (capped at 8x); 1 = off (default, see README)."""
 
+    # -- evolution strategies (openai-es, pgpe, snes) -------------------------------
+    rank: int = rule(1, ge=0)
+    """ES: rank r of each weight matrix's perturbation A B^T / sqrt(r), regenerated from seeds (0 = full-rank Gaussian noise)."""
+    sigma: float = rule(0.02, gt=0)
+    """ES: standard deviation of the perturbations (PGPE, SNES: its starting value, then learned)."""
+    learning_rate: float = rule(0.0, ge=0, note="(0 = the strategy's default)")
+    """ES: the centre's step: OpenAI-ES Adam's step size (default 0.01), PGPE ClipUp's step size (default 0.5), SNES's mean learning rate (default 1.0)."""
+    sigma_learning_rate: float = rule(0.0, ge=0, note="(0 = the strategy's default)")
+    """PGPE, SNES: learning rate of sigma (PGPE default 0.1; SNES default (3 + ln d) / (5 sqrt d), d the number of sigmas)."""
+    weight_decay: float = rule(0.0, ge=0)
+    """OpenAI-ES: L2 coefficient pulling the centre towards zero (added to Adam's gradient)."""
+    momentum: float = rule(0.9, ge=0, lt=1)
+    """PGPE: ClipUp's momentum."""
+    max_speed: float = rule(0.0, ge=0, note="(0 = twice the step size)")
+    """PGPE: ClipUp's largest step norm."""
+
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     # -----------------------------------------------------------------------------
