@@ -536,15 +536,15 @@ ES_NOISE = 64  # kernels.es.NOISE
 
 def es_noise(layout, seed: int, generation: int, pair: int, rank: int) -> list:
     """Pair ``pair``'s unscaled noise, one float64 array per tensor (W_0, b_0, W_1, ...), drawn as
-    ``kernels.es`` documents: full rank entry by entry; rank r: ``A @ B.T / sqrt(r)`` for weights."""
+    ``kernels.es`` documents: full rank entry by entry; rank r: ``A @ Bt / sqrt(r)`` for weights."""
     out = []
     for t, tensor in enumerate(layout.tensors):
         stream = Stream(stream_key(seed, generation, pair, ES_NOISE + t))
         if rank > 0 and t % 2 == 0:
             n_in, n_out = tensor.shape
             A = np.array([stream.normal() for _ in range(n_in * rank)]).reshape(n_in, rank)
-            B = np.array([stream.normal() for _ in range(n_out * rank)]).reshape(n_out, rank)
-            out.append(A @ B.T / math.sqrt(rank))
+            Bt = np.array([stream.normal() for _ in range(n_out * rank)]).reshape(rank, n_out)
+            out.append(A @ Bt / math.sqrt(rank))
         else:
             out.append(np.array([stream.normal() for _ in range(tensor.size)]).reshape(tensor.shape))
     return out

@@ -21,11 +21,14 @@ import numpy as np
 from genreg.errors import ConfigError
 from genreg.kernels import es as es_kernels
 from genreg.network.batch import SparseBatch
+from genreg.network.blas import blas_threads
 from genreg.network.forward import genome_logits
 from genreg.network.layout import Layout
 
 #: Parameters a gradient item covers (full-rank tensors and biases are cut into blocks of this size).
 GRADIENT_BLOCK = 4096
+#: Pairs whose low-rank factors are stacked into one matrix product of the update.
+FACTOR_CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,15 @@ class Members:
         return self.size // 2 if self.antithetic else self.size
 
     def _noise_offsets(self) -> tuple[np.ndarray, int]:
-        """Where each layer's scaled factors live in a member's noise buffer: ``(L, 3) int64`` and the length."""
+        """Where each layer's scaled factors live in a pair's noise buffer: ``(L, 3) int64`` and the length.
+
+        Layer l: ``A: (n_l, r)``, r zeros, ``Bt: (r, n_{l+1})``, ``e: (n_{l+1},)`` (``kernels.es.lowrank_noise``).
+        """
         sizes, r = self.layout.sizes, max(self.rank, 1)
         offsets, n = np.zeros((self.layout.n_layers, 3), np.int64), 0
         for l in range(self.layout.n_layers):
-            offsets[l] = (n, n + sizes[l] * r, n + (sizes[l] + sizes[l + 1]) * r)
-            n += (sizes[l] + sizes[l + 1]) * r + sizes[l + 1]
+            offsets[l] = (n, n + (sizes[l] + 1) * r, n + (sizes[l] + 1 + sizes[l + 1]) * r)
+            n += (sizes[l] + 1 + sizes[l + 1]) * r + sizes[l + 1]
         return offsets, n
 
     def _args(self):
@@ -123,14 +129,30 @@ class Members:
             yield first, self.build(np.arange(first, min(self.size, first + rows)))
 
     def _items(self) -> np.ndarray:
-        """Gradient work items ``(tensor, first, stop)``: blocks of rows of low-rank matrices, else blocks of entries."""
+        """Gradient work items ``(tensor, first, stop)`` in blocks of ``GRADIENT_BLOCK`` entries: every tensor at
+        full rank, only the biases at rank r >= 1 (weight matrices go through ``_lowrank_sum``)."""
         items = []
         for t, tensor in enumerate(self.layout.tensors):
-            step = GRADIENT_BLOCK
-            if self.rank > 0 and t % 2 == 0:  # whole rows: B is drawn once per item
-                step = max(1, GRADIENT_BLOCK // tensor.shape[1]) * tensor.shape[1]
-            items += [(t, a, min(tensor.size, a + step)) for a in range(0, tensor.size, step)]
+            if self.rank == 0 or t % 2 == 1:
+                items += [(t, a, min(tensor.size, a + GRADIENT_BLOCK)) for a in range(0, tensor.size, GRADIENT_BLOCK)]
         return np.array(items, np.int64).reshape(-1, 3)
+
+    def _lowrank_sum(self, l: int, weights: np.ndarray, squares: np.ndarray, grad: np.ndarray,
+                     square_grad: np.ndarray) -> None:
+        """Add layer l's weight-matrix terms: ``sum_j w_j A_j Bt_j / sqrt(r)`` as products of stacked factors,
+        ``FACTOR_CHUNK`` pairs at a time (single-threaded BLAS: the same sums for any thread count)."""
+        n_in, n_out, r = self.layout.sizes[l], self.layout.sizes[l + 1], self.rank
+        tensor = self.layout.tensors[2 * l]
+        sizes = self.layout.sizes_array()
+        for first in range(0, self.n_pairs, FACTOR_CHUNK):
+            J = min(FACTOR_CHUNK, self.n_pairs - first)
+            a, b = np.empty((J * r, n_in), np.float32), np.empty((J * r, n_out), np.float32)
+            a2 = np.empty((J * r * r if squares.size else 0, n_in), np.float32)
+            b2 = np.empty((a2.shape[0], n_out), np.float32)
+            es_kernels.noise_factors(sizes, l, r, self.seed, self.generation, first, weights, squares, a, b, a2, b2)
+            grad[tensor.offset : tensor.stop] += (a.T @ b).ravel()
+            if squares.size:
+                square_grad[tensor.offset : tensor.stop] += (a2.T @ b2).ravel() - squares[first : first + J].sum()
 
     def noise_sum(self, weights, square_weights=None) -> tuple[np.ndarray, np.ndarray | None]:
         """``sum_j weights[j] * eps_j`` and, if given, ``sum_j square_weights[j] * (eps_j**2 - 1)`` over the
@@ -141,8 +163,12 @@ class Members:
         squares = np.zeros(0, np.float64) if square_weights is None else np.ascontiguousarray(square_weights, np.float64)
         grad = np.zeros(self.layout.n_params, np.float64)
         square_grad = np.zeros(self.layout.n_params if squares.size else 0, np.float64)
-        es_kernels.noise_gradient(self.layout.sizes_array(), self.rank, self.seed, self.generation, weights, squares,
+        es_kernels.noise_gradient(self.layout.sizes_array(), self.seed, self.generation, weights, squares,
                                   self._items(), grad, square_grad)
+        if self.rank > 0:
+            with blas_threads(1):
+                for l in range(self.layout.n_layers):
+                    self._lowrank_sum(l, weights, squares, grad, square_grad)
         return grad, (square_grad if square_weights is not None else None)
 
 
@@ -157,7 +183,7 @@ def tensor_index(layout: Layout) -> np.ndarray:
 def member_bytes(layout: Layout, rank: int) -> int:
     """Per-thread scratch of the scoring kernel: a member's noise (rank >= 1) or row (rank 0)."""
     r = max(int(rank), 1)
-    noise = sum((layout.sizes[l] + layout.sizes[l + 1]) * r + layout.sizes[l + 1] for l in range(layout.n_layers))
+    noise = sum((layout.sizes[l] + 1 + layout.sizes[l + 1]) * r + layout.sizes[l + 1] for l in range(layout.n_layers))
     return 4 * (noise if rank > 0 else layout.n_params)
 
 
