@@ -180,3 +180,18 @@ def test_identical_for_any_thread_count(tmp_path, mnist_dir):
     a, b = final_state(tmp_path / "t1"), final_state(tmp_path / "t2")
     assert_same_state(a, b)
     assert a.moments["adam_m"].tobytes() == b.moments["adam_m"].tobytes()
+
+
+@pytest.mark.parametrize("strategy", ES)
+def test_python_api_on_a_regression_task(tmp_path, data_root, strategy):
+    """genreg.evolve on wine (regression): the centre's validation error falls; genreg.resume continues it."""
+    import genreg
+
+    result = genreg.evolve("wine", data_dir=data_root, out=tmp_path / "run", strategy=strategy, hidden_sizes=[8],
+                           sigma=0.05, samples_per_class=200, population=60, generations=40, validation_every=5, checkpoint_every=10, progress=False)
+    val = result.history["validation_mse"]
+    val = val[~np.isnan(val)]
+    assert val[-1] < 0.93 * val[0], val
+    assert result.best.layout.sizes == (11, 8, 1)
+    more = genreg.resume(tmp_path / "run", data_dir=data_root, generations=45, progress=False)
+    assert more.generations == 45

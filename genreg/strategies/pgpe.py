@@ -15,7 +15,9 @@ import numpy as np
 from genreg.network.members import Members, tensor_index
 from genreg.strategies.es_base import EvolutionStrategy, ESState, centred_ranks, pair_weights, per_tensor
 
-DEFAULT_STEP = 0.5
+#: The default ClipUp step, as a fraction of the starting search radius sigma * sqrt(n_params) (so every
+#: parameter moves about this fraction of sigma a step, whatever the network's size).
+DEFAULT_STEP_RADIUS = 0.1
 DEFAULT_SIGMA_LEARNING_RATE = 0.1
 MAX_SIGMA_CHANGE = 0.2
 
@@ -43,7 +45,7 @@ class PGPE(EvolutionStrategy):
         noise, squares = members.noise_sum(difference / 2, total / 2 - ranks.mean())
         per_param = members.sigma.shape[0] == members.layout.n_params
         sigma = members.sigma if per_param else members.sigma[tensor_index(members.layout)]
-        step = cfg.learning_rate or DEFAULT_STEP
+        step = cfg.learning_rate or DEFAULT_STEP_RADIUS * cfg.sigma * np.sqrt(members.layout.n_params)
         velocity = clipup(noise * sigma, state.moments["velocity"], step, cfg.momentum, cfg.max_speed or 2 * step)
         centre = state.population.W[0].astype(np.float64) + velocity
         # d/dsigma of the log-density: (delta^2 - sigma^2) / sigma^3 times sigma^2 (EvoTorch's scaling) = sigma (eps^2 - 1)
