@@ -195,3 +195,11 @@ def test_python_api_on_a_regression_task(tmp_path, data_root, strategy):
     assert result.best.layout.sizes == (11, 8, 1)
     more = genreg.resume(tmp_path / "run", data_dir=data_root, generations=45, progress=False)
     assert more.generations == 45
+
+
+def test_the_step_anneals_from_learning_rate_to_learning_rate_end():
+    strategy = make_strategy("pgpe")
+    cfg = small_cfg(strategy="pgpe", learning_rate=0.4, learning_rate_end=0.1, generations=11)
+    steps = [strategy.step_size(1.0, g, cfg) for g in range(11)]
+    assert steps[0] == pytest.approx(0.4) and steps[-1] == pytest.approx(0.1) and steps[5] == pytest.approx(0.2)
+    assert strategy.step_size(1.0, 5, cfg.replace(learning_rate=0.0, learning_rate_end=0.0)) == 1.0  # the default

@@ -108,6 +108,8 @@ class Config(ConfigBase):
     """ES: standard deviation of the perturbations (PGPE, SNES: its starting value, then learned)."""
     learning_rate: float = rule(0.0, ge=0, note="(0 = the strategy's default)")
     """ES: the centre's step: OpenAI-ES Adam's step size (default 0.01), PGPE ClipUp's step size (default 0.1 sigma sqrt(n_params)), SNES's mean learning rate (default 1.0)."""
+    learning_rate_end: float = rule(0.0, ge=0, note="(0 = constant)")
+    """ES: if > 0, the centre's step shrinks geometrically from learning_rate (or the strategy's default) to this value at the last generation."""
     sigma_learning_rate: float = rule(0.0, ge=0, note="(0 = the strategy's default)")
     """PGPE, SNES: learning rate of sigma (PGPE default 0.1; SNES default (3 + ln d) / (5 sqrt d), d the number of sigmas)."""
     weight_decay: float = rule(0.0, ge=0)

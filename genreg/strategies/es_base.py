@@ -20,7 +20,7 @@ import numpy as np
 from genreg.network.layout import Layout
 from genreg.network.members import Members, tensor_index
 from genreg.network.population import Population
-from genreg.strategies.base import Evaluation, EvolutionState, Strategy
+from genreg.strategies.base import Evaluation, EvolutionState, Strategy, geometric_anneal
 
 
 @dataclass
@@ -115,6 +115,10 @@ class EvolutionStrategy(Strategy):
         nxt = Population(pop.layout, row, pop.trust.copy(), pop.ids.copy(), pop.parent_ids.copy(), pop.age + 1,
                          pop.next_id)
         return ESState(nxt, state.generation + 1, state.step + 1, sigma, moments)
+
+    def step_size(self, default: float, generation: int, cfg) -> float:
+        """The centre's step this generation: ``learning_rate`` (else ``default``), annealed to ``learning_rate_end``."""
+        return geometric_anneal(cfg.learning_rate or default, cfg.learning_rate_end, generation, cfg.generations)
 
     def update(self, state: ESState, members: Members, fitness: np.ndarray, cfg):  # pragma: no cover
         """``(new centre (n_params,), new sigma, new moments)`` from the members' fitness."""

@@ -40,5 +40,5 @@ class OpenAIES(EvolutionStrategy):
         centre = state.population.W[0].astype(np.float64)
         gradient = noise / (members.size * sigma) - cfg.weight_decay * centre
         delta, m, v = adam_step(gradient, state.moments["adam_m"], state.moments["adam_v"], state.step,
-                                cfg.learning_rate or DEFAULT_LEARNING_RATE)
+                                self.step_size(DEFAULT_LEARNING_RATE, state.generation, cfg))
         return centre + delta, state.sigma, {"adam_m": m, "adam_v": v}

@@ -45,8 +45,10 @@ class PGPE(EvolutionStrategy):
         noise, squares = members.noise_sum(difference / 2, total / 2 - ranks.mean())
         per_param = members.sigma.shape[0] == members.layout.n_params
         sigma = members.sigma if per_param else members.sigma[tensor_index(members.layout)]
-        step = cfg.learning_rate or DEFAULT_STEP_RADIUS * cfg.sigma * np.sqrt(members.layout.n_params)
-        velocity = clipup(noise * sigma, state.moments["velocity"], step, cfg.momentum, cfg.max_speed or 2 * step)
+        start = cfg.learning_rate or DEFAULT_STEP_RADIUS * cfg.sigma * np.sqrt(members.layout.n_params)
+        step = self.step_size(start, state.generation, cfg)
+        max_speed = (cfg.max_speed or 2 * start) * step / start  # annealed with the step
+        velocity = clipup(noise * sigma, state.moments["velocity"], step, cfg.momentum, max_speed)
         centre = state.population.W[0].astype(np.float64) + velocity
         # d/dsigma of the log-density: (delta^2 - sigma^2) / sigma^3 times sigma^2 (EvoTorch's scaling) = sigma (eps^2 - 1)
         sigma_gradient = sigma * squares / members.n_pairs

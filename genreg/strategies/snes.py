@@ -43,7 +43,8 @@ class SNES(EvolutionStrategy):
         noise, squares = members.noise_sum(difference, total)
         per_param = members.sigma.shape[0] == members.layout.n_params
         sigma = members.sigma if per_param else members.sigma[tensor_index(members.layout)]
-        centre = state.population.W[0].astype(np.float64) + (cfg.learning_rate or DEFAULT_LEARNING_RATE) * sigma * noise
+        eta_mu = self.step_size(DEFAULT_LEARNING_RATE, state.generation, cfg)
+        centre = state.population.W[0].astype(np.float64) + eta_mu * sigma * noise
         g_sigma = squares if per_param else per_tensor(members.layout, squares)
         d = g_sigma.shape[0]
         eta = cfg.sigma_learning_rate or (3 + math.log(d)) / (5 * math.sqrt(d))
