@@ -584,3 +584,20 @@ def es_noise_sum(layout, rank: int, seed: int, generation: int, weights, square_
         if square_weights is not None:
             squares += square_weights[j] * (eps * eps - 1.0)
     return grad, squares
+
+
+# ---------------------------------------------------------------- founders (genreg.network.population)
+
+
+def founders(layout, size: int, seed: int, scale: float | None = None) -> np.ndarray:
+    """``Population.random``'s W as it was drawn before founders were drawn in parallel blocks:
+    one stream, every row at once, then each layer's tensors scaled to U(-a, a): ``(size, n_params) float32``."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1417]))  # genreg.streams.FOUNDERS
+    W = rng.random((size, layout.n_params), dtype=np.float32)
+    for l in range(layout.n_layers):
+        a = np.float32(scale if scale is not None else 1.0 / np.sqrt(layout.sizes[l]))
+        for t in layout.layer_tensors(l):
+            block = W[:, t.offset : t.stop]
+            block *= np.float32(2) * a
+            block -= a
+    return W

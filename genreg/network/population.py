@@ -14,8 +14,8 @@ import numpy as np
 
 from genreg.errors import PopulationError
 from genreg.network.layout import Layout
-from genreg.streams import FOUNDERS
 from genreg.network.variation import Brood, clone
+from genreg.streams import FOUNDERS
 
 #: Bytes of per-genome bookkeeping: trust (f8), id (i8), parent id (i8), age (i4).
 PER_GENOME_BYTES = 8 + 8 + 8 + 4
@@ -142,6 +142,91 @@ def check_run_size(layout: Layout, population: int, strategy: str, *, held: int 
     return needed
 
 
+#: Founder parameters one task of ``founder_fill`` draws and scales (4 MiB of float32: cache-sized).
+FOUNDER_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Founders:
+    """What a founder population is: its seed and weight scale (None: each layer's fan-in bound)."""
+
+    seed: int
+    scale: float | None = None
+
+
+def founder_stream(seed: int, start: int) -> np.random.Generator:
+    """The founders' generator of ``seed``, positioned at its ``start``-th float32 draw.
+
+    ``Population.random`` once drew every founder from one ``default_rng(SeedSequence([seed,
+    FOUNDERS]))`` (PCG64).  A float32 draw takes 32 bits of a 64-bit output, the low half
+    first, and keeps the high half for the next draw.  So: jump over ``start // 2`` outputs
+    (``PCG64.advance``, O(log n)) and, if ``start`` is odd, draw (and drop) one low half.
+    """
+    bits = np.random.PCG64(np.random.SeedSequence([int(seed), FOUNDERS]))
+    bits.advance(int(start) // 2)
+    rng = np.random.Generator(bits)
+    if start % 2:
+        rng.random(dtype=np.float32)
+    return rng
+
+
+def _scale_founders(layout: Layout, block: np.ndarray, scale: float | None) -> None:
+    """Map uniform [0, 1) draws to U(-a, a) per layer, in place: block ``(k, n_params) float32``."""
+    for l in range(layout.n_layers):
+        a = np.float32(scale if scale is not None else 1.0 / np.sqrt(layout.sizes[l]))
+        for t in layout.layer_tensors(l):
+            part = block[:, t.offset : t.stop]
+            part *= np.float32(2) * a
+            part -= a
+
+
+def founder_fill(layout: Layout, seed: int, out: np.ndarray, *, scale: float | None = None, first: int = 0,
+                 threads: int | None = None) -> np.ndarray:
+    """Fill ``out`` with founder rows ``first, first + 1, ...`` of ``seed``: out ``(k, n_params) float32``, C order.
+
+    Blocks of ``FOUNDER_BLOCK`` parameters are drawn from jumped-ahead copies of the stream
+    (``founder_stream``) on ``threads`` threads (default: Numba's thread count; NumPy's fill
+    releases the GIL): the same bits for any block size or thread count.
+    """
+    n = layout.n_params
+    if out.dtype != np.float32 or out.ndim != 2 or out.shape[1] != n or not out.flags.c_contiguous:
+        raise PopulationError(f"founder rows go into a C-contiguous (k, {n}) float32 array, got "
+                              f"{out.dtype} {out.shape}")
+    step = max(1, FOUNDER_BLOCK // n)
+    starts = range(0, out.shape[0], step)
+
+    def fill(r0: int) -> None:
+        block = out[r0 : r0 + step]
+        founder_stream(seed, (first + r0) * n).random(out=block, dtype=np.float32)
+        _scale_founders(layout, block, scale)
+
+    if threads is None:
+        import numba
+
+        threads = numba.get_num_threads()
+    if threads <= 1 or len(starts) <= 1:
+        for r0 in starts:
+            fill(r0)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="genreg-founders") as pool:
+            list(pool.map(fill, starts))
+    return out
+
+
+def founder_rows(layout: Layout, seed: int, rows, scale: float | None = None) -> np.ndarray:
+    """Founder rows ``rows`` of ``seed`` alone (a founder is its key: (seed, row)): ``(k, n_params) float32``."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if rows.size and rows.min() < 0:
+        raise PopulationError(f"founder rows are numbered from 0, got {int(rows.min())}")
+    out = np.empty((rows.size, layout.n_params), dtype=np.float32)
+    for j, i in enumerate(rows):
+        founder_stream(seed, int(i) * layout.n_params).random(out=out[j], dtype=np.float32)
+    _scale_founders(layout, out, scale)
+    return out
+
+
 @dataclass
 class Population:
     """The state of every genome.
@@ -154,6 +239,8 @@ class Population:
     ids: ``(P,) int64`` — unique genome ids; parent_ids: ``(P,) int64`` (-1 for founders).
     age: ``(P,) int32`` — generations each genome has lived.
     next_id: the id the next new genome receives.
+    founders: set by ``random``: W was drawn as the founders of this seed (the checkpoint
+    of generation 0 stores that instead of W).  Whoever changes W in place clears it.
     """
 
     layout: Layout
@@ -164,6 +251,7 @@ class Population:
     age: np.ndarray
     next_id: int
     brood: Brood | None = None
+    founders: "Founders | None" = None
 
     def __post_init__(self):
         if self.W is None:
@@ -207,17 +295,12 @@ class Population:
         """A founder population with weights drawn uniformly, as PyTorch's ``nn.Linear`` does.
 
         Every tensor of layer l is U(-a, a) with a = ``scale`` or 1/sqrt(n_l)
-        (fan-in).  Deterministic in ``seed``.
+        (fan-in).  Deterministic in ``seed``: row i is ``founder_rows(layout, seed, [i])``,
+        drawn on several threads (``founder_fill``) as the same bits a single stream gives.
         """
         check_population_size(layout, size)
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), FOUNDERS]))
-        W = rng.random((size, layout.n_params), dtype=np.float32)
-        for l in range(layout.n_layers):
-            a = np.float32(scale if scale is not None else 1.0 / np.sqrt(layout.sizes[l]))
-            for t in layout.layer_tensors(l):
-                block = W[:, t.offset : t.stop]
-                block *= np.float32(2) * a
-                block -= a
+        W = np.empty((size, layout.n_params), dtype=np.float32)
+        founder_fill(layout, seed, W, scale=scale)
         return cls(
             layout=layout,
             W=W,
@@ -226,6 +309,7 @@ class Population:
             parent_ids=np.full(size, -1, dtype=np.int64),
             age=np.zeros(size, dtype=np.int32),
             next_id=int(size),
+            founders=Founders(int(seed), None if scale is None else float(scale)),
         )
 
     def check_finite(self) -> None:
