@@ -193,3 +193,116 @@ def test_history_truncate(tmp_path):
     h.close()
     h.truncate(3)
     assert read_history(tmp_path / "m.csv")["generation"].tolist() == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------
+# Founders stored as "the founders of seed S" (format 6)
+# --------------------------------------------------------------------------
+
+
+CFG = from_mapping({"seed": 6}).to_dict()
+
+
+def founder_state(P: int = 40, seed: int = 6, scale=None):
+    from genreg.network.population import Population
+    from helpers import EvolutionState
+
+    return EvolutionState(Population.random(TINY, P, seed=seed, scale=scale), generation=0)
+
+
+@pytest.mark.parametrize("scale", [None, 0.25])
+def test_founders_are_stored_as_their_seed_and_drawn_again_on_reading(tmp_path, scale):
+    from genreg.network.population import Founders
+
+    state = founder_state(scale=scale)
+    state.population.trust[:] = np.arange(40) * 0.5  # the bookkeeping is stored as it is
+    path = write_checkpoint(tmp_path, state, CFG)
+    with h5py.File(path) as f:
+        assert "W" not in f and "brood" not in f
+        assert f["founders"].attrs["seed"] == 6 and f["founders"].attrs["rows"] == 40
+        assert ("scale" in f["founders"].attrs) == (scale is not None)
+    back, _ = read_checkpoint(path)
+    assert_same_state(state, back)
+    assert back.population.founders == Founders(6, scale)
+    dense = write_checkpoint(tmp_path / "dense", dataclasses_replace(state, generation=1), CFG)
+    assert path.stat().st_size < 0.5 * dense.stat().st_size
+
+
+def dataclasses_replace(state, **changes):
+    import dataclasses
+
+    return dataclasses.replace(state, **changes)
+
+
+def test_founders_changed_in_place_are_stored_as_rows_or_refused_on_reading(tmp_path, monkeypatch):
+    """A stale ``founders`` mark (W changed after it was drawn) is never read back as founders: a change
+    in a probed row is seen when writing (W is stored), any other when reading (the CRC-32 of the rows)."""
+    import genreg.runs.store as store
+
+    for row in (0, 39):  # probed
+        state = founder_state()
+        state.population.W[row, 3] += 1.0
+        path = write_checkpoint(tmp_path / str(row), state, CFG)
+        with h5py.File(path) as f:
+            assert "W" in f and "founders" not in f
+        assert read_checkpoint(path)[0].population.W.tobytes() == state.population.W.tobytes()
+    monkeypatch.setattr(store, "FOUNDER_CRC_BYTES", 4 * TINY.n_params * 8)  # 8 rows a CRC
+    state = founder_state()
+    state.population.W[17, 3] += 1.0  # not probed
+    path = write_checkpoint(tmp_path / "17", state, CFG)
+    with pytest.raises(CheckpointError, match=r"seed 6 do not match the rows they were stored from \(rows 16..23\)"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda g, f: g.attrs.__setitem__("seed", 7), "founders of seed 7 do not match"),
+    (lambda g, f: g.attrs.__setitem__("scale", 0.5), "founders of seed 6 do not match"),
+    (lambda g, f: g["crc32"].__setitem__(0, 12345), "does not match its checksum"),
+    (lambda g, f: g.attrs.__setitem__("crc_rows", 0), "not the CRC-32 of each 0 of 40 rows"),
+    (lambda g, f: g.attrs.__setitem__("crc_rows", 1), "not the CRC-32 of each 1 of 40 rows"),
+    (lambda g, f: g.attrs.__setitem__("seed", -1), "founders/seed must be a whole number"),
+    (lambda g, f: g.attrs.__setitem__("seed", "6"), "founders/seed must be a whole number"),
+    (lambda g, f: g.attrs.__setitem__("scale", float("nan")), "founders/scale must be a finite number"),
+    (lambda g, f: g.attrs.__setitem__("scale", "big"), "founders/scale must be a finite number"),
+    (lambda g, f: g.attrs.__setitem__("rows", 10**12), "of 1000000000000 rows"),
+    (lambda g, f: g.attrs.__setitem__("n_params", 3), "rows of 3 parameters"),
+    (lambda g, f: g.attrs.__delitem__("rows"), "rows"),
+    (lambda g, f: f.create_dataset("W", data=np.zeros((40, 5), np.float32)), "beside the population's rows"),
+])
+def test_a_damaged_founders_description_is_one_line_error(tmp_path, change, message):
+    path = write_checkpoint(tmp_path, founder_state(), CFG)
+    with h5py.File(path, "r+") as f:
+        change(f["founders"], f)
+    with pytest.raises(CheckpointError, match=message) as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_version_5_files_with_rows_still_read(tmp_path):
+    state = founder_state()
+    path = write_checkpoint(tmp_path, dataclasses_replace(state, generation=3), CFG)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 5
+    assert read_checkpoint(path)[0].population.W.tobytes() == state.population.W.tobytes()
+
+
+@pytest.mark.parametrize("strategy", ["genreg", "ga"])
+def test_resume_from_the_founders_checkpoint_equals_uninterrupted(tmp_path, mnist_dir, strategy):
+    """A run resumed from its generation-0 checkpoint (stored as its founders' seed) is the run that never stopped."""
+    from genreg.runs.evolve import resume_run, start_run
+    from helpers import final_state, small_cfg
+
+    cfg = small_cfg(strategy=strategy, generations=6, checkpoint_every=3, validation_every=2)
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    start_run(cfg, whole, mnist_dir, progress=False)
+    assert start_run(cfg.replace(max_minutes=1e-9), part, mnist_dir, progress=False).generation == 1
+    (part / "checkpoints" / "state_gen00001.h5").unlink()
+    with h5py.File(part / "checkpoints" / "state_gen00000.h5") as f:
+        assert "founders" in f and "W" not in f
+    assert resume_run(part, {"max_minutes": 0.0}, mnist_dir, progress=False).generation == 6
+    assert_same_state(final_state(part), final_state(whole))
+    columns = read_history(whole / "metrics.csv")
+    resumed = read_history(part / "metrics.csv")
+    for name in columns:
+        if not name.endswith("seconds"):
+            np.testing.assert_array_equal(resumed[name], columns[name], err_msg=name)
