@@ -1,4 +1,5 @@
-"""Evolution-strategy kernels: score perturbed members without building them, and sum their noise.
+"""Evolution-strategy kernels: score perturbed members without building them (the noise is drawn by
+``genreg.kernels.es_noise``; the update's sums are ``genreg.kernels.es_update``).
 
 A generation's members are ``centre + sign * sigma * eps``: member k belongs to pair
 ``j = k // 2`` with ``sign = +1`` for even k and ``-1`` for odd k (antithetic sampling), or
@@ -30,13 +31,11 @@ from numba.extending import intrinsic
 
 from ._config import inline_jit, jit
 from .activations import activate_inplace
+from .es_noise import full_member, lowrank_member, lowrank_noise
 from .forward import forward_tiles, padded_width, scratch, tile_layer
-from .rng import draw_at, in_normal_tail, normal_central, normal_quantile, stream_key, uniform_open_from_bits
 from .simd import TILE
 from .workqueue import claim, run_workers
 
-#: Purposes of the noise streams: tensor t of a pair draws from purpose NOISE + t.
-NOISE = 64
 #: Columns of the first layer's stacked low-rank factors a scoring item computes at once (pairs x rank).
 PAIR_COLUMNS = 32
 
@@ -81,79 +80,6 @@ def exp_nonpositive(x):
     p = p * r + 1.0
     p = p * r + 1.0
     return p * _float64_from_bits((np.int64(k) + 1023) << 52)
-
-
-@jit
-def fill_normals(key, first, n, scale, uniforms, tails, out, start):
-    """``out[start + i] = float32(scale * z)``, z the normal of draw ``first + i + 1`` of stream ``key``, i < n.
-
-    The loops have no branch and no library call, so they vectorise; the 5% of draws in a tail
-    of the normal are redone one by one.  uniforms: ``(>= n,) float64``, tails: ``(>= n,) int64``
-    work space; out: float32.
-    """
-    for i in range(n):
-        uniforms[i] = uniform_open_from_bits(draw_at(key, first + i + 1))
-    for i in range(n):
-        out[start + i] = np.float32(scale * normal_central(uniforms[i]))
-    n_tail = 0  # compact the tail indices without branching
-    for i in range(n):
-        tails[n_tail] = i
-        n_tail += in_normal_tail(uniforms[i])
-    for m in range(n_tail):
-        i = tails[m]
-        out[start + i] = np.float32(scale * normal_quantile(uniforms[i]))
-
-
-@jit
-def lowrank_noise(seed, generation, j, sizes, rank, sigma, noise, offsets, uniforms, tails):
-    """Pair ``j``'s scaled factors: for layer l, ``A * sigma[2l] / sqrt(r)`` at ``offsets[l, 0]``,
-    ``Bt`` at ``offsets[l, 1]`` and the bias noise ``* sigma[2l + 1]`` at ``offsets[l, 2]`` (no sign).
-
-    The layout lets ``tile_layer`` read them as two small layers: ``A: (n_l, r)`` followed by r
-    zeros (its bias, written by the caller, never here), and ``Bt: (r, n_{l+1})`` followed by e.
-    """
-    for l in range(sizes.shape[0] - 1):
-        n_in, n_out = sizes[l], sizes[l + 1]
-        key = stream_key(seed, generation, j, NOISE + 2 * l)
-        fill_normals(key, 0, n_in * rank, sigma[2 * l] / np.sqrt(rank), uniforms, tails, noise, offsets[l, 0])
-        fill_normals(key, n_in * rank, n_out * rank, 1.0, uniforms, tails, noise, offsets[l, 1])
-        fill_normals(stream_key(seed, generation, j, NOISE + 2 * l + 1), 0, n_out, sigma[2 * l + 1], uniforms, tails,
-                     noise, offsets[l, 2])
-
-
-@jit
-def full_member(centre, seed, generation, j, sizes, sign, sigma, uniforms, tails, draws, row):
-    """Write member ``centre + sign * sigma * eps`` of pair ``j`` (full rank) into ``row``
-    (``draws``: float32 work space as long as the largest tensor)."""
-    offset, t = 0, 0
-    for l in range(sizes.shape[0] - 1):
-        for size in (sizes[l] * sizes[l + 1], sizes[l + 1]):
-            fill_normals(stream_key(seed, generation, j, NOISE + t), 0, size, 1.0, uniforms, tails, draws, 0)
-            per_parameter = sigma.shape[0] == centre.shape[0]
-            for p in range(size):
-                s = sigma[offset + p] if per_parameter else sigma[t]
-                row[offset + p] = centre[offset + p] + np.float32(sign * s * np.float64(draws[p]))
-            offset += size
-            t += 1
-
-
-@jit
-def lowrank_member(centre, sizes, rank, sign, noise, offsets, row):
-    """Write ``centre + sign * (A @ Bt, e)`` of the pair's factors in ``noise`` into ``row``."""
-    offset = 0
-    for l in range(sizes.shape[0] - 1):
-        n_in, n_out = sizes[l], sizes[l + 1]
-        oa, ob, oe = offsets[l, 0], offsets[l, 1], offsets[l, 2]
-        for i in range(n_in):
-            for o in range(n_out):
-                d = np.float32(0.0)
-                for q in range(rank):
-                    d += noise[oa + i * rank + q] * noise[ob + q * n_out + o]
-                row[offset + i * n_out + o] = centre[offset + i * n_out + o] + np.float32(sign) * d
-        offset += n_in * n_out
-        for o in range(n_out):
-            row[offset + o] = centre[offset + o] + np.float32(sign) * noise[oe + o]
-        offset += n_out
 
 
 @jit
@@ -345,92 +271,4 @@ def build_members(centre, sizes, rank, sigma, seed, generation, antithetic, offs
     """``out[i]`` = the parameters of member ``members[i]``: ``(m, n_params) float32``."""
     run_workers(build_worker, (centre, sizes, int(rank), sigma, int(seed), int(generation), bool(antithetic), offsets,
                                int(n_noise), np.ascontiguousarray(members, dtype=np.int64), out),
-                numba.get_num_threads() if n_workers is None else n_workers)
-
-
-@jit
-def gradient_worker(sizes, seed, generation, weights, square_weights, items, grad, square_grad, queue):
-    """Take items ``(tensor, first, stop)`` from ``queue``: for entries ``first .. stop - 1`` of that
-    tensor's full-rank noise, ``grad = sum_j weights[j] * eps_j`` and (if ``square_weights`` is not
-    empty) ``square_grad = sum_j square_weights[j] * (eps_j ** 2 - 1)``, summed over pairs j in order
-    in float64 (``grad``, ``square_grad``: ``(n_params,) float64``, indexed by parameter).  Low-rank
-    weight matrices are summed as products of their factors instead (``noise_factors``)."""
-    squares = square_weights.shape[0] > 0
-    largest = 1
-    for i in range(items.shape[0]):
-        largest = max(largest, items[i, 2] - items[i, 1])
-    uniforms, tails = np.empty(largest, np.float64), np.empty(largest, np.int64)
-    draws = np.empty(largest, np.float32)
-    i = claim(queue)
-    while i < items.shape[0]:
-        t, first, stop = items[i, 0], items[i, 1], items[i, 2]
-        offset = 0
-        for m in range(t):
-            offset += sizes[m // 2] * sizes[m // 2 + 1] if m % 2 == 0 else sizes[m // 2 + 1]
-        for j in range(weights.shape[0]):
-            w = weights[j]
-            w2 = square_weights[j] if squares else 0.0
-            if w == 0.0 and w2 == 0.0:
-                continue
-            fill_normals(stream_key(seed, generation, j, NOISE + t), first, stop - first, 1.0, uniforms, tails, draws, 0)
-            for p in range(stop - first):
-                grad[offset + first + p] += w * np.float64(draws[p])
-            if squares:
-                for p in range(stop - first):
-                    z = np.float64(draws[p])
-                    square_grad[offset + first + p] += w2 * (z * z - 1.0)
-        i = claim(queue)
-
-
-def noise_gradient(sizes, seed, generation, weights, square_weights, items, grad, square_grad, n_workers=None):
-    """The weighted sums of the pairs' full-rank noise (see ``gradient_worker``), over ``items: (m, 3) int64``."""
-    run_workers(gradient_worker, (sizes, int(seed), int(generation), weights, square_weights, items, grad,
-                                  square_grad),
-                numba.get_num_threads() if n_workers is None else n_workers)
-
-
-@jit
-def factor_worker(sizes, l, rank, seed, generation, first_pair, weights, square_weights, a_out, b_out, a2_out, b2_out,
-                  queue):
-    """Take pairs from ``queue``: the weighted factors of layer l's low-rank noise for ``noise_factors``.
-
-    Pair ``j = first_pair + i`` fills rows ``i r .. i r + r - 1`` of ``a_out: (J r, n_l)`` with
-    ``weights[j] * A_j.T / sqrt(r)`` and of ``b_out: (J r, n_{l+1})`` with ``Bt_j``, so that
-    ``a_out.T @ b_out = sum_j weights[j] * eps_j``.  If ``a2_out`` is not empty, rows
-    ``(i r + q) r + q'`` of ``a2_out: (J r^2, n_l)`` and ``b2_out: (J r^2, n_{l+1})`` hold
-    ``square_weights[j] * A_q * A_q' / r`` and ``B_q * B_q'``, so that ``a2_out.T @ b2_out =
-    sum_j square_weights[j] * eps_j**2``.
-    """
-    n_in, n_out = sizes[l], sizes[l + 1]
-    uniforms, tails = np.empty((n_in + n_out) * rank, np.float64), np.empty((n_in + n_out) * rank, np.int64)
-    factors = np.empty((n_in + n_out) * rank, np.float32)
-    squares = a2_out.shape[0] > 0
-    i = claim(queue)
-    while i < a_out.shape[0] // rank:
-        j = first_pair + i
-        fill_normals(stream_key(seed, generation, j, NOISE + 2 * l), 0, (n_in + n_out) * rank, 1.0, uniforms, tails,
-                     factors, 0)
-        w = np.float32(weights[j] / np.sqrt(rank))
-        for q in range(rank):
-            for k in range(n_in):
-                a_out[i * rank + q, k] = w * factors[k * rank + q]
-            for o in range(n_out):
-                b_out[i * rank + q, o] = factors[n_in * rank + q * n_out + o]
-        if squares:
-            w2 = np.float32(square_weights[j] / rank)
-            for q in range(rank):
-                for q2 in range(rank):
-                    row = (i * rank + q) * rank + q2
-                    for k in range(n_in):
-                        a2_out[row, k] = w2 * factors[k * rank + q] * factors[k * rank + q2]
-                    for o in range(n_out):
-                        b2_out[row, o] = factors[n_in * rank + q * n_out + o] * factors[n_in * rank + q2 * n_out + o]
-        i = claim(queue)
-
-
-def noise_factors(sizes, l, rank, seed, generation, first_pair, weights, square_weights, a_out, b_out, a2_out, b2_out,
-                  n_workers=None):
-    """Fill the weighted low-rank factors of pairs ``first_pair ..`` (see ``factor_worker``)."""
-    run_workers(factor_worker, (sizes, int(l), int(rank), int(seed), int(generation), int(first_pair), weights,
-                                square_weights, a_out, b_out, a2_out, b2_out),
                 numba.get_num_threads() if n_workers is None else n_workers)

@@ -20,6 +20,7 @@ import numpy as np
 
 from genreg.errors import ConfigError
 from genreg.kernels import es as es_kernels
+from genreg.kernels import es_update
 from genreg.network.batch import SparseBatch
 from genreg.network.blas import blas_threads
 from genreg.network.forward import genome_logits
@@ -149,7 +150,7 @@ class Members:
             a, b = np.empty((J * r, n_in), np.float32), np.empty((J * r, n_out), np.float32)
             a2 = np.empty((J * r * r if squares.size else 0, n_in), np.float32)
             b2 = np.empty((a2.shape[0], n_out), np.float32)
-            es_kernels.noise_factors(sizes, l, r, self.seed, self.generation, first, weights, squares, a, b, a2, b2)
+            es_update.noise_factors(sizes, l, r, self.seed, self.generation, first, weights, squares, a, b, a2, b2)
             grad[tensor.offset : tensor.stop] += (a.T @ b).ravel()
             if squares.size:
                 square_grad[tensor.offset : tensor.stop] += (a2.T @ b2).ravel() - squares[first : first + J].sum()
@@ -163,7 +164,7 @@ class Members:
         squares = np.zeros(0, np.float64) if square_weights is None else np.ascontiguousarray(square_weights, np.float64)
         grad = np.zeros(self.layout.n_params, np.float64)
         square_grad = np.zeros(self.layout.n_params if squares.size else 0, np.float64)
-        es_kernels.noise_gradient(self.layout.sizes_array(), self.seed, self.generation, weights, squares,
+        es_update.noise_gradient(self.layout.sizes_array(), self.seed, self.generation, weights, squares,
                                   self._items(), grad, square_grad)
         if self.rank > 0:
             with blas_threads(1):
