@@ -5,8 +5,9 @@ MNIST, a checkpoint every 2 generations), each in its own process: the growth of
 peak RSS (VmHWM) over a baseline process that imports genreg, loads MNIST and the kernels
 (what a run holds when ``start_run`` checks) is at most the estimate, and the estimate is
 under twice the growth.  A memory assertion, not a timing one.  Measured when written
-(MiB: growth / ``run_bytes`` / the old ``copies=2`` estimate): genreg 300: 163 / 206 / 116,
-1500: 723 / 775 / 582; ga 300: 351-372 / 415 / 116, 1000: 1106-1188 / 1237 / 388.
+(MiB: growth / ``run_bytes`` / the old ``copies=2`` estimate): genreg 300: 102 / 161 / 116,
+1500: 429 / 549 / 582; ga 300: 313 / 365 / 116, 1000: 928 / 1067 / 388.  Larger runs:
+``python tests/test_memory_estimate.py DATA_DIR genreg:20000 ga:10000`` (figures in ``run_rows``).
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ print(json.dumps(peak()))
 BASELINE, RUN = (script.replace("PEAK\n", PEAK) for script in (BASELINE, RUN))
 
 
-def peak_rss(script: str, *args) -> int:
+def peak_rss(script: str, *args, timeout: float = 300) -> int:
     """Peak RSS in bytes of ``script`` run in a new Python process (its last output line)."""
     done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=os.environ.copy())
+                          timeout=timeout, env=os.environ.copy())
     assert done.returncode == 0, done.stderr[-2000:]
     return int(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -94,15 +95,45 @@ def test_estimate_covers_the_measured_peak(tmp_path, mnist_dir, baseline, strate
 
 
 def test_rows_by_strategy():
-    """2P while a checkpoint is written, then 2S (GENREG brood), 2P + S (GENREG built) or 3P (GA)."""
-    assert run_rows(1000, "genreg", 0.2, built=False) == 2000 + 400
-    assert run_rows(1000, "genreg", 0.2, built=True) == 2000 + 2200
-    assert run_rows(1000, "ga") == 5000
+    """A checkpoint of r rows costs r + 9r/8; then P + 2S (GENREG brood), 2P + S (GENREG built) or 3P (GA)."""
+    assert run_rows(1000, "genreg", 0.2, built=False) == 1000 + 200 + 200 + 225
+    assert run_rows(1000, "genreg", 0.2, built=True) == 2000 + 200 + 1000 + 1125
+    assert run_rows(1000, "ga") == 3000 + 1000 + 1125
     assert run_rows(1000, "some-new-strategy") == run_rows(1000, "ga")  # unknown: the conservative count
-    assert run_rows(1, "genreg", 0.01, built=False) == 4  # at least one survivor
+    assert run_rows(1, "genreg", 0.01, built=False) == 1 + 1 + 1 + 2  # at least one survivor, whole rows
     row = LAYOUT.n_params * 4 + PER_GENOME_BYTES
-    assert run_bytes(LAYOUT, 10, "ga") - run_bytes(LAYOUT, 1, "ga") == 9 * 5 * row
+    assert run_bytes(LAYOUT, 10, "ga") - run_bytes(LAYOUT, 1, "ga") == (52 - 6) * row
     assert run_bytes(LAYOUT, 10, "ga", samples=5) - run_bytes(LAYOUT, 10, "ga") == 10 * 5 * 11 * 4
+
+
+FOUNDERS = """
+import json, sys, tempfile
+PEAK
+from genreg.network.layout import Layout
+from genreg.network.population import Population
+from genreg.runs.store import read_checkpoint, write_checkpoint
+from genreg.strategies.base import EvolutionState
+from genreg.strategies.config import from_mapping
+def round_trip(size):
+    state = EvolutionState(Population.random(Layout((784, 64, 10), "tanh"), size, seed=0), 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_checkpoint(tmp, state, from_mapping({"hidden_sizes": [64]}).to_dict())
+        del state
+        return read_checkpoint(path)
+round_trip(2)  # (the modules a read imports)
+start = peak()
+back = round_trip(int(sys.argv[1]))
+print(json.dumps(peak() - start))
+""".replace("PEAK\n", PEAK)
+
+
+def test_the_founders_checkpoint_holds_no_copy_of_the_population():
+    """Drawing 2,000 founders, writing the generation-0 checkpoint and reading it back peaks at one
+    population (the checkpoint is the founders' seed; reading draws them again), not two or three."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads the peak RSS from /proc/self/status (Linux)")
+    grown = peak_rss(FOUNDERS, 2000)
+    assert grown < 1.1 * population_bytes(LAYOUT, 2000), grown  # measured: 1.02
 
 
 def test_refusal_names_the_population_the_need_and_what_is_available(monkeypatch):
@@ -134,3 +165,26 @@ def test_resume_to_a_population_that_does_not_fit_is_refused_before_writing(tmp_
         resume_run(run, {"population": 1000, "generations": 3}, mnist_dir, progress=False)
     assert (run / "config.toml").read_text() == config
     assert resume_run(run, {"generations": 3}, mnist_dir, progress=False).generation == 3
+
+
+def main(argv: list[str]) -> None:
+    """Print each run's peak RSS growth beside ``run_bytes``: ``python tests/test_memory_estimate.py DATA_DIR
+    STRATEGY:P ...`` (784-64-10 on MNIST, 5 generations, a checkpoint every 2), one process per run."""
+    import tempfile
+
+    data, runs = argv[0], argv[1:]
+    base = peak_rss(BASELINE, data)
+    print(f"baseline (genreg, MNIST, kernels): {base >> 20} MiB")
+    for spec in runs:
+        strategy, population = spec.split(":")
+        with tempfile.TemporaryDirectory() as tmp:
+            grown = peak_rss(RUN, data, f"{tmp}/run", strategy, population, timeout=3600) - base
+        estimate = run_bytes(LAYOUT, int(population), strategy, built=False, samples=SAMPLES)
+        row = population_bytes(LAYOUT, 1)
+        print(f"{strategy} P={population}: peak RSS growth {grown >> 20} MiB ({grown / row / int(population):.2f} "
+              f"populations), run_bytes {estimate >> 20} MiB ({estimate / row / int(population):.2f}), "
+              f"estimate/growth {estimate / grown:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -70,27 +70,42 @@ def check_population_size(layout: Layout, size: int, copies: int = 1) -> int:
 RUN_OVERHEAD_BYTES = 64 << 20
 
 
+#: A checkpoint's HDF5 image is built in an ``io.BytesIO`` (``genreg.runs.store.atomic_h5``), which
+#: over-allocates by an eighth as it grows: the image of ``r`` rows may hold ``9r/8``.
+IMAGE_NUM, IMAGE_DEN = 9, 8
+
+
 def run_rows(population: int, strategy: str, survival_cutoff: float = 0.2, built: bool = True) -> int:
     """Count the genome rows an evolution run of ``population`` (P) genomes holds at its peak.
 
-    Every strategy: 2P while a checkpoint is written (during the next generation): the
-    ``CheckpointWriter``'s snapshot of every genome, and the HDF5 file image built in memory
-    before it is written out (``genreg.runs.store.atomic_h5``).  The run keeps no other
-    reference to the founders or to the checkpoint it resumed from.  Then by strategy, with
+    A checkpoint of r rows is written during the next generation: the ``CheckpointWriter``'s
+    snapshot (r) and the HDF5 image built in memory (up to 9r/8: ``IMAGE_NUM``); the
+    generation-0 checkpoint stores the founders as their seed (no rows).  With
     S = ceil(``survival_cutoff`` * P) survivors:
 
     "genreg", children scored unbuilt (``built=False``: classification without a loss):
-        2S, the survivors' rows the brood is made from and the spare of two generations ago;
+        P + S, the buffer the founders were drawn into (reused for survivors' rows) and the
+        brood's S rows, then a checkpoint of the brood (S rows): P + 2S + 9S/8;
     "genreg", children built (regression, fitness callables: ``Population.build``):
-        2P + S, this and the last generation's rows and the new survivors' rows;
+        2P + S, this and the last generation's rows and the new survivors' rows, then a
+        checkpoint of W: 3P + S + 9P/8;
     "ga" (and any other strategy): 3P, the population, the children, and the next
-        population the children are copied into beside the elites.
+        population the children are copied into beside the elites, then a checkpoint: 4P + 9P/8.
+
+    Measured (peak RSS growth, ``python tests/test_memory_estimate.py``, 784-64-10 on MNIST,
+    5 generations, a checkpoint every 2): GENREG 1.43, 1.43 and 1.41 populations at P = 2,000,
+    5,000 and 20,000 (this count with the episodes: 1.67); GA 5.06, 4.67 and 5.02 at P = 2,000,
+    5,000 and 10,000 (5.17).
     """
     P = int(population)
+
+    def checkpoint(rows: int) -> int:
+        return rows + -(-rows * IMAGE_NUM // IMAGE_DEN)
+
     if strategy == "genreg":
         S = max(1, math.ceil(survival_cutoff * P))
-        return 2 * P + (2 * P + S if built else 2 * S)
-    return 2 * P + 3 * P
+        return P + S + checkpoint(S) if not built else 2 * P + S + checkpoint(P)
+    return 3 * P + checkpoint(P)
 
 
 #: The evolution strategies (``genreg.strategies.es_base``): members are keys, not rows.
@@ -111,8 +126,8 @@ def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff
     ``run_rows`` genome rows (``n_params`` float32 + bookkeeping each), plus each
     genome's outputs on an episode of ``samples`` examples (logits and predictions,
     4 bytes each: ``samples * (n_outputs + 1) * 4``), plus ``RUN_OVERHEAD_BYTES``.
-    The measured peak RSS growth of 784-64-10 runs on MNIST is 0.5 to 1 times this
-    (tests/test_memory_estimate.py).
+    The measured peak RSS growth of 784-64-10 runs on MNIST is 0.80 to 0.96 times this
+    at P = 2,000 to 20,000 (``run_rows``; tests/test_memory_estimate.py).
     """
     P = int(population)
     if strategy in ES_STRATEGIES:  # O(n_params + P): no member is ever stored
