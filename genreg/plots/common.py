@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.network.population import ES_STRATEGIES
+
 #: Dots per inch of every PNG: a figure of W x H inches is 100 W x 100 H pixels, so its
 #: 10-point labels stay about 14 px tall when viewed at real size.
 DPI = 100
@@ -120,6 +122,10 @@ def fitness_label(cfg: dict, regression: bool = False, labelled: bool = True) ->
     strategy = str(cfg.get("strategy", "")).lower()
     if strategy == "genreg":
         return "trust", "trust (decayed sum of episode rewards)"
+    if strategy in ES_STRATEGIES:  # the members' fitness: minus their loss, whatever the ``fitness`` key says
+        what = ("the task's fitness function" if not labelled else "negative mean squared error" if regression
+                else "negative cross-entropy")
+        return "member fitness", f"members' fitness: {what}"
     if not labelled:
         what = "the task's fitness function"
     elif regression:

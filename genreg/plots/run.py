@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from genreg.errors import GenregError
+from genreg.network.population import ES_STRATEGIES
 from genreg.plots.common import (block_means, class_names, fitness_label, integer_axis, legend_beside, moving_window,
                                  pyplot, read_config, save_figure)
 from genreg.runs.store import read_history
@@ -71,11 +72,12 @@ def _fitness_figure(run_dir: Path, m: dict, cfg: dict, out_dir: Path) -> Path:
     if kind:
         ax2 = axes[1, 0]
         scale, unit = (100, "accuracy (%)") if kind == "accuracy" else (1, "mean squared error\n(standardised targets)")
-        ax2.plot(g, scale * m[f"best_{kind}"], label="best genome,\nepisode", color="tab:orange", alpha=0.7, lw=0.8)
+        shown = "centre" if str(cfg.get("strategy", "")).lower() in ES_STRATEGIES else "best genome"
+        ax2.plot(g, scale * m[f"best_{kind}"], label=f"{shown},\nepisode", color="tab:orange", alpha=0.7, lw=0.8)
         ax2.plot(g, scale * m[f"mean_{kind}"], label="population mean,\nepisode", color="tab:gray", alpha=0.7, lw=0.8)
         val = ~np.isnan(m[f"validation_{kind}"])
         if val.any():
-            ax2.plot(g[val], scale * m[f"validation_{kind}"][val], "o-", ms=3, label="best genome,\nvalidation",
+            ax2.plot(g[val], scale * m[f"validation_{kind}"][val], "o-", ms=3, label=f"{shown},\nvalidation",
                      color="tab:green")
         ax2.set_ylabel(unit)
         if kind == "accuracy":

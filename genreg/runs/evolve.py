@@ -158,8 +158,10 @@ class EvolveMode:
         evaluation.centre = episodes.regress(centre, batch, self.y_train[idx])
         return evaluation
 
-    def quality(self, evaluation, best: int, g: int) -> list:
-        """The task-specific metrics of generation ``g`` (``metric_columns``' middle part)."""
+    def quality(self, evaluation, best: int, g: int, population=None) -> list:
+        """The task-specific metrics of generation ``g`` (``metric_columns``' middle part): genome ``best`` of
+        ``evaluation``, and the mean over ``population`` (default ``evaluation``; an evolution strategy's members)."""
+        population = evaluation if population is None else population
         if not self.labelled:
             return []
         validation = math.nan
@@ -169,12 +171,12 @@ class EvolveMode:
             validation = episodes.validation_score(self.layout, self.best_row, self.validation, self.task.y_val,
                                                    self.task.is_classification, self.task.n_outputs)
         if not self.task.is_classification:
-            return [float(evaluation.loss[best]), float(evaluation.loss.mean()), validation]
+            return [float(evaluation.loss[best]), float(population.loss.mean()), validation]
         labels, predictions, accuracy = evaluation.labels, evaluation.predictions, evaluation.accuracy
         C = self.task.n_outputs
         hits = np.bincount(labels, weights=predictions[best] == labels, minlength=C)
         per_class = (hits / np.maximum(np.bincount(labels, minlength=C), 1)).tolist()
-        return [float(accuracy[best]), float(accuracy.mean()), validation, *per_class]
+        return [float(accuracy[best]), float(population.accuracy.mean()), validation, *per_class]
 
     def step(self, state: EvolutionState, tick=None):
         g = state.generation
@@ -185,7 +187,7 @@ class EvolveMode:
         top = int(ranking(fitness)[0])
         shown, best = (evaluation.centre, 0) if self.strategy.reports_centre else (evaluation, top)
         self.best_row = pop.genomes([best])[0]
-        quality = self.quality(shown, best, g)
+        quality = self.quality(shown, best, g, population=evaluation)
         self.best_fitness = float(shown.direct_fitness()[0] if self.strategy.reports_centre else fitness[top])
         self.best_generation = g
         t1 = time.perf_counter()
