@@ -63,10 +63,15 @@ def _timed(fn) -> float:
 
 
 def generation_flops(batch, P: int, rank: int) -> float:
-    """Floating-point operations of one low-rank generation (multiply-adds x 2)."""
+    """Floating-point operations of one generation (multiply-adds x 2): at rank 0 every member's whole
+    forward pass and the update's sum over every parameter; at rank r the low-rank work."""
     nnz = int((batch.values != 0).sum())
     n = SIZES
     pairs = P // 2
+    if rank == 0:
+        n_params = sum(n[l] * n[l + 1] + n[l + 1] for l in range(len(n) - 1))
+        per_member = nnz * n[1] + batch.n_samples * sum(n[l] * n[l + 1] for l in range(1, len(n) - 1))
+        return 2.0 * (P * per_member + pairs * n_params)
     shared = nnz * n[1]
     per_pair = nnz * rank + sum(n[l] * n[l + 1] * rank for l in range(len(n) - 1))  # X @ A_0; the update
     per_member = batch.n_samples * (rank * n[1] + sum(n[l] * n[l + 1] + rank * (n[l] + n[l + 1])
