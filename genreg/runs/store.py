@@ -9,15 +9,12 @@
 A state checkpoint holds named arrays (W, trust, ids, parent_ids, age) and, as
 attributes, the format version, generation, layout, config, strategy scalars
 and the RNG description (streams are keyed by seed and generation, so that is
-the whole RNG state).  A population held as a brood (GENREG's children described
-by the survivors' rows and their mutation streams, ``genreg.network.variation.Brood``)
-is stored as that description instead of W: the survivors' rows (20% of the
-population by default) and a few numbers per child, a fifth of W's size; reading
-builds the rows with the same kernel that scored them, so they are the same bits.  A founder
-population (generation 0, as ``Population.random`` drew it) is stored as "the founders of seed S"
-(group ``founders``: a few attributes and a CRC-32 per 16 MiB of W) and drawn again on reading
-(``founder_fill``: the same bits, checked against those CRCs).  It is written to a temporary file, fsynced and renamed,
-so a run killed at any moment leaves the previous checkpoint loadable.
+the whole RNG state).  W may be stored as a description instead: a population held
+as a brood as that brood (group ``brood``, ``genreg.runs.brood_store``), a founder
+population (generation 0) as "the founders of seed S" (group ``founders``,
+``genreg.runs.founders_store``); reading builds the same bits.  Every dataset carries
+its CRC-32 (``genreg.runs.h5fields``).  A checkpoint is written to a temporary file,
+fsynced and renamed, so a run killed at any moment leaves the previous checkpoint loadable.
 """
 
 from __future__ import annotations
@@ -38,7 +35,10 @@ import numpy as np
 from genreg.config import rename_legacy_keys
 from genreg.errors import CheckpointError, GenregError
 from genreg.network.layout import Layout
-from genreg.network.population import Founders, Population, check_population_size, founder_fill, founder_rows
+from genreg.network.population import Population
+from genreg.runs.brood_store import read_brood, write_brood
+from genreg.runs.founders_store import FOUNDER_CRC_BYTES, build_founders, founders_of, read_founders, write_founders
+from genreg.runs.h5fields import array_crc32, read_dataset, whole_attr, write_dataset  # noqa: F401 (array_crc32: for importers)
 from genreg.strategies.base import EvolutionState
 
 FORMAT = "genreg.state"
@@ -51,10 +51,6 @@ FORMAT = "genreg.state"
 #: 6: a founder population (generation 0) is stored as its seed and scale (group ``founders``) instead of W.
 FORMAT_VERSION = 6
 ARRAYS = ("W", "trust", "ids", "parent_ids", "age")
-#: A brood's arrays (``Brood`` fields) and their dtypes; ``scale`` and ``crossover`` are attributes.
-BROOD_ARRAYS = {"source": np.float32, "parents": np.int64, "second": np.int64, "rates": np.float64,
-                "base_rates": np.float64, "keys": np.uint64, "base_keys": np.uint64, "crossover_keys": np.uint64,
-                "gene_bounds": np.int64}
 KEEP = 2
 
 
@@ -146,13 +142,13 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     keep the last two."""
     path = checkpoint_dir(run_dir) / f"state_gen{state.generation:05d}.h5"
     pop = state.population
-    founders = _founders_of(state)
+    founders = founders_of(state)
     with atomic_h5(path) as f:
         for name in ARRAYS:
             if name == "W" and pop.W is None:
-                _write_brood(f.create_group("brood"), pop.brood)
+                write_brood(f.create_group("brood"), pop.brood)
             elif name == "W" and founders is not None:
-                _write_founders(f.create_group("founders"), founders, pop)
+                write_founders(f.create_group("founders"), founders, pop, FOUNDER_CRC_BYTES)
             else:
                 write_dataset(f, name, getattr(pop, name))
         f.attrs["format"] = FORMAT
@@ -248,14 +244,14 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     try:
         with h5py.File(path, "r") as f:
             version = check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
-            brood = _read_brood(f["brood"]) if version >= 4 and "brood" in f else None
-            founders = _read_founders(f["founders"]) if version >= 6 and "founders" in f else None
+            brood = read_brood(f["brood"]) if version >= 4 and "brood" in f else None
+            founders = read_founders(f["founders"]) if version >= 6 and "founders" in f else None
             if founders is not None and (brood is not None or "W" in f):
                 raise ValueError("it holds a founders description beside the population's rows")
             described = brood is not None or founders is not None
             arrays = {name: read_dataset(f, name) for name in ARRAYS if not (name == "W" and described)}
-            generation = _whole(f.attrs["generation"], "generation")
-            next_id = _whole(f.attrs["next_id"], "next_id")
+            generation = whole_attr(f.attrs["generation"], "generation")
+            next_id = whole_attr(f.attrs["next_id"], "next_id")
             layout = Layout.from_dict(_json_attr(f, "layout", dict))
             config = upgrade_config(_json_attr(f, "config", dict), version)
             scalars = _json_attr(f, "strategy_state", dict)
@@ -270,7 +266,7 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
                                  f"{layout.describe()} needs {layout.n_params}")
             arrays["W"] = brood.build()  # the same kernel that scored these children: the same bits
         if founders is not None:
-            arrays["W"] = _build_founders(founders, layout, arrays["ids"].shape[0])
+            arrays["W"] = build_founders(founders, layout, arrays["ids"].shape[0])
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scalars.values()):
             raise ValueError("strategy_state must map names to numbers")
         pop = Population(layout=layout, W=np.ascontiguousarray(arrays["W"], dtype=np.float32),
@@ -294,143 +290,6 @@ def _float_array(data: np.ndarray, name: str, n_params: int) -> np.ndarray:
     if data.dtype.kind != "f" or data.ndim != 1 or data.shape[0] > n_params or not np.isfinite(data).all():
         raise ValueError(f"dataset {name} is {data.dtype} {data.shape}, not a finite vector of at most {n_params}")
     return data.astype(np.float64)
-
-
-#: Founder rows whose values ``write_checkpoint`` draws again before it stores W as a description.
-FOUNDER_PROBES = 16
-#: Bytes of W each CRC-32 of a founders description covers (computed on several threads).
-FOUNDER_CRC_BYTES = 16 << 20
-
-
-def _founders_of(state: EvolutionState) -> Founders | None:
-    """``state``'s founders description if its W is still ``Population.random``'s (generation 0, a few
-    rows drawn again are equal), else None (store W).  The bookkeeping arrays are stored as they are."""
-    pop = state.population
-    founders = pop.founders
-    if founders is None or state.generation != 0 or pop.W is None or not 0 <= founders.seed < 2**63:
-        return None
-    rows = np.unique(np.linspace(0, pop.size - 1, min(pop.size, FOUNDER_PROBES)).round().astype(np.int64))
-    if not np.array_equal(founder_rows(pop.layout, founders.seed, rows, founders.scale), pop.W[rows]):
-        return None  # W was changed in place after it was drawn: store it as it is
-    return founders
-
-
-def _block_crcs(W: np.ndarray, rows: int) -> np.ndarray:
-    """CRC-32 of each block of ``rows`` rows of W, on Numba's thread count (zlib releases the GIL): ``(k,) uint32``."""
-    import numba
-    from concurrent.futures import ThreadPoolExecutor
-
-    starts = range(0, W.shape[0], rows)
-    with ThreadPoolExecutor(max(1, min(numba.get_num_threads(), len(starts)))) as pool:
-        return np.fromiter(pool.map(lambda r: array_crc32(W[r : r + rows]), starts), dtype=np.uint32, count=len(starts))
-
-
-def _write_founders(group, founders: Founders, pop: Population) -> None:
-    """Store W as "the founders of seed S": attributes seed, scale (absent: each layer's fan-in bound),
-    rows, n_params, crc_rows, and dataset crc32: the CRC-32 of each block of crc_rows rows of W."""
-    crc_rows = max(1, FOUNDER_CRC_BYTES // (4 * pop.layout.n_params))
-    group.attrs["seed"] = np.int64(founders.seed)
-    if founders.scale is not None:
-        group.attrs["scale"] = float(founders.scale)
-    for name, value in (("rows", pop.size), ("n_params", pop.layout.n_params), ("crc_rows", crc_rows)):
-        group.attrs[name] = np.int64(value)
-    write_dataset(group, "crc32", _block_crcs(pop.W, crc_rows))
-
-
-def _read_founders(group) -> tuple:
-    """(Founders, rows, n_params, crc_rows, crc32) stored by ``_write_founders``; ValueError naming a malformed field."""
-    seed, rows, n_params, crc_rows = (_whole(group.attrs[k], f"founders/{k}") for k in ("seed", "rows", "n_params", "crc_rows"))
-    scale = group.attrs.get("scale")
-    if scale is not None:
-        if isinstance(scale, np.ndarray) and scale.shape == ():
-            scale = scale[()]
-        if not isinstance(scale, (float, np.floating)) or not np.isfinite(scale):
-            raise ValueError(f"founders/scale must be a finite number, got {scale!r}"[:120])
-        scale = float(scale)
-    crcs = read_dataset(group, "crc32")
-    if crc_rows < 1 or crcs.dtype != np.uint32 or crcs.shape != (-(-rows // crc_rows),):
-        raise ValueError(f"dataset founders/crc32 is {crcs.dtype} {crcs.shape}, not the CRC-32 of each "
-                         f"{crc_rows} of {rows} rows")
-    return Founders(seed, scale), rows, n_params, crc_rows, crcs
-
-
-def _build_founders(description: tuple, layout: Layout, size: int) -> np.ndarray:
-    """W of the founders ``description`` (``_read_founders``) for ``size`` genomes of ``layout``, drawn
-    again in parallel; ValueError unless it matches the file's rows and the CRC-32 of the rows written."""
-    founders, rows, n_params, crc_rows, crcs = description
-    if rows != size or n_params != layout.n_params:
-        raise ValueError(f"the founders description has {rows} rows of {n_params} parameters; the file holds "
-                         f"{size} genomes of {layout.describe()} ({layout.n_params} parameters)")
-    check_population_size(layout, size)
-    W = founder_fill(layout, founders.seed, np.empty((size, n_params), dtype=np.float32), scale=founders.scale)
-    bad = np.flatnonzero(_block_crcs(W, crc_rows) != crcs)
-    if bad.size:
-        raise ValueError(f"the founders of seed {founders.seed} do not match the rows they were stored from "
-                         f"(rows {bad[0] * crc_rows}..{min(size, (bad[0] + 1) * crc_rows) - 1}): the file is damaged")
-    return W
-
-
-def _write_brood(group, brood) -> None:
-    """Store a ``Brood``'s description in ``group`` (``BROOD_ARRAYS`` datasets, scale and crossover attributes)."""
-    for name in BROOD_ARRAYS:
-        write_dataset(group, name, getattr(brood, name))
-    group.attrs["scale"] = float(brood.scale)
-    group.attrs["crossover"] = brood.crossover
-
-
-def _read_brood(group):
-    """The ``Brood`` stored by ``_write_brood``; ValueError (naming the field) if any part is malformed."""
-    from genreg.network.variation import Brood
-
-    arrays = {}
-    for name, dtype in BROOD_ARRAYS.items():
-        data = read_dataset(group, name)
-        if data.dtype != dtype or data.ndim != (2 if name == "source" else 1):
-            raise ValueError(f"dataset brood/{name} is {data.dtype} {data.shape}, not {np.dtype(dtype)}")
-        arrays[name] = np.ascontiguousarray(data)
-    scale, crossover = group.attrs["scale"], group.attrs["crossover"]
-    if isinstance(crossover, bytes):
-        crossover = crossover.decode()
-    if not isinstance(scale, (float, np.floating)) or not np.isfinite(scale) or not isinstance(crossover, str):
-        raise ValueError(f"brood attributes scale={float(scale) if isinstance(scale, (int, float, np.number)) else scale!r} "
-                         f"crossover={crossover!r} are invalid"[:160])
-    if not np.all(np.isfinite(arrays["source"])):
-        raise ValueError("the brood's rows hold non-finite weights")
-    gene_bounds = arrays.pop("gene_bounds")
-    return Brood(**arrays, scale=float(scale), crossover=crossover,
-                 gene_bounds=gene_bounds if crossover == "gene" else None)
-
-
-def array_crc32(array: np.ndarray) -> int:
-    """CRC-32 of an array's bytes (C order): the checksum stored with every dataset genreg writes."""
-    import zlib
-
-    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
-
-
-def write_dataset(group, name: str, data) -> None:
-    """``group[name] = data`` with its CRC-32 as the dataset's ``crc32`` attribute (``read_dataset`` checks it)."""
-    data = np.asarray(data)
-    group.create_dataset(name, data=data).attrs["crc32"] = array_crc32(data)
-
-
-def read_dataset(group, name: str) -> np.ndarray:
-    """``group[name]`` as an array; ValueError if it does not match its stored CRC-32 (files written
-    before checksums existed have none and are read as they are)."""
-    dataset = group[name]
-    data = dataset[()]
-    if "crc32" in dataset.attrs and int(dataset.attrs["crc32"]) != array_crc32(np.asarray(data)):
-        raise ValueError(f"dataset {name} does not match its checksum: the file is damaged")
-    return data
-
-
-def _whole(value, name: str) -> int:
-    """A non-negative integer attribute (a scalar, not an array or a string)."""
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}"[:120])
-    return int(value)
 
 
 def _json_attr(f, name: str, kind: type):
