@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from genreg.errors import ConfigError
 from genreg.network.layout import Layout
 from genreg.network.members import Members, tensor_index
 from genreg.network.population import Population
@@ -88,15 +89,17 @@ class EvolutionStrategy(Strategy):
         return {}
 
     def ask(self, state: ESState, cfg=None) -> Members:
-        """This generation's members (keys, not rows)."""
+        """This generation's members (keys, not rows); ``cfg`` (the run's config) gives P, the rank and the seed."""
+        if cfg is None:
+            raise ConfigError(f"{self.name}: ask() needs the run's config (population, rank, seed)")
         if state.sigma is None:  # a population taken over from another strategy: sigma starts at cfg.sigma
             fresh = self._fresh(state.population, state.generation, cfg)
             state.sigma, state.moments, state.step = fresh.sigma, fresh.moments, 0
         sigma = state.sigma
-        if cfg is not None and cfg.rank > 0 and sigma.shape[0] != 2 * state.population.layout.n_layers:
+        if cfg.rank > 0 and sigma.shape[0] != 2 * state.population.layout.n_layers:
             sigma = per_tensor(state.population.layout, sigma)  # a full-rank run resumed at a rank: tensor means
-        return Members(state.population.layout, state.population.W[0], sigma, cfg.rank if cfg is not None else 1,
-                       cfg.seed if cfg is not None else 0, state.generation, cfg.population if cfg is not None else 2)
+        return Members(state.population.layout, state.population.W[0], sigma, cfg.rank, cfg.seed, state.generation,
+                       cfg.population)
 
     def score(self, state: ESState, evaluation: Evaluation, cfg) -> np.ndarray:
         """Fitness ``(P,)``: minus the mean loss, or the fitness callable's values (kept for ``breed``)."""
