@@ -246,11 +246,17 @@ class ConfigBase:
 
     @classmethod
     def coerce(cls, key: str, value):
-        """A raw value (TOML, --set) in the type of field ``key``: ints for floats, lists as tuples."""
-        default = config_fields(cls)[key].default
+        """A raw value (TOML, --set) in the type of field ``key``: ints for floats, lists as tuples; a list of
+        integers (``rule(items=True)``, e.g. ``hidden_sizes``) also takes one integer."""
+        field_ = config_fields(cls)[key]
+        default = field_.default
         if isinstance(default, tuple):
+            items = field_.metadata.get("rule", Rule()).items
+            if items and isinstance(value, int) and not isinstance(value, bool):
+                value = [value]
             if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"invalid {cls.WHAT}: {key} = {value!r}: expected a list")
+                what = "must be a list of integers" if items else "expected a list"
+                raise ConfigError(f"invalid {cls.WHAT}: {key} = {value!r}: {what}")
             return tuple(value)
         return coerce_field(default, key, value, cls.WHAT)
 

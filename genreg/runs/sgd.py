@@ -86,16 +86,6 @@ class SGDConfig(ConfigBase):
         """Nesterov needs momentum."""
         self.need(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
 
-    @classmethod
-    def coerce(cls, key: str, value):
-        """A raw value in the field's type; ``hidden_sizes`` also takes one integer."""
-        if key == "hidden_sizes":
-            if isinstance(value, int) and not isinstance(value, bool):
-                value = [value]
-            if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"invalid {cls.WHAT}: hidden_sizes = {value!r}: must be a list of integers")
-        return super().coerce(key, value)
-
     def train_config(self, loss: str) -> TrainConfig:
         """The SGD settings of one epoch (``loss``: the task's, 'nll' or 'mse')."""
         return TrainConfig(epochs=1, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,

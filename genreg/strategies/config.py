@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genreg.config import MAX_SEED, ConfigBase, rule
-from genreg.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -128,16 +127,6 @@ class Config(ConfigBase):
 
         known = strategies()
         self.need(self.strategy in known, "strategy", f"must be one of {', '.join(known)}")
-
-    @classmethod
-    def coerce(cls, key: str, value):
-        """A raw value in the field's type; ``hidden_sizes`` also takes one integer."""
-        if key == "hidden_sizes":
-            if isinstance(value, int) and not isinstance(value, bool):
-                value = [value]
-            if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"invalid config: hidden_sizes = {value!r}: must be a list of integers")
-        return super().coerce(key, value)
 
 
 NETWORK_KEYS = ("hidden_sizes", "activation")
