@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     from genreg.api import Genome
     from genreg.network import backprop
     from genreg.network.batch import SparseBatch
-    from genreg.network.members import Members, tensor_index
+    from genreg.network.members import Members
     from genreg.strategies.es_base import centred_ranks, pair_weights
     from genreg.tasks import load_task
 
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
                 _, loss = members.score(batch, labels=y)
                 weights, _ = pair_weights(centred_ranks(-loss))
                 estimate, _ = members.noise_sum(weights)
-                estimate /= sigma[tensor_index(layout)]
+                estimate /= members.parameter_sigma()
                 cosines.append(float(estimate @ descent / (np.linalg.norm(estimate) * np.linalg.norm(descent))))
             print(f"{P:>7} {rank:>5} {np.mean(cosines):>24.3f} {np.sqrt(P / layout.n_params):>10.3f}", flush=True)
     return 0

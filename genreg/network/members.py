@@ -62,6 +62,12 @@ class Members:
         if self.antithetic and self.size % 2:
             raise ConfigError(f"population = {self.size}: antithetic sampling needs an even population")
 
+    def parameter_sigma(self) -> np.ndarray:
+        """Sigma of every parameter: ``(n_params,) float64`` (a per-tensor sigma repeated over its tensor)."""
+        if self.sigma.shape[0] == self.layout.n_params:
+            return self.sigma
+        return self.sigma[tensor_index(self.layout)]
+
     @property
     def n_pairs(self) -> int:
         """Noise draws: P / 2 antithetic pairs, or P."""

@@ -21,7 +21,7 @@ from genreg.errors import ConfigError
 from genreg.network.layout import Layout
 from genreg.network.members import Members, tensor_index
 from genreg.network.population import Population
-from genreg.strategies.base import Evaluation, EvolutionState, Strategy, geometric_anneal
+from genreg.strategies.base import Evaluation, EvolutionState, Strategy, geometric_anneal, ranking
 
 
 @dataclass
@@ -131,7 +131,7 @@ class EvolutionStrategy(Strategy):
         """A checkpoint's state; from another strategy's population, the fittest genome becomes the centre."""
         arrays = dict(arrays or {})
         if population.size > 1:
-            best = int(np.argmax(np.where(np.isnan(population.trust), -np.inf, population.trust)))
+            best = int(ranking(population.trust)[0])
             population = Population(population.layout, population.genomes([best]), population.trust[[best]],
                                     population.ids[[best]], population.parent_ids[[best]], population.age[[best]],
                                     population.next_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genreg.network.members import Members, tensor_index
+from genreg.network.members import Members
 from genreg.strategies.es_base import EvolutionStrategy, ESState, centred_ranks, pair_weights
 
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
@@ -36,7 +36,7 @@ class OpenAIES(EvolutionStrategy):
     def update(self, state: ESState, members: Members, fitness: np.ndarray, cfg):
         weights, _ = pair_weights(centred_ranks(fitness))
         noise, _ = members.noise_sum(weights)
-        sigma = members.sigma if members.sigma.shape[0] == noise.shape[0] else members.sigma[tensor_index(members.layout)]
+        sigma = members.parameter_sigma()
         centre = state.population.W[0].astype(np.float64)
         gradient = noise / (members.size * sigma) - cfg.weight_decay * centre
         delta, m, v = adam_step(gradient, state.moments["adam_m"], state.moments["adam_v"], state.step,

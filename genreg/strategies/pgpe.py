@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genreg.network.members import Members, tensor_index
+from genreg.network.members import Members
 from genreg.strategies.es_base import EvolutionStrategy, ESState, centred_ranks, pair_weights, per_tensor
 
 #: The default ClipUp step, as a fraction of the starting search radius sigma * sqrt(n_params) (so every
@@ -44,7 +44,7 @@ class PGPE(EvolutionStrategy):
         difference, total = pair_weights(ranks)
         noise, squares = members.noise_sum(difference / 2, total / 2 - ranks.mean())
         per_param = members.sigma.shape[0] == members.layout.n_params
-        sigma = members.sigma if per_param else members.sigma[tensor_index(members.layout)]
+        sigma = members.parameter_sigma()
         start = cfg.learning_rate or DEFAULT_STEP_RADIUS * cfg.sigma * np.sqrt(members.layout.n_params)
         step = self.step_size(start, state.generation, cfg)
         max_speed = (cfg.max_speed or 2 * start) * step / start  # annealed with the step

@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from genreg.network.members import Members, tensor_index
+from genreg.network.members import Members
+from genreg.strategies.base import ranking
 from genreg.strategies.es_base import EvolutionStrategy, ESState, pair_weights, per_tensor
 
 DEFAULT_LEARNING_RATE = 1.0
@@ -24,8 +25,7 @@ DEFAULT_LEARNING_RATE = 1.0
 def utilities(fitness: np.ndarray) -> np.ndarray:
     """NES's rank-based utilities ``(P,)``, summing to 0, best highest; NaN ranks lowest."""
     P = fitness.shape[0]
-    key = np.where(np.isnan(fitness), -np.inf, fitness)
-    order = np.argsort(-key, kind="stable")  # best first
+    order = ranking(fitness)  # best first, NaN last
     raw = np.maximum(0.0, math.log(P / 2 + 1) - np.log(np.arange(1, P + 1)))
     u = np.empty(P)
     u[order] = raw / raw.sum() - 1.0 / P
@@ -42,7 +42,7 @@ class SNES(EvolutionStrategy):
         difference, total = pair_weights(utilities(fitness))
         noise, squares = members.noise_sum(difference, total)
         per_param = members.sigma.shape[0] == members.layout.n_params
-        sigma = members.sigma if per_param else members.sigma[tensor_index(members.layout)]
+        sigma = members.parameter_sigma()
         eta_mu = self.step_size(DEFAULT_LEARNING_RATE, state.generation, cfg)
         centre = state.population.W[0].astype(np.float64) + eta_mu * sigma * noise
         g_sigma = squares if per_param else per_tensor(members.layout, squares)
