@@ -112,6 +112,11 @@ def class_names(run_dir, n: int, cfg: dict | None = None) -> list[str]:
 GA_FITNESS = {"accuracy": "episode accuracy", "neg_loss": "negative cross-entropy"}
 
 
+def reports_centre(cfg: dict) -> bool:
+    """Whether a run's metrics describe an evolution strategy's centre (not the fittest genome)."""
+    return str(cfg.get("strategy", "")).lower() in ES_STRATEGIES
+
+
 def fitness_label(cfg: dict, regression: bool = False, labelled: bool = True) -> tuple[str, str]:
     """(noun for the legend, axis label) of an evolution run's ``best_fitness`` / ``mean_fitness``.
 
@@ -122,7 +127,7 @@ def fitness_label(cfg: dict, regression: bool = False, labelled: bool = True) ->
     strategy = str(cfg.get("strategy", "")).lower()
     if strategy == "genreg":
         return "trust", "trust (decayed sum of episode rewards)"
-    if strategy in ES_STRATEGIES:  # the members' fitness: minus their loss, whatever the ``fitness`` key says
+    if reports_centre(cfg):  # the members' fitness: minus their loss, whatever the ``fitness`` key says
         what = ("the task's fitness function" if not labelled else "negative mean squared error" if regression
                 else "negative cross-entropy")
         return "member fitness", f"members' fitness: {what}"

@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from genreg.errors import GenregError
-from genreg.network.population import ES_STRATEGIES
 from genreg.plots.common import (block_means, class_names, fitness_label, integer_axis, legend_beside, moving_window,
-                                 pyplot, read_config, save_figure)
+                                 pyplot, read_config, reports_centre, save_figure)
 from genreg.runs.store import read_history
 
 _pyplot = pyplot  # the names genreg.hybrid.attacks imports
@@ -72,7 +71,7 @@ def _fitness_figure(run_dir: Path, m: dict, cfg: dict, out_dir: Path) -> Path:
     if kind:
         ax2 = axes[1, 0]
         scale, unit = (100, "accuracy (%)") if kind == "accuracy" else (1, "mean squared error\n(standardised targets)")
-        shown = "centre" if str(cfg.get("strategy", "")).lower() in ES_STRATEGIES else "best genome"
+        shown = "centre" if reports_centre(cfg) else "best genome"
         ax2.plot(g, scale * m[f"best_{kind}"], label=f"{shown},\nepisode", color="tab:orange", alpha=0.7, lw=0.8)
         ax2.plot(g, scale * m[f"mean_{kind}"], label="population mean,\nepisode", color="tab:gray", alpha=0.7, lw=0.8)
         val = ~np.isnan(m[f"validation_{kind}"])

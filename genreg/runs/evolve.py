@@ -123,6 +123,19 @@ class EvolveMode:
         for history in (self.metrics, self.weights):
             history.truncate(generation)
 
+    def episode(self, g: int):
+        """Generation ``g``'s episode, the same for every genome: ``(batch, y)``, y the labels ``(B,) int64``
+        (classification) or the standardised targets ``(B, k) float32`` (regression)."""
+        idx = self.sampler.indices(g)
+        batch = SparseBatch.from_dense(episode_inputs(self.sampler, self.task.X_train, idx, g))
+        return batch, self.y_train[idx].astype(np.int64) if self.task.is_classification else self.y_train[idx]
+
+    def score_rows(self, pop, batch: SparseBatch, y: np.ndarray, with_loss: bool):
+        """The Evaluation of the genomes of ``pop`` on an episode (``with_loss``: classification's cross-entropy too)."""
+        if self.task.is_classification:
+            return episodes.classify(pop, batch, y, self.task.n_outputs, with_loss)
+        return episodes.regress(pop, batch, y)
+
     def evaluate(self, state: EvolutionState):
         """Score ``state``'s genomes on generation ``state.generation``'s episode."""
         g, pop = state.generation, self.strategy.ask(state, self.cfg)
@@ -130,12 +143,8 @@ class EvolveMode:
             return self.evaluate_members(pop, state.population, g)
         if not self.labelled:
             return episodes.Evaluation(0, fitness=self.task.score(pop.build(), g))
-        idx = self.sampler.indices(g)
-        batch = SparseBatch.from_dense(episode_inputs(self.sampler, self.task.X_train, idx, g))
-        if self.task.is_classification:
-            labels = self.y_train[idx].astype(np.int64)
-            return episodes.classify(pop, batch, labels, self.task.n_outputs, self.strategy.needs_loss(self.cfg))
-        return episodes.regress(pop, batch, self.y_train[idx])
+        batch, y = self.episode(g)
+        return self.score_rows(pop, batch, y, self.strategy.needs_loss(self.cfg))
 
     def evaluate_members(self, members: Members, centre, g: int):
         """An evolution strategy's members and its centre on generation ``g``'s episode (the centre's
@@ -145,17 +154,13 @@ class EvolveMode:
             evaluation = episodes.Evaluation(0, fitness=np.concatenate(values).astype(np.float64))
             evaluation.centre = episodes.Evaluation(0, fitness=np.asarray(self.task.score(centre.build(), g), np.float64))
             return evaluation
-        idx = self.sampler.indices(g)
-        batch = SparseBatch.from_dense(episode_inputs(self.sampler, self.task.X_train, idx, g))
+        batch, y = self.episode(g)
         if self.task.is_classification:
-            labels = self.y_train[idx].astype(np.int64)
-            n_correct, loss = members.score(batch, labels=labels, n_classes=self.task.n_outputs)
-            evaluation = episodes.Evaluation(len(idx), n_correct=n_correct, loss=loss, labels=labels)
-            evaluation.centre = episodes.classify(centre, batch, labels, self.task.n_outputs, True)
-            return evaluation
-        _, loss = members.score(batch, targets=self.y_train[idx])
-        evaluation = episodes.Evaluation(len(idx), loss=loss)
-        evaluation.centre = episodes.regress(centre, batch, self.y_train[idx])
+            n_correct, loss = members.score(batch, labels=y, n_classes=self.task.n_outputs)
+            evaluation = episodes.Evaluation(len(y), n_correct=n_correct, loss=loss, labels=y)
+        else:
+            evaluation = episodes.Evaluation(len(y), loss=members.score(batch, targets=y)[1])
+        evaluation.centre = self.score_rows(centre, batch, y, True)
         return evaluation
 
     def quality(self, evaluation, best: int, g: int, population=None) -> list:
