@@ -203,3 +203,28 @@ def test_the_step_anneals_from_learning_rate_to_learning_rate_end():
     steps = [strategy.step_size(1.0, g, cfg) for g in range(11)]
     assert steps[0] == pytest.approx(0.4) and steps[-1] == pytest.approx(0.1) and steps[5] == pytest.approx(0.2)
     assert strategy.step_size(1.0, 5, cfg.replace(learning_rate=0.0, learning_rate_end=0.0)) == 1.0  # the default
+
+
+@pytest.mark.parametrize("damage", ["nan", "too_long", "matrix", "text"])
+def test_a_damaged_strategy_array_is_one_clear_error(tmp_path, mnist_dir, damage):
+    """A checkpoint whose sigma or optimiser arrays are non-finite, too long, not a vector or not numbers
+    is refused with one line naming the file and the dataset; the previous checkpoint stays loadable."""
+    import h5py
+
+    from genreg.errors import CheckpointError
+    from genreg.runs.store import write_dataset
+
+    run = tmp_path / "run"
+    start_run(small_cfg(strategy="openai-es", generations=4, checkpoint_every=2), run, mnist_dir, progress=False)
+    older, newest = sorted((run / "checkpoints").glob("*.h5"))
+    with h5py.File(newest, "r+") as f:
+        group = f["strategy_arrays"]
+        n = group["adam_m"].shape[0]
+        del group["adam_m"]
+        bad = {"nan": np.full(n, np.nan), "too_long": np.zeros(n + 10 ** 6), "matrix": np.zeros((2, n)),
+               "text": np.array([b"x"] * 3)}[damage]
+        write_dataset(group, "adam_m", bad)
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(newest)
+    assert "\n" not in str(err.value) and newest.name in str(err.value) and "adam_m" in str(err.value)
+    assert read_checkpoint(older)[0].generation == 2
