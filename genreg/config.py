@@ -151,6 +151,7 @@ class Rule:
     choices: tuple = ()
     finite: bool = True
     items: bool = False
+    empty: bool = False
     nonempty: bool = False
     note: str = ""
 
@@ -162,7 +163,7 @@ class Rule:
             text = "must be " + (" or ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " or " + names[-1])
         elif self.items:
             kind = "positive integers" if self.gt == 0 and high is None else "integers" + _bounds(self)
-            text = f"must be a non-empty list of {kind}"
+            text = f"must be a {'' if self.empty else 'non-empty '}list of {kind}"
         elif self.nonempty:
             text = "must be a non-empty string"
         elif low is not None and high is not None:
@@ -180,7 +181,7 @@ class Rule:
         if self.nonempty:
             return bool(value.strip())
         values = value if self.items else (value,)
-        if self.items and not (values and all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+        if self.items and not ((values or self.empty) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
             return False
         bound = lambda b: getattr(config, b) if isinstance(b, str) else b  # noqa: E731
         for v in values:

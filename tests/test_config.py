@@ -45,7 +45,7 @@ def _bad_values(cls, key) -> list:
     if r.nonempty:
         out += ["", "  "]
     if r.items:
-        out += [[], [0], [-1, 4], [2.5], [True]]
+        out += ([] if r.empty else [[]]) + [[0], [-1, 4], [2.5], [True]]
     elif not r.choices:
         if r.ge is not None:
             out.append(bound(r.ge) - step)
@@ -105,7 +105,9 @@ def test_messages_name_key_value_and_requirement():
         (Config, {"elites": 200}, r"invalid config: elites = 200: must be in \[0, population\)"),
         (Config, {"correct_reward": -2}, r"correct_reward = -2.0: must be > wrong_penalty"),
         (Config, {"max_minutes": -1}, r"max_minutes = -1.0: must be >= 0 \(0 = no limit\)"),
-        (Config, {"hidden_sizes": [0]}, r"hidden_sizes = \(0,\): must be a non-empty list of positive integers"),
+        (Config, {"hidden_sizes": [0]}, r"hidden_sizes = \(0,\): must be a list of positive integers"),
+        (Config, {"conv": "c3x8-q2"}, r"conv = 'c3x8-q2': 'q2' is not a stage: use c<k>x<channels>"),
+        (Config, {"conv": "c3x8p5"}, r"conv = 'c3x8p5': .*padding 5 must be smaller than the kernel"),
         (Config, {"hidden_sizes": "64"}, r"hidden_sizes = '64': must be a list of integers"),
         (Config, {"activation": "gelu"}, r"activation = 'gelu': must be tanh, relu, sigmoid or identity"),
         (Config, {"strategy": "x"}, r"strategy = 'x': must be one of ga, genreg"),
@@ -204,7 +206,7 @@ def test_module_level_helpers_still_work():
     assert evolve.from_mapping({"seed": 3}) == Config(seed=3)
     assert evolve.from_mapping({"seed": 4}, evolve.from_mapping({"population": 9})).population == 9
     assert evolve.describe_keys() == Config.describe()
-    assert evolve.NETWORK_KEYS == ("hidden_sizes", "activation")
+    assert evolve.NETWORK_KEYS == ("hidden_sizes", "activation", "conv")
     assert hybrid.from_mapping({"seed": 3}) == HybridConfig(seed=3)
     assert hybrid.describe_keys() == HybridConfig.describe()
     assert hpo_from_mapping({"seed": 3}).seed == 3

@@ -29,7 +29,7 @@ def test_defaults_validate_and_reproduce_the_published_protocol():
     assert cfg.child_mutation_rate == 0.07
     assert cfg.base_mutation_rate == 0.08
     assert cfg.strategy == "genreg"
-    assert set(NETWORK_KEYS) == {"hidden_sizes", "activation"}
+    assert set(NETWORK_KEYS) == {"hidden_sizes", "activation", "conv"}
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,12 @@ layer ``l`` owns ``W{l}_{j}: (n_l, m_j)`` then ``b{l}_{j}: (m_j,)``, blocks in
 order; its outputs are units ``sum(m_<j) .. sum(m_<=j)`` of layer ``l + 1``.
 A single-block layer keeps the plain names ``W{l}``, ``b{l}``, so a layout
 without blocks has exactly the plain MLP row format.
+
+ConvNets: ``image`` and ``stages`` (``genreg.network.conv``) put convolutions and
+poolings before the dense layers, e.g. ``Layout.parse("28x28x1-c5x8-p2-c5x16-p2-10")``.
+Their tensors come first in the row (``C{i}`` filters, ``cb{i}`` bias, stage after
+stage); ``sizes`` are then the dense widths from the flattened last stage,
+``(n_flat, hidden..., n_out)``, and ``n_inputs`` is the image's ``H * W * C``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genreg.errors import ConfigError
+from genreg.network import conv as convs
 
 #: The widest layer and the most parameters a Layout accepts (a crafted file cannot ask for more).
 MAX_WIDTH = 1 << 31
@@ -80,6 +87,33 @@ class Block:
 
 
 @dataclass(frozen=True)
+class ConvLayer:
+    """One stage of a ConvNet: ``stage`` (``Conv`` or ``Pool``) from ``in_shape`` to ``out_shape``
+    (``(H, W, C)``); a convolution owns the filters ``C: (C_out, k, k, C_in)`` and bias ``b: (C_out,)``."""
+
+    index: int
+    stage: object
+    in_shape: tuple
+    out_shape: tuple
+    C: Tensor | None = None
+    b: Tensor | None = None
+
+    @property
+    def is_conv(self) -> bool:
+        return self.C is not None
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs of one output unit: ``k * k * C_in`` for a convolution."""
+        return self.stage.k * self.stage.k * self.in_shape[2]
+
+
+#: Columns of ``Layout.stage_table()``, one row per stage, for the kernels.
+STAGE_COLUMNS = ("kind", "k", "stride", "padding", "h_in", "w_in", "c_in", "h_out", "w_out", "c_out",
+                 "offset_C", "offset_b")
+
+
+@dataclass(frozen=True)
 class Layout:
     """Shape of a dense MLP and the (offset, shape) of each tensor in a flat row.
 
@@ -91,14 +125,21 @@ class Layout:
         its parallel blocks, summing to the layer's output size: e.g.
         ``((256,), (64, 64), (10,))`` for 784-256-[64 | 64]-10.  Normalised to
         ``None`` when every layer has one block.
+    image: ``(H, W, C)`` of a ConvNet's input (``None`` for an MLP); stages: its
+        ``Conv``/``Pool`` stages, after each convolution the hidden activation.
+        ``sizes[0]`` must then be the flattened size of the last stage (see
+        ``Layout.parse`` and ``Layout.convnet``, which work it out).
     """
 
     sizes: tuple[int, ...]
     hidden_activation: str = "tanh"
     output_activation: str = "identity"
     blocks: tuple | None = None
+    image: tuple | None = None
+    stages: tuple = ()
     tensors: tuple[Tensor, ...] = field(init=False, repr=False, compare=False)
     layers: tuple = field(init=False, repr=False, compare=False)
+    conv_layers: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         raw = tuple(self.sizes)
@@ -124,7 +165,9 @@ class Layout:
         object.__setattr__(self, "sizes", sizes)
         blocks = self._normalise_blocks(sizes, self.blocks)
         object.__setattr__(self, "blocks", blocks)
-        tensors, layers, offset = [], [], 0
+        conv_layers, tensors, offset = self._conv_layers(sizes)
+        object.__setattr__(self, "conv_layers", conv_layers)
+        layers = []
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             widths = blocks[l] if blocks is not None else (n_out,)
             layer, start = [], 0
@@ -143,6 +186,71 @@ class Layout:
                               f"{MAX_PARAMS:,}")
         object.__setattr__(self, "tensors", tuple(tensors))
         object.__setattr__(self, "layers", tuple(layers))
+
+    def _conv_layers(self, sizes):
+        """(conv layers, their tensors, the row offset after them) of ``image``/``stages``."""
+        if self.image is None:
+            if self.stages:
+                raise ConfigError("layout.stages need an image shape (layout.image = (H, W, C))")
+            return (), [], 0
+        try:
+            image = tuple(self.image)
+        except TypeError:
+            image = ()
+        image += (1,) if len(image) == 2 else ()
+        if len(image) != 3 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in image):
+            raise ConfigError(f"layout.image must be (H, W, C) whole numbers, got {self.image!r}"[:200])
+        image = convs.parse_image(convs.image_text(image))
+        stages = tuple(convs.parse_stage(s) if isinstance(s, str) else s for s in self.stages)
+        if not all(isinstance(s, (convs.Conv, convs.Pool)) for s in stages):
+            raise ConfigError(f"layout.stages must be Conv/Pool stages or their tokens, got {self.stages!r}")
+        object.__setattr__(self, "image", image)
+        object.__setattr__(self, "stages", stages)
+        shapes = convs.trace_shapes(image, stages)
+        n_flat = math.prod(shapes[-1])
+        if sizes[0] != n_flat:
+            raise ConfigError(f"{convs.image_text(image)}-{convs.stages_text(stages)} flattens to {n_flat} features "
+                              f"but layout.sizes starts with {sizes[0]}")
+        layers, tensors, offset = [], [], 0
+        for i, stage in enumerate(stages):
+            C = b = None
+            if isinstance(stage, convs.Conv):
+                j = len(tensors) // 2  # convolutions are numbered C0, C1, ... whatever poolings lie between
+                C = Tensor(f"C{j}", offset, (stage.channels, stage.k, stage.k, shapes[i][2]))
+                b = Tensor(f"cb{j}", C.stop, (stage.channels,))
+                tensors += [C, b]
+                offset = b.stop
+            layers.append(ConvLayer(i, stage, shapes[i], shapes[i + 1], C, b))
+        return tuple(layers), tensors, offset
+
+    @classmethod
+    def convnet(cls, image, stages, dense, hidden_activation: str = "tanh",
+                output_activation: str = "identity") -> "Layout":
+        """A ConvNet: ``image`` ``(H, W, C)``, ``stages`` (``Conv``/``Pool`` or tokens, or one ``"c5x8-p2"``
+        string), then dense widths ``dense = (hidden..., n_out)`` after the flatten."""
+        if isinstance(stages, str):
+            stages = convs.parse_stages(stages)
+        image = tuple(image) + ((1,) if len(tuple(image)) == 2 else ())
+        stages = tuple(convs.parse_stage(s) if isinstance(s, str) else s for s in stages)
+        shapes = convs.trace_shapes(convs.parse_image(convs.image_text(image)), stages)
+        return cls((math.prod(shapes[-1]), *dense), hidden_activation, output_activation, image=image, stages=stages)
+
+    @classmethod
+    def parse(cls, text: str, hidden_activation: str = "tanh", output_activation: str = "identity") -> "Layout":
+        """A layout from its shape string: ``"784-64-10"`` or ``"28x28x1-c5x8-p2-c5x16-p2-10"``."""
+        tokens = [t.strip() for t in str(text).split("-")]
+        if "x" not in tokens[0]:
+            try:
+                return cls(tuple(int(t) for t in tokens), hidden_activation, output_activation)
+            except ValueError:
+                raise ConfigError(f"{text!r} is not a shape: use widths like 784-64-10 or a ConvNet like "
+                                  f"28x28x1-c5x8-p2-10") from None
+        dense_from = next((i for i, t in enumerate(tokens) if t.isdigit()), len(tokens))
+        if dense_from == len(tokens) or not all(t.isdigit() for t in tokens[dense_from:]):
+            raise ConfigError(f"{text!r}: a ConvNet's shape ends with its dense widths (at least the outputs), "
+                              f"e.g. 28x28x1-c5x8-p2-10")
+        return cls.convnet(convs.parse_image(tokens[0]), [convs.parse_stage(t) for t in tokens[1:dense_from]],
+                           tuple(int(t) for t in tokens[dense_from:]), hidden_activation, output_activation)
 
     @staticmethod
     def _normalise_blocks(sizes, blocks):
@@ -173,7 +281,32 @@ class Layout:
 
     @property
     def n_inputs(self) -> int:
-        return self.sizes[0]
+        """Input features: the image's ``H * W * C`` for a ConvNet, else ``sizes[0]``."""
+        return math.prod(self.image) if self.image is not None else self.sizes[0]
+
+    @property
+    def is_conv(self) -> bool:
+        """True for a ConvNet (convolution/pooling stages before the dense layers)."""
+        return self.image is not None
+
+    def stage_table(self) -> np.ndarray:
+        """The stages for the kernels: ``(n_stages, len(STAGE_COLUMNS)) int64``, one row per stage
+        (kind ``conv.CONV``/``MAX_POOL``/``AVG_POOL``, k, stride, padding, input and output
+        ``h, w, c``, offsets of the filters and bias in the row, -1 for a pooling)."""
+        rows = []
+        for cl in self.conv_layers:
+            s = cl.stage
+            if cl.is_conv:
+                kind, stride, pad, offs = convs.CONV, s.stride, s.padding, (cl.C.offset, cl.b.offset)
+            else:
+                kind, stride, pad, offs = convs.MAX_POOL if s.kind == "max" else convs.AVG_POOL, s.k, 0, (-1, -1)
+            rows.append((kind, s.k, stride, pad, *cl.in_shape, *cl.out_shape, *offs))
+        return np.asarray(rows, dtype=np.int64).reshape(len(rows), len(STAGE_COLUMNS))
+
+    def tensor_groups(self) -> list[tuple[int, list[Tensor]]]:
+        """``[(fan_in, tensors)]``: each convolution's ``[C, cb]``, then each dense layer's tensors."""
+        groups = [(cl.fan_in, [cl.C, cl.b]) for cl in self.conv_layers if cl.is_conv]
+        return groups + [(self.sizes[l], self.layer_tensors(l)) for l in range(self.n_layers)]
 
     @property
     def n_outputs(self) -> int:
@@ -185,7 +318,10 @@ class Layout:
         return self.blocks is not None
 
     def require_plain(self, what: str) -> None:
-        """Raise ``ConfigError`` if the layout has parallel blocks (``what`` names the refusing feature)."""
+        """Raise ``ConfigError`` if the layout has parallel blocks or convolutions (``what`` names the refusing
+        feature)."""
+        if self.is_conv:
+            raise ConfigError(f"{what} supports MLP layouts only, not ConvNets ({self.describe()})")
         if self.has_blocks:
             raise ConfigError(
                 f"{what} supports plain MLP layouts only, not parallel blocks ({self.describe()}); "
@@ -246,6 +382,8 @@ class Layout:
         }
         if self.blocks is not None:  # plain layouts serialise exactly as before blocks existed
             d["blocks"] = [list(w) for w in self.blocks]
+        if self.is_conv:
+            d["image"], d["stages"] = list(self.image), convs.stages_text(self.stages)
         return d
 
     @classmethod
@@ -256,17 +394,36 @@ class Layout:
                 hidden_activation=d.get("hidden_activation", "tanh"),
                 output_activation=d.get("output_activation", "identity"),
                 blocks=d.get("blocks"),
+                image=tuple(d["image"]) if d.get("image") is not None else None,
+                stages=convs.parse_stages(d.get("stages", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"invalid layout description {d!r}: {exc}") from None
 
     def describe(self) -> str:
         return self.shape_name() + f" ({self.hidden_activation}, {self.n_params} params)"
 
     def shape_name(self) -> str:
-        """``"784-256-128-10"``, or ``"784-256-[64|64]-10"`` with parallel blocks."""
+        """``"784-256-128-10"``, ``"784-256-[64|64]-10"`` with parallel blocks, ``"28x28x1-c5x8-p2-10"``."""
         parts = [str(self.sizes[0])]
+        if self.is_conv:
+            parts = [convs.image_text(self.image)] + [s.token for s in self.stages]
         for l, layer in enumerate(self.layers):
             widths = [blk.stop - blk.start for blk in layer]
             parts.append(str(widths[0]) if len(widths) == 1 else "[" + "|".join(map(str, widths)) + "]")
         return "-".join(parts)
+
+
+def network_layout(input_shape, hidden_sizes, n_outputs: int, activation: str = "tanh", conv: str = "") -> Layout:
+    """The network of a run: ``input_shape`` (the task's, e.g. ``(784,)`` or ``(28, 28)``), hidden dense
+    widths and ``n_outputs``; with ``conv`` stages (``"c5x8-p2"``) a ConvNet on the task's images."""
+    input_shape = tuple(int(v) for v in input_shape)
+    if not conv:
+        return Layout((math.prod(input_shape), *hidden_sizes, n_outputs), activation)
+    if len(input_shape) not in (2, 3):
+        raise ConfigError(f"conv = {conv!r} needs image inputs (H, W) or (H, W, C), but the task's inputs are "
+                          f"{'x'.join(map(str, input_shape))} features")
+    try:
+        return Layout.convnet(input_shape, conv, (*hidden_sizes, n_outputs), activation)
+    except ConfigError as exc:
+        raise ConfigError(f"conv = {conv!r} on {'x'.join(map(str, input_shape))} images: {exc}") from None

@@ -186,10 +186,12 @@ def founder_stream(seed: int, start: int) -> np.random.Generator:
 
 
 def _scale_founders(layout: Layout, block: np.ndarray, scale: float | None) -> None:
-    """Map uniform [0, 1) draws to U(-a, a) per layer, in place: block ``(k, n_params) float32``."""
-    for l in range(layout.n_layers):
-        a = np.float32(scale if scale is not None else 1.0 / np.sqrt(layout.sizes[l]))
-        for t in layout.layer_tensors(l):
+    """Map uniform [0, 1) draws to U(-a, a), a = 1/sqrt(fan-in) per layer, in place.
+
+    block: ``(k, n_params) float32``."""
+    for fan_in, tensors in layout.tensor_groups():
+        a = np.float32(scale if scale is not None else 1.0 / np.sqrt(fan_in))
+        for t in tensors:
             part = block[:, t.offset : t.stop]
             part *= np.float32(2) * a
             part -= a

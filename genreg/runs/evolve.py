@@ -27,7 +27,7 @@ from genreg.errors import ConfigError
 from genreg.errors import GenregError
 from genreg.genome.checkpoint import load_genome, save_genome
 from genreg.network.batch import SparseBatch
-from genreg.network.layout import Layout
+from genreg.network.layout import Layout, network_layout
 from genreg.network.members import Members
 from genreg.network.population import check_run_size, population_bytes
 from genreg.runs import episodes
@@ -46,8 +46,8 @@ FITNESS_CHUNK = 256
 
 
 def layout_for(cfg: Config, task) -> Layout:
-    """``n_inputs - hidden_sizes - n_outputs`` with the task's ends."""
-    return Layout((task.n_inputs, *cfg.hidden_sizes, task.n_outputs), cfg.activation)
+    """``n_inputs - hidden_sizes - n_outputs`` with the task's ends (a ConvNet on its images with ``cfg.conv``)."""
+    return network_layout(task.input_shape, cfg.hidden_sizes, task.n_outputs, cfg.activation, cfg.conv)
 
 
 def metric_columns(task) -> list[str]:

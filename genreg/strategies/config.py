@@ -17,8 +17,10 @@ class Config(ConfigBase):
     TITLE = "genreg run configuration"
 
     # -- network (fixed for the life of a run) --------------------------------
-    hidden_sizes: tuple = rule((64,), items=True, gt=0)
-    """Hidden layer widths, e.g. [64] for 784-64-10."""
+    hidden_sizes: tuple = rule((64,), items=True, empty=True, gt=0)
+    """Hidden dense layer widths, e.g. [64] for 784-64-10 ([] for none: after a ConvNet's stages, or a linear model)."""
+    conv: str = ""
+    """Convolution and pooling stages before the dense layers, e.g. 'c5x8-p2-c5x16-p2' (an image task; '' = an MLP): c<k>x<channels>[s<stride>][p<padding>], p<k> max pooling, a<k> average pooling."""
     activation: str = rule("tanh", choices=("tanh", "relu", "sigmoid", "identity"))
     """Hidden activation: tanh, relu, sigmoid or identity."""
     task: str = rule("mnist", nonempty=True)
@@ -127,9 +129,21 @@ class Config(ConfigBase):
 
         known = strategies()
         self.need(self.strategy in known, "strategy", f"must be one of {', '.join(known)}")
+        check_conv(self)
 
 
-NETWORK_KEYS = ("hidden_sizes", "activation")
+def check_conv(cfg) -> None:
+    """``cfg.conv`` must parse as stages (their fit to the task's images is checked with the task)."""
+    from genreg.errors import ConfigError
+    from genreg.network.conv import parse_stages
+
+    try:
+        parse_stages(cfg.conv)
+    except ConfigError as exc:
+        cfg.need(False, "conv", str(exc))
+
+
+NETWORK_KEYS = ("hidden_sizes", "activation", "conv")
 
 
 def from_mapping(mapping: dict, base: Config | None = None) -> Config:

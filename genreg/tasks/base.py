@@ -196,6 +196,11 @@ class FitnessTask:
 
     is_classification = False
 
+    @property
+    def input_shape(self) -> tuple:
+        """``(n_inputs,)``: the rows a fitness callable scores have no image shape."""
+        return (self.n_inputs,)
+
     def describe(self) -> str:
         return f"{self.name}: {self.n_inputs} inputs, {self.n_outputs} outputs, scored by {self.source}"
 
