@@ -20,6 +20,12 @@ Losses (means over the batch):
 Dropout is inverted dropout: a hidden unit is kept with probability 1 - p and
 scaled by 1 / (1 - p) during training; evaluation uses every unit unscaled.
 
+ConvNets (``layout.is_conv``): ``h_0`` is the output of the convolution and
+pooling stages flattened in ``h, w, c`` order (``genreg.network.conv_backprop``),
+and the backward pass continues through them into the filters ``C{i}`` and
+biases ``cb{i}``.  Dropout acts on the dense hidden layers only.  MLP layouts
+never enter that module.
+
 Training (minibatch SGD) is in ``genreg.network.sgd``.
 """
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from genreg.errors import ConfigError, TrainingError
+from genreg.network import conv_backprop
 from genreg.network.layout import Layout
 
 LOSSES = ("nll", "mse")
@@ -176,6 +183,8 @@ def forward(layout: Layout, row: np.ndarray, X, *, train: bool = False, dropout=
     row = check_row(layout, row)
     X = check_X(layout, X, row.dtype)
     rates = dropout_rates(layout, dropout) if train else (0.0,) * (layout.n_layers - 1)
+    if layout.is_conv:
+        X, _ = conv_backprop.features(layout, row, X, keep=False)
     z, _, _ = _forward(layout, row, X, rates, _rng(rng, rates), keep=False)
     return _outputs(layout, z, loss)
 
@@ -250,9 +259,14 @@ def loss_and_grad(layout: Layout, row: np.ndarray, X, y, *, loss: str = "nll", d
     elif not isinstance(grad, np.ndarray) or grad.shape != row.shape or grad.dtype != row.dtype or not grad.flags.c_contiguous:
         raise ConfigError(f"grad must be a C-contiguous {row.dtype} array of shape {row.shape}")
     rates = dropout_rates(layout, dropout)
+    conv = None
+    if layout.is_conv:
+        X, conv = conv_backprop.features(layout, row, X, keep=True)
     z, hs, masks = _forward(layout, row, X, rates, _rng(rng, rates), keep=True)
     value, dz = _loss_and_output_grad(layout, z, y, loss)
-    _backward(layout, row, grad, hs, masks, dz)
+    dfeat = _backward(layout, row, grad, hs, masks, dz, input_grad=conv is not None)
+    if conv is not None:
+        conv_backprop.backward(layout, row, grad, conv, dfeat)
     return value, grad
 
 
@@ -267,9 +281,15 @@ def input_gradient(layout: Layout, row: np.ndarray, X, y, *, loss: str = "nll") 
     y = check_y(layout, y, X.shape[0], loss, row.dtype)
     check_output_activation(layout, loss)
     rates = (0.0,) * (layout.n_layers - 1)
+    conv = None
+    if layout.is_conv:
+        X, conv = conv_backprop.features(layout, row, X, keep=True)
     z, hs, masks = _forward(layout, row, X, rates, None, keep=True)
     value, dz = _loss_and_output_grad(layout, z, y, loss)
-    dX = _backward(layout, row, np.empty_like(row), hs, masks, dz, input_grad=True)
+    scratch = np.empty_like(row)
+    dX = _backward(layout, row, scratch, hs, masks, dz, input_grad=True)
+    if conv is not None:
+        dX = conv_backprop.backward(layout, row, scratch, conv, dX, input_grad=True)
     return value, dX
 
 
