@@ -21,7 +21,7 @@ from genreg.tasks.base import FitnessTask, episode_inputs
 @pytest.mark.parametrize("mapping, key", [
     ({"lr": -1}, "lr"), ({"lr": 0}, "lr"), ({"copies": 0}, "copies"), ({"epochs": 0}, "epochs"),
     ({"batch_size": 0}, "batch_size"), ({"momentum": 1.0}, "momentum"), ({"dropout": 1.0}, "dropout"),
-    ({"hidden_sizes": []}, "hidden_sizes"), ({"hidden_sizes": [0]}, "hidden_sizes"),
+    ({"conv": "c5"}, "conv"), ({"conv": "c5x8p5"}, "conv"), ({"hidden_sizes": [0]}, "hidden_sizes"),
     ({"hidden_sizes": "wide"}, "hidden_sizes"), ({"activation": "gelu"}, "activation"),
     ({"nesterov": True, "momentum": 0.0}, "nesterov"), ({"seed": -1}, "seed"), ({"lr": "fast"}, "lr"),
     ({"task": " "}, "task"), ({"nesterov": 1}, "nesterov"), ({"train_size": -1}, "train_size"),
@@ -162,3 +162,37 @@ def test_a_run_that_diverged_at_once_may_start_again_in_its_folder(data_root, tm
     assert not (run / "metrics.csv").exists() and not list(run.glob("*.pkl"))
     result = train_run(from_mapping({"task": "boston", "epochs": 2}), run, data_root, progress=False)
     assert result["best_epoch"] in (0, 1) and "lr = 0.01\n" in (run / "config.toml").read_text()
+
+
+# ----------------------------------------------------------------------------- ConvNets
+CONV = {"epochs": 2, "train_size": 2000, "validation_size": 1000, "conv": "c5x4-p2-c3x8-p2", "hidden_sizes": [],
+        "activation": "relu", "lr": 0.05}
+
+
+def test_a_convnet_is_declared_as_for_evolve(mnist_dir):
+    cfg = from_mapping(CONV)
+    assert cfg.hidden_sizes == () and cfg.conv == "c5x4-p2-c3x8-p2"
+    assert 'conv = "c5x4-p2-c3x8-p2"' in cfg.to_toml() and "hidden_sizes = []" in cfg.to_toml()
+    task = load_task_for(cfg, mnist_dir.parent)
+    layout = layout_for(cfg, task)
+    assert layout.is_conv and layout.shape_name() == "28x28x1-c5x4-p2-c3x8-p2-10"
+    assert layout_for(from_mapping({"hidden_sizes": [32]}), task).sizes == (784, 32, 10)  # MLPs as before
+
+
+def test_a_convnet_on_a_tabular_task_is_refused_before_anything_is_written(data_root, tmp_path):
+    with pytest.raises(ConfigError, match="conv = 'c3x4' needs image inputs"):
+        train_run(from_mapping({**WINE, "conv": "c3x4"}), tmp_path / "run", data_root, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_mnist_convnet_learns(mnist_dir, tmp_path):
+    result = train_run(from_mapping(CONV), tmp_path / "run", mnist_dir.parent, progress=False)
+    assert result["shape"] == "28x28x1-c5x4-p2-c3x8-p2-10"
+    assert result["validation_accuracy"] > 0.8 and result["test_accuracy"] > 0.8  # chance: 10%
+    m = read_history(tmp_path / "run" / "metrics.csv")
+    assert list(m["epoch"]) == [0, 1] and m["loss"][-1] < m["loss"][0]
+    genome = load_genome(result["best_genome"])
+    assert genome.layout.is_conv and genome.layout.shape_name() == result["shape"]
+    assert genome.metadata["strategy"] == "sgd"
+    again = train_run(from_mapping(CONV), tmp_path / "again", mnist_dir.parent, progress=False)
+    assert load_genome(again["best_genome"]).weights.tobytes() == genome.weights.tobytes()  # same seed, same bits

@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
     p = common.add_command(
         sub, "sgd",
         "The gradient baseline: one network of the shape genreg evolve would build (the task's inputs and "
-        "outputs, hidden_sizes between, the same founder weights for the seed) trained by minibatch SGD with "
+        "outputs, hidden_sizes between, or with conv a ConvNet on the task's images; the same founder weights for "
+        "the seed) trained by minibatch SGD with "
         "genreg's NumPy backprop, on any labelled --task. Each epoch trains on `copies` copies of the training "
         "rows, augmented afresh on tasks that augment their episodes (alphabet-fonts). Writes a run directory: "
         "config.toml, metrics.csv (one row an epoch), the genome that scored best on validation "

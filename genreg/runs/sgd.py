@@ -1,7 +1,7 @@
 """The gradient baseline: one network of an evolution run's shape, trained by minibatch SGD on any labelled task.
 
-The network is ``n_inputs - hidden_sizes - n_outputs`` with the task's ends (as ``genreg evolve``
-builds it), starting from ``Population.random(layout, 1, seed)``; it is trained one epoch at a
+The network is ``n_inputs - hidden_sizes - n_outputs`` with the task's ends, or with ``conv`` a
+ConvNet on the task's images (as ``genreg evolve`` builds it), starting from ``Population.random(layout, 1, seed)``; it is trained one epoch at a
 time by ``genreg.network.sgd.train`` (genreg's NumPy backprop), with one momentum buffer carried
 across epochs.  Epoch ``e`` trains on ``copies`` copies of the training rows taken through the
 task's episode hook (``genreg.tasks.base.episode_inputs(sampler, X_train, rows, e)``): on
@@ -33,11 +33,12 @@ from genreg.config import MAX_SEED, ConfigBase, rule
 from genreg.errors import ConfigError
 from genreg.genome.checkpoint import save_genome
 from genreg.network.backprop import accuracy, mean_squared_error
-from genreg.network.layout import Layout
+from genreg.network.layout import Layout, network_layout
 from genreg.network.population import Population
 from genreg.network.sgd import TrainConfig, epoch_lr, train
 from genreg.runs.rundir import MARKER, RunLock, prepare_new_run, run_kind, write_marker
 from genreg.runs.store import History
+from genreg.strategies.config import check_conv
 from genreg.tasks.base import FITNESS, Task, episode_inputs
 
 KIND = "sgd"
@@ -53,8 +54,10 @@ class SGDConfig(ConfigBase):
     """The problem: mnist, fashion-mnist, alphabet, alphabet-fonts, wine, wine-white, boston, trig, csv:FILE (with target), npz:FILE"""
     target: str = ""
     """csv tasks: the name of the target column"""
-    hidden_sizes: tuple = rule((64,), items=True, gt=0)
-    """Hidden layer widths, as for genreg evolve (e.g. [128] for alphabet-fonts' 10000-128-26)."""
+    hidden_sizes: tuple = rule((64,), items=True, empty=True, gt=0)
+    """Hidden dense layer widths, as for genreg evolve (e.g. [128] for alphabet-fonts' 10000-128-26; [] for none: after a ConvNet's stages, or a linear model)."""
+    conv: str = ""
+    """Convolution and pooling stages before the dense layers, as for genreg evolve, e.g. 'c5x8-p2-c5x16-p2' (an image task; '' = an MLP): c<k>x<channels>[s<stride>][p<padding>], p<k> max pooling, a<k> average pooling."""
     activation: str = rule("tanh", choices=("tanh", "relu", "sigmoid", "identity"))
     """Hidden activation: tanh, relu, sigmoid or identity."""
     seed: int = rule(0, ge=0, le=MAX_SEED)
@@ -83,8 +86,9 @@ class SGDConfig(ConfigBase):
     """Dropout rate of every hidden layer during training."""
 
     def check(self) -> None:
-        """Nesterov needs momentum."""
+        """Nesterov needs momentum; ``conv`` parses as stages."""
         self.need(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
+        check_conv(self)
 
     def train_config(self, loss: str) -> TrainConfig:
         """The SGD settings of one epoch (``loss``: the task's, 'nll' or 'mse')."""
@@ -104,8 +108,9 @@ def describe_keys() -> str:
 
 
 def layout_for(cfg: SGDConfig, task) -> Layout:
-    """``n_inputs - hidden_sizes - n_outputs`` with the task's ends (as ``genreg.runs.evolve.layout_for``)."""
-    return Layout((task.n_inputs, *cfg.hidden_sizes, task.n_outputs), cfg.activation)
+    """``n_inputs - hidden_sizes - n_outputs`` with the task's ends, or with ``conv`` a ConvNet on the task's
+    images (``genreg.network.layout.network_layout``, as ``genreg.runs.evolve.layout_for``)."""
+    return network_layout(task.input_shape, cfg.hidden_sizes, task.n_outputs, cfg.activation, cfg.conv)
 
 
 def load_task_for(cfg: SGDConfig, data_dir=None):
