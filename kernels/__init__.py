@@ -1,6 +1,7 @@
 """Numba kernels: pure functions over arrays, no I/O, no validation (see ``genreg`` for wrappers)."""
 
 from .activations import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, fast_tanh
+from .conv import conv_brood_predict, conv_population_logits, conv_population_predict
 from .forward import predict_from_logits
 from .population import brood_predict, genome_logits, make_children, population_logits, population_predict
 from .rng import stream_key
@@ -14,6 +15,9 @@ __all__ = [
     "TANH",
     "activate_inplace",
     "brood_predict",
+    "conv_brood_predict",
+    "conv_population_logits",
+    "conv_population_predict",
     "count_active_features",
     "fill_tiles",
     "fast_tanh",

@@ -439,6 +439,81 @@ def padded_width(n: int, block: int) -> int:
     return n - r + min(q for q in (1, 2, 4, 8, 16, 32, 64) if q >= r)
 
 
+
+# ---------------------------------------------------------------- ConvNets (kernels/conv.py)
+
+
+def conv_image(x: np.ndarray, filters: np.ndarray, bias: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """One convolution of one image, no activation (twin of ``kernels.conv.convolve``, in float64).
+
+    x: ``(H, W, C_in)``; filters: ``(C_out, k, k, C_in)``; bias: ``(C_out,)``.  Output pixel (i, j),
+    channel o is ``bias[o] + sum over kh, kw, c of x[i * stride + kh - padding, j * stride + kw - padding, c]
+    * filters[o, kh, kw, c]``, inputs outside the image being zero.  Returns ``(H', W', C_out) float64``.
+    """
+    H, W, C = x.shape
+    n_out, k = filters.shape[0], filters.shape[1]
+    padded = np.zeros((H + 2 * padding, W + 2 * padding, C))
+    padded[padding : padding + H, padding : padding + W] = x
+    filters = np.asarray(filters, np.float64)
+    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+    out = np.zeros((Ho, Wo, n_out))
+    for i in range(Ho):
+        for j in range(Wo):
+            window = padded[i * stride : i * stride + k, j * stride : j * stride + k, :]  # (k, k, C_in)
+            for o in range(n_out):
+                out[i, j, o] = float(bias[o]) + float(np.sum(window * filters[o]))
+    return out
+
+
+def pool_image(x: np.ndarray, k: int, kind: str) -> np.ndarray:
+    """k x k pooling of stride k (``kind`` "max" or "avg"; a remainder row/column is dropped) of
+    ``x: (H, W, C)`` (twin of ``kernels.conv.pool``).  Returns ``(H // k, W // k, C)``."""
+    H, W, C = x.shape
+    out = np.zeros((H // k, W // k, C), dtype=x.dtype)
+    for i in range(H // k):
+        for j in range(W // k):
+            window = x[i * k : (i + 1) * k, j * k : (j + 1) * k, :].reshape(k * k, C)
+            out[i, j] = window.max(axis=0) if kind == "max" else window.sum(axis=0) / (k * k)
+    return out
+
+
+def convnet_logits(layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Logits ``(B, n_outputs) float64`` of ConvNet genome ``w_row`` on ``X: (B, H * W * C)`` (uint8 pixels
+    become pixel/255) (twin of ``kernels.conv.conv_population_logits``, to ~1e-5).
+
+    Every stage on each image, the hidden activation after each convolution, the flatten in (h, w, c)
+    order, then the dense layers as ``forward``; the filters and biases are read from the row by hand.
+    """
+    X = scaled_inputs(X).astype(np.float64)
+    w_row = np.asarray(w_row, np.float64)
+    act = HIDDEN[layout.hidden_activation]
+    offset, feats = 0, []
+    images = X.reshape((X.shape[0], *layout.image))
+    for stage in layout.stages:
+        if hasattr(stage, "channels"):
+            c_in = images.shape[3]
+            n = stage.channels * stage.k * stage.k * c_in
+            filters = w_row[offset : offset + n].reshape(stage.channels, stage.k, stage.k, c_in)
+            bias = w_row[offset + n : offset + n + stage.channels]
+            offset += n + stage.channels
+            images = np.stack([act(conv_image(x, filters, bias, stage.stride, stage.padding)) for x in images])
+        else:
+            images = np.stack([pool_image(x, stage.k, stage.kind) for x in images])
+    feats = images.reshape(images.shape[0], -1)
+    dense = w_row[offset:]
+    h = feats
+    for l in range(layout.n_layers):
+        n_in, n_out = layout.sizes[l], layout.sizes[l + 1]
+        W = dense[: n_in * n_out].reshape(n_in, n_out)
+        b = dense[n_in * n_out : n_in * n_out + n_out]
+        dense = dense[n_in * n_out + n_out :]
+        h = h @ W + b
+        if l < layout.n_layers - 1:
+            h = act(h)
+    assert dense.size == 0
+    return h
+
+
 # ---------------------------------------------------------------- NumPy code checked by twins
 
 def numeric_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
