@@ -58,11 +58,29 @@ def test_keys_come_from_config_then_set_then_options(data_root, tmp_path, capsys
                  "--data-dir", str(data_root), "--no-progress"]) == 0  # a run's config starts a new one
 
 
+def test_an_mnist_convnet_run_is_evaluated_and_plotted(mnist_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["sgd", "--epochs", "1", "--set", "train_size=2000", "--set", "validation_size=1000",
+                 "--set", "conv=c5x4-p2", "--set", "hidden_sizes=[]", "--set", "activation=relu", "--set", "lr=0.05",
+                 "--out", str(run), "--data-dir", str(mnist_dir.parent), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1 epochs of SGD on mnist (28x28x1-c5x4-p2-10)" in out
+    test = float(re.search(r"test accuracy ([\d.]+)%", out).group(1))
+    assert test > 70  # one epoch on 2000 images (chance: 10%)
+    assert main(["plot", str(run), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "learning_curve.png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(["eval", str(_pickle(run)), "--data-dir", str(mnist_dir.parent)]) == 0
+    evaluated = float(re.search(r"= ([\d.]+)%", capsys.readouterr().out).group(1))
+    assert evaluated == pytest.approx(test, abs=0.05)  # the Numba forward (eval) agrees with the NumPy one
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--set", "lr=-1"], "invalid sgd config: lr = -1.0: must be > 0"),
     (["--set", "copies=0"], "invalid sgd config: copies = 0: must be >= 1"),
     (["--set", "generations=3"], "unknown sgd config key(s): generations"),
     (["--epochs", "0"], "invalid sgd config: epochs = 0"),
+    (["--set", "conv=c3x4"], "conv = 'c3x4' needs image inputs (H, W) or (H, W, C), but the task's inputs are 11"),
 ])
 def test_bad_keys_are_one_line(argv, message, tmp_path, capsys):
     assert main(["sgd", "--task", "wine", *argv, "--out", str(tmp_path / "run")]) == 2

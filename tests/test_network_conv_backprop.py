@@ -158,3 +158,21 @@ def test_mnist_convnet_trains_a_step_in_float32():
     assert grad.dtype == np.float32 and np.isfinite(grad).all()
     after, _ = bp.loss_and_grad(layout, row - np.float32(0.05) * grad, X, y)
     assert after < value
+
+
+@pytest.mark.parametrize("activation", ("relu", "tanh", "sigmoid", "identity"))
+@pytest.mark.parametrize("shape", (*SHAPES, "28x28x1-c5x8-p2-c5x16-p2-10", "28x28-c3x16s2p0-a2-64-10"))
+def test_numpy_forward_agrees_with_the_numba_kernels(shape, activation):
+    from genreg.network.forward import population_logits
+    from genreg.network.population import Population
+
+    layout = Layout.parse(shape, activation)
+    W = Population.random(layout, 3, seed=5).W
+    rng = np.random.default_rng(1)
+    X = rng.random((13, layout.n_inputs), dtype=np.float32)
+    X[X < 0.4] = 0  # images are mostly zeros
+    numba_logits = population_logits(layout, W, X)
+    for i in range(W.shape[0]):
+        numpy_logits = bp.forward(layout, W[i], X)
+        assert numpy_logits.dtype == np.float32
+        np.testing.assert_allclose(numpy_logits, numba_logits[i], rtol=1e-4, atol=1e-5)
