@@ -120,11 +120,11 @@ def score_tile(logits, n_valid, first, n_classes, labels, targets, exps):
 
 
 @jit
-def full_rank_pair(centre, sizes, act, sigma, seed, generation, j, sides, tile_ptr, rows, values, labels, targets,
-                   n_classes, uniforms, tails, draws, row, logits, a, b, units, exps, correct, total):
+def full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, j, sides, tile_ptr, rows, values, labels,
+                   targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps, correct, total):
     """Full rank: build each member of pair j in ``row``, run it whole, add its (correct, loss) to ``[side]``."""
     for side in range(sides):
-        full_member(centre, seed, generation, j, sizes, 1.0 - 2.0 * side, sigma, uniforms, tails, draws, row)
+        full_member(centre, seed, generation, j, shapes, 1.0 - 2.0 * side, sigma, uniforms, tails, draws, row)
         forward_tiles(row, sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, logits)
         c, e = score_tile(logits, logits.shape[0], 0, n_classes, labels, targets, exps)
         correct[side] += c
@@ -132,11 +132,12 @@ def full_rank_pair(centre, sizes, act, sigma, seed, generation, j, sides, tile_p
 
 
 @jit
-def member_worker(centre, sizes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr, rows,
+def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr, rows,
                   values, shared, labels, targets, n_classes, n_correct, loss, queue):
     """Take blocks of ``PAIR_BLOCK`` pairs (or single members) from ``queue``: member k's ``n_correct[k]``
     and mean ``loss[k]`` (cross-entropy, or squared error when ``targets: (B, k)`` is not empty) on
-    the batch (tiles; labels ``(B,) int32``).
+    the batch (tiles; labels ``(B,) int32``).  An MLP only: sizes ``(L + 1,)`` its widths, shapes
+    ``(L, 3)`` its ``(n_l, n_{l+1}, n_{l+1})`` (``genreg.kernels.es_noise``).
 
     rank >= 1: layer 0 is ``shared: (B, n_1)`` (= b_0 + X @ W_0 of the centre) plus the pair's
     low-rank term; ``X @ A_0`` is one ``tile_layer`` product for the whole block (the block's A_0
@@ -182,13 +183,13 @@ def member_worker(centre, sizes, act, rank, sigma, seed, generation, antithetic,
         total[:] = 0.0
         if rank == 0:
             for jj in range(nb):
-                full_rank_pair(centre, sizes, act, sigma, seed, generation, j0 + jj, sides, tile_ptr, rows, values,
+                full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, j0 + jj, sides, tile_ptr, rows, values,
                                labels, targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps,
                                correct[jj], total[jj])
         else:
             width = nb * r
             for jj in range(nb):
-                lowrank_noise(seed, generation, j0 + jj, sizes, rank, sigma, noise[jj], offsets, uniforms, tails)
+                lowrank_noise(seed, generation, j0 + jj, shapes, rank, sigma, noise[jj], offsets, uniforms, tails)
                 for i in range(sizes[0]):
                     for q in range(r):
                         stacked[i * width + jj * r + q] = noise[jj, offsets[0, 0] + i * r + q]
@@ -235,21 +236,22 @@ def member_worker(centre, sizes, act, rank, sigma, seed, generation, antithetic,
         item = claim(queue)
 
 
-def score_members(centre, sizes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr, rows,
-                  values, shared, labels, targets, n_classes, n_correct, loss, n_workers=None):
+def score_members(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr,
+                  rows, values, shared, labels, targets, n_classes, n_correct, loss, n_workers=None):
     """Score every member on a shared batch (see ``member_worker``); ``n_workers`` threads take pairs."""
-    run_workers(member_worker, (centre, sizes, int(act), int(rank), sigma, int(seed), int(generation),
+    run_workers(member_worker, (centre, sizes, shapes, int(act), int(rank), sigma, int(seed), int(generation),
                                 bool(antithetic), offsets, int(n_noise), tile_ptr, rows, values, shared, labels,
                                 targets, int(n_classes), n_correct, loss),
                 numba.get_num_threads() if n_workers is None else n_workers)
 
 
 @jit
-def build_worker(centre, sizes, rank, sigma, seed, generation, antithetic, offsets, n_noise, members, out, queue):
-    """Take items from ``queue``: write member ``members[i]`` into ``out[i]``."""
+def build_worker(centre, shapes, rank, sigma, seed, generation, antithetic, offsets, n_noise, members, out, queue):
+    """Take items from ``queue``: write member ``members[i]`` into ``out[i]`` (any row of tensor pairs ``shapes``,
+    ``genreg.kernels.es_noise``: an MLP or a ConvNet)."""
     largest = 0
-    for l in range(sizes.shape[0] - 1):
-        largest = max(largest, sizes[l] * sizes[l + 1])
+    for l in range(shapes.shape[0]):
+        largest = max(largest, shapes[l, 0] * shapes[l, 1], shapes[l, 2])
     uniforms, tails = np.empty(max(n_noise, largest), np.float64), np.empty(max(n_noise, largest), np.int64)
     noise = np.zeros(n_noise, np.float32)
     draws = np.empty(largest, np.float32)
@@ -259,16 +261,16 @@ def build_worker(centre, sizes, rank, sigma, seed, generation, antithetic, offse
         j = k // 2 if antithetic else k
         sign = -1.0 if antithetic and k % 2 == 1 else 1.0
         if rank == 0:
-            full_member(centre, seed, generation, j, sizes, sign, sigma, uniforms, tails, draws, out[i])
+            full_member(centre, seed, generation, j, shapes, sign, sigma, uniforms, tails, draws, out[i])
         else:
-            lowrank_noise(seed, generation, j, sizes, rank, sigma, noise, offsets, uniforms, tails)
-            lowrank_member(centre, sizes, rank, sign, noise, offsets, out[i])
+            lowrank_noise(seed, generation, j, shapes, rank, sigma, noise, offsets, uniforms, tails)
+            lowrank_member(centre, shapes, rank, sign, noise, offsets, out[i])
         i = claim(queue)
 
 
-def build_members(centre, sizes, rank, sigma, seed, generation, antithetic, offsets, n_noise, members, out,
+def build_members(centre, shapes, rank, sigma, seed, generation, antithetic, offsets, n_noise, members, out,
                   n_workers=None):
     """``out[i]`` = the parameters of member ``members[i]``: ``(m, n_params) float32``."""
-    run_workers(build_worker, (centre, sizes, int(rank), sigma, int(seed), int(generation), bool(antithetic), offsets,
+    run_workers(build_worker, (centre, shapes, int(rank), sigma, int(seed), int(generation), bool(antithetic), offsets,
                                int(n_noise), np.ascontiguousarray(members, dtype=np.int64), out),
                 numba.get_num_threads() if n_workers is None else n_workers)

@@ -3,8 +3,14 @@
 Tensor ``t`` of pair ``j`` in generation g draws from the counter-based stream
 ``stream_key(seed, g, j, NOISE + t)``; draw k is computed directly (``rng.draw_at``), so blocks of
 draws vectorise and any entry can be recomputed alone.  Full rank: entry p (row-major) of a tensor
-is draw p + 1.  Rank r: ``eps(W_l) = A @ Bt / sqrt(r)``, ``A: (n_l, r)`` draws 1 .. n_l r and
-``Bt: (r, n_{l+1})`` the draws after them; biases are full rank.  See ``genreg.kernels.es``.
+is draw p + 1.  Rank r: ``eps(W) = A @ Bt / sqrt(r)``, ``A: (rows, r)`` draws 1 .. rows r and
+``Bt: (r, cols)`` the draws after them; biases are full rank.  See ``genreg.kernels.es``.
+
+The row is a sequence of (weight, bias) tensor pairs, described by ``shapes: (m, 3) int64``, one
+line ``(rows, cols, bias)`` per pair: the weight tensor is read as a ``(rows, cols)`` matrix
+(row-major, as it lies in the row) followed by its ``bias`` entries.  An MLP's layer l is
+``(n_l, n_{l+1}, n_{l+1})``; a ConvNet's filters ``C: (C_out, k, k, C_in)`` are
+``(C_out, k k C_in, C_out)`` (one filter a matrix row), before its dense layers.
 """
 
 import numpy as np
@@ -38,29 +44,29 @@ def fill_normals(key, first, n, scale, uniforms, tails, out, start):
 
 
 @jit
-def lowrank_noise(seed, generation, j, sizes, rank, sigma, noise, offsets, uniforms, tails):
-    """Pair ``j``'s scaled factors: for layer l, ``A * sigma[2l] / sqrt(r)`` at ``offsets[l, 0]``,
+def lowrank_noise(seed, generation, j, shapes, rank, sigma, noise, offsets, uniforms, tails):
+    """Pair ``j``'s scaled factors: for tensor pair l, ``A * sigma[2l] / sqrt(r)`` at ``offsets[l, 0]``,
     ``Bt`` at ``offsets[l, 1]`` and the bias noise ``* sigma[2l + 1]`` at ``offsets[l, 2]`` (no sign).
 
-    The layout lets ``tile_layer`` read them as two small layers: ``A: (n_l, r)`` followed by r
-    zeros (its bias, written by the caller, never here), and ``Bt: (r, n_{l+1})`` followed by e.
+    The layout lets ``tile_layer`` read them as two small layers: ``A: (rows, r)`` followed by r
+    zeros (its bias, written by the caller, never here), and ``Bt: (r, cols)`` followed by e.
     """
-    for l in range(sizes.shape[0] - 1):
-        n_in, n_out = sizes[l], sizes[l + 1]
+    for l in range(shapes.shape[0]):
+        n_in, n_out = shapes[l, 0], shapes[l, 1]
         key = stream_key(seed, generation, j, NOISE + 2 * l)
         fill_normals(key, 0, n_in * rank, sigma[2 * l] / np.sqrt(rank), uniforms, tails, noise, offsets[l, 0])
         fill_normals(key, n_in * rank, n_out * rank, 1.0, uniforms, tails, noise, offsets[l, 1])
-        fill_normals(stream_key(seed, generation, j, NOISE + 2 * l + 1), 0, n_out, sigma[2 * l + 1], uniforms, tails,
-                     noise, offsets[l, 2])
+        fill_normals(stream_key(seed, generation, j, NOISE + 2 * l + 1), 0, shapes[l, 2], sigma[2 * l + 1], uniforms,
+                     tails, noise, offsets[l, 2])
 
 
 @jit
-def full_member(centre, seed, generation, j, sizes, sign, sigma, uniforms, tails, draws, row):
+def full_member(centre, seed, generation, j, shapes, sign, sigma, uniforms, tails, draws, row):
     """Write member ``centre + sign * sigma * eps`` of pair ``j`` (full rank) into ``row``
     (``draws``: float32 work space as long as the largest tensor)."""
     offset, t = 0, 0
-    for l in range(sizes.shape[0] - 1):
-        for size in (sizes[l] * sizes[l + 1], sizes[l + 1]):
+    for l in range(shapes.shape[0]):
+        for size in (shapes[l, 0] * shapes[l, 1], shapes[l, 2]):
             fill_normals(stream_key(seed, generation, j, NOISE + t), 0, size, 1.0, uniforms, tails, draws, 0)
             per_parameter = sigma.shape[0] == centre.shape[0]
             for p in range(size):
@@ -71,11 +77,11 @@ def full_member(centre, seed, generation, j, sizes, sign, sigma, uniforms, tails
 
 
 @jit
-def lowrank_member(centre, sizes, rank, sign, noise, offsets, row):
+def lowrank_member(centre, shapes, rank, sign, noise, offsets, row):
     """Write ``centre + sign * (A @ Bt, e)`` of the pair's factors in ``noise`` into ``row``."""
     offset = 0
-    for l in range(sizes.shape[0] - 1):
-        n_in, n_out = sizes[l], sizes[l + 1]
+    for l in range(shapes.shape[0]):
+        n_in, n_out = shapes[l, 0], shapes[l, 1]
         oa, ob, oe = offsets[l, 0], offsets[l, 1], offsets[l, 2]
         for i in range(n_in):
             for o in range(n_out):
@@ -84,6 +90,6 @@ def lowrank_member(centre, sizes, rank, sign, noise, offsets, row):
                     d += noise[oa + i * rank + q] * noise[ob + q * n_out + o]
                 row[offset + i * n_out + o] = centre[offset + i * n_out + o] + np.float32(sign) * d
         offset += n_in * n_out
-        for o in range(n_out):
+        for o in range(shapes[l, 2]):
             row[offset + o] = centre[offset + o] + np.float32(sign) * noise[oe + o]
-        offset += n_out
+        offset += shapes[l, 2]

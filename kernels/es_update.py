@@ -16,12 +16,14 @@ from .workqueue import claim, run_workers
 
 
 @jit
-def gradient_worker(sizes, seed, generation, weights, square_weights, items, grad, square_grad, queue):
+def gradient_worker(shapes, seed, generation, weights, square_weights, items, grad, square_grad, queue):
     """Take items ``(tensor, first, stop)`` from ``queue``: for entries ``first .. stop - 1`` of that
     tensor's full-rank noise, ``grad = sum_j weights[j] * eps_j`` and (if ``square_weights`` is not
     empty) ``square_grad = sum_j square_weights[j] * (eps_j ** 2 - 1)``, summed over pairs j in order
     in float64 (``grad``, ``square_grad``: ``(n_params,) float64``, indexed by parameter).  Low-rank
-    weight matrices are summed as products of their factors instead (``noise_factors``)."""
+    weight matrices are summed as products of their factors instead (``noise_factors``).  shapes:
+    ``(m, 3) int64`` the row's tensor pairs (``genreg.kernels.es_noise``: an MLP's layers, a ConvNet's
+    convolutions then its dense layers)."""
     squares = square_weights.shape[0] > 0
     largest = 1
     for i in range(items.shape[0]):
@@ -33,7 +35,7 @@ def gradient_worker(sizes, seed, generation, weights, square_weights, items, gra
         t, first, stop = items[i, 0], items[i, 1], items[i, 2]
         offset = 0
         for m in range(t):
-            offset += sizes[m // 2] * sizes[m // 2 + 1] if m % 2 == 0 else sizes[m // 2 + 1]
+            offset += shapes[m // 2, 0] * shapes[m // 2, 1] if m % 2 == 0 else shapes[m // 2, 2]
         for j in range(weights.shape[0]):
             w = weights[j]
             w2 = square_weights[j] if squares else 0.0
@@ -49,17 +51,18 @@ def gradient_worker(sizes, seed, generation, weights, square_weights, items, gra
         i = claim(queue)
 
 
-def noise_gradient(sizes, seed, generation, weights, square_weights, items, grad, square_grad, n_workers=None):
+def noise_gradient(shapes, seed, generation, weights, square_weights, items, grad, square_grad, n_workers=None):
     """The weighted sums of the pairs' full-rank noise (see ``gradient_worker``), over ``items: (m, 3) int64``."""
-    run_workers(gradient_worker, (sizes, int(seed), int(generation), weights, square_weights, items, grad,
+    run_workers(gradient_worker, (shapes, int(seed), int(generation), weights, square_weights, items, grad,
                                   square_grad),
                 numba.get_num_threads() if n_workers is None else n_workers)
 
 
 @jit
-def factor_worker(sizes, l, rank, seed, generation, first_pair, weights, square_weights, a_out, b_out, a2_out, b2_out,
+def factor_worker(shapes, l, rank, seed, generation, first_pair, weights, square_weights, a_out, b_out, a2_out, b2_out,
                   queue):
-    """Take pairs from ``queue``: the weighted factors of layer l's low-rank noise for ``noise_factors``.
+    """Take pairs from ``queue``: the weighted factors of tensor pair l's low-rank noise for ``noise_factors``
+    (``n_l, n_{l+1}`` below are ``shapes[l, 0], shapes[l, 1]``: a weight matrix's rows and columns).
 
     Pair ``j = first_pair + i`` fills rows ``i r .. i r + r - 1`` of ``a_out: (J r, n_l)`` with
     ``weights[j] * A_j.T / sqrt(r)`` and of ``b_out: (J r, n_{l+1})`` with ``Bt_j``, so that
@@ -68,7 +71,7 @@ def factor_worker(sizes, l, rank, seed, generation, first_pair, weights, square_
     ``square_weights[j] * A_q * A_q' / r`` and ``B_q * B_q'``, so that ``a2_out.T @ b2_out =
     sum_j square_weights[j] * eps_j**2``.
     """
-    n_in, n_out = sizes[l], sizes[l + 1]
+    n_in, n_out = shapes[l, 0], shapes[l, 1]
     uniforms, tails = np.empty((n_in + n_out) * rank, np.float64), np.empty((n_in + n_out) * rank, np.int64)
     factors = np.empty((n_in + n_out) * rank, np.float32)
     squares = a2_out.shape[0] > 0
@@ -95,9 +98,9 @@ def factor_worker(sizes, l, rank, seed, generation, first_pair, weights, square_
         i = claim(queue)
 
 
-def noise_factors(sizes, l, rank, seed, generation, first_pair, weights, square_weights, a_out, b_out, a2_out, b2_out,
+def noise_factors(shapes, l, rank, seed, generation, first_pair, weights, square_weights, a_out, b_out, a2_out, b2_out,
                   n_workers=None):
     """Fill the weighted low-rank factors of pairs ``first_pair ..`` (see ``factor_worker``)."""
-    run_workers(factor_worker, (sizes, int(l), int(rank), int(seed), int(generation), int(first_pair), weights,
+    run_workers(factor_worker, (shapes, int(l), int(rank), int(seed), int(generation), int(first_pair), weights,
                                 square_weights, a_out, b_out, a2_out, b2_out),
                 numba.get_num_threads() if n_workers is None else n_workers)

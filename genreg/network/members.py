@@ -9,6 +9,12 @@ it is needed, so a population of a million costs O(n_params + P) memory.
 - ``build(members)``: the rows of a few members (for a fitness callable, in chunks);
 - ``noise_sum(weights, square_weights)``: ``sum_j w_j eps_j`` and ``sum_j v_j (eps_j**2 - 1)`` over
   the pairs, the quantities every evolution strategy's update is made of.
+
+The row is a sequence of (weight, bias) tensor pairs (``tensor_shapes``): an MLP's layers, or a
+ConvNet's convolutions (filters ``C{i}: (C_out, k, k, C_in)`` read as a ``(C_out, k k C_in)``
+matrix: at rank r its noise is ``A B^T / sqrt(r)`` with ``A: (C_out, r)``, ``B: (k k C_in, r)``)
+then its dense layers.  An MLP's members are scored without being built (``genreg.kernels.es``);
+a ConvNet's are built ``SCORE_CHUNK`` at a time and run through the population forward pass.
 """
 
 from __future__ import annotations
@@ -23,22 +29,24 @@ from genreg.kernels import es as es_kernels
 from genreg.kernels import es_update
 from genreg.network.batch import SparseBatch
 from genreg.network.blas import blas_threads
-from genreg.network.forward import genome_logits
+from genreg.network.forward import genome_logits, population_logits
 from genreg.network.layout import Layout
 
 #: Parameters a gradient item covers (full-rank tensors and biases are cut into blocks of this size).
 GRADIENT_BLOCK = 4096
 #: Pairs whose low-rank factors are stacked into one matrix product of the update.
 FACTOR_CHUNK = 512
+#: ConvNet members built and scored at a time (``Members.score``).
+SCORE_CHUNK = 256
 
 
 @dataclass(frozen=True)
 class Members:
     """P members ``centre + sign * sigma * eps`` of generation ``generation`` (see ``genreg.kernels.es``).
 
-    centre: ``(n_params,) float32``; sigma: ``(2L,) float64`` (per tensor) or, at rank 0,
-    ``(n_params,) float64`` (per parameter); rank: 0 (full-rank noise) or r >= 1 (each weight
-    matrix's noise is ``A B^T / sqrt(r)``); antithetic: members come in +/- pairs (P even).
+    centre: ``(n_params,) float32``; sigma: ``(T,) float64`` (per tensor, T = ``len(layout.tensors)``)
+    or, at rank 0, ``(n_params,) float64`` (per parameter); rank: 0 (full-rank noise) or r >= 1 (each
+    weight matrix's noise is ``A B^T / sqrt(r)``); antithetic: members come in +/- pairs (P even).
     """
 
     layout: Layout
@@ -51,10 +59,12 @@ class Members:
     antithetic: bool = True
 
     def __post_init__(self):
-        self.layout.require_plain("evolution strategies")
+        if self.layout.has_blocks:
+            raise ConfigError(f"evolution strategies support MLP and ConvNet layouts, not parallel blocks "
+                              f"({self.layout.describe()})")
         if self.centre.shape != (self.layout.n_params,) or self.centre.dtype != np.float32:
             raise ConfigError(f"the centre must be a ({self.layout.n_params},) float32 row")
-        n_tensors = 2 * self.layout.n_layers
+        n_tensors = len(self.layout.tensors)
         if self.sigma.shape not in ((n_tensors,), (self.layout.n_params,)) or self.sigma.dtype != np.float64:
             raise ConfigError(f"sigma must be ({n_tensors},) or ({self.layout.n_params},) float64")
         if self.rank > 0 and self.sigma.shape[0] != n_tensors:
@@ -74,20 +84,21 @@ class Members:
         return self.size // 2 if self.antithetic else self.size
 
     def _noise_offsets(self) -> tuple[np.ndarray, int]:
-        """Where each layer's scaled factors live in a pair's noise buffer: ``(L, 3) int64`` and the length.
+        """Where each tensor pair's scaled factors live in a pair's noise buffer: ``(m, 3) int64`` and the length.
 
-        Layer l: ``A: (n_l, r)``, r zeros, ``Bt: (r, n_{l+1})``, ``e: (n_{l+1},)`` (``kernels.es.lowrank_noise``).
+        Pair l of ``tensor_shapes`` ``(rows, cols, bias)``: ``A: (rows, r)``, r zeros, ``Bt: (r, cols)``,
+        ``e: (bias,)`` (``kernels.es_noise.lowrank_noise``).
         """
-        sizes, r = self.layout.sizes, max(self.rank, 1)
-        offsets, n = np.zeros((self.layout.n_layers, 3), np.int64), 0
-        for l in range(self.layout.n_layers):
-            offsets[l] = (n, n + (sizes[l] + 1) * r, n + (sizes[l] + 1 + sizes[l + 1]) * r)
-            n += (sizes[l] + 1 + sizes[l + 1]) * r + sizes[l + 1]
+        shapes, r = tensor_shapes(self.layout), max(self.rank, 1)
+        offsets, n = np.zeros((shapes.shape[0], 3), np.int64), 0
+        for l, (rows, cols, bias) in enumerate(shapes.tolist()):
+            offsets[l] = (n, n + (rows + 1) * r, n + (rows + 1 + cols) * r)
+            n += (rows + 1 + cols) * r + bias
         return offsets, n
 
     def _args(self):
         offsets, n_noise = self._noise_offsets()
-        return (self.centre, self.layout.sizes_array(), self.rank, self.sigma, self.seed, self.generation,
+        return (self.centre, tensor_shapes(self.layout), self.rank, self.sigma, self.seed, self.generation,
                 self.antithetic, offsets, n_noise)
 
     def score(self, batch: SparseBatch, labels: np.ndarray | None = None, targets: np.ndarray | None = None,
@@ -100,7 +111,10 @@ class Members:
         layout = self.layout
         if batch.n_features != layout.n_inputs:
             raise ValueError(f"batch has {batch.n_features} features, layout expects {layout.n_inputs} inputs")
-        centre, sizes, rank, sigma, seed, generation, antithetic, offsets, n_noise = self._args()
+        if layout.is_conv:
+            return self._score_built(batch, labels, targets, n_classes)
+        centre, shapes, rank, sigma, seed, generation, antithetic, offsets, n_noise = self._args()
+        sizes = layout.sizes_array()
         if targets is None:
             labels = np.ascontiguousarray(labels, dtype=np.int32)
             targets = np.zeros((0, 1), np.float32)
@@ -114,9 +128,33 @@ class Members:
             shared = genome_logits(first, centre[: first.n_params], batch)
         n_correct = np.zeros(self.size, np.int64)
         loss = np.zeros(self.size, np.float64)
-        es_kernels.score_members(centre, sizes, layout.hidden_code, rank, sigma, seed, generation, antithetic, offsets,
+        es_kernels.score_members(centre, sizes, shapes, layout.hidden_code, rank, sigma, seed, generation, antithetic, offsets,
                                  n_noise, batch.tile_ptr, batch.rows, batch.values, shared, labels, targets, n_classes,
                                  n_correct, loss, numba.get_num_threads())
+        return n_correct, loss
+
+    def _score_built(self, batch: SparseBatch, labels, targets, n_classes) -> tuple[np.ndarray, np.ndarray]:
+        """``score`` of a ConvNet's members: built ``SCORE_CHUNK`` at a time, run by the population forward pass,
+        their loss in float64 NumPy (the same for any thread count: each member is one row)."""
+        n_correct = np.zeros(self.size, np.int64)
+        loss = np.zeros(self.size, np.float64)
+        if targets is not None:
+            targets = np.asarray(targets, dtype=np.float64).reshape(batch.n_samples, -1)
+        else:
+            labels = np.asarray(labels, dtype=np.int64)
+            n_classes = self.layout.n_outputs if n_classes is None else int(n_classes)
+        for first, rows in self.chunks(SCORE_CHUNK):
+            logits = population_logits(self.layout, rows, batch)
+            stop = first + rows.shape[0]
+            if targets is not None:
+                err = logits[:, :, : targets.shape[1]].astype(np.float64) - targets[None]
+                loss[first:stop] = np.mean(err * err, axis=(1, 2))
+                continue
+            z = logits[:, :, :n_classes].astype(np.float64)
+            top = z.max(axis=2, keepdims=True)
+            log_softmax = z - top - np.log(np.exp(z - top).sum(axis=2, keepdims=True))
+            loss[first:stop] = -log_softmax[:, np.arange(labels.shape[0]), labels].mean(axis=1)
+            n_correct[first:stop] = (np.argmax(logits[:, :, :n_classes], axis=2) == labels[None]).sum(axis=1)
         return n_correct, loss
 
     def build(self, members) -> np.ndarray:
@@ -125,8 +163,8 @@ class Members:
         if members.size and (members.min() < 0 or members.max() >= self.size):
             raise IndexError(f"members must be in [0, {self.size})")
         out = np.empty((members.shape[0], self.layout.n_params), np.float32)
-        centre, sizes, rank, sigma, seed, generation, antithetic, offsets, n_noise = self._args()
-        es_kernels.build_members(centre, sizes, rank, sigma, seed, generation, antithetic, offsets, n_noise, members,
+        centre, shapes, rank, sigma, seed, generation, antithetic, offsets, n_noise = self._args()
+        es_kernels.build_members(centre, shapes, rank, sigma, seed, generation, antithetic, offsets, n_noise, members,
                                  out)
         return out
 
@@ -146,17 +184,17 @@ class Members:
 
     def _lowrank_sum(self, l: int, weights: np.ndarray, squares: np.ndarray, grad: np.ndarray,
                      square_grad: np.ndarray) -> None:
-        """Add layer l's weight-matrix terms: ``sum_j w_j A_j Bt_j / sqrt(r)`` as products of stacked factors,
-        ``FACTOR_CHUNK`` pairs at a time (single-threaded BLAS: the same sums for any thread count)."""
-        n_in, n_out, r = self.layout.sizes[l], self.layout.sizes[l + 1], self.rank
+        """Add tensor pair l's weight-matrix terms: ``sum_j w_j A_j Bt_j / sqrt(r)`` as products of stacked
+        factors, ``FACTOR_CHUNK`` pairs at a time (single-threaded BLAS: the same sums for any thread count)."""
+        shapes = tensor_shapes(self.layout)
+        n_in, n_out, r = int(shapes[l, 0]), int(shapes[l, 1]), self.rank
         tensor = self.layout.tensors[2 * l]
-        sizes = self.layout.sizes_array()
         for first in range(0, self.n_pairs, FACTOR_CHUNK):
             J = min(FACTOR_CHUNK, self.n_pairs - first)
             a, b = np.empty((J * r, n_in), np.float32), np.empty((J * r, n_out), np.float32)
             a2 = np.empty((J * r * r if squares.size else 0, n_in), np.float32)
             b2 = np.empty((a2.shape[0], n_out), np.float32)
-            es_update.noise_factors(sizes, l, r, self.seed, self.generation, first, weights, squares, a, b, a2, b2)
+            es_update.noise_factors(shapes, l, r, self.seed, self.generation, first, weights, squares, a, b, a2, b2)
             grad[tensor.offset : tensor.stop] += (a.T @ b).ravel()
             if squares.size:
                 square_grad[tensor.offset : tensor.stop] += (a2.T @ b2).ravel() - squares[first : first + J].sum()
@@ -170,17 +208,27 @@ class Members:
         squares = np.zeros(0, np.float64) if square_weights is None else np.ascontiguousarray(square_weights, np.float64)
         grad = np.zeros(self.layout.n_params, np.float64)
         square_grad = np.zeros(self.layout.n_params if squares.size else 0, np.float64)
-        es_update.noise_gradient(self.layout.sizes_array(), self.seed, self.generation, weights, squares,
+        es_update.noise_gradient(tensor_shapes(self.layout), self.seed, self.generation, weights, squares,
                                   self._items(), grad, square_grad)
         if self.rank > 0:
             with blas_threads(1):
-                for l in range(self.layout.n_layers):
+                for l in range(len(self.layout.tensors) // 2):
                     self._lowrank_sum(l, weights, squares, grad, square_grad)
         return grad, (square_grad if square_weights is not None else None)
 
 
+def tensor_shapes(layout: Layout) -> np.ndarray:
+    """The row's (weight, bias) tensor pairs for the kernels: ``(T / 2, 3) int64``, one line
+    ``(rows, cols, bias)`` per pair (``genreg.kernels.es_noise``): a ConvNet's filters ``(C_out, k, k, C_in)``
+    as ``(C_out, k k C_in, C_out)``, then the dense layers ``(n_l, n_{l+1}, n_{l+1})``."""
+    tensors = layout.tensors
+    return np.array([(t.shape[0], t.size // t.shape[0], b.size) for t, b in zip(tensors[0::2], tensors[1::2])],
+                    np.int64).reshape(-1, 3)
+
+
 def tensor_index(layout: Layout) -> np.ndarray:
-    """``(n_params,) int64``: the tensor number of every parameter (2l for W_l, 2l + 1 for b_l)."""
+    """``(n_params,) int64``: the tensor number of every parameter (layout order: 2l for W_l, 2l + 1 for b_l in an
+    MLP; a ConvNet's filters and biases first)."""
     out = np.empty(layout.n_params, np.int64)
     for t, tensor in enumerate(layout.tensors):
         out[tensor.offset : tensor.stop] = t
@@ -190,7 +238,7 @@ def tensor_index(layout: Layout) -> np.ndarray:
 def member_bytes(layout: Layout, rank: int) -> int:
     """Per-thread scratch of the scoring kernel: a member's noise (rank >= 1) or row (rank 0)."""
     r = max(int(rank), 1)
-    noise = sum((layout.sizes[l] + 1 + layout.sizes[l + 1]) * r + layout.sizes[l + 1] for l in range(layout.n_layers))
+    noise = sum((rows + 1 + cols) * r + bias for rows, cols, bias in tensor_shapes(layout).tolist())
     return 4 * (noise if rank > 0 else layout.n_params)
 
 

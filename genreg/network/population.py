@@ -115,8 +115,31 @@ ES_STRATEGIES = ("openai-es", "pgpe", "snes")
 ES_VECTORS = 16
 #: Bytes per member of an evolution strategy: correct count, loss, fitness, ranks, sort and pair buffers.
 ES_MEMBER_BYTES = 96
-#: Members an evolution strategy builds at once for a fitness callable (``genreg.runs.evolve.FITNESS_CHUNK``).
+#: Members an evolution strategy builds at once for a fitness callable (``genreg.runs.evolve.FITNESS_CHUNK``),
+#: or to score a ConvNet's members (``genreg.network.members.SCORE_CHUNK``).
 ES_CHUNK_ROWS = 256
+#: Images a ConvNet forward worker holds at once (the dense layers run on a tile of this many).
+CONV_TILE = 64
+
+
+def conv_scratch_bytes(layout: Layout, threads: int | None = None) -> int:
+    """Scratch of a ConvNet's forward pass: per thread, one image's stages (each input zero-padded, each
+    output), ``CONV_TILE`` flattened images and the genome's filters (float32); 0 for an MLP.
+
+    threads: default Numba's thread count."""
+    if not layout.is_conv:
+        return 0
+    if threads is None:
+        import numba
+
+        threads = numba.get_num_threads()
+    filters = max((cl.b.stop for cl in layout.conv_layers if cl.is_conv), default=0)
+    floats = CONV_TILE * layout.sizes[0] + filters
+    for cl in layout.conv_layers:
+        h, w, c = cl.in_shape
+        pad = cl.stage.padding if cl.is_conv else 0
+        floats += (h + 2 * pad) * (w + 2 * pad) * c + math.prod(cl.out_shape)
+    return 4 * int(threads) * floats
 
 
 def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff: float = 0.2,
@@ -127,15 +150,21 @@ def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff
     genome's outputs on an episode of ``samples`` examples (logits and predictions,
     4 bytes each: ``samples * (n_outputs + 1) * 4``), plus ``RUN_OVERHEAD_BYTES``.
     The measured peak RSS growth of 784-64-10 runs on MNIST is 0.80 to 0.96 times this
-    at P = 2,000 to 20,000 (``run_rows``; tests/test_memory_estimate.py).
+    at P = 2,000 to 20,000 (``run_rows``; tests/test_memory_estimate.py).  A ConvNet adds its
+    forward pass's scratch (``conv_scratch_bytes``); an evolution strategy on a ConvNet builds its
+    members ``ES_CHUNK_ROWS`` at a time (rows and their logits) whatever ``built`` says.
     """
     P = int(population)
+    conv = conv_scratch_bytes(layout)
     if strategy in ES_STRATEGIES:  # O(n_params + P): no member is ever stored
-        chunk = min(P, ES_CHUNK_ROWS) * layout.n_params * 4 if built else 0
-        return ES_VECTORS * layout.n_params * 8 + P * ES_MEMBER_BYTES + chunk + RUN_OVERHEAD_BYTES
+        rows = min(P, ES_CHUNK_ROWS)
+        chunk = rows * layout.n_params * 4 if built or layout.is_conv else 0
+        if layout.is_conv:
+            chunk += rows * int(samples) * layout.n_outputs * 4 * 9  # float32 logits, four float64 temporaries
+        return ES_VECTORS * layout.n_params * 8 + P * ES_MEMBER_BYTES + chunk + conv + RUN_OVERHEAD_BYTES
     rows = run_rows(P, strategy, survival_cutoff, built)
     episode = P * int(samples) * (layout.n_outputs + 1) * 4
-    return rows * (layout.n_params * 4 + PER_GENOME_BYTES) + episode + RUN_OVERHEAD_BYTES
+    return rows * (layout.n_params * 4 + PER_GENOME_BYTES) + episode + conv + RUN_OVERHEAD_BYTES
 
 
 def check_run_size(layout: Layout, population: int, strategy: str, *, held: int = 0, **kwargs) -> int:

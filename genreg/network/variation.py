@@ -197,7 +197,9 @@ def gene_bounds(layout: Layout, block_rows: int = 0) -> np.ndarray:
 
     block_rows = 0: a gene is a whole tensor (layer genes).  block_rows = k > 0:
     each weight matrix is cut into blocks of k input rows (the weights leaving k
-    input units, contiguous in the input-major layout); a bias stays one gene.
+    input units, contiguous in the input-major layout), and each ConvNet filter
+    tensor ``C{i}: (C_out, k, k, C_in)`` into its filters (one output channel's
+    ``(k, k, C_in)`` weights, contiguous; whatever k); a bias stays one gene.
     """
     bounds = [0]
     for t in layout.tensors:
@@ -205,6 +207,9 @@ def gene_bounds(layout: Layout, block_rows: int = 0) -> np.ndarray:
             row = t.shape[1]
             for start in range(block_rows, t.shape[0], block_rows):
                 bounds.append(t.offset + start * row)
+        elif block_rows > 0 and len(t.shape) == 4:  # a convolution's filters: one gene each
+            step = t.size // t.shape[0]
+            bounds += range(t.offset + step, t.stop, step)
         bounds.append(t.stop)
     return np.asarray(bounds, dtype=np.int64)
 
@@ -213,6 +218,8 @@ def layer_gene_bounds(layout: Layout) -> np.ndarray:
     """Segment starts of layer genes: each block's ``[W, b]`` is one gene, ``(G + 1,) int64``.
 
     A plain layer is one gene (the reference's ``GeneticLinear``); a layer of
-    parallel blocks gives one gene per block (the reference's 2a, 2b).
+    parallel blocks gives one gene per block (the reference's 2a, 2b); a ConvNet's
+    convolutions come first, each ``[C, cb]`` one gene.
     """
-    return np.asarray([0] + [blk.end for layer in layout.layers for blk in layer], dtype=np.int64)
+    convs = [cl.b.stop for cl in layout.conv_layers if cl.is_conv]
+    return np.asarray([0] + convs + [blk.end for layer in layout.layers for blk in layer], dtype=np.int64)

@@ -88,7 +88,7 @@ class Config(ConfigBase):
     crossover: str = rule("mask", choices=("mask", "gene", "none"))
     """How a child combines two parents (both strategies): 'mask' (element-wise), 'gene' (layer/block genes) or 'none' (GENREG: a copy of one parent)."""
     gene_block_rows: int = rule(0, ge=0)
-    """Gene crossover: 0 = whole tensors, k = blocks of k input rows of each weight matrix."""
+    """Gene crossover: 0 = whole tensors, k = blocks of k input rows of each weight matrix (and, in a ConvNet, each filter of a convolution, one output channel's k x k x C_in weights, is a gene)."""
     ga_mutation_rate: float = rule(0.05, ge=0, le=1)
     """GA: fraction of a child's weights mutated."""
     ga_mutation_scale: float = rule(0.05, ge=0)

@@ -26,7 +26,7 @@ from genreg.strategies.base import Evaluation, EvolutionState, Strategy, geometr
 
 @dataclass
 class ESState(EvolutionState):
-    """The centre (``population``: one row), sigma ``(2L,)`` or ``(n_params,)`` float64, the optimiser's
+    """The centre (``population``: one row), sigma ``(T,)`` (per tensor) or ``(n_params,)`` float64, the optimiser's
     arrays (``moments``: name -> ``(n_params,) float64``), its step count, and the last fitness (not saved)."""
 
     step: int = 0
@@ -59,7 +59,7 @@ def pair_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def per_tensor(layout: Layout, values: np.ndarray) -> np.ndarray:
-    """The mean of ``values: (n_params,)`` over each tensor: ``(2L,)``."""
+    """The mean of ``values: (n_params,)`` over each tensor: ``(T,)``, T = ``len(layout.tensors)``."""
     t = tensor_index(layout)
     return np.bincount(t, weights=values, minlength=len(layout.tensors)) / np.bincount(t, minlength=len(layout.tensors))
 
@@ -81,7 +81,7 @@ class EvolutionStrategy(Strategy):
         return self._fresh(centre, 0, cfg)
 
     def _fresh(self, centre: Population, generation: int, cfg) -> ESState:
-        n = centre.layout.n_params if self.per_parameter_sigma and cfg.rank == 0 else 2 * centre.layout.n_layers
+        n = centre.layout.n_params if self.per_parameter_sigma and cfg.rank == 0 else len(centre.layout.tensors)
         return ESState(centre, generation, 0, np.full(n, float(cfg.sigma)), self.new_moments(centre.layout))
 
     def new_moments(self, layout: Layout) -> dict:
@@ -96,7 +96,7 @@ class EvolutionStrategy(Strategy):
             fresh = self._fresh(state.population, state.generation, cfg)
             state.sigma, state.moments, state.step = fresh.sigma, fresh.moments, 0
         sigma = state.sigma
-        if cfg.rank > 0 and sigma.shape[0] != 2 * state.population.layout.n_layers:
+        if cfg.rank > 0 and sigma.shape[0] != len(state.population.layout.tensors):
             sigma = per_tensor(state.population.layout, sigma)  # a full-rank run resumed at a rank: tensor means
         return Members(state.population.layout, state.population.W[0], sigma, cfg.rank, cfg.seed, state.generation,
                        cfg.population)
