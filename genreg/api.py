@@ -6,6 +6,11 @@
     result.best.evaluate(result.task)    # test-split accuracy / MSE
     result.best.save("best.pkl")         # `genreg eval` reads it
     genreg.resume(result.run_dir, task=(X, y), generations=400)
+
+A ConvNet takes the config key ``conv`` (stages before the dense layers, on the task's images)::
+
+    result = genreg.evolve("mnist", strategy="openai-es", conv="c3x4-p2", hidden_sizes=[], activation="relu")
+    result.best.predict(images)          # (n, 784) rows or (n, 28, 28) images
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ class Genome:
 
     def outputs(self, X) -> np.ndarray:
         """The network's outputs (logits) ``(n, n_outputs) float32`` for inputs ``X: (n, n_inputs)``
-        (uint8 pixels are read as pixel/255, as during evolution)."""
+        (uint8 pixels are read as pixel/255, as during evolution); a ConvNet also takes images
+        ``(n, H, W)`` or ``(n, H, W, C)`` of its input shape."""
         X = np.asarray(X)
         if X.ndim == 1:
             X = X[None, :]
+        image = self.layout.image
+        if image is not None and X.shape[1:] in (tuple(image), tuple(image[:2]) if image[2] == 1 else None):
+            X = X.reshape(X.shape[0], -1)
         if X.ndim != 2 or X.shape[1] != self.layout.n_inputs:
             raise ConfigError(f"the genome takes inputs of shape (n, {self.layout.n_inputs}), got {X.shape}")
         return genome_logits(self.layout, self.row, X)

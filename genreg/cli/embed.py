@@ -43,11 +43,13 @@ def load_task_for(genome, checkpoint, args, cache: dict):
 
 def check_fit(genome, task, checkpoint) -> None:
     """Refuse, in one line, a task that is not classification or whose sizes the genome does not have."""
+    from genreg.genome.evaluate import fits
+
     layout = genome.layout
     if not task.is_classification:
         raise ConfigError(f"task {task.name} is {task.kind}: an embedding map colours points by class, so it needs "
                           "a classification task")
-    if layout.n_inputs != task.n_inputs or layout.n_outputs < task.n_outputs:
+    if not fits(layout, task.n_inputs, task.n_outputs, task.input_shape):
         raise CheckpointError(f"{checkpoint} is {layout.shape_name()} but task {task.name} has {task.n_inputs} inputs "
                               f"and {task.n_outputs} classes: give the genome's own --task")
     if len(task.y_test) == 0:

@@ -43,7 +43,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not task.is_classification:
         return _eval_regression(args, task, t0)
     report = evaluate_checkpoint(args.checkpoint, task.X_test, task.y_test, n_classes=task.n_outputs,
-                                 classes=getattr(task, "classes", None) or None, task=task.name)
+                                 classes=getattr(task, "classes", None) or None, task=task.name,
+                                 input_shape=task.input_shape)
     report["total_seconds"] = time.perf_counter() - t0
     report["dataset"] = {"name": f"{task.name} test", "source": str(task.source), "n_images": int(task.y_test.shape[0])}
     print(format_report(report, f"{task.name} test set"))
@@ -60,8 +61,10 @@ def _eval_regression(args: argparse.Namespace, task, t0: float) -> int:
     from genreg.errors import CheckpointError
     from genreg.genome.evaluate import write_report
 
+    from genreg.genome.evaluate import fits
+
     genome = Genome.load(args.checkpoint)
-    if genome.layout.n_inputs != task.n_inputs or genome.layout.n_outputs < task.n_outputs:
+    if not fits(genome.layout, task.n_inputs, task.n_outputs, task.input_shape):
         raise CheckpointError(f"the genome is {genome.layout.describe()} but task {task.name} has {task.n_inputs} "
                               f"inputs and {task.n_outputs} output(s): give the genome's own --task")
     report = {"checkpoint": str(args.checkpoint), "task": task.name, **genome.evaluate(task),

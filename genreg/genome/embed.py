@@ -2,7 +2,13 @@
 
 The activations are those of the last hidden layer after its activation (``tanh`` for GENREG's
 networks), computed in float64 NumPy from the genome's float32 weights (the kernels' fast float32
-tanh differs by about 1e-7, nothing a map shows).  PCA is an SVD of the centred activations with
+tanh differs by about 1e-7, nothing a map shows).  A ConvNet's are those of its last hidden dense
+layer, or, when it has none (``hidden_sizes=[]``), the flattened output of its last stage (the
+features its output layer reads): the stages run in float32 as the kernels do
+(``genreg.network.conv_backprop.features``), the dense layers in float64.  Maps of more than
+``GRAM_WIDTH`` features (a ConvNet's flattened features) take their components from the
+eigenvectors of the features' covariance instead of an SVD of the points (the same components, in a
+fraction of the time; MLP maps keep the SVD whatever their width).  PCA is an SVD of the centred activations with
 each component's sign fixed (its largest-magnitude loading positive), so a map is the same on every
 machine; UMAP (the optional extra ``genreg[embed]``: umap-learn) is seeded and single-threaded,
 so it is the same for a seed.
@@ -19,6 +25,8 @@ from genreg.errors import ConfigError
 from genreg.network.layout import Layout
 
 METHODS = ("pca", "umap")
+#: Widest activations whose PCA is an SVD of the centred points (wider: the covariance's eigenvectors).
+GRAM_WIDTH = 512
 UMAP_HINT = "install it with pip install 'genreg[embed]' (or pip install umap-learn)"
 
 _ACTIVATIONS = {
@@ -34,8 +42,9 @@ def hidden_activations(layout: Layout, row: np.ndarray, X, chunk: int = 4096) ->
 
     row: ``(layout.n_params,) float32``; X: ``(n, n_inputs)`` uint8 pixels (read as pixel/255, as in
     evolution) or floats.  Returns ``(n, layout.sizes[-2]) float64``.  Parallel blocks are concatenated.
+    A ConvNet without hidden dense layers gives its flattened conv features ``(n, layout.sizes[0])``.
     """
-    if layout.n_layers < 2:
+    if layout.n_layers < 2 and not layout.is_conv:
         raise ConfigError(f"a {layout.shape_name()} network has no hidden layer to map")
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != layout.n_inputs:
@@ -46,7 +55,12 @@ def hidden_activations(layout: Layout, row: np.ndarray, X, chunk: int = 4096) ->
     for start in range(0, X.shape[0], chunk):
         h = X[start:start + chunk]
         # uint8 pixels as the kernels read them (pixel / 255 in float32), then float64
-        h = (h.astype(np.float32) / np.float32(255.0) if X.dtype == np.uint8 else h).astype(np.float64)
+        h = h.astype(np.float32) / np.float32(255.0) if X.dtype == np.uint8 else h
+        if layout.is_conv:
+            from genreg.network.conv_backprop import features
+
+            h = features(layout, row.astype(np.float32), np.ascontiguousarray(h, dtype=np.float32))[0]
+        h = h.astype(np.float64)
         for layer in layout.layers[:-1]:
             h = act(np.concatenate([h @ layout.view(row, blk.W.name) + layout.view(row, blk.b.name)
                                     for blk in layer], axis=1))
@@ -61,17 +75,23 @@ def output_logits(layout: Layout, row: np.ndarray, H: np.ndarray) -> np.ndarray:
                            for blk in layout.layers[-1]], axis=1)
 
 
-def pca_2d(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pca_2d(H: np.ndarray, gram: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Project ``H: (n, d)`` onto its first two principal components, each with its largest |loading| positive.
 
     Returns ``coords: (n, 2) float64`` (centred scores) and ``explained: (2,) float64``, the share of
     the total variance along each component (0 where ``H`` has fewer than two directions of variance).
+    gram: from the eigenvectors of ``Hc.T @ Hc`` (d x d) rather than an SVD of the n x d points (faster
+    for many points of many features; the same components up to rounding).
     """
     H = np.asarray(H, dtype=np.float64)
     if H.ndim != 2 or H.shape[0] < 2:
         raise ConfigError(f"PCA needs at least two points, got an array of shape {H.shape}")
     Hc = H - H.mean(axis=0, keepdims=True)
-    _, s, Vt = np.linalg.svd(Hc, full_matrices=False)
+    if gram:  # wide: the covariance's eigenvectors, largest first (s**2 = its eigenvalues)
+        values, vectors = np.linalg.eigh(Hc.T @ Hc)
+        s, Vt = np.sqrt(np.maximum(values[::-1], 0.0)), vectors[:, ::-1].T
+    else:
+        _, s, Vt = np.linalg.svd(Hc, full_matrices=False)
     coords = np.zeros((H.shape[0], 2))
     explained = np.zeros(2)
     total = float(np.sum(s ** 2))
@@ -111,10 +131,10 @@ def umap_2d(H: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float
         return np.asarray(reducer.fit_transform(H), dtype=np.float64)
 
 
-def project(H: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, dict]:
+def project(H: np.ndarray, method: str = "pca", seed: int = 0, gram: bool = False) -> tuple[np.ndarray, dict]:
     """Project ``H: (n, d)`` to ``(n, 2) float64`` by ``method`` ('pca' or 'umap'); returns (coords, details)."""
     if method == "pca":
-        coords, explained = pca_2d(H)
+        coords, explained = pca_2d(H, gram)
         return coords, {"explained_variance": [float(e) for e in explained]}
     if method == "umap":
         return umap_2d(H, seed), {"n_neighbors": 15, "min_dist": 0.1}
@@ -161,9 +181,15 @@ class Embedding:
 
 
 def layer_description(layout: Layout) -> str:
-    """Which activations a map shows, e.g. ``"hidden layer 1 of 1: 64 units, after tanh"``."""
+    """Which activations a map shows, e.g. ``"hidden layer 1 of 1: 64 units, after tanh"``, or a ConvNet's
+    ``"flattened conv features: 784 units (14x14x4 after p2), after relu"``."""
     n_hidden = layout.n_layers - 1
-    return f"hidden layer {n_hidden} of {n_hidden}: {layout.sizes[-2]} units, after {layout.hidden_activation}"
+    if n_hidden == 0 and layout.is_conv:
+        last = layout.conv_layers[-1]
+        return (f"flattened conv features: {layout.sizes[0]} units ({'x'.join(map(str, last.out_shape))} after "
+                f"{last.stage.token}), after {layout.hidden_activation}")
+    dense = "hidden dense layer" if layout.is_conv else "hidden layer"
+    return f"{dense} {n_hidden} of {n_hidden}: {layout.sizes[-2]} units, after {layout.hidden_activation}"
 
 
 def embed_genome(layout: Layout, row: np.ndarray, X, y, class_names, method: str = "pca", seed: int = 0,
@@ -182,7 +208,7 @@ def embed_genome(layout: Layout, row: np.ndarray, X, y, class_names, method: str
     y = np.asarray(y, dtype=np.int64)
     k = len(class_names)
     H = hidden_activations(layout, row, X)
-    coords, details = project(H, method, seed)
+    coords, details = project(H, method, seed, gram=layout.is_conv and H.shape[1] > GRAM_WIDTH)
     accuracy = float(np.mean(np.argmax(output_logits(layout, row, H)[:, :k], axis=1) == y)) if y.size else float("nan")
     keep = subsample(y, silhouette_points, seed)
     overlap = overlap_report(coords[keep], y[keep], k, class_names)

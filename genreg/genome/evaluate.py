@@ -9,12 +9,30 @@ import numpy as np
 
 from genreg.network.batch import SparseBatch
 from genreg.genome.checkpoint import GenomeCheckpoint, load_genome
-from genreg.errors import CheckpointError
+from genreg.errors import CheckpointError, GenregError
 from genreg.network.forward import genome_predict
+from genreg.network.layout import Layout
+
+
+def network_name(layout: Layout) -> str:
+    """How reports name a network: its widths ``784-64-10``, or a ConvNet's shape ``28x28x1-c5x8-p2-10``."""
+    return layout.shape_name() if layout.is_conv else "-".join(map(str, layout.sizes))
+
+
+def fits(layout: Layout, n_inputs: int, n_outputs: int, input_shape=None) -> bool:
+    """Whether a genome of ``layout`` can run on a task of ``n_inputs`` features and ``n_outputs`` outputs; a
+    ConvNet also needs the task's image shape (``input_shape``, e.g. ``(28, 28)``) when the task has one."""
+    if layout.n_inputs != n_inputs or layout.n_outputs < n_outputs:
+        return False
+    shape = tuple(int(v) for v in input_shape or ())
+    if layout.is_conv and len(shape) in (2, 3):
+        return tuple(layout.image) == shape + (1,) * (3 - len(shape))
+    return True
 
 
 def evaluate_genome(ckpt: GenomeCheckpoint, images: np.ndarray, labels: np.ndarray, n_classes: int = 10,
-                    classes=None, *, source: str = "the genome", data: str = "the data have") -> dict:
+                    classes=None, *, source: str = "the genome", data: str = "the data have",
+                    input_shape=None) -> dict:
     """Score ``ckpt`` on ``images: (N, n_inputs)`` with ``labels: (N,)`` in [0, n_classes).
 
     Prediction = argmax of the first ``n_classes`` outputs (GENREG's rule).
@@ -23,13 +41,16 @@ def evaluate_genome(ckpt: GenomeCheckpoint, images: np.ndarray, labels: np.ndarr
     per_class [{class, name?, correct, total, accuracy}], classes?, confusion (n_classes x
     n_classes, rows = true class, columns = predicted), seconds (the forward pass,
     tiles included) and warmup_seconds (loading or compiling the kernels on one image).
-    A genome whose sizes do not fit the images and classes: one CheckpointError naming ``source`` and
-    its sizes, then ``data`` (e.g. "task alphabet has") and the sizes needed.
+    A genome whose sizes do not fit the images and classes (or, a ConvNet, the images' shape
+    ``input_shape``): one CheckpointError naming ``source`` and its sizes, then ``data`` (e.g. "task
+    alphabet has") and the sizes needed.
     """
     layout = ckpt.layout
-    if layout.n_inputs != images.shape[1] or layout.n_outputs < n_classes:
+    if not fits(layout, images.shape[1], n_classes, input_shape):
+        shape = f"{'x'.join(map(str, input_shape))} images ({images.shape[1]} inputs)" if layout.is_conv and \
+            input_shape else f"{images.shape[1]} inputs"
         raise CheckpointError(
-            f"{source} is a {'-'.join(map(str, layout.sizes))} network but {data} {images.shape[1]} inputs and "
+            f"{source} is a {network_name(layout)} network but {data} {shape} and "
             f"{n_classes} classes: evaluate it on the task it was evolved for (--task)"
         )
     names = None if classes is None or len(classes) != n_classes else [str(c) for c in classes]
@@ -69,7 +90,8 @@ def evaluate_genome(ckpt: GenomeCheckpoint, images: np.ndarray, labels: np.ndarr
     }
 
 
-def evaluate_checkpoint(path, images, labels, n_classes: int = 10, classes=None, task: str = "") -> dict:
+def evaluate_checkpoint(path, images, labels, n_classes: int = 10, classes=None, task: str = "",
+                        input_shape=None) -> dict:
     """Load a genome checkpoint (either format) and evaluate it; adds checkpoint facts to the report.
 
     classes: the class names; default: those of the task the genome's metadata names (``task``
@@ -81,7 +103,7 @@ def evaluate_checkpoint(path, images, labels, n_classes: int = 10, classes=None,
     if classes is None:
         classes = _metadata_classes(ckpt, n_classes, task)
     report = evaluate_genome(ckpt, images, labels, n_classes, classes, source=str(path),
-                             data=f"task {task} has" if task else "the data have")
+                             data=f"task {task} has" if task else "the data have", input_shape=input_shape)
     report = {
         "checkpoint": str(Path(path)),
         "format": ckpt.source_format,
@@ -139,7 +161,7 @@ def format_report(report: dict, title: str = "MNIST test set") -> str:
     has them), confusion matrix, timing."""
     lines = [
         f"checkpoint : {report.get('checkpoint', '-')} ({report.get('format', '-')} format)",
-        f"network    : {'-'.join(map(str, report['layout']['sizes']))} "
+        f"network    : {_report_network(report['layout'])} "
         f"{report['layout']['hidden_activation']}, {report['n_params']} parameters, fitness {report['trust']:.4g}"
         f"{' (trust)' if report.get('strategy', 'genreg') == 'genreg' else ''}",
         f"{title:<11}: {report['n_correct']}/{report['n_total']} correct = {report['accuracy']:.2f}%",
@@ -153,6 +175,16 @@ def format_report(report: dict, title: str = "MNIST test set") -> str:
         f" {report.get('warmup_seconds', 0.0) * 1e3:.0f} ms loading the compiled kernels)",
     ]
     return "\n".join(lines)
+
+
+def _report_network(layout: dict) -> str:
+    """A report's network: ``784-64-10``, or a ConvNet's shape."""
+    if layout.get("image") is not None:
+        try:
+            return Layout.from_dict(layout).shape_name()
+        except GenregError:
+            pass
+    return "-".join(map(str, layout["sizes"]))
 
 
 def jsonable(value):

@@ -41,8 +41,14 @@ def panel_title(emb) -> str:
     acc = f", {100 * emb.accuracy:.2f}% correct" if np.isfinite(emb.accuracy) else ""
     sil = emb.overlap.get("silhouette_mean")
     sil = f", silhouette {sil:.2f}" if sil is not None else ""
-    lines = [f"{emb.layout.shape_name()}{acc}",
-             f"{emb.method.upper()} of {emb.layout.sizes[-2]} {emb.layout.hidden_activation} units{sil}"]
+    layout = emb.layout
+    if layout.is_conv and layout.n_layers == 1:  # no hidden dense layer: the flattened conv features
+        what = f"{layout.sizes[0]} flattened conv features ({layout.hidden_activation})"
+    elif layout.is_conv:
+        what = f"{layout.sizes[-2]} {layout.hidden_activation} units of the last hidden dense layer"
+    else:
+        what = f"{layout.sizes[-2]} {layout.hidden_activation} units"
+    lines = [f"{layout.shape_name()}{acc}", f"{emb.method.upper()} of {what}{sil}"]
     return "\n".join(([emb.title] if emb.title else []) + lines)
 
 

@@ -7,7 +7,8 @@
   genome's episode accuracy for each class: a heat-map of class x generation, above it one line
   a class when there are at most 10 classes.
 - ``tracked_weights.png``: the fixed tracked first-layer weights of the best genome as a heat-map
-  of weight x generation, and the five that moved most as labelled lines.
+  of weight x generation, and the five that moved most as labelled lines (a ConvNet's tracked
+  weights are the same positions of its row, where its filters come first).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
     if weights_path.exists():
         w = read_history(weights_path)
         if w and w["generation"].size and len(w) > 1:
-            written.append(_tracked_weights(run_dir, w, out_dir / "tracked_weights.png"))
+            written.append(_tracked_weights(run_dir, w, out_dir / "tracked_weights.png", conv=bool(cfg.get("conv"))))
     return written
 
 
@@ -130,7 +131,7 @@ def _per_class(run_dir: Path, m: dict, classes: list[str], names: list[str], pat
     return save_figure(fig, path)
 
 
-def _tracked_weights(run_dir: Path, w: dict, path: Path, n_lines: int = 5) -> Path:
+def _tracked_weights(run_dir: Path, w: dict, path: Path, n_lines: int = 5, conv: bool = False) -> Path:
     """Heat-map of tracked weight x generation (rows sorted by final value) and the ``n_lines`` that moved most."""
     plt = pyplot()
     g = w["generation"]
@@ -155,7 +156,9 @@ def _tracked_weights(run_dir: Path, w: dict, path: Path, n_lines: int = 5) -> Pa
     ax_l.set_ylabel("weight value")
     ax_l.set_xlabel("generation")
     ax_l.grid(alpha=0.3)
-    legend_beside(ax_l, title=f"the {min(n_lines, len(names))} that moved most\n(wK: K-th entry of W0)")
+    entry = "K-th parameter of the row,\nfilters first" if conv else "K-th entry of W0"
+    legend_beside(ax_l, title=f"the {min(n_lines, len(names))} that moved most\n(wK: {entry})")
     integer_axis(ax_l.xaxis)
-    fig.suptitle(f"{run_dir.name}: fixed first-layer weights of the best genome, over generations")
+    what = "fixed weights (filters first)" if conv else "fixed first-layer weights"
+    fig.suptitle(f"{run_dir.name}: {what} of the best genome, over generations")
     return save_figure(fig, path)

@@ -69,11 +69,21 @@ def tracked_positions(layout: Layout, cfg: Config) -> np.ndarray:
     return np.sort(rng.choice(layout.tensor("W0").size, size=n, replace=False))
 
 
+def known_layout(cfg: Config) -> Layout | None:
+    """The network of ``cfg`` on MNIST-shaped images (28 x 28, 10 classes), known before the data set is read;
+    None if ``cfg`` cannot build one (the run's own checks report why)."""
+    try:
+        return network_layout((28, 28), cfg.hidden_sizes, 10, cfg.activation, cfg.conv)
+    except GenregError:
+        return None
+
+
 def warm_kernels(layout: Layout) -> None:
     """Load the loop's compiled kernels from Numba's cache by calling each on one tiny input.
 
     The first use of cached kernels costs about 1 s (Numba sets itself up); ``start_run``
-    runs this on a thread while it reads the data set.
+    runs this on a thread while it reads the data set.  The calls go through
+    ``genreg.network.forward``, so a ConvNet's layout loads the ConvNet kernels.
     """
     try:
         from genreg.network.population import Population
@@ -254,6 +264,12 @@ class EvolveMode:
         return out
 
 
+def same_network(a: Layout, b: Layout) -> bool:
+    """Whether two layouts are the same network: widths, blocks, image and stages (a ConvNet and an MLP
+    may have the same dense widths)."""
+    return (a.sizes, a.blocks, a.image, a.stages) == (b.sizes, b.blocks, b.image, b.stages)
+
+
 def kept_genomes(run_dir: Path) -> dict:
     """The best-genome pickles of ``run_dir`` that carry a selection score (written by this genreg),
     path -> score; pickles without one (older runs) are never pruned."""
@@ -307,9 +323,9 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
     run_dir = Path(run_dir)
     prepare_new_run(run_dir, "evolve", has_checkpoint)
     warm = None
-    if task is None and cfg.task in ("mnist", "fashion-mnist"):  # known shape: warm the kernels while reading
-        warm = threading.Thread(target=warm_kernels, args=(Layout((784, *cfg.hidden_sizes, 10), cfg.activation),),
-                                name="genreg-warm-kernels", daemon=True)
+    known = known_layout(cfg) if task is None and cfg.task in ("mnist", "fashion-mnist") else None
+    if known is not None:  # known shape: warm the kernels while reading
+        warm = threading.Thread(target=warm_kernels, args=(known,), name="genreg-warm-kernels", daemon=True)
         warm.start()
     try:
         task = _load_task(cfg, task, data_dir)
@@ -378,7 +394,7 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -
         state = make_strategy(cfg.strategy).load_state(population, state.generation, {})
     task = _load_task(cfg, task, data_dir)
     layout = layout_for(cfg, task)
-    if layout.sizes != population.layout.sizes:
+    if not same_network(layout, population.layout):
         raise ConfigError(f"the task {task.name} needs a {layout.describe()} network but the checkpoint holds "
                           f"{population.layout.describe()}")
     check_run_size(layout, cfg.population, cfg.strategy, held=population_bytes(layout, population.size),
