@@ -32,6 +32,7 @@ remainder rows and columns get zero gradient.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from genreg.network.layout import ConvLayer, Layout
 
@@ -45,15 +46,17 @@ def _pad(x: np.ndarray, p: int) -> np.ndarray:
 
 
 def im2col(x: np.ndarray, k: int, stride: int, padding: int, out_hw: tuple[int, int]) -> np.ndarray:
-    """Windows of ``x: (B, H, W, C)``: ``(B * H' * W', k * k * C)``, each row in ``(i, j, c)`` order."""
+    """Windows of ``x: (B, H, W, C)``: ``(B * H' * W', k * k * C)``, each row in ``(i, j, c)`` order.
+
+    The windows are a read-only strided view of the padded input (window ``(y, x)`` starts at
+    ``(s * y, s * x)``), copied once into the contiguous matrix.
+    """
     B, _, _, C = x.shape
     Ho, Wo = out_hw
-    xp = _pad(x, padding)
-    cols = np.empty((B, Ho, Wo, k, k, C), dtype=x.dtype)
-    for i in range(k):
-        for j in range(k):
-            cols[:, :, :, i, j, :] = xp[:, i : i + stride * (Ho - 1) + 1 : stride, j : j + stride * (Wo - 1) + 1 : stride]
-    return cols.reshape(B * Ho * Wo, k * k * C)
+    xp = np.ascontiguousarray(_pad(x, padding))
+    sb, sh, sw, sc = xp.strides
+    windows = as_strided(xp, (B, Ho, Wo, k, k, C), (sb, sh * stride, sw * stride, sh, sw, sc), writeable=False)
+    return np.ascontiguousarray(windows).reshape(B * Ho * Wo, k * k * C)
 
 
 def col2im(dcols: np.ndarray, in_shape: tuple, k: int, stride: int, padding: int,
@@ -119,8 +122,13 @@ def _pool(cl, x, keep):
     win = _windows(x, k, (Ho, Wo))
     if cl.stage.kind == "avg":
         return win.mean(axis=(2, 4), dtype=x.dtype), (x.shape if keep else None)
-    if not keep:
-        return win.max(axis=(2, 4)), None
+    if not keep:  # the maximum of the k * k strided sub-images (cheaper than a reduction over two axes)
+        out = x[:, : Ho * k : k, : Wo * k : k].copy()
+        for i in range(k):
+            for j in range(k):
+                if i or j:
+                    np.maximum(out, x[:, i : Ho * k : k, j : Wo * k : k], out=out)
+        return out, None
     flat = win.transpose(0, 1, 3, 5, 2, 4).reshape(x.shape[0], Ho, Wo, C, k * k)
     arg = np.argmax(flat, axis=-1)[..., None]  # the first maximum in row-major window order
     return np.take_along_axis(flat, arg, axis=-1)[..., 0], (x.shape, arg)
