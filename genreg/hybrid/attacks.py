@@ -28,6 +28,8 @@ from genreg.errors import ConfigError
 from genreg.network.layout import Layout
 
 CHUNK = 2000
+#: Images per input-gradient batch of a ConvNet (its im2col scratch grows with the batch).
+CONV_CHUNK = 200
 #: A child "works" when its clean accuracy is at least this share of the members' mean clean accuracy.
 WORKING = 0.9
 
@@ -43,10 +45,16 @@ def fgsm(layout: Layout, row: np.ndarray, X: np.ndarray, y: np.ndarray, epsilon:
     eps = np.float32(_check_eps(epsilon))
     X = np.asarray(X, dtype=np.float32)
     out = np.empty_like(X)
-    for s in range(0, X.shape[0], CHUNK):
-        _, dX = input_gradient(layout, row, X[s : s + CHUNK], y[s : s + CHUNK])
-        np.clip(X[s : s + CHUNK] + eps * np.sign(dX), 0.0, 1.0, out=out[s : s + CHUNK])
+    step = _chunk(layout)
+    for s in range(0, X.shape[0], step):
+        _, dX = input_gradient(layout, row, X[s : s + step], y[s : s + step])
+        np.clip(X[s : s + step] + eps * np.sign(dX), 0.0, 1.0, out=out[s : s + step])
     return out
+
+
+def _chunk(layout: Layout) -> int:
+    """Images per input-gradient batch (only the sign of the gradient of the batch's mean loss is used)."""
+    return CONV_CHUNK if layout.is_conv else CHUNK
 
 
 def pgd(layout: Layout, row: np.ndarray, X: np.ndarray, y: np.ndarray, epsilon: float = 0.05, steps: int = 10,
@@ -59,10 +67,11 @@ def pgd(layout: Layout, row: np.ndarray, X: np.ndarray, y: np.ndarray, epsilon: 
     X = np.asarray(X, dtype=np.float32)
     lo, hi = np.clip(X - eps, 0.0, 1.0), np.clip(X + eps, 0.0, 1.0)
     adv = X.copy()
+    step = _chunk(layout)
     for _ in range(steps):
-        for s in range(0, X.shape[0], CHUNK):
-            _, dX = input_gradient(layout, row, adv[s : s + CHUNK], y[s : s + CHUNK])
-            adv[s : s + CHUNK] += a * np.sign(dX)
+        for s in range(0, X.shape[0], step):
+            _, dX = input_gradient(layout, row, adv[s : s + step], y[s : s + step])
+            adv[s : s + step] += a * np.sign(dX)
         np.clip(adv, lo, hi, out=adv)
     return adv
 

@@ -9,7 +9,10 @@ test set is used once, for the final report.
 
 The network's ends come from the task (``genreg.tasks.load_task``): an
 architecture names its hidden layers (``"256-[64|64]"``), or is a full shape
-whose first width is the task's inputs and whose last is its outputs.
+whose first width is the task's inputs and whose last is its outputs.  A ConvNet
+is a full ConvNet shape (``"28x28x1-c5x8-p2-c5x16-p2-10"``, ``Layout.parse``) whose
+image is the task's, or its stages and hidden widths only (``"c5x8-p2-c5x16-p2"``,
+``"c5x8-p2-64"``: the task's images in front, its outputs behind).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from genreg.config import MAX_SEED, ConfigBase, rule
 from genreg.errors import ConfigError
 from genreg.network.sgd import TrainConfig
+from genreg.network.conv import parse_stages
 from genreg.network.layout import Layout
 
 #: Named architectures of the reference study, by their hidden layers (the ends come from the task).
@@ -32,6 +36,8 @@ ARCHITECTURES = {
 MNIST_ENDS = (784, 10)
 #: Tasks whose ends are known without loading them (the config checks a full shape against them).
 KNOWN_ENDS = {"mnist": MNIST_ENDS, "fashion-mnist": MNIST_ENDS}
+#: The images of an MNIST-like task (a ConvNet's input).
+MNIST_IMAGE = (28, 28)
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class HybridConfig(ConfigBase):
     target: str = ""
     """The column to predict of a csv: task."""
     architecture: str = "horizontal"
-    """Hidden layers: 'horizontal' (256-128), 'vertical' (256-[64|64]: two parallel blocks), any hidden shape such as '300-[50|50|50]' (one layer is text too: "64"), or a full shape such as '784-300-[50|50|50]-10' whose ends are the task's inputs and outputs."""
+    """Hidden layers: 'horizontal' (256-128), 'vertical' (256-[64|64]: two parallel blocks), any hidden shape such as '300-[50|50|50]' (one layer is text too: "64"), or a full shape such as '784-300-[50|50|50]-10' whose ends are the task's inputs and outputs; a ConvNet on an image task: '28x28x1-c5x8-p2-c5x16-p2-10', or its stages and hidden widths only, 'c5x8-p2-c5x16-p2'."""
     activation: str = rule("relu", choices=("relu", "tanh", "sigmoid", "identity"))
     """Hidden activation: relu, tanh, sigmoid or identity."""
 
@@ -94,7 +100,7 @@ class HybridConfig(ConfigBase):
         SGD settings pass ``TrainConfig.validate`` (Nesterov needs momentum)."""
         try:
             ends = KNOWN_ENDS.get(self.task.strip().lower())
-            self.layout(*ends) if ends else parse_shape(self.shape())
+            self.layout(*ends, MNIST_IMAGE) if ends else check_shape(self.shape())
         except ConfigError as exc:
             raise ConfigError(f"invalid config: architecture = {self.architecture!r}: {exc}") from None
         self.need(not self.nesterov or self.momentum > 0, "nesterov", "needs momentum > 0")
@@ -109,9 +115,13 @@ class HybridConfig(ConfigBase):
         """The architecture as a shape: a named one's hidden layers, else as written."""
         return ARCHITECTURES.get(self.architecture, self.architecture)
 
-    def layout(self, n_inputs: int = MNIST_ENDS[0], n_outputs: int = MNIST_ENDS[1]) -> Layout:
-        """The network of every member for a task with these ends (default: MNIST's 784 and 10)."""
-        return parse_architecture(self.shape(), self.activation, n_inputs, n_outputs, task=self.task)
+    def layout(self, n_inputs: int = MNIST_ENDS[0], n_outputs: int = MNIST_ENDS[1], input_shape=None) -> Layout:
+        """The network of every member for a task with these ends (default: MNIST's 784 and 10) and
+        ``input_shape`` (the task's, e.g. ``(28, 28)``; default: MNIST's image for MNIST's ends)."""
+        if input_shape is None:
+            input_shape = MNIST_IMAGE if (n_inputs, n_outputs) == MNIST_ENDS else (n_inputs,)
+        return parse_architecture(self.shape(), self.activation, n_inputs, n_outputs, task=self.task,
+                                  input_shape=input_shape)
 
     def train_config(self, loss: str = "nll") -> TrainConfig:
         """SGD settings of one generation (``epochs = epochs_per_generation``); loss 'nll' or 'mse' (the task's)."""
@@ -129,21 +139,76 @@ def parse_shape(shape: str) -> list[tuple[int, ...]]:
     """``"256-[64|64]"`` -> ``[(256,), (64, 64)]``: the widths of each layer's parallel blocks."""
     text = str(shape).replace(" ", "")
     if not _SHAPE.match(text):
-        raise ConfigError(f"architecture must be {' or '.join(ARCHITECTURES)}, hidden layers like 256-[64|64] "
-                          f"or a full shape like 784-256-[64|64]-10, got {shape!r}")
+        raise ConfigError(f"architecture must be {' or '.join(ARCHITECTURES)}, hidden layers like 256-[64|64], "
+                          f"a full shape like 784-256-[64|64]-10 or a ConvNet like 28x28x1-c5x8-p2-10, got {shape!r}")
     return [tuple(int(m) for m in p.strip("[]").split("|")) for p in text.split("-")]
 
 
+def is_conv_shape(shape: str) -> bool:
+    """True for a ConvNet architecture: an image first (``28x28x1-...``) or a stage first (``c5x8-...``)."""
+    first = str(shape).replace(" ", "").split("-")[0]
+    return _is_image(first) or (first[:1] in ("c", "p", "a") and first[1:2].isdigit())
+
+
+def _is_image(token: str) -> bool:
+    """``"28x28x1"`` or ``"28x28"`` (a stage token starts with a letter)."""
+    return token[:1].isdigit() and "x" in token
+
+
+def check_shape(shape: str) -> None:
+    """ConfigError unless ``shape`` is well formed (a ConvNet's stages parse; its fit to a task is checked later)."""
+    if not is_conv_shape(shape):
+        parse_shape(shape)
+        return
+    tokens = str(shape).replace(" ", "").split("-")
+    if _is_image(tokens[0]):
+        Layout.parse("-".join(tokens))
+        return
+    stages, widths = _split_conv(tokens, shape)
+    parse_stages("-".join(stages))
+
+
+def _split_conv(tokens: list[str], shape: str) -> tuple[list[str], list[int]]:
+    """A ConvNet's stage tokens and the dense widths after them."""
+    dense_from = next((i for i, t in enumerate(tokens) if not t[:1].isalpha()), len(tokens))
+    widths = tokens[dense_from:]
+    if not all(t.isdigit() for t in widths):
+        raise ConfigError(f"architecture {shape!r}: after a ConvNet's stages come plain dense widths "
+                          f"(parallel blocks [a|b] are for MLPs), e.g. c5x8-p2-64")
+    return tokens[:dense_from], [int(t) for t in widths]
+
+
+def conv_architecture(shape: str, activation: str, n_inputs: int, n_outputs: int, ends: str,
+                      input_shape) -> Layout:
+    """The ConvNet of ``shape`` (full, or stages and hidden widths) on a task with these ends and ``input_shape``."""
+    image = tuple(int(v) for v in input_shape) + ((1,) if len(tuple(input_shape)) == 2 else ())
+    if len(image) != 3:
+        raise ConfigError(f"architecture {shape!r} is a ConvNet, but {ends}, not images")
+    tokens = str(shape).replace(" ", "").split("-")
+    if _is_image(tokens[0]):
+        layout = Layout.parse("-".join(tokens), activation, "identity")
+        if layout.image != image or layout.n_outputs != n_outputs:
+            raise ConfigError(f"architecture {shape!r} is a ConvNet on {'x'.join(map(str, layout.image))} images with "
+                              f"{layout.n_outputs} outputs, but {ends} ({'x'.join(map(str, image))} images)")
+        return layout
+    stages, widths = _split_conv(tokens, shape)
+    return Layout.convnet(image, "-".join(stages), (*widths, n_outputs), activation, "identity")
+
+
 def parse_architecture(shape: str, activation: str = "relu", n_inputs: int = MNIST_ENDS[0],
-                       n_outputs: int = MNIST_ENDS[1], task: str = "") -> Layout:
+                       n_outputs: int = MNIST_ENDS[1], task: str = "", input_shape=None) -> Layout:
     """A Layout with ``n_inputs`` inputs and ``n_outputs`` outputs from ``shape``; ``[a|b|...]`` is a layer of parallel blocks.
 
     ``shape`` is a full shape when its first width is ``n_inputs`` (then its last must be
     ``n_outputs``), or when it is an MNIST shape (784 ... 10) on a task with other ends (an
     error); otherwise it lists the hidden layers only.  ConfigError names both sizes on a mismatch.
+    A ConvNet shape (``is_conv_shape``) needs the task's ``input_shape`` ``(H, W)`` or ``(H, W, C)``.
     """
-    layers = parse_shape(shape)
     what = f"task {task} has" if task else "the task has"
+    if is_conv_shape(shape):
+        return conv_architecture(shape, activation, n_inputs, n_outputs, f"{what} {n_inputs} inputs and "
+                                 f"{n_outputs} outputs", input_shape if input_shape is not None else (n_inputs,))
+    layers = parse_shape(shape)
     ends = f"{what} {n_inputs} inputs and {n_outputs} outputs"
     first, last = layers[0], layers[-1]
     full = len(first) == 1 and first[0] == n_inputs and len(layers) >= 2

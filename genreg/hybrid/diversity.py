@@ -20,7 +20,7 @@ def gene_names(layout: Layout, bounds: np.ndarray) -> list[str]:
         inside = [t for t in layout.tensors if t.offset < stop and t.stop > start]
         if len(inside) == 1 and (inside[0].offset, inside[0].stop) != (start, stop):
             t = inside[0]
-            cols = t.shape[1]
+            cols = t.size // t.shape[0]  # a weight matrix's row, or a convolution's filter
             names.append(f"{t.name}[{(start - t.offset) // cols}:{(stop - t.offset) // cols}]")
         else:
             names.append("+".join(t.name for t in inside))
@@ -28,8 +28,9 @@ def gene_names(layout: Layout, bounds: np.ndarray) -> list[str]:
 
 
 def layer_names(layout: Layout) -> list[str]:
-    """Layer genes named as in the reference: 1, 2, 3 or, with parallel blocks, 1, 2a, 2b, 3."""
-    names = []
+    """Layer genes named as in the reference: 1, 2, 3 or, with parallel blocks, 1, 2a, 2b, 3; a ConvNet's
+    convolutions first, c1, c2, ... (the genes of ``variation.layer_gene_bounds``)."""
+    names = [f"c{i + 1}" for i in range(sum(cl.is_conv for cl in layout.conv_layers))]
     for l, layer in enumerate(layout.layers):
         for blk in layer:
             names.append(str(l + 1) if len(layer) == 1 else f"{l + 1}{chr(ord('a') + blk.index) if blk.index < 26 else blk.index}")

@@ -65,8 +65,9 @@ def load_run_task(cfg: HybridConfig, data_dir=None) -> Task:
 
 
 def task_layout(cfg: HybridConfig, task: Task) -> Layout:
-    """The network of every member: ``cfg.architecture`` between the task's inputs and outputs."""
-    return cfg.layout(task.n_inputs, task.n_outputs)
+    """The network of every member: ``cfg.architecture`` between the task's inputs and outputs
+    (a ConvNet on the task's images, ``task.input_shape``)."""
+    return cfg.layout(task.n_inputs, task.n_outputs, task.input_shape)
 
 
 def hybrid_data(cfg: HybridConfig, task: Task) -> HybridData:
