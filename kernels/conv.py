@@ -45,46 +45,233 @@ from .workqueue import claim, run_workers
 
 CONV, MAX_POOL, AVG_POOL = 0, 1, 2  # genreg.network.conv
 
-#: Output pixels per register block of ``conv_block``.
-NPIX = 8
+def _make_conv_block(lanes: int, npix: int):
+    """An intrinsic ``block(wt, w_off, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)``: ``npix`` output
+    pixels times ``lanes`` output channels of one convolution, accumulators in vector registers.
+
+    For pixel p < npix and lane j < lanes it stores into ``out[o0 + p * out_pix + j]``
+
+        acc = wt[w_off + k * run * co + j]                       (the bias)
+        for s in range(k): for q in range(run):                  (tap t = s * run + q)
+            acc = fma(x[x0 + s * x_kh + q + p * x_pix], wt[w_off + t * co + j], acc)
+
+    ``wt[w_off:]`` holds the transposed filters ``(k * run, co)`` (``co`` floats per tap, this
+    block's first channel at ``w_off``) and the bias after them; lanes past the layer's channels
+    read whatever follows (the caller discards them).  Each tap loads one weight vector for all
+    ``npix`` pixels and broadcasts one input per pixel.  Nothing is bounds-checked.
+    """
+
+    @intrinsic
+    def conv_block(typingctx, wt, w_off, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix):
+        sig = types.void(wt, w_off, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+
+        def codegen(context, builder, signature, args):
+            wt_, x_, out_ = args[0], args[3], args[9]
+            wt_t, x_t, out_t = signature.args[0], signature.args[3], signature.args[9]
+            ints = [context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 2, 4, 5, 6, 7, 8, 10, 11)]
+            w_off64, co64, x064, x_kh64, k64, run64, x_pix64, o064, out_pix64 = ints
+            w_ptr = context.make_array(wt_t)(context, builder, wt_).data
+            x_ptr = context.make_array(x_t)(context, builder, x_).data
+            out_ptr = context.make_array(out_t)(context, builder, out_).data
+            i64, i32, f32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
+            vec = ir.VectorType(f32, lanes)
+            vec_ptr = vec.as_pointer()
+            zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+                                                 f"llvm.fma.v{lanes}f32")
+            zero_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+            undef = ir.Constant(vec, ir.Undefined)
+
+            n_taps = builder.mul(k64, run64)
+            bias_at = builder.add(w_off64, builder.mul(n_taps, co64))
+            bias = builder.load(builder.bitcast(builder.gep(w_ptr, [bias_at]), vec_ptr), align=4)
+            x_pixels = [builder.mul(ir.Constant(i64, p), x_pix64) for p in range(npix)]
+
+            entry = builder.block
+            outer_head = builder.append_basic_block("conv.outer")
+            outer_body = builder.append_basic_block("conv.outer_body")
+            inner_head = builder.append_basic_block("conv.inner")
+            inner_body = builder.append_basic_block("conv.inner_body")
+            outer_latch = builder.append_basic_block("conv.outer_latch")
+            done = builder.append_basic_block("conv.done")
+            builder.branch(outer_head)
+
+            builder.position_at_end(outer_head)
+            s = builder.phi(i64)
+            s.add_incoming(zero, entry)
+            outer_accs = []
+            for _ in range(npix):
+                phi = builder.phi(vec)
+                phi.add_incoming(bias, entry)
+                outer_accs.append(phi)
+            builder.cbranch(builder.icmp_signed("<", s, k64), outer_body, done)
+
+            builder.position_at_end(outer_body)
+            x_seg = builder.gep(x_ptr, [builder.add(x064, builder.mul(s, x_kh64))])
+            w_seg = builder.gep(w_ptr, [builder.add(w_off64, builder.mul(builder.mul(s, run64), co64))])
+            builder.branch(inner_head)
+
+            builder.position_at_end(inner_head)
+            q = builder.phi(i64)
+            q.add_incoming(zero, outer_body)
+            inner_accs = []
+            for p in range(npix):
+                phi = builder.phi(vec)
+                phi.add_incoming(outer_accs[p], outer_body)
+                inner_accs.append(phi)
+            builder.cbranch(builder.icmp_signed("<", q, run64), inner_body, outer_latch)
+
+            builder.position_at_end(inner_body)
+            w_vec = builder.load(builder.bitcast(builder.gep(w_seg, [builder.mul(q, co64)]), vec_ptr), align=4)
+            x_q = builder.gep(x_seg, [q])
+            for p in range(npix):
+                value = builder.load(builder.gep(x_q, [x_pixels[p]]))
+                splat = builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(i32, 0)), undef,
+                                               zero_mask)
+                inner_accs[p].add_incoming(builder.call(fma, [splat, w_vec, inner_accs[p]]), inner_body)
+            q.add_incoming(builder.add(q, one), inner_body)
+            builder.branch(inner_head)
+
+            builder.position_at_end(outer_latch)
+            for p in range(npix):
+                outer_accs[p].add_incoming(inner_accs[p], outer_latch)
+            s.add_incoming(builder.add(s, one), outer_latch)
+            builder.branch(outer_head)
+
+            builder.position_at_end(done)
+            for p in range(npix):
+                at = builder.add(o064, builder.mul(ir.Constant(i64, p), out_pix64))
+                builder.store(outer_accs[p], builder.bitcast(builder.gep(out_ptr, [at]), vec_ptr), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return conv_block
 
 
-@intrinsic
-def fma32(typingctx, a, b, c):
-    """IEEE fused multiply-add of three float32: ``a * b + c`` rounded once."""
-    sig = types.float32(types.float32, types.float32, types.float32)
+def _make_pool_block(lanes: int):
+    """An intrinsic ``block(x, x0, x_kh, x_kw, k, average, out, o0)``: one pooled pixel, ``lanes`` channels.
 
-    def codegen(context, builder, signature, args):
-        f32 = ir.FloatType()
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f32, [f32] * 3), "llvm.fma.f32")
-        return builder.call(fn, list(args))
+    ``acc`` = the vector at ``x[x0:]``; for every other tap (kh, kw) in order, the vector ``v`` at
+    ``x[x0 + kh * x_kh + kw * x_kw:]`` gives ``acc = acc + v`` if ``average``, else ``v`` where
+    ``v > acc`` (so NaN never replaces a number); ``out[o0:o0 + lanes]`` = ``acc`` or ``acc / (k * k)``.
+    """
 
-    return sig, codegen
+    @intrinsic
+    def pool_block(typingctx, x, x0, x_kh, x_kw, k, average, out, o0):
+        sig = types.void(x, x0, x_kh, x_kw, k, average, out, o0)
+
+        def codegen(context, builder, signature, args):
+            x_t, out_t = signature.args[0], signature.args[6]
+            x0_, x_kh_, x_kw_, k_, o0_ = (context.cast(builder, args[n], signature.args[n], types.int64)
+                                          for n in (1, 2, 3, 4, 7))
+            average_ = context.cast(builder, args[5], signature.args[5], types.boolean)
+            x_ptr = context.make_array(x_t)(context, builder, args[0]).data
+            out_ptr = context.make_array(out_t)(context, builder, args[6]).data
+            i64, f32 = ir.IntType(64), ir.FloatType()
+            vec = ir.VectorType(f32, lanes)
+            vec_ptr = vec.as_pointer()
+            zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
+
+            def load(offset):
+                return builder.load(builder.bitcast(builder.gep(x_ptr, [offset]), vec_ptr), align=4)
+
+            first = load(x0_)
+            entry = builder.block
+            head = builder.append_basic_block("pool.head")
+            body = builder.append_basic_block("pool.body")
+            done = builder.append_basic_block("pool.done")
+            builder.branch(head)
+            builder.position_at_end(head)
+            t = builder.phi(i64)
+            t.add_incoming(one, entry)
+            acc = builder.phi(vec)
+            acc.add_incoming(first, entry)
+            n_taps = builder.mul(k_, k_)
+            builder.cbranch(builder.icmp_signed("<", t, n_taps), body, done)
+            builder.position_at_end(body)
+            kh = builder.sdiv(t, k_)
+            kw = builder.sub(t, builder.mul(kh, k_))
+            v = load(builder.add(x0_, builder.add(builder.mul(kh, x_kh_), builder.mul(kw, x_kw_))))
+            summed = builder.fadd(acc, v)
+            biggest = builder.select(builder.fcmp_ordered(">", v, acc), v, acc)
+            acc.add_incoming(builder.select(average_, summed, biggest), body)
+            t.add_incoming(builder.add(t, one), body)
+            builder.branch(head)
+            builder.position_at_end(done)
+            area = builder.sitofp(n_taps, f32)
+            area_vec = builder.insert_element(ir.Constant(vec, ir.Undefined), area, ir.Constant(ir.IntType(32), 0))
+            area_vec = builder.shuffle_vector(area_vec, ir.Constant(vec, ir.Undefined),
+                                              ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+            result = builder.select(average_, builder.fdiv(acc, area_vec), acc)
+            builder.store(result, builder.bitcast(builder.gep(out_ptr, [o0_]), vec_ptr), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return pool_block
+
+
+pool16, pool8, pool4, pool1 = (_make_pool_block(n) for n in (16, 8, 4, 1))
+
+
+#: Output pixels per register block: NPIX x 16 channels fill a quarter of AVX-512's registers
+#: (half of AVX2's with NPIX = 4).
+NPIX = 8 if TILE == 8 else 4
+_B16 = [_make_conv_block(16, n) for n in (NPIX, 4, 2, 1)]
+_B8 = [_make_conv_block(8, n) for n in (NPIX, 4, 2, 1)]
+_B4 = [_make_conv_block(4, n) for n in (NPIX, 4, 2, 1)]
+b16_8, b16_4, b16_2, b16_1 = _B16
+b8_8, b8_4, b8_2, b8_1 = _B8
+b4_8, b4_4, b4_2, b4_1 = _B4
 
 
 @jit
-def conv_block(wt, w_off, co, x, x0, x_kh, k, run, x_pix, npix, out, o0):
-    """Output pixels ``p < npix`` times channels ``j < co`` of one convolution:
-    ``out[o0 + p * co + j] = bias[j] + sum over kh < k, q < run of x[x0 + kh * x_kh + q + p * x_pix] * Wt[kh * run + q, j]``,
-    terms in that order, one fma each; ``Wt: (k * run, co)`` at ``wt[w_off:]``, the bias right after it."""
-    nb = w_off + k * run * co
-    for p in range(npix):
-        for j in range(co):
-            out[o0 + p * co + j] = wt[nb + j]
-    for kh in range(k):
-        for q in range(run):
-            wr = w_off + (kh * run + q) * co
-            for p in range(npix):
-                v = x[x0 + kh * x_kh + q + p * x_pix]
-                for j in range(co):
-                    out[o0 + p * co + j] = fma32(v, wt[wr + j], out[o0 + p * co + j])
+def block_lanes(co, col):
+    """Lanes of the channel block starting at ``col``: 16 while 16 or more channels are left, else the
+    smallest of 8, 4 that covers the rest (at least 4)."""
+    r = co - col
+    return 16 if r >= 16 else (8 if r > 4 else 4)
+
+
+@jit
+def conv_pixels(wt, w_off, co, col, lanes, x, x0, x_kh, k, run, x_pix, npix, out, o0, out_pix):
+    """``npix`` (NPIX, 4, 2 or 1) pixels of the ``lanes``-wide channel block at ``col`` (see ``_make_conv_block``)."""
+    w0 = w_off + col
+    if lanes == 16:
+        if npix == NPIX:
+            b16_8(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        elif npix == 4:
+            b16_4(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        elif npix == 2:
+            b16_2(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        else:
+            b16_1(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+    elif lanes == 8:
+        if npix == NPIX:
+            b8_8(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        elif npix == 4:
+            b8_4(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        elif npix == 2:
+            b8_2(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        else:
+            b8_1(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+    else:
+        if npix == NPIX:
+            b4_8(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        elif npix == 4:
+            b4_4(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        elif npix == 2:
+            b4_2(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        else:
+            b4_1(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
 
 
 @jit
 def conv_scratch(table):
     """Per-worker buffers: the transposed filters ``wt`` (every convolution's ``(k * k * C_in + 1) * C_out``
     floats, plus 32 spare), each convolution's offset in ``wt`` (``(n_stages,) int64``), the padded input
-    ``pad_buf`` and two activation buffers ``a, b: (1, n)`` (the largest stage input or output)."""
+    ``pad_buf`` (plus ``NPIX * 16`` floats for ``convolve``'s partial blocks) and two activation buffers ``a, b: (1, n)`` (the largest stage input or output)."""
     n_w, n_pad, n_act = 0, 1, 1
     offsets = np.zeros(table.shape[0], np.int64)
     for st in range(table.shape[0]):
@@ -94,7 +281,7 @@ def conv_scratch(table):
             offsets[st] = n_w
             n_w += (k * k * c + 1) * table[st, 9]
             n_pad = max(n_pad, (h + 2 * pad) * (w + 2 * pad) * c)
-    return (np.zeros(n_w + 32, np.float32), offsets, np.zeros(n_pad, np.float32),
+    return (np.zeros(n_w + 32, np.float32), offsets, np.zeros(n_pad + NPIX * 16, np.float32),
             np.zeros((1, n_act), np.float32), np.zeros((1, n_act), np.float32))
 
 
@@ -128,43 +315,55 @@ def convolve(x, table, st, wt, offset, pad_buf, out):
         for j in range(w * c):
             pad_buf[((i + pad) * wp + pad) * c + j] = x[i * w * c + j]
     run = k * c
+    tmp = pad_buf.shape[0] - NPIX * 16  # the block of a partial channel block, at the end of pad_buf
     for oh in range(ho):
         x_row = oh * stride * wp * c
         ow = 0
-        while ow + NPIX <= wo:
-            conv_block(wt, offset, co, pad_buf, x_row + ow * stride * c, wp * c, k, run, stride * c, NPIX,
-                       out, (oh * wo + ow) * co)
-            ow += NPIX
-        if ow < wo:
-            conv_block(wt, offset, co, pad_buf, x_row + ow * stride * c, wp * c, k, run, stride * c, wo - ow,
-                       out, (oh * wo + ow) * co)
+        while ow < wo:
+            left = wo - ow
+            npix = NPIX if left >= NPIX else (4 if left >= 4 else (2 if left >= 2 else 1))
+            x0 = x_row + ow * stride * c
+            o0 = (oh * wo + ow) * co
+            col = 0
+            while col < co:
+                lanes = block_lanes(co, col)
+                if col + lanes <= co:
+                    conv_pixels(wt, offset, co, col, lanes, pad_buf, x0, wp * c, k, run, stride * c, npix,
+                                out, o0 + col, co)
+                else:
+                    conv_pixels(wt, offset, co, col, lanes, pad_buf, x0, wp * c, k, run, stride * c, npix,
+                                pad_buf, tmp, lanes)
+                    for p in range(npix):
+                        for j in range(co - col):
+                            out[o0 + p * co + col + j] = pad_buf[tmp + p * lanes + j]
+                col += lanes
+            ow += npix
 
 
 @jit
 def pool(x, table, st, out):
-    """Stage ``st`` (a pooling of stride k, remainder dropped) of one image: ``out`` (HWC) from ``x`` (HWC)."""
+    """Stage ``st`` (a pooling of stride k, remainder dropped) of one image: ``out`` (HWC) from ``x`` (HWC),
+    channels in vectors of 16, 8, 4, then one at a time (``_make_pool_block``)."""
     k, w, c = table[st, 1], table[st, 5], table[st, 6]
     ho, wo = table[st, 7], table[st, 8]
     average = table[st, 0] == AVG_POOL
-    area = np.float32(k * k)
     for oh in range(ho):
         for ow in range(wo):
             o = (oh * wo + ow) * c
-            for kh in range(k):
-                for kw in range(k):
-                    i = ((oh * k + kh) * w + ow * k + kw) * c
-                    if kh == 0 and kw == 0:
-                        for j in range(c):
-                            out[o + j] = x[i + j]
-                    elif average:
-                        for j in range(c):
-                            out[o + j] += x[i + j]
-                    else:
-                        for j in range(c):
-                            out[o + j] = x[i + j] if x[i + j] > out[o + j] else out[o + j]
-            if average:
-                for j in range(c):
-                    out[o + j] = out[o + j] / area
+            i = ((oh * k) * w + ow * k) * c
+            j = 0
+            while j + 16 <= c:
+                pool16(x, i + j, w * c, c, k, average, out, o + j)
+                j += 16
+            if j + 8 <= c:
+                pool8(x, i + j, w * c, c, k, average, out, o + j)
+                j += 8
+            if j + 4 <= c:
+                pool4(x, i + j, w * c, c, k, average, out, o + j)
+                j += 4
+            while j < c:
+                pool1(x, i + j, w * c, c, k, average, out, o + j)
+                j += 1
 
 
 @jit
