@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass
 
 from genreg.config import MAX_SEED, ConfigBase, rule
+from genreg.strategies.config import check_conv
 
 #: The built-in tasks (``csv:FILE`` and ``npz:FILE`` name the user's own).
 TASKS = ("trig", "boston", "wine", "wine-white", "mnist", "fashion-mnist")
+#: The built-in tasks of images (a ``conv`` search needs one, or an ``npz:`` file of images).
+IMAGE_TASKS = ("mnist", "fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class HPOConfig(ConfigBase):
     """Validation metric: auto (accuracy for classification, mse for trig, mae for other regression), accuracy, mae or mse."""
     activation: str = rule("relu", choices=("relu", "tanh", "sigmoid", "identity"))
     """Hidden activation: relu, tanh, sigmoid or identity."""
+    conv: str = ""
+    """Fixed ConvNet stages in front of every searched network's dense layers, e.g. 'c5x8-p2-c5x16-p2' (an image task: mnist, fashion-mnist or npz: images; '' = MLPs): the traits shape the dense layers after them."""
 
     # -- trait ranges (inclusive) ---------------------------------------------------
     layers_min: int = rule(1, ge=1)
@@ -117,7 +122,7 @@ class HPOConfig(ConfigBase):
 
     def check(self) -> None:
         """The task is a known spec; survivors leave room for children; the metric fits a built-in task;
-        the splits leave training rows."""
+        the splits leave training rows; ``conv`` parses, on an image task."""
         name, (prefix, _, path) = self.task.strip().lower(), self.task.partition(":")
         self.need(name in TASKS or (prefix.lower() in ("csv", "npz") and path.strip()), "task",
                   f"must be one of {', '.join(TASKS)}, csv:FILE or npz:FILE")
@@ -131,6 +136,9 @@ class HPOConfig(ConfigBase):
                       "accuracy is the classification metric (mnist, fashion-mnist); regression tasks use mae or mse")
         self.need(self.val_fraction + self.test_fraction < 0.9, "test_fraction",
                   "must leave at least 10% of the rows for training (val_fraction + test_fraction < 0.9)")
+        check_conv(self)
+        self.need(not self.conv or name not in TASKS or name in IMAGE_TASKS, "conv",
+                  f"needs an image task ({', '.join(IMAGE_TASKS)} or npz: images), not {name}")
 
 
 def hpo_from_mapping(mapping: dict, base: HPOConfig | None = None) -> HPOConfig:

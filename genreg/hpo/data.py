@@ -5,7 +5,8 @@ fractions, except where the search's own keys describe the data:
 
 - ``mnist`` / ``fashion-mnist``: the validation split is ``mnist_val`` images drawn with
   the search's seed (not ``load_task``'s fixed 10,000 drawn with seed 0), and training
-  uses a seeded subset of ``mnist_train`` images (``image_search_task``);
+  uses a seeded subset of ``mnist_train`` images (``image_search_task``); the task keeps the
+  images' shape (28 x 28, the input of a ``conv`` search's ConvNets);
 - ``trig`` with ``trig_samples`` angles, and ``wine`` with ``wine_color`` white or both.
 
 Inputs are float32: MNIST pixels become pixel/255, and the task records that scaling
@@ -41,6 +42,7 @@ def image_search_task(cfg, data_dir=None) -> Task:
     ``split_validation(mnist_val, seed=cfg.seed)``, ``mnist_train`` of the rest (a sorted sample drawn
     from ``(seed, 0x3A1)``; 0 = all), the official test set.  X: ``(n, 784) float32`` pixel/255."""
     from genreg.tasks import FASHION_CLASSES, load_fashion_mnist, load_mnist
+    from genreg.tasks.datasets import FASHION_SOURCE, MNIST_SOURCE
 
     fashion = cfg.task.strip().lower() == "fashion-mnist"
     data = load_fashion_mnist(data_dir) if fashion else load_mnist(data_dir)  # downloading, as every command does
@@ -56,4 +58,5 @@ def image_search_task(cfg, data_dir=None) -> Task:
                 X_test=to_float(data.test_images), y_test=data.test_labels.astype(np.int64), n_outputs=10,
                 spec=cfg.task, source=str(data.source),
                 classes=FASHION_CLASSES if fashion else tuple(str(d) for d in range(10)),
-                x_mean=np.zeros(n_pixels), x_std=np.full(n_pixels, 255.0))
+                x_mean=np.zeros(n_pixels), x_std=np.full(n_pixels, 255.0),
+                input_shape=tuple((FASHION_SOURCE if fashion else MNIST_SOURCE).image_shape))

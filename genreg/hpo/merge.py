@@ -13,6 +13,16 @@ and the output layer with the output layer (its output units mean the same
 thing in every network of a task).  So a deeper parent's extra hidden layers
 are dropped, and a shallower parent contributes nothing to the child's extra
 hidden layers.
+
+ConvNets (a search's fixed ``conv`` stages): every network of the search has
+the same filter and bias tensors, but their filters are not merged.  Two
+parents trained from different initialisations share no correspondence between
+filters (filter ``o`` of one detects something unrelated to filter ``o`` of the
+other: any permutation of the channels is an equally good network), so their
+mean is a blur of unrelated detectors, and the dense layer behind the flatten
+would read features neither parent was trained on.  A child therefore inherits
+every convolution tensor whole from one parent (``conv_from``: the search passes
+the better-ranked one); the dense layers are merged as above.
 """
 
 from __future__ import annotations
@@ -54,14 +64,16 @@ def parent_layer(child: Layout, parent: Layout, l: int) -> int | None:
 
 
 def merge_weights(child: Layout, parents: Sequence[tuple[Layout, np.ndarray]],
-                  init_row: np.ndarray | None = None) -> np.ndarray:
+                  init_row: np.ndarray | None = None, conv_from: int = 0) -> np.ndarray:
     """Merge trained parents into a new row for ``child``.
 
     child: the child's Layout.  parents: ``[(layout, row), ...]`` (usually two),
     ``row: (layout.n_params,) float32``.  init_row: ``(child.n_params,)`` fresh
     initialisation used for layers no parent has (default: zeros).
     Returns ``(child.n_params,) float32``.  Parents must share the child's input
-    and output sizes; layouts with parallel blocks are refused.
+    and output sizes; layouts with parallel blocks are refused.  A ConvNet child's
+    convolution tensors are copied whole from ``parents[conv_from]`` (every parent
+    must have the child's image and stages).
     """
     if not parents:
         raise ConfigError("merge_weights needs at least one parent")
@@ -74,12 +86,20 @@ def merge_weights(child: Layout, parents: Sequence[tuple[Layout, np.ndarray]],
                               "input and output sizes must match")
         if np.shape(row) != (layout.n_params,):
             raise ConfigError(f"parent row has shape {np.shape(row)}, its layout needs ({layout.n_params},)")
+        if (layout.image, layout.stages) != (child.image, child.stages):
+            raise ConfigError(f"cannot merge a {layout.describe()} parent into a {child.describe()} child: "
+                              "the convolution stages must be the same")
+    if child.is_conv and not 0 <= conv_from < len(parents):
+        raise ConfigError(f"conv_from = {conv_from}: there are {len(parents)} parents")
     if init_row is None:
         out = np.zeros(child.n_params, dtype=np.float32)
     else:
         if np.shape(init_row) != (child.n_params,):
             raise ConfigError(f"init_row has shape {np.shape(init_row)}, expected ({child.n_params},)")
         out = np.array(init_row, dtype=np.float32, copy=True)
+    if child.is_conv:  # every convolution's filters and bias lie before W0, at the same offsets in every parent
+        stop = child.tensor("W0").offset
+        out[:stop] = np.asarray(parents[conv_from][1], dtype=np.float32)[:stop]
     for l in range(child.n_layers):
         for kind in ("W", "b"):
             target = child.tensor(f"{kind}{l}")

@@ -61,7 +61,7 @@ from genreg.hpo.strategy import SearchState, TraitSearch, rank
 from genreg.hpo.traits import Traits, make_gene_store, trait_ranges
 from genreg.network import sgd
 from genreg.network.blas import blas_threads
-from genreg.network.layout import Layout
+from genreg.network.layout import Layout, network_layout
 from genreg.network.population import check_population_size
 from genreg.runs.loop import run_loop
 from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
@@ -185,7 +185,8 @@ def run_hpo(cfg: HPOConfig, out_dir, data_dir=None, *, progress: bool = False,
     task = task if task is not None else search_task(cfg, data_dir)
     search_metric(cfg, task)  # before anything is written: the metric must fit the task
     # the widest network the trait ranges allow, three rows per individual (weights, best epoch, momentum)
-    widest = Layout((task.n_inputs, *([cfg.width_max] * cfg.layers_max), task.n_outputs))
+    widest = network_layout(task.input_shape, [cfg.width_max] * cfg.layers_max, task.n_outputs, cfg.activation,
+                            cfg.conv)  # a conv on data that are not images is refused here, before anything is written
     check_population_size(widest, cfg.population, copies=3)  # before anything is written
     with RunLock(out), blas_threads(1):
         return _run_hpo(cfg, out, task, progress=progress, on_generation=on_generation)

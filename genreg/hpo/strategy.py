@@ -30,7 +30,7 @@ from genreg.hpo.config import HPOConfig
 from genreg.hpo.merge import merge_weights
 from genreg.hpo.rundir import Individual
 from genreg.hpo.traits import TRAITS, Traits, breed, mutate, random_traits, trait_ranges
-from genreg.network.layout import Layout
+from genreg.network.layout import Layout, network_layout
 from genreg.network.population import Population
 from genreg.streams import SearchPurpose, derived_seed, generator
 from genreg.tasks import Task
@@ -50,8 +50,11 @@ class SearchState:
 
 
 def make_layout(traits: Traits, task: Task, cfg: HPOConfig) -> Layout:
-    """``(n_inputs, *hidden_sizes, n_outputs)``, hidden activation from cfg, linear outputs."""
+    """``(n_inputs, *hidden_sizes, n_outputs)``, hidden activation from cfg, linear outputs; with ``cfg.conv``
+    the ConvNet of those stages on the task's images, the hidden sizes after its flatten."""
     hidden = traits.hidden_sizes(cfg.min_layer_width)
+    if cfg.conv:
+        return network_layout(task.input_shape, hidden, task.n_outputs, cfg.activation, cfg.conv)
     return Layout((task.n_inputs, *hidden, task.n_outputs), cfg.activation, "identity")
 
 
@@ -78,7 +81,8 @@ def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: Task,
     Traits: ``traits.breed`` (random subset swapped, two complementary
     children per pair), then ``traits.mutate``.  Weights: a fresh
     initialisation, or with ``cfg.merge`` the merge of both parents' trained
-    weights (layers neither parent has keep the fresh initialisation).
+    weights (layers neither parent has keep the fresh initialisation; a ConvNet's
+    convolutions come whole from the better-ranked parent, see ``genreg.hpo.merge``).
     """
     rng = generator(cfg.seed, generation, SearchPurpose.BREED)
     ranges = trait_ranges(cfg)
@@ -99,7 +103,8 @@ def breed_children(survivors: list, n_children: int, cfg: HPOConfig, task: Task,
             child = Individual(ident, traits, layout, row, generation, (a.id, b.id), provenance)
             if cfg.merge:
                 t0 = time.perf_counter()
-                child.row = merge_weights(layout, [(a.layout, a.row), (b.layout, b.row)], init_row=row)
+                child.row = merge_weights(layout, [(a.layout, a.row), (b.layout, b.row)], init_row=row,
+                                          conv_from=0 if i < j else 1)  # survivors are ranked best first
                 child.merge_seconds = time.perf_counter() - t0
                 child.merged = True
             children.append(child)
