@@ -46,33 +46,32 @@ from .workqueue import claim, run_workers
 CONV, MAX_POOL, AVG_POOL = 0, 1, 2  # genreg.network.conv
 
 def _make_conv_block(lanes: int, npix: int):
-    """An intrinsic ``block(wt, w_off, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)``: ``npix`` output
-    pixels times ``lanes`` output channels of one convolution, accumulators in vector registers.
+    """An intrinsic ``block(wt, w_off, co, x, x_offs, k, x_kh, run, out, o_offs, o_add, i0)``: ``npix``
+    output pixels (any ones) times ``lanes`` output channels of one convolution, accumulators in registers.
 
-    For pixel p < npix and lane j < lanes it stores into ``out[o0 + p * out_pix + j]``
+    Pixel p < npix reads its window from ``x0 = x_offs[i0 + p]`` and, for lane j < lanes, stores
 
         acc = wt[w_off + k * run * co + j]                       (the bias)
         for s in range(k): for q in range(run):                  (tap t = s * run + q)
-            acc = fma(x[x0 + s * x_kh + q + p * x_pix], wt[w_off + t * co + j], acc)
+            acc = fma(x[x0 + s * x_kh + q], wt[w_off + t * co + j], acc)
 
-    ``wt[w_off:]`` holds the transposed filters ``(k * run, co)`` (``co`` floats per tap, this
-    block's first channel at ``w_off``) and the bias after them; lanes past the layer's channels
-    read whatever follows (the caller discards them).  Each tap loads one weight vector for all
-    ``npix`` pixels and broadcasts one input per pixel.  Nothing is bounds-checked.
+    into ``out[o_offs[i0 + p] + o_add + j]``.  ``wt[w_off:]`` holds the transposed filters
+    ``(k * run, co)`` (``co`` floats per tap, this block's first channel at ``w_off``) and the bias
+    after them; lanes past the layer's channels read whatever follows (the caller discards them).
+    Each tap loads one weight vector for all ``npix`` pixels and broadcasts one input per pixel.
+    Nothing is bounds-checked.
     """
 
     @intrinsic
-    def conv_block(typingctx, wt, w_off, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix):
-        sig = types.void(wt, w_off, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+    def conv_block(typingctx, wt, w_off, co, x, x_offs, k, x_kh, run, out, o_offs, o_add, i0):
+        sig = types.void(wt, w_off, co, x, x_offs, k, x_kh, run, out, o_offs, o_add, i0)
 
         def codegen(context, builder, signature, args):
-            wt_, x_, out_ = args[0], args[3], args[9]
-            wt_t, x_t, out_t = signature.args[0], signature.args[3], signature.args[9]
-            ints = [context.cast(builder, args[n], signature.args[n], types.int64) for n in (1, 2, 4, 5, 6, 7, 8, 10, 11)]
-            w_off64, co64, x064, x_kh64, k64, run64, x_pix64, o064, out_pix64 = ints
-            w_ptr = context.make_array(wt_t)(context, builder, wt_).data
-            x_ptr = context.make_array(x_t)(context, builder, x_).data
-            out_ptr = context.make_array(out_t)(context, builder, out_).data
+            A = signature.args
+            w_off64, co64, k64, x_kh64, run64, o_add64, i064 = (context.cast(builder, args[n], A[n], types.int64)
+                                                                for n in (1, 2, 5, 6, 7, 10, 11))
+            w_ptr, x_ptr, x_offs_ptr, out_ptr, o_offs_ptr = (context.make_array(A[n])(context, builder, args[n]).data
+                                                             for n in (0, 3, 4, 8, 9))
             i64, i32, f32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
             vec = ir.VectorType(f32, lanes)
             vec_ptr = vec.as_pointer()
@@ -82,10 +81,10 @@ def _make_conv_block(lanes: int, npix: int):
             zero_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
             undef = ir.Constant(vec, ir.Undefined)
 
-            n_taps = builder.mul(k64, run64)
-            bias_at = builder.add(w_off64, builder.mul(n_taps, co64))
+            bias_at = builder.add(w_off64, builder.mul(builder.mul(k64, run64), co64))
             bias = builder.load(builder.bitcast(builder.gep(w_ptr, [bias_at]), vec_ptr), align=4)
-            x_pixels = [builder.mul(ir.Constant(i64, p), x_pix64) for p in range(npix)]
+            x_pix = [builder.load(builder.gep(x_offs_ptr, [builder.add(i064, ir.Constant(i64, p))]))
+                     for p in range(npix)]
 
             entry = builder.block
             outer_head = builder.append_basic_block("conv.outer")
@@ -107,7 +106,8 @@ def _make_conv_block(lanes: int, npix: int):
             builder.cbranch(builder.icmp_signed("<", s, k64), outer_body, done)
 
             builder.position_at_end(outer_body)
-            x_seg = builder.gep(x_ptr, [builder.add(x064, builder.mul(s, x_kh64))])
+            x_seg = builder.gep(x_ptr, [builder.mul(s, x_kh64)])
+            x_rows = [builder.gep(x_seg, [x_pix[p]]) for p in range(npix)]
             w_seg = builder.gep(w_ptr, [builder.add(w_off64, builder.mul(builder.mul(s, run64), co64))])
             builder.branch(inner_head)
 
@@ -123,9 +123,8 @@ def _make_conv_block(lanes: int, npix: int):
 
             builder.position_at_end(inner_body)
             w_vec = builder.load(builder.bitcast(builder.gep(w_seg, [builder.mul(q, co64)]), vec_ptr), align=4)
-            x_q = builder.gep(x_seg, [q])
             for p in range(npix):
-                value = builder.load(builder.gep(x_q, [x_pixels[p]]))
+                value = builder.load(builder.gep(x_rows[p], [q]))
                 splat = builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(i32, 0)), undef,
                                                zero_mask)
                 inner_accs[p].add_incoming(builder.call(fma, [splat, w_vec, inner_accs[p]]), inner_body)
@@ -140,7 +139,8 @@ def _make_conv_block(lanes: int, npix: int):
 
             builder.position_at_end(done)
             for p in range(npix):
-                at = builder.add(o064, builder.mul(ir.Constant(i64, p), out_pix64))
+                at = builder.add(builder.load(builder.gep(o_offs_ptr, [builder.add(i064, ir.Constant(i64, p))])),
+                                 o_add64)
                 builder.store(outer_accs[p], builder.bitcast(builder.gep(out_ptr, [at]), vec_ptr), align=4)
             return context.get_dummy_value()
 
@@ -215,15 +215,10 @@ def _make_pool_block(lanes: int):
 pool16, pool8, pool4, pool1 = (_make_pool_block(n) for n in (16, 8, 4, 1))
 
 
-#: Output pixels per register block: NPIX x 16 channels fill a quarter of AVX-512's registers
-#: (half of AVX2's with NPIX = 4).
-NPIX = 8 if TILE == 8 else 4
-_B16 = [_make_conv_block(16, n) for n in (NPIX, 4, 2, 1)]
-_B8 = [_make_conv_block(8, n) for n in (NPIX, 4, 2, 1)]
-_B4 = [_make_conv_block(4, n) for n in (NPIX, 4, 2, 1)]
-b16_8, b16_4, b16_2, b16_1 = _B16
-b8_8, b8_4, b8_2, b8_1 = _B8
-b4_8, b4_4, b4_2, b4_1 = _B4
+#: Output pixels per register block: 16 pixels x 16 channels take half of AVX-512's 32 vector registers
+#: (AVX2 has 16 registers of 8 floats: 6 pixels x 16 channels).
+NPIX = 16 if TILE == 8 else 6
+block16, block8, block4 = (_make_conv_block(n, NPIX) for n in (16, 8, 4))
 
 
 @jit
@@ -235,44 +230,27 @@ def block_lanes(co, col):
 
 
 @jit
-def conv_pixels(wt, w_off, co, col, lanes, x, x0, x_kh, k, run, x_pix, npix, out, o0, out_pix):
-    """``npix`` (NPIX, 4, 2 or 1) pixels of the ``lanes``-wide channel block at ``col`` (see ``_make_conv_block``)."""
-    w0 = w_off + col
+def conv_pixels(wt, w_off, co, lanes, x, x_offs, k, x_kh, run, out, o_offs, o_add, i0):
+    """``NPIX`` pixels of a ``lanes``-wide channel block (see ``_make_conv_block``)."""
     if lanes == 16:
-        if npix == NPIX:
-            b16_8(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        elif npix == 4:
-            b16_4(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        elif npix == 2:
-            b16_2(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        else:
-            b16_1(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        block16(wt, w_off, co, x, x_offs, k, x_kh, run, out, o_offs, o_add, i0)
     elif lanes == 8:
-        if npix == NPIX:
-            b8_8(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        elif npix == 4:
-            b8_4(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        elif npix == 2:
-            b8_2(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        else:
-            b8_1(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        block8(wt, w_off, co, x, x_offs, k, x_kh, run, out, o_offs, o_add, i0)
     else:
-        if npix == NPIX:
-            b4_8(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        elif npix == 4:
-            b4_4(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        elif npix == 2:
-            b4_2(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
-        else:
-            b4_1(wt, w0, co, x, x0, x_kh, k, run, x_pix, out, o0, out_pix)
+        block4(wt, w_off, co, x, x_offs, k, x_kh, run, out, o_offs, o_add, i0)
 
 
 @jit
 def conv_scratch(table):
     """Per-worker buffers: the transposed filters ``wt`` (every convolution's ``(k * k * C_in + 1) * C_out``
     floats, plus 32 spare), each convolution's offset in ``wt`` (``(n_stages,) int64``), the padded input
-    ``pad_buf`` (plus ``NPIX * 16`` floats for ``convolve``'s partial blocks) and two activation buffers ``a, b: (1, n)`` (the largest stage input or output)."""
-    n_w, n_pad, n_act = 0, 1, 1
+    ``pad_buf``, two activation buffers ``a, b: (1, n)`` (the largest stage input or output, then a dump
+    area for ``convolve``: ``C_out + 16`` floats, then ``NPIX`` blocks of 16) and each convolution's pixel
+    offset tables ``pix: (n_stages, 3, n_pix) int64`` (n_pix: the most output pixels of a convolution,
+    rounded up to NPIX): for output pixel p in raster order (the last block completed with copies of
+    the last pixel), the start of its window in the padded input, where it goes in the output (the
+    dump area for the copies) and where its lanes go when a channel block is partial."""
+    n_w, n_pad, n_act, n_pix, c_max = 0, 1, 1, NPIX, 0
     offsets = np.zeros(table.shape[0], np.int64)
     for st in range(table.shape[0]):
         k, pad, h, w, c = table[st, 1], table[st, 3], table[st, 4], table[st, 5], table[st, 6]
@@ -281,8 +259,23 @@ def conv_scratch(table):
             offsets[st] = n_w
             n_w += (k * k * c + 1) * table[st, 9]
             n_pad = max(n_pad, (h + 2 * pad) * (w + 2 * pad) * c)
-    return (np.zeros(n_w + 32, np.float32), offsets, np.zeros(n_pad + NPIX * 16, np.float32),
-            np.zeros((1, n_act), np.float32), np.zeros((1, n_act), np.float32))
+            n_pix = max(n_pix, -(-table[st, 7] * table[st, 8] // NPIX) * NPIX)
+            c_max = max(c_max, table[st, 9])
+    n_buf = n_act + c_max + 16 + NPIX * 16
+    pix = np.zeros((table.shape[0], 3, n_pix), np.int64)
+    for st in range(table.shape[0]):
+        if table[st, 0] == CONV:
+            stride, c, wp = table[st, 2], table[st, 6], table[st, 5] + 2 * table[st, 3]
+            wo, co = table[st, 8], table[st, 9]
+            n = table[st, 7] * wo
+            for p in range(-(-n // NPIX) * NPIX):
+                q = min(p, n - 1)
+                oh = q // wo
+                pix[st, 0, p] = (oh * stride * wp + (q - oh * wo) * stride) * c
+                pix[st, 1, p] = p * co if p < n else n * co
+                pix[st, 2, p] = n * co + co + 16 + (p % NPIX) * 16
+    return (np.zeros(n_w + 32, np.float32), offsets, np.zeros(n_pad, np.float32),
+            np.zeros((1, n_buf), np.float32), np.zeros((1, n_buf), np.float32), pix)
 
 
 @jit
@@ -301,9 +294,11 @@ def transpose_filters(w, table, offsets, wt):
 
 
 @jit
-def convolve(x, table, st, wt, offset, pad_buf, out):
+def convolve(x, table, st, wt, offset, pad_buf, pix, out):
     """Stage ``st`` (a convolution, no activation) of one image: ``out[:h_out * w_out * c_out]`` (HWC)
-    from ``x`` (HWC); the input is first copied into ``pad_buf`` with its zero border."""
+    from ``x`` (HWC).  The input is first copied into ``pad_buf`` with its zero border; then the output pixels, in raster order, run in blocks of ``NPIX`` (see
+    ``conv_scratch`` for the offset tables ``pix``: ``(3, >= n_pix) int64``), times channel blocks of
+    16/8/4 lanes (a block with lanes past ``C_out`` is stored after the dump area and copied)."""
     k, stride, pad = table[st, 1], table[st, 2], table[st, 3]
     h, w, c = table[st, 4], table[st, 5], table[st, 6]
     ho, wo, co = table[st, 7], table[st, 8], table[st, 9]
@@ -312,32 +307,27 @@ def convolve(x, table, st, wt, offset, pad_buf, out):
         for i in range((h + 2 * pad) * wp * c):
             pad_buf[i] = np.float32(0.0)
     for i in range(h):
+        row, src = ((i + pad) * wp + pad) * c, i * w * c
         for j in range(w * c):
-            pad_buf[((i + pad) * wp + pad) * c + j] = x[i * w * c + j]
+            pad_buf[row + j] = x[src + j]
+    n_pix = ho * wo
+    n_blocks = -(-n_pix // NPIX)
+    tmp = n_pix * co + co + 16
+    x_offs, o_offs, t_offs = pix[0], pix[1], pix[2]
     run = k * c
-    tmp = pad_buf.shape[0] - NPIX * 16  # the block of a partial channel block, at the end of pad_buf
-    for oh in range(ho):
-        x_row = oh * stride * wp * c
-        ow = 0
-        while ow < wo:
-            left = wo - ow
-            npix = NPIX if left >= NPIX else (4 if left >= 4 else (2 if left >= 2 else 1))
-            x0 = x_row + ow * stride * c
-            o0 = (oh * wo + ow) * co
-            col = 0
-            while col < co:
-                lanes = block_lanes(co, col)
-                if col + lanes <= co:
-                    conv_pixels(wt, offset, co, col, lanes, pad_buf, x0, wp * c, k, run, stride * c, npix,
-                                out, o0 + col, co)
-                else:
-                    conv_pixels(wt, offset, co, col, lanes, pad_buf, x0, wp * c, k, run, stride * c, npix,
-                                pad_buf, tmp, lanes)
-                    for p in range(npix):
-                        for j in range(co - col):
-                            out[o0 + p * co + col + j] = pad_buf[tmp + p * lanes + j]
-                col += lanes
-            ow += npix
+    for blk in range(n_blocks):
+        i0 = blk * NPIX
+        col = 0
+        while col < co:
+            lanes = block_lanes(co, col)
+            if col + lanes <= co:
+                conv_pixels(wt, offset + col, co, lanes, pad_buf, x_offs, k, wp * c, run, out, o_offs, col, i0)
+            else:
+                conv_pixels(wt, offset + col, co, lanes, pad_buf, x_offs, k, wp * c, run, out, t_offs, 0, i0)
+                for p in range(min(NPIX, n_pix - i0)):
+                    for j in range(co - col):
+                        out[(i0 + p) * co + col + j] = out[tmp + p * 16 + j]
+            col += lanes
 
 
 @jit
@@ -367,7 +357,7 @@ def pool(x, table, st, out):
 
 
 @jit
-def image_features(x, table, act, wt, offsets, pad_buf, a, b, values, s):
+def image_features(x, table, act, wt, offsets, pad_buf, pix, a, b, values, s):
     """Run every stage on one image ``x: (H * W * C,)`` and write its flat output into ``values[:, s]``
     (``a, b: (1, n)`` scratch)."""
     cur, nxt = a, b
@@ -375,7 +365,7 @@ def image_features(x, table, act, wt, offsets, pad_buf, a, b, values, s):
         cur[0, i] = x[i]
     for st in range(table.shape[0]):
         if table[st, 0] == CONV:
-            convolve(cur[0], table, st, wt, offsets[st], pad_buf, nxt[0])
+            convolve(cur[0], table, st, wt, offsets[st], pad_buf, pix[st], nxt[0])
             activate_inplace(nxt, table[st, 7] * table[st, 8] * table[st, 9], act)
         else:
             pool(cur[0], table, st, nxt[0])
@@ -398,7 +388,7 @@ def conv_worker(source, parents, second, crossover, gene_bounds, crossover_keys,
     """
     B = X.shape[0]
     n_chunks = max(1, (B + chunk - 1) // chunk)
-    wt, offsets, pad_buf, a, b = conv_scratch(table)
+    wt, offsets, pad_buf, a, b, pix = conv_scratch(table)
     n_flat = sizes[0]
     values = np.zeros((n_flat, TILE), np.float32)
     tile_ptr = np.zeros(2, np.int64)
@@ -430,7 +420,7 @@ def conv_worker(source, parents, second, crossover, gene_bounds, crossover_keys,
             n = min(TILE, end - t0)
             for s in range(TILE):
                 if s < n:
-                    image_features(X[t0 + s], table, act, wt, offsets, pad_buf, a, b, values, s)
+                    image_features(X[t0 + s], table, act, wt, offsets, pad_buf, pix, a, b, values, s)
                 else:
                     for f in range(n_flat):
                         values[f, s] = np.float32(0.0)
