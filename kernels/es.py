@@ -7,7 +7,9 @@ to ``j = k`` with ``sign = +1`` without it.  ``eps`` is never stored: each tenso
 ``j`` is regenerated from its own counter-based stream ``stream_key(seed, generation, j,
 NOISE + t)`` (``genreg.kernels.rng``; draw k is computed directly, so blocks of draws
 vectorise).  Tensors are numbered as in the layout: ``2l`` is ``W_l: (n_l, n_{l+1})``,
-``2l + 1`` is ``b_l: (n_{l+1},)``.
+``2l + 1`` is ``b_l: (n_{l+1},)`` (a ConvNet's filters and biases come first, each filter tensor
+read as a ``(C_out, k k C_in)`` matrix: ``shapes`` in ``genreg.kernels.es_noise``; the
+scoring kernel here takes MLPs only, a ConvNet's members are built by ``build_members``).
 
 - full rank (``rank == 0``): entry ``p`` (row-major) of tensor t is draw ``p + 1`` of its stream;
 - rank r >= 1: ``eps(W_l) = A @ Bt / sqrt(r)`` with ``A: (n_l, r)`` draws ``1 .. n_l r`` and

@@ -124,7 +124,8 @@ CONV_TILE = 64
 
 def conv_scratch_bytes(layout: Layout, threads: int | None = None) -> int:
     """Scratch of a ConvNet's forward pass: per thread, one image's stages (each input zero-padded, each
-    output), ``CONV_TILE`` flattened images and the genome's filters (float32); 0 for an MLP.
+    output), ``CONV_TILE`` flattened images and their dense activations, the genome's filters and a
+    child's row (a brood's children are built one at a time), float32; 0 for an MLP.
 
     threads: default Numba's thread count."""
     if not layout.is_conv:
@@ -134,7 +135,7 @@ def conv_scratch_bytes(layout: Layout, threads: int | None = None) -> int:
 
         threads = numba.get_num_threads()
     filters = max((cl.b.stop for cl in layout.conv_layers if cl.is_conv), default=0)
-    floats = CONV_TILE * layout.sizes[0] + filters
+    floats = CONV_TILE * (layout.sizes[0] + 2 * max(layout.sizes)) + filters + layout.n_params
     for cl in layout.conv_layers:
         h, w, c = cl.in_shape
         pad = cl.stage.padding if cl.is_conv else 0
