@@ -165,3 +165,29 @@ def test_a_hostile_convnet_pickle_is_refused(tmp_path):
                                    "weights": np.zeros(4010, np.float32), "trust": 0.0, "metadata": {}}))
     with pytest.raises(CheckpointError, match="refusing to load builtins.print"):
         genreg.Genome.load(path)
+
+
+@pytest.mark.parametrize("stages", ["c3x8-q9", "c3x9", "c99x8"])
+def test_a_checkpoint_with_a_damaged_convnet_layout_is_one_line(tmp_path, conv_run, stages):
+    """The HDF5 checkpoint stores the ConvNet's image and stages; damaged (a bad token, filters that no longer
+    match the row, a kernel larger than the image) it is refused in one line naming the file, and resume
+    falls back to the previous checkpoint."""
+    import json
+    import shutil
+
+    import h5py
+
+    from genreg.runs.store import latest_checkpoint, read_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(conv_run, run)
+    older, newest = sorted((run / "checkpoints").glob("*.h5"))[-2:]
+    state, config = read_checkpoint(newest)
+    assert config["conv"] == "p4-c3x8" and state.population.layout.to_dict()["stages"] == "p4-c3x8"
+    with h5py.File(newest, "r+") as f:
+        layout = json.loads(f.attrs["layout"])
+        f.attrs["layout"] = json.dumps({**layout, "stages": stages})
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(newest)
+    assert "\n" not in str(err.value) and newest.name in str(err.value)
+    assert latest_checkpoint(run)[0] == older
