@@ -191,3 +191,11 @@ def test_a_checkpoint_with_a_damaged_convnet_layout_is_one_line(tmp_path, conv_r
         read_checkpoint(newest)
     assert "\n" not in str(err.value) and newest.name in str(err.value)
     assert latest_checkpoint(run)[0] == older
+
+
+def test_a_convnet_ga_population_continues_as_an_evolution_strategy(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    start_run(conv_cfg(strategy="ga", generations=2, checkpoint_every=2), run, mnist_dir, progress=False)
+    state = resume_run(run, {"strategy": "snes", "rank": 1, "generations": 4}, mnist_dir, progress=False)
+    assert state.generation == 4 and state.population.size == 1 and state.population.layout.is_conv
+    assert final_state(run).sigma.shape == (len(state.population.layout.tensors),)
