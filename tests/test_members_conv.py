@@ -160,3 +160,12 @@ def test_a_convnet_fits_only_its_own_image_shape():
     layout = Layout.parse("28x28x1-c3x4-p2-10", "relu")
     assert fits(layout, 784, 10, (28, 28)) and fits(layout, 784, 10, (28, 28, 1)) and fits(layout, 784, 10, (784,))
     assert not fits(layout, 784, 10, (14, 56)) and not fits(layout, 784, 26, (28, 28))
+
+
+def test_genregs_published_format_refuses_a_convnet(tmp_path):
+    from genreg.genome.checkpoint import save_genreg_published
+
+    layout = Layout.parse("8x8x1-c3x4-p2-6-3", "tanh")
+    with pytest.raises(CheckpointError, match="input-hidden-output networks"):
+        save_genreg_published(tmp_path / "g.pkl", layout, np.zeros(layout.n_params, np.float32))
+    assert not (tmp_path / "g.pkl").exists()

@@ -373,7 +373,8 @@ def save_genome(path, layout: Layout, weights, *, trust: float = 0.0, metadata: 
 def save_genreg_published(path, layout: Layout, weights, *, genome_id=0, trust: float = 0.0) -> Path:
     """Write a 2-layer tanh genome in GENREG's published format (nested lists, ``w1 = W0.T``, ``w2 = W1.T``)."""
     row = _checked_row(layout, weights)
-    if layout.n_layers != 2 or layout.hidden_activation != "tanh" or layout.output_activation != "identity":
+    if layout.n_layers != 2 or layout.is_conv or layout.hidden_activation != "tanh" \
+            or layout.output_activation != "identity":
         raise CheckpointError("GENREG's published format holds input-hidden-output networks with a tanh hidden "
                               f"layer and identity outputs; got {layout.describe()}, output {layout.output_activation}")
     (W0, b0), (W1, b1) = layout.unflatten(row)
