@@ -128,9 +128,9 @@ class Members:
             shared = genome_logits(first, centre[: first.n_params], batch)
         n_correct = np.zeros(self.size, np.int64)
         loss = np.zeros(self.size, np.float64)
-        es_kernels.score_members(centre, sizes, shapes, layout.hidden_code, rank, sigma, seed, generation, antithetic, offsets,
-                                 n_noise, batch.tile_ptr, batch.rows, batch.values, shared, labels, targets, n_classes,
-                                 n_correct, loss, numba.get_num_threads())
+        es_kernels.score_members(centre, sizes, shapes, layout.hidden_code, rank, sigma, seed, generation, antithetic,
+                                 offsets, n_noise, batch.tile_ptr, batch.rows, batch.values, shared, labels, targets,
+                                 n_classes, n_correct, loss, numba.get_num_threads())
         return n_correct, loss
 
     def _score_built(self, batch: SparseBatch, labels, targets, n_classes) -> tuple[np.ndarray, np.ndarray]:
