@@ -77,13 +77,14 @@ def population_logits(layout: Layout, W: np.ndarray, X) -> np.ndarray:
     W: ``(P, n_params) float32``; X: ``SparseBatch`` or ``(B, n_inputs)`` array.
     Returns ``(P, B, n_outputs) float32``.
     """
-    _check_population(layout, W)
     if layout.is_conv:
+        _check_population(layout, W)
         images = _as_images(layout, X)
         out = np.empty((W.shape[0], images.shape[0], layout.n_outputs), dtype=np.float32)
         kernels.conv_population_logits(W, *_conv_arguments(layout), images, out, numba.get_num_threads())
         return out
     batch = _as_batch(X)
+    _check_population(layout, W)
     _check_batch(layout, batch)
     out = np.empty((W.shape[0], batch.n_samples, layout.n_outputs), dtype=np.float32)
     kernels.population_logits(
@@ -97,12 +98,13 @@ def _predict_arguments(layout: Layout, W: np.ndarray, X, labels, n_classes, n_ge
     """Checked inputs and new outputs of the fused predict kernels:
     (batch, labels int32, n_classes, predictions ``(n_genomes, B) int32``, n_correct ``(n_genomes,) int64``);
     for a ConvNet the batch is its ``(B, n_inputs) float32`` images."""
-    _check_population(layout, W)
     if layout.is_conv:
+        _check_population(layout, W)
         batch = _as_images(layout, X)
         n_samples = batch.shape[0]
     else:
         batch = _as_batch(X)
+        _check_population(layout, W)
         _check_batch(layout, batch)
         n_samples = batch.n_samples
     labels = np.ascontiguousarray(labels, dtype=np.int32)
@@ -170,14 +172,16 @@ def predict_from_logits(logits: np.ndarray, labels: np.ndarray, n_classes: int):
 
 def genome_logits(layout: Layout, w: np.ndarray, X) -> np.ndarray:
     """Logits of one genome ``w: (n_params,) float32`` on N samples; returns ``(N, n_outputs) float32``."""
-    w = np.ascontiguousarray(w, dtype=np.float32)
-    _check_population(layout, w[None, :])
     if layout.is_conv:
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        _check_population(layout, w[None, :])
         images = _as_images(layout, X)
         out = np.empty((1, images.shape[0], layout.n_outputs), dtype=np.float32)
         kernels.conv_population_logits(w[None, :], *_conv_arguments(layout), images, out, numba.get_num_threads())
         return out[0]
     batch = _as_batch(X)
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    _check_population(layout, w[None, :])
     _check_batch(layout, batch)
     out = np.empty((batch.n_samples, layout.n_outputs), dtype=np.float32)
     kernels.genome_logits(
