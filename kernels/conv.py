@@ -62,16 +62,17 @@ def conv_pixels(wt, w_off, co, lanes, x, x_offs, k, x_kh, run, out, o_offs, o_ad
 
 
 @jit
-def conv_scratch(table):
+def conv_scratch(table, n_in):
     """Per-worker buffers: the transposed filters ``wt`` (every convolution's ``(k * k * C_in + 1) * C_out``
     floats, plus 32 spare), each convolution's offset in ``wt`` (``(n_stages,) int64``), the padded input
-    ``pad_buf``, two activation buffers ``a, b: (1, n)`` (the largest stage input or output, then a dump
+    ``pad_buf``, two activation buffers ``a, b: (1, n)`` (the largest of the image (``n_in`` floats) and
+    every stage's input and output, then a dump
     area for ``convolve``: ``C_out + 16`` floats, then ``NPIX`` blocks of 16) and each convolution's pixel
     offset tables ``pix: (n_stages, 3, n_pix) int64`` (n_pix: the most output pixels of a convolution,
     rounded up to NPIX): for output pixel p in raster order (the last block completed with copies of
     the last pixel), the start of its window in the padded input, where it goes in the output (the
     dump area for the copies) and where its lanes go when a channel block is partial."""
-    n_w, n_pad, n_act, n_pix, c_max = 0, 1, 1, NPIX, 0
+    n_w, n_pad, n_act, n_pix, c_max = 0, 1, max(1, n_in), NPIX, 0
     offsets = np.zeros(table.shape[0], np.int64)
     for st in range(table.shape[0]):
         k, pad, h, w, c = table[st, 1], table[st, 3], table[st, 4], table[st, 5], table[st, 6]
@@ -209,7 +210,7 @@ def conv_worker(source, parents, second, crossover, gene_bounds, crossover_keys,
     """
     B = X.shape[0]
     n_chunks = max(1, (B + chunk - 1) // chunk)
-    wt, offsets, pad_buf, a, b, pix = conv_scratch(table)
+    wt, offsets, pad_buf, a, b, pix = conv_scratch(table, X.shape[1])
     n_flat = sizes[0]
     values = np.zeros((n_flat, TILE), np.float32)
     tile_ptr = np.zeros(2, np.int64)

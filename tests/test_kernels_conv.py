@@ -31,6 +31,8 @@ SHAPES = [
     "13x13x1-c5x8-p2-c5x16-p2-5-10",  # EvoJAX's stages on a small image, then 5 hidden units
     "7x5x2-a2-c2x3-4",  # pooling first, a non-square image
     "20x3x1-c3x9-c1x2s1p0-a3-2",  # a 1x1 convolution, pooling of a 3-wide image, 20 pixels (2 full blocks + 4)
+    "9x9x2-6-3",  # no stages at all: the image flattened into dense layers
+    "6x6x40-c1x33-a3-2",  # 40 channels in (a 40-float run per window row), 33 out (16 + 16 + 1 of 4 lanes)
 ]
 
 
@@ -199,3 +201,14 @@ def test_empty_batch_and_bad_inputs():
         forward.population_predict(layout, W, np.zeros((3, 64), np.float32), np.zeros(2, int))
     with pytest.raises(ValueError, match="parameters per genome"):
         forward.population_logits(layout, W[:, 1:].copy(), np.zeros((3, 64), np.float32))
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_a_convnet_without_stages_is_the_mlp_bit_for_bit(act):
+    """9x9x2-6-3 has the row of the MLP 162-6-3; the dense layers run the MLP kernels' code, so the
+    logits are the same bits (zero pixels add 0 * w to finite sums, which the sparse tiles skip)."""
+    conv, mlp = convnet("9x9x2-6-3", act), Layout((162, 6, 3), act)
+    rng = np.random.default_rng(_seed("no stages", act))
+    X = images(conv, 13, rng)
+    W = weights(conv, 3, rng)
+    np.testing.assert_array_equal(forward.population_logits(conv, W, X), forward.population_logits(mlp, W, X))
