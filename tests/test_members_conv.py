@@ -169,3 +169,16 @@ def test_genregs_published_format_refuses_a_convnet(tmp_path):
     with pytest.raises(CheckpointError, match="input-hidden-output networks"):
         save_genreg_published(tmp_path / "g.pkl", layout, np.zeros(layout.n_params, np.float32))
     assert not (tmp_path / "g.pkl").exists()
+
+
+def test_embedding_layers_of_convnets_are_named():
+    from genreg.genome.embed import hidden_activations, layer_description
+
+    assert layer_description(CONV) == "hidden dense layer 1 of 1: 6 units, after relu"
+    flat = Layout.parse("8x8x1-c3x4-p2-3", "relu")
+    assert layer_description(flat) == "flattened conv features: 64 units (4x4x4 after p2), after relu"
+    bare = Layout.parse("8x8x2-3", "relu")
+    assert layer_description(bare) == "the input image: 128 pixels (8x8x2)"
+    X = np.arange(5 * 128).reshape(5, 128) % 256
+    np.testing.assert_allclose(hidden_activations(bare, np.zeros(bare.n_params, np.float32), X.astype(np.uint8)),
+                               X.astype(np.float32) / np.float32(255), rtol=1e-7)

@@ -184,6 +184,8 @@ def layer_description(layout: Layout) -> str:
     """Which activations a map shows, e.g. ``"hidden layer 1 of 1: 64 units, after tanh"``, or a ConvNet's
     ``"flattened conv features: 784 units (14x14x4 after p2), after relu"``."""
     n_hidden = layout.n_layers - 1
+    if n_hidden == 0 and layout.is_conv and not layout.conv_layers:  # an image shape, no stages
+        return f"the input image: {layout.sizes[0]} pixels ({'x'.join(map(str, layout.image))})"
     if n_hidden == 0 and layout.is_conv:
         last = layout.conv_layers[-1]
         return (f"flattened conv features: {layout.sizes[0]} units ({'x'.join(map(str, last.out_shape))} after "
