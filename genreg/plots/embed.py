@@ -42,7 +42,9 @@ def panel_title(emb) -> str:
     sil = emb.overlap.get("silhouette_mean")
     sil = f", silhouette {sil:.2f}" if sil is not None else ""
     layout = emb.layout
-    if layout.is_conv and layout.n_layers == 1:  # no hidden dense layer: the flattened conv features
+    if layout.is_conv and layout.n_layers == 1 and not layout.conv_layers:  # an image shape, nothing else
+        what = f"{layout.sizes[0]} input pixels"
+    elif layout.is_conv and layout.n_layers == 1:  # no hidden dense layer: the flattened conv features
         what = f"{layout.sizes[0]} flattened conv features ({layout.hidden_activation})"
     elif layout.is_conv:
         what = f"{layout.sizes[-2]} {layout.hidden_activation} units of the last hidden dense layer"
