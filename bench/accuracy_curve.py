@@ -24,7 +24,7 @@ def curve(run_dir: Path, data_dir=None) -> list[tuple[int, float, float]]:
     """``[(generation, seconds, test accuracy)]`` of the genomes kept in ``run_dir``."""
     from genreg.api import Genome, as_task
     from genreg.config import load_toml
-    from genreg.runs.store import read_history
+    from genreg.runs.history import read_history
 
     cfg = load_toml(run_dir / "config.toml")
     task = as_task(cfg.get("task", "mnist"), data_dir, seed=cfg.get("seed", 0),

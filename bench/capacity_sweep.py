@@ -26,7 +26,7 @@ from genreg.strategies.config import from_mapping
 from genreg.tasks import load_mnist
 from genreg.genome.evaluate import evaluate_checkpoint
 from genreg.runs.evolve import start_run
-from genreg.runs.store import read_history
+from genreg.runs.history import read_history
 
 
 def main(argv=None) -> int:

@@ -26,7 +26,7 @@ from genreg.errors import ConfigError
 from genreg.genome.checkpoint import load_genome, save_genome
 from genreg.network.forward import genome_logits
 from genreg.network.layout import Layout
-from genreg.runs.store import read_history
+from genreg.runs.history import read_history
 from genreg.tasks.base import FITNESS, FitnessTask, Task
 
 

@@ -10,7 +10,7 @@ import os
 import h5py
 import pytest
 
-import genreg.runs.store as store
+import genreg.runs.history as history
 from genreg.cli import main as cli
 from genreg.errors import CheckpointError, ConfigError, GenregError
 from genreg.hpo.config import hpo_from_mapping
@@ -179,7 +179,7 @@ def test_full_disk_at_a_checkpoint_is_one_line_and_the_search_resumes(tmp_path, 
 def test_full_disk_while_recording_an_evaluation_names_the_csv(tmp_path, trig, monkeypatch, capsys):
     run_hpo(tiny(), tmp_path / "whole", task=trig)
     run = tmp_path / "run"
-    real = store.History.append
+    real = history.History.append
     calls = {"n": 0}
 
     def append(self, row):
@@ -189,7 +189,7 @@ def test_full_disk_while_recording_an_evaluation_names_the_csv(tmp_path, trig, m
                 raise OSError(errno.ENOSPC, "No space left on device")  # a write error names no file
         return real(self, row)
 
-    monkeypatch.setattr(store.History, "append", append)
+    monkeypatch.setattr(history.History, "append", append)
     assert cli.main(["hpo", "--out", str(run), *SETS, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and str(run / "evaluations.csv") in err[0]

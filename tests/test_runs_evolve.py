@@ -21,7 +21,8 @@ import pytest
 from genreg.config import load_toml
 from genreg.errors import CheckpointError, ConfigError
 from genreg.runs.evolve import resume_run, start_run
-from genreg.runs.store import latest_checkpoint, read_checkpoint, read_history
+from genreg.runs.history import read_history
+from genreg.runs.store import latest_checkpoint, read_checkpoint
 from genreg.strategies.config import from_mapping
 from helpers import (
     small_cfg,

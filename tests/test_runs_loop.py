@@ -10,7 +10,8 @@ import pytest
 
 from genreg.errors import ConfigError
 from genreg.runs.evolve import resume_run, start_run
-from genreg.runs.store import read_checkpoint, read_history
+from genreg.runs.history import read_history
+from genreg.runs.store import read_checkpoint
 from genreg.strategies.config import from_mapping
 from helpers import small_cli_args, wait_for, checkpoint_generations
 

@@ -207,7 +207,7 @@ def test_newer_checkpoint_stops_the_resume_and_is_kept(tmp_path, mnist_dir):
 @pytest.mark.parametrize("content", ["generation,best_fitness\n0,1.5\n1,2.0\n2,2.", b"\x00\xff\xfe binary"])
 def test_history_with_a_torn_or_binary_file(tmp_path, content):
     from genreg.errors import GenregError
-    from genreg.runs.store import read_history
+    from genreg.runs.history import read_history
 
     path = tmp_path / "metrics.csv"
     if isinstance(content, bytes):

@@ -12,7 +12,7 @@ from genreg.genome.checkpoint import load_genome
 from genreg.network.population import Population
 from genreg.runs.rundir import run_kind
 from genreg.runs.sgd import EpochData, SGDConfig, from_mapping, layout_for, load_task_for, train_run
-from genreg.runs.store import read_history
+from genreg.runs.history import read_history
 from genreg.tasks import load_task
 from genreg.tasks.base import FitnessTask, episode_inputs
 

@@ -1,4 +1,4 @@
-"""State checkpoints and histories (genreg.runs.store): round trips, the background writer, format gates, pruning."""
+"""State checkpoints and histories (genreg.runs.store, genreg.runs.history): round trips, the background writer, format gates, pruning."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from genreg.errors import CheckpointError
+from genreg.runs.history import History, read_history
 from genreg.runs.store import (
     CheckpointWriter,
-    History,
     latest_checkpoint,
     read_checkpoint,
-    read_history,
     write_checkpoint,
 )
 from genreg.strategies.config import Config, from_mapping

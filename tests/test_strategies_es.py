@@ -13,7 +13,8 @@ from genreg.errors import PopulationError
 from genreg.network.layout import Layout
 from genreg.network.population import check_run_size
 from genreg.runs.evolve import resume_run, start_run
-from genreg.runs.store import read_checkpoint, read_history
+from genreg.runs.history import read_history
+from genreg.runs.store import read_checkpoint
 from genreg.strategies import make_strategy
 from genreg.strategies.es_base import centred_ranks, pair_weights
 from genreg.strategies.openai_es import adam_step

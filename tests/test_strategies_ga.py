@@ -15,7 +15,7 @@ import naive
 from genreg.errors import ConfigError
 from genreg.network.variation import gene_bounds
 from genreg.runs.evolve import start_run
-from genreg.runs.store import read_history
+from genreg.runs.history import read_history
 from genreg.strategies.base import Evaluation, ranking
 from genreg.strategies.config import from_mapping
 from genreg.strategies.ga import ClassicGA

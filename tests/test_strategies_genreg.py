@@ -20,7 +20,7 @@ from genreg.network.forward import brood_predict, population_predict
 from genreg.network.layout import Layout
 from genreg.network.population import Population
 from genreg.runs.evolve import start_run
-from genreg.runs.store import read_history
+from genreg.runs.history import read_history
 from genreg.strategies.base import Evaluation, EvolutionState, ranking
 from genreg.strategies.config import Config, from_mapping
 from genreg.strategies.genreg import Genreg

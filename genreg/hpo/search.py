@@ -65,7 +65,7 @@ from genreg.network.layout import Layout, network_layout
 from genreg.network.population import check_population_size
 from genreg.runs.loop import run_loop
 from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
-from genreg.runs.store import History
+from genreg.runs.history import History
 from genreg.streams import SearchPurpose, derived_seed, generator
 from genreg.hpo.data import search_task
 from genreg.hpo.metrics import SearchMetric

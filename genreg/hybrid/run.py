@@ -33,8 +33,9 @@ from genreg.network.layout import Layout
 from genreg.network.population import Population, check_population_size
 from genreg.runs.loop import run_loop
 from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
+from genreg.runs.history import History
 from genreg.runs.store import (
-    History, atomic_h5, check_format, checkpoint_dir, has_checkpoint, latest_checkpoint, prune_checkpoints, read_dataset,
+    atomic_h5, check_format, checkpoint_dir, has_checkpoint, latest_checkpoint, prune_checkpoints, read_dataset,
     write_dataset)
 from genreg.network.variation import layer_gene_bounds
 

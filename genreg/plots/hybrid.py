@@ -19,7 +19,7 @@ from genreg.hybrid.diversity import offdiagonal, pca_2d
 from genreg.errors import GenregError
 from genreg.hybrid.run import read_similarity
 from genreg.plots.common import integer_axis, legend_beside, pyplot as _pyplot, read_config, save_figure
-from genreg.runs.store import read_history
+from genreg.runs.history import read_history
 
 
 def _metric(run_dir: Path, metrics: dict | None = None) -> str:

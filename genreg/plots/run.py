@@ -20,7 +20,7 @@ import numpy as np
 from genreg.errors import GenregError
 from genreg.plots.common import (block_means, class_names, fitness_label, integer_axis, legend_beside, moving_window,
                                  pyplot, read_config, reports_centre, save_figure)
-from genreg.runs.store import read_history
+from genreg.runs.history import read_history
 
 _pyplot = pyplot  # the names genreg.hybrid.attacks imports
 __all__ = ["plot_run", "save_figure"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from genreg.errors import GenregError
 from genreg.plots.common import integer_axis, legend_beside, pyplot, read_config, save_figure
-from genreg.runs.store import read_history
+from genreg.runs.history import read_history
 
 
 def plot_sgd_run(run_dir, out_dir=None) -> list[Path]:

@@ -33,7 +33,8 @@ from genreg.network.population import check_run_size, population_bytes
 from genreg.runs import episodes
 from genreg.runs.loop import run_loop
 from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
-from genreg.runs.store import CheckpointWriter, History, has_checkpoint, latest_checkpoint, write_checkpoint
+from genreg.runs.history import History
+from genreg.runs.store import CheckpointWriter, has_checkpoint, latest_checkpoint, write_checkpoint
 from genreg.strategies import make_strategy
 from genreg.strategies.base import EvolutionState, ranking
 from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping

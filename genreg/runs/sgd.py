@@ -37,7 +37,7 @@ from genreg.network.layout import Layout, network_layout
 from genreg.network.population import Population
 from genreg.network.sgd import TrainConfig, epoch_lr, train
 from genreg.runs.rundir import MARKER, RunLock, prepare_new_run, run_kind, write_marker
-from genreg.runs.store import History
+from genreg.runs.history import History
 from genreg.strategies.config import check_conv
 from genreg.tasks.base import FITNESS, Task, episode_inputs
 
