@@ -36,6 +36,7 @@ from ._config import jit
 from .activations import activate_inplace
 from .conv_simd import NPIX, block4, block8, block16, pool1, pool4, pool8, pool16
 from .forward import forward_tiles, scratch, score
+from .population import _NO_F64, _NO_I64, _NO_LABELS, _NO_LOGITS, _NO_PREDICTIONS, _NO_U64  # empty placeholders
 from .simd import TILE
 from .variation import make_child
 from .workqueue import claim, run_workers
@@ -118,10 +119,11 @@ def transpose_filters(w, table, offsets, wt):
 @jit
 def convolve(x, table, st, wt, offset, pad_buf, pix, out):
     """Stage ``st`` (a convolution, no activation) of one image: ``out[:h_out * w_out * c_out]`` (HWC)
-    from ``x`` (HWC).  The input is first copied into ``pad_buf`` with its zero border; then the output pixels, in raster order, run in blocks of ``NPIX`` (see
-    ``conv_scratch`` for the offset tables ``pix``: ``(3, >= n_pix) int64``), times channel blocks of
-    16/8/4 lanes (a block with lanes past ``C_out`` is stored after the dump area and copied)."""
-    k, stride, pad = table[st, 1], table[st, 2], table[st, 3]
+    from ``x`` (HWC).  The input is first copied into ``pad_buf`` with its zero border; then the output
+    pixels, in raster order, run in blocks of ``NPIX`` (see ``conv_scratch`` for the offset tables ``pix``:
+    ``(3, >= n_pix) int64``), times channel blocks of 16/8/4 lanes (a block with lanes past ``C_out`` is
+    stored after the dump area and copied)."""
+    k, pad = table[st, 1], table[st, 3]  # the stride is in the pixel offset tables
     h, w, c = table[st, 4], table[st, 5], table[st, 6]
     ho, wo, co = table[st, 7], table[st, 8], table[st, 9]
     wp = w + 2 * pad
@@ -254,14 +256,6 @@ def conv_worker(source, parents, second, crossover, gene_bounds, crossover_keys,
         if scoring:
             item_correct[i] = correct
         i = claim(queue)
-
-
-_NO_I64 = np.zeros(0, np.int64)
-_NO_U64 = np.zeros(0, np.uint64)
-_NO_F64 = np.zeros(0, np.float64)
-_NO_LABELS = np.zeros(0, np.int32)
-_NO_PREDICTIONS = np.zeros((0, 0), np.int32)
-_NO_LOGITS = np.zeros((0, 0, 0), np.float32)
 
 
 def _chunk(n_items, B, n_workers):

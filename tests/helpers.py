@@ -178,3 +178,26 @@ def full_disk_after(monkeypatch, n_ok: int):
         return real(path)
 
     monkeypatch.setattr(store, "atomic_h5", failing)
+
+
+def random_brood(layout, W, rng, crossover: str, n_children: int = 7):
+    """A Brood of ``n_children`` children of the rows ``W`` with mutation, an elite (child 0) and ``crossover``
+    ("none", "mask" or "gene": genes of 2 input rows), every key drawn from ``rng``."""
+    from genreg.network.variation import Brood, gene_bounds
+
+    C, P = n_children, W.shape[0]
+    keys = rng.integers(0, 2**63, size=C).astype(np.uint64)
+    return Brood(W, rng.integers(0, P, size=C), np.where(np.arange(C) == 0, 0.0, 0.3),
+                 np.where(np.arange(C) % 2 == 1, 0.2, 0.0), keys, keys ^ np.uint64(12345), 0.1,
+                 second=rng.integers(0, P, size=C), crossover=crossover, crossover_keys=keys ^ np.uint64(999),
+                 gene_bounds=gene_bounds(layout, 2) if crossover == "gene" else None)
+
+
+def assert_input_gradient(bp, layout, row, X, y, loss: str) -> None:
+    """``bp.input_gradient`` of ``X`` matches finite differences of ``bp.loss_and_grad``'s loss, and its value."""
+    value, dX = bp.input_gradient(layout, row, X, y, loss=loss)
+    assert dX.shape == X.shape
+    flat = X.ravel().copy()
+    num = naive.numeric_gradient(lambda x: bp.loss_and_grad(layout, row, x.reshape(X.shape), y, loss=loss)[0], flat)
+    np.testing.assert_allclose(dX.ravel(), num, rtol=1e-5, atol=1e-9)
+    assert value == pytest.approx(bp.loss_and_grad(layout, row, X, y, loss=loss)[0])

@@ -18,8 +18,7 @@ import naive
 from genreg.network import forward
 from genreg.network.batch import SparseBatch
 from genreg.network.layout import Layout
-from genreg.network.variation import Brood, gene_bounds
-from helpers import ACTS, _seed
+from helpers import ACTS, _seed, random_brood
 
 RTOL = 2e-5
 
@@ -154,12 +153,7 @@ def test_brood_predict_equals_built_children(crossover):
     rng = np.random.default_rng(_seed("conv-brood", crossover))
     X = images(layout, 19, rng)
     W = weights(layout, 4, rng)
-    C = 7
-    keys = rng.integers(0, 2**63, size=C).astype(np.uint64)
-    brood = Brood(W, rng.integers(0, 4, size=C), np.where(np.arange(C) == 0, 0.0, 0.3),
-                  np.where(np.arange(C) % 2 == 1, 0.2, 0.0), keys, keys ^ np.uint64(12345), 0.1,
-                  second=rng.integers(0, 4, size=C), crossover=crossover, crossover_keys=keys ^ np.uint64(999),
-                  gene_bounds=gene_bounds(layout, 2) if crossover == "gene" else None)
+    brood = random_brood(layout, W, rng, crossover)
     labels = rng.integers(0, layout.n_outputs, size=19)
     got = forward.brood_predict(layout, brood, X, labels)
     want = forward.population_predict(layout, brood.build(), X, labels)

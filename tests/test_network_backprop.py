@@ -10,6 +10,7 @@ from genreg.errors import ConfigError, GenregError, TrainingError
 from genreg.network import backprop as bp, sgd
 from genreg.network.layout import Layout
 from genreg.network.population import Population
+from helpers import assert_input_gradient
 
 
 ACTS = ("relu", "tanh", "sigmoid", "identity")
@@ -49,12 +50,7 @@ def test_gradient_matches_finite_differences(shape, act, loss):
 @pytest.mark.parametrize("shape", ["deep", "blocks"])
 def test_input_gradient_matches_finite_differences(shape, loss):
     layout, row, X, y = problem(shape, "tanh", loss, seed=3)
-    value, dX = bp.input_gradient(layout, row, X, y, loss=loss)
-    assert dX.shape == X.shape
-    flat = X.ravel().copy()
-    num = naive.numeric_gradient(lambda x: bp.loss_and_grad(layout, row, x.reshape(X.shape), y, loss=loss)[0], flat)
-    np.testing.assert_allclose(dX.ravel(), num, rtol=1e-5, atol=1e-9)
-    assert value == pytest.approx(bp.loss_and_grad(layout, row, X, y, loss=loss)[0])
+    assert_input_gradient(bp, layout, row, X, y, loss)
 
 
 def test_gradient_with_dropout_matches_finite_differences_for_a_fixed_mask():

@@ -10,6 +10,7 @@ import pytest
 import naive
 from genreg.network import backprop as bp, conv_backprop
 from genreg.network.layout import Layout
+from helpers import assert_input_gradient
 
 SHAPES = (
     "6x6x2-c3x3-p2-4",            # stride 1, default padding, max pooling
@@ -87,12 +88,7 @@ def test_gradient_matches_finite_differences(shape, activation, loss):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_input_gradient_matches_finite_differences(shape, loss):
     layout, row, X, y = problem(shape, "tanh", loss, seed=7, n=3)
-    value, dX = bp.input_gradient(layout, row, X, y, loss=loss)
-    assert dX.shape == X.shape
-    flat = X.ravel().copy()
-    num = naive.numeric_gradient(lambda x: bp.loss_and_grad(layout, row, x.reshape(X.shape), y, loss=loss)[0], flat)
-    np.testing.assert_allclose(dX.ravel(), num, rtol=1e-5, atol=1e-9)
-    assert value == pytest.approx(bp.loss_and_grad(layout, row, X, y, loss=loss)[0])
+    assert_input_gradient(bp, layout, row, X, y, loss)
 
 
 def test_dropout_acts_on_the_dense_hidden_layers_only():
