@@ -135,9 +135,10 @@ def full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, j, sides
 
 @jit
 def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr, rows,
-                  values, shared, labels, targets, n_classes, n_correct, loss, queue):
-    """Take blocks of ``PAIR_BLOCK`` pairs (or single members) from ``queue``: member k's ``n_correct[k]``
-    and mean ``loss[k]`` (cross-entropy, or squared error when ``targets: (B, k)`` is not empty) on
+                  values, shared, labels, targets, n_classes, pair0, n_correct, loss, queue):
+    """Take blocks of ``PAIR_BLOCK`` pairs (or single members) from ``queue``: member ``first + k``'s ``n_correct[k]``
+    and mean ``loss[k]`` (first = 2 ``pair0`` with antithetic pairs, else ``pair0``; a member's result does
+    not depend on which others are scored with it) (cross-entropy, or squared error when ``targets: (B, k)`` is not empty) on
     the batch (tiles; labels ``(B,) int32``).  An MLP only: sizes ``(L + 1,)`` its widths, shapes
     ``(L, 3)`` its ``(n_l, n_{l+1}, n_{l+1})`` (``genreg.kernels.es_noise``).
 
@@ -185,13 +186,14 @@ def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, ant
         total[:] = 0.0
         if rank == 0:
             for jj in range(nb):
-                full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, j0 + jj, sides, tile_ptr, rows, values,
-                               labels, targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps,
+                full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, pair0 + j0 + jj, sides, tile_ptr,
+                               rows, values, labels, targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps,
                                correct[jj], total[jj])
         else:
             width = nb * r
             for jj in range(nb):
-                lowrank_noise(seed, generation, j0 + jj, shapes, rank, sigma, noise[jj], offsets, uniforms, tails)
+                lowrank_noise(seed, generation, pair0 + j0 + jj, shapes, rank, sigma, noise[jj], offsets, uniforms,
+                              tails)
                 for i in range(sizes[0]):
                     for q in range(r):
                         stacked[i * width + jj * r + q] = noise[jj, offsets[0, 0] + i * r + q]
@@ -239,11 +241,12 @@ def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, ant
 
 
 def score_members(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr,
-                  rows, values, shared, labels, targets, n_classes, n_correct, loss, n_workers=None):
-    """Score every member on a shared batch (see ``member_worker``); ``n_workers`` threads take pairs."""
+                  rows, values, shared, labels, targets, n_classes, n_correct, loss, n_workers=None, pair0=0):
+    """Score ``n_correct.shape[0]`` members from pair ``pair0`` on a shared batch (see ``member_worker``);
+    ``n_workers`` threads take pairs."""
     run_workers(member_worker, (centre, sizes, shapes, int(act), int(rank), sigma, int(seed), int(generation),
                                 bool(antithetic), offsets, int(n_noise), tile_ptr, rows, values, shared, labels,
-                                targets, int(n_classes), n_correct, loss),
+                                targets, int(n_classes), int(pair0), n_correct, loss),
                 numba.get_num_threads() if n_workers is None else n_workers)
 
 

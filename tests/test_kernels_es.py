@@ -54,6 +54,28 @@ def test_scores_match_twin(sizes, act, rank):
     np.testing.assert_allclose(loss, twin_loss, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("rank,antithetic", [(0, True), (1, True), (2, True), (1, False)])
+def test_a_range_of_members_scores_as_in_the_whole_population(rank, antithetic):
+    """Members are defined by their keys: scoring [0, 4), [4, 10), [10, 22) gives the full run's bits."""
+    m = _members((12, 5, 3), "tanh", rank, P=22, antithetic=antithetic)
+    batch = SparseBatch.from_dense(_batch(12))
+    labels = np.random.default_rng(1).integers(0, 3, batch.n_samples)
+    whole = m.score(batch, labels)
+    parts = [m.score(batch, labels, first=a, stop=b) for a, b in ((0, 4), (4, 10), (10, 22))]
+    for got, want in zip(map(np.concatenate, zip(*parts)), whole):
+        np.testing.assert_array_equal(got, want)
+    assert [len(x) for x in m.score(batch, labels, first=6, stop=6)] == [0, 0]
+
+
+def test_a_range_of_antithetic_members_starts_on_a_pair():
+    m = _members((12, 5, 3), "tanh", 1, P=8)
+    batch = SparseBatch.from_dense(_batch(12))
+    with pytest.raises(IndexError, match="starts on a pair"):
+        m.score(batch, np.zeros(batch.n_samples, np.int64), first=3, stop=8)
+    with pytest.raises(IndexError, match="not within"):
+        m.score(batch, np.zeros(batch.n_samples, np.int64), first=0, stop=9)
+
+
 def test_regression_scores_match_twin():
     m = _members((6, 8, 2), "tanh", 1, P=4)
     X = np.random.default_rng(0).normal(size=(13, 6)).astype(np.float32)

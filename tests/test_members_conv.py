@@ -47,6 +47,22 @@ def _members(rank: int, P: int = 6, per_parameter: bool = False, antithetic: boo
     return Members(CONV, centre, sigma, rank, 11, 4, P, antithetic)
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_range_of_conv_members_scores_as_in_the_whole_population(rank, monkeypatch):
+    """Ranges that cut across the build chunks give the whole population's bits."""
+    import genreg.network.members as members_module
+    from genreg.network.batch import SparseBatch
+
+    monkeypatch.setattr(members_module, "SCORE_CHUNK", 4)
+    m = _members(rank, P=14)
+    X = np.random.default_rng(5).integers(0, 256, (7, CONV.n_inputs)).astype(np.uint8)
+    batch, labels = SparseBatch.from_dense(X), np.random.default_rng(6).integers(0, CONV.n_outputs, 7)
+    whole = m.score(batch, labels)
+    parts = [m.score(batch, labels, first=a, stop=b) for a, b in ((0, 2), (2, 12), (12, 14))]
+    for got, want in zip(map(np.concatenate, zip(*parts)), whole):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_tensor_shapes_read_filters_as_matrices():
     assert tensor_shapes(CONV).tolist() == [[4, 9, 4], [3, 36, 3], [48, 6, 6], [6, 3, 3]]
     mlp = Layout((7, 5, 2))

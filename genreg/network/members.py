@@ -101,18 +101,30 @@ class Members:
         return (self.centre, tensor_shapes(self.layout), self.rank, self.sigma, self.seed, self.generation,
                 self.antithetic, offsets, n_noise)
 
+    def span(self, first: int = 0, stop: int | None = None) -> tuple[int, int]:
+        """``(first, stop)`` checked: a range of members that starts on a pair (``first`` even when antithetic)."""
+        stop = self.size if stop is None else int(stop)
+        first = int(first)
+        if not 0 <= first <= stop <= self.size:
+            raise IndexError(f"members [{first}, {stop}) are not within [0, {self.size})")
+        if self.antithetic and first % 2:
+            raise IndexError(f"members [{first}, {stop}): a range of antithetic members starts on a pair (even)")
+        return first, stop
+
     def score(self, batch: SparseBatch, labels: np.ndarray | None = None, targets: np.ndarray | None = None,
-              n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Every member on a shared batch: ``(n_correct (P,) int64, mean loss (P,) float64)``.
+              n_classes: int | None = None, first: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Members ``first .. stop - 1`` (default all) on a shared batch: ``(n_correct (m,) int64, mean loss (m,)
+        float64)``; a member's values are the same whichever range it is scored in.
 
         labels: ``(B,)`` class indices (loss = softmax cross-entropy over the first ``n_classes``
         outputs) or targets: ``(B, k) float32`` (loss = squared error, n_correct all 0).
         """
         layout = self.layout
+        first, stop = self.span(first, stop)
         if batch.n_features != layout.n_inputs:
             raise ValueError(f"batch has {batch.n_features} features, layout expects {layout.n_inputs} inputs")
         if layout.is_conv:
-            return self._score_built(batch, labels, targets, n_classes)
+            return self._score_built(batch, labels, targets, n_classes, first, stop)
         centre, shapes, rank, sigma, seed, generation, antithetic, offsets, n_noise = self._args()
         sizes = layout.sizes_array()
         if targets is None:
@@ -124,37 +136,39 @@ class Members:
             labels, n_classes = np.zeros(batch.n_samples, np.int32), 1
         shared = np.zeros((0, 0), np.float32)
         if rank > 0:  # the centre's first layer, once for every member: b_0 + X @ W_0
-            first = Layout(layout.sizes[:2], layout.hidden_activation)
-            shared = genome_logits(first, centre[: first.n_params], batch)
-        n_correct = np.zeros(self.size, np.int64)
-        loss = np.zeros(self.size, np.float64)
+            layer0 = Layout(layout.sizes[:2], layout.hidden_activation)
+            shared = genome_logits(layer0, centre[: layer0.n_params], batch)
+        n_correct = np.zeros(stop - first, np.int64)
+        loss = np.zeros(stop - first, np.float64)
         es_kernels.score_members(centre, sizes, shapes, layout.hidden_code, rank, sigma, seed, generation, antithetic,
                                  offsets, n_noise, batch.tile_ptr, batch.rows, batch.values, shared, labels, targets,
-                                 n_classes, n_correct, loss, numba.get_num_threads())
+                                 n_classes, n_correct, loss, numba.get_num_threads(),
+                                 pair0=first // 2 if antithetic else first)
         return n_correct, loss
 
-    def _score_built(self, batch: SparseBatch, labels, targets, n_classes) -> tuple[np.ndarray, np.ndarray]:
+    def _score_built(self, batch: SparseBatch, labels, targets, n_classes, first: int,
+                     stop: int) -> tuple[np.ndarray, np.ndarray]:
         """``score`` of a ConvNet's members: built ``SCORE_CHUNK`` at a time, run by the population forward pass,
         their loss in float64 NumPy (the same for any thread count: each member is one row)."""
-        n_correct = np.zeros(self.size, np.int64)
-        loss = np.zeros(self.size, np.float64)
+        n_correct = np.zeros(stop - first, np.int64)
+        loss = np.zeros(stop - first, np.float64)
         if targets is not None:
             targets = np.asarray(targets, dtype=np.float64).reshape(batch.n_samples, -1)
         else:
             labels = np.asarray(labels, dtype=np.int64)
             n_classes = self.layout.n_outputs if n_classes is None else int(n_classes)
-        for first, rows in self.chunks(SCORE_CHUNK):
+        for start, rows in self.chunks(SCORE_CHUNK, first, stop):
             logits = population_logits(self.layout, rows, batch)
-            stop = first + rows.shape[0]
+            a, b = start - first, start - first + rows.shape[0]
             if targets is not None:
                 err = logits[:, :, : targets.shape[1]].astype(np.float64) - targets[None]
-                loss[first:stop] = np.mean(err * err, axis=(1, 2))
+                loss[a:b] = np.mean(err * err, axis=(1, 2))
                 continue
             z = logits[:, :, :n_classes].astype(np.float64)
             top = z.max(axis=2, keepdims=True)
             log_softmax = z - top - np.log(np.exp(z - top).sum(axis=2, keepdims=True))
-            loss[first:stop] = -log_softmax[:, np.arange(labels.shape[0]), labels].mean(axis=1)
-            n_correct[first:stop] = (np.argmax(logits[:, :, :n_classes], axis=2) == labels[None]).sum(axis=1)
+            loss[a:b] = -log_softmax[:, np.arange(labels.shape[0]), labels].mean(axis=1)
+            n_correct[a:b] = (np.argmax(logits[:, :, :n_classes], axis=2) == labels[None]).sum(axis=1)
         return n_correct, loss
 
     def build(self, members) -> np.ndarray:
@@ -168,10 +182,12 @@ class Members:
                                  out)
         return out
 
-    def chunks(self, rows: int):
-        """``(first member, (m, n_params) rows)`` for consecutive chunks of at most ``rows`` members."""
-        for first in range(0, self.size, max(1, int(rows))):
-            yield first, self.build(np.arange(first, min(self.size, first + rows)))
+    def chunks(self, rows: int, first: int = 0, stop: int | None = None):
+        """``(first member, (m, n_params) rows)`` for consecutive chunks of at most ``rows`` members of
+        ``first .. stop - 1`` (default all)."""
+        stop = self.size if stop is None else stop
+        for start in range(first, stop, max(1, int(rows))):
+            yield start, self.build(np.arange(start, min(stop, start + rows)))
 
     def _items(self) -> np.ndarray:
         """Gradient work items ``(tensor, first, stop)`` in blocks of ``GRADIENT_BLOCK`` entries: every tensor at
