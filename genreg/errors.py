@@ -35,3 +35,7 @@ class RunInterrupted(GenregError):
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.signal = int(signum)
+
+
+class ClusterError(GenregError):
+    """Ray is missing, a cluster cannot be reached, or every worker of a run was lost."""

@@ -139,3 +139,21 @@ def server(tmp_path):
     httpd.shutdown()
     httpd.server_close()
     thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster on 127.0.0.1 with 2 CPUs for the whole session (stopped at the end):
+    the ``genreg.distributed.cluster.Cluster`` that runs join (it is already initialised)."""
+    if not _under_ci():  # CI installs the test extra, Ray included: there a missing Ray fails
+        pytest.importorskip("ray")
+    from genreg.distributed.cluster import Cluster, ClusterSpec
+
+    tests = str(Path(__file__).resolve().parent)  # the workers import test modules' services from here
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH", "")]))
+    cluster = Cluster(ClusterSpec("local", workers=2))
+    cluster.__enter__()
+    try:
+        yield cluster
+    finally:
+        cluster.__exit__(None, None, None)

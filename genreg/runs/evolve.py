@@ -315,13 +315,26 @@ def _evolve(mode: EvolveMode, holder: list, progress: bool, on_generation) -> Ev
     return state
 
 
+def check_placement(cfg: Config, cluster) -> None:
+    """Refuse what cannot run: islands of an evolution strategy, or a cluster for one GENREG/GA population."""
+    es = make_strategy(cfg.strategy).reports_centre
+    if cfg.islands > 1 and es:
+        raise ConfigError(f"islands = {cfg.islands}: the island model is for genreg and ga; {cfg.strategy} spreads "
+                          f"its members over the workers instead (--ray without islands)")
+    if cluster is not None and not es and cfg.islands == 1:
+        raise ConfigError(f"--ray spreads an evolution strategy's members, or an island model's islands, over "
+                          f"workers: for {cfg.strategy} give --set islands=N (one population runs in-process)")
+
+
 def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, task=None,
-              on_generation=None) -> EvolutionState:
+              on_generation=None, cluster=None) -> EvolutionState:
     """Create ``run_dir`` and evolve from a fresh founder population.
 
     task: a ``Task``/``FitnessTask`` (default: ``load_task(cfg.task)``).
+    cluster: a ``genreg.distributed.cluster.ClusterSpec`` to run on Ray workers (None: in this process).
     """
     run_dir = Path(run_dir)
+    check_placement(cfg, cluster)
     prepare_new_run(run_dir, "evolve", has_checkpoint)
     warm = None
     known = known_layout(cfg) if task is None and cfg.task in ("mnist", "fashion-mnist") else None
@@ -340,13 +353,19 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
                    built=not task.is_classification or make_strategy(cfg.strategy).needs_loss(cfg),
                    samples=cfg.samples_per_class * task.n_outputs)
     with RunLock(run_dir):
-        return _start(cfg, run_dir, data_dir, progress, task, on_generation, layout)
+        return _start(cfg, run_dir, data_dir, progress, task, on_generation, layout, cluster)
 
 
-def _start(cfg: Config, run_dir: Path, data_dir, progress, task, on_generation, layout=None) -> EvolutionState:
+def _start(cfg: Config, run_dir: Path, data_dir, progress, task, on_generation, layout=None,
+           cluster=None) -> EvolutionState:
     """Write the marker, config and founders' checkpoint of a new run and evolve it (the lock is held)."""
     task = _load_task(cfg, task, data_dir)  # (given by start_run; loaded here when a killed run restarts)
     layout = layout or layout_for(cfg, task)
+    if cfg.islands > 1:
+        from genreg.runs.islands import start_islands
+
+        return start_islands(cfg, run_dir, task, layout, cluster=cluster, progress=progress,
+                             on_generation=on_generation)
     write_marker(run_dir, "evolve")
     (run_dir / "config.toml").write_text(cfg.to_toml())
     holder = [make_strategy(cfg.strategy).init(layout, cfg)]
@@ -355,16 +374,22 @@ def _start(cfg: Config, run_dir: Path, data_dir, progress, task, on_generation, 
 
 
 def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True, *, task=None,
-               on_generation=None) -> EvolutionState:
-    """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes."""
+               on_generation=None, cluster=None) -> EvolutionState:
+    """Continue ``run_dir`` from its newest loadable checkpoint, with optional parameter changes
+    (cluster: a ``ClusterSpec`` to continue on Ray workers; None: in this process)."""
     run_dir = Path(run_dir)
     if run_kind(run_dir) != "evolve":
         raise ConfigError(f"{run_dir} holds a {run_kind(run_dir)} run, not an evolution run")
     with RunLock(run_dir):
-        return _resume(run_dir, overrides, data_dir, progress, task, on_generation)
+        return _resume(run_dir, overrides, data_dir, progress, task, on_generation, cluster)
 
 
-def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -> EvolutionState:
+def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation, cluster=None) -> EvolutionState:
+    from genreg.runs.islands import is_island_run, resume_islands
+
+    if is_island_run(run_dir):  # every island's state, the migrations: the island model resumes them
+        return resume_islands(run_dir, overrides, data_dir, task=task, cluster=cluster, progress=progress,
+                              on_generation=on_generation)
     remove_partial_files(run_dir)
     if not has_checkpoint(run_dir) and (run_dir / "config.toml").is_file():
         # killed before its first checkpoint was complete: start it again from its config
@@ -374,7 +399,7 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -
         print(f"{run_dir} has no checkpoint yet: starting it again from its config.toml")
         for name in ("metrics.csv", "tracked_weights.csv"):
             (run_dir / name).unlink(missing_ok=True)
-        return _start(cfg, run_dir, data_dir, progress, task, on_generation)
+        return _start(cfg, run_dir, data_dir, progress, task, on_generation, cluster=cluster)
     path, state, saved = latest_checkpoint(run_dir)
     population = state.population
     base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
@@ -384,7 +409,8 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation) -
         raise ConfigError(f"{run_dir} has already run {done} generation{'s' if done != 1 else ''} (0-{done - 1}); "
                           f"--generations {cfg.generations} is not more: give the total to reach, e.g. "
                           f"--generations {done + cfg.checkpoint_every}")
-    fixed = (*NETWORK_KEYS, "task", "target")
+    check_placement(cfg, cluster)
+    fixed = (*NETWORK_KEYS, "task", "target", "islands")
     if base.task not in ("mnist", "fashion-mnist"):  # other tasks are split by the seed: a new one would mix them
         fixed += ("seed",)
     changed = [k for k in fixed if getattr(cfg, k) != getattr(base, k)]

@@ -102,6 +102,14 @@ class Config(ConfigBase):
     stagnation_growth: float = rule(1.0, ge=1)
     """GA: factor applied to mutation per stagnant patience window (capped at 8x); 1 = off (default, see README)."""
 
+    # -- island model (genreg, ga) ---------------------------------------------------
+    islands: int = rule(1, ge=1)
+    """Island model (genreg, ga): this many populations of `population` genomes evolve side by side (on Ray workers with --ray); every migration_every generations the best `migrants` genomes of each island replace the worst of the next island along a ring."""
+    migration_every: int = rule(10, ge=1)
+    """Island model: generations between migrations."""
+    migrants: int = rule(2, ge=0, lt="population")
+    """Island model: genomes each island sends to the next at a migration (0 = isolated islands)."""
+
     # -- evolution strategies (openai-es, pgpe, snes) -------------------------------
     rank: int = rule(1, ge=0)
     """ES: rank r of each weight matrix's perturbation A B^T / sqrt(r), regenerated from seeds (0 = full-rank Gaussian noise)."""
