@@ -181,19 +181,28 @@ def pool(x, table, st, out):
 
 
 @jit
-def image_features(x, table, act, wt, offsets, pad_buf, pix, a, b, values, s):
-    """Run every stage on one image ``x: (H * W * C,)`` and write its flat output into ``values[:, s]``
-    (``a, b: (1, n)`` scratch)."""
+def run_stages(table, act, wt, offsets, pad_buf, pix, a, b, first, stop):
+    """Run stages ``first .. stop - 1`` of one image whose input to stage ``first`` is in ``a[0]`` (HWC);
+    returns the buffer (``a`` or ``b``, ``(1, n)`` scratch) that holds the last stage's output.  A
+    convolution is followed by the hidden activation."""
     cur, nxt = a, b
-    for i in range(x.shape[0]):
-        cur[0, i] = x[i]
-    for st in range(table.shape[0]):
+    for st in range(first, stop):
         if table[st, 0] == CONV:
             convolve(cur[0], table, st, wt, offsets[st], pad_buf, pix[st], nxt[0])
             activate_inplace(nxt, table[st, 7] * table[st, 8] * table[st, 9], act)
         else:
             pool(cur[0], table, st, nxt[0])
         cur, nxt = nxt, cur
+    return cur
+
+
+@jit
+def image_features(x, table, act, wt, offsets, pad_buf, pix, a, b, values, s):
+    """Run every stage on one image ``x: (H * W * C,)`` and write its flat output into ``values[:, s]``
+    (``a, b: (1, n)`` scratch)."""
+    for i in range(x.shape[0]):
+        a[0, i] = x[i]
+    cur = run_stages(table, act, wt, offsets, pad_buf, pix, a, b, 0, table.shape[0])
     for i in range(values.shape[0]):
         values[i, s] = cur[0, i]
 

@@ -661,6 +661,81 @@ def es_noise_sum(layout, rank: int, seed: int, generation: int, weights, square_
     return grad, squares
 
 
+def conv_es_noise(layout, seed: int, generation: int, pair: int, rank: int):
+    """A ConvNet pair's unscaled noise, one float64 array per tensor (``C0, cb0, ..., W0, b0, ...``, as in the
+    row), and the first convolution's factors ``(A: (C_out, r), Bt: (r, k k C_in))`` (rank r >= 1; ``None``
+    at rank 0): a weight tensor is the matrix of its first axis by the rest, ``A @ Bt / sqrt(r)``."""
+    out, factors = [], None
+    for t, tensor in enumerate(layout.tensors):
+        stream = Stream(stream_key(seed, generation, pair, ES_NOISE + t))
+        if rank > 0 and t % 2 == 0:
+            rows, cols = tensor.shape[0], tensor.size // tensor.shape[0]
+            A = np.array([stream.normal() for _ in range(rows * rank)]).reshape(rows, rank)
+            Bt = np.array([stream.normal() for _ in range(cols * rank)]).reshape(rank, cols)
+            factors = (A, Bt) if t == 0 else factors
+            out.append((A @ Bt / math.sqrt(rank)).reshape(tensor.shape))
+        else:
+            out.append(np.array([stream.normal() for _ in range(tensor.size)]).reshape(tensor.shape))
+    return out, factors
+
+
+def patches(x: np.ndarray, k: int, stride: int, padding: int) -> np.ndarray:
+    """The windows of a convolution over ``x: (H, W, C)``, one row per output pixel in raster order, each in
+    the filters' (kh, kw, c) order: ``(H' W', k k C)`` (zeros outside the image)."""
+    H, W, C = x.shape
+    padded = np.zeros((H + 2 * padding, W + 2 * padding, C))
+    padded[padding : padding + H, padding : padding + W] = x
+    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+    return np.array([padded[i * stride : i * stride + k, j * stride : j * stride + k, :].ravel()
+                     for i in range(Ho) for j in range(Wo)])
+
+
+def conv_es_logits(layout, centre, sigma, rank: int, seed: int, generation: int, k: int, X: np.ndarray,
+                   antithetic: bool = True) -> np.ndarray:
+    """Logits ``(B, n_outputs) float64`` of ConvNet member ``k`` (rank r >= 1, sigma per tensor) with its first
+    convolution computed as the shared product (twin of ``kernels.conv_es``; ``X`` as ``convnet_logits``).
+
+    The first convolution of image x is the centre's ``conv(x, C) + cb`` plus the member's
+    ``sign * (patches @ (sigma_C A Bt / sqrt(r)).T + sigma_cb e)`` written as ``u = patches @ Bt.T``,
+    ``(u @ A.T) sigma_C / sqrt(r)``; then its activation, every later stage and the dense layers with the
+    member's own row (``convnet_logits``'s arithmetic).
+    """
+    pair, sign = (k // 2, -1.0 if k % 2 else 1.0) if antithetic else (k, 1.0)
+    noise, (A, Bt) = conv_es_noise(layout, seed, generation, pair, rank)
+    sigma = np.asarray(sigma, np.float64)
+    row = np.asarray(centre, np.float64) + sign * np.concatenate([sigma[t] * e.ravel() for t, e in enumerate(noise)])
+    centre = np.asarray(centre, np.float64)
+    act = HIDDEN[layout.hidden_activation]
+    images = scaled_inputs(X).astype(np.float64).reshape((X.shape[0], *layout.image))
+    stages = list(layout.conv_layers)
+    first = next(i for i, cl in enumerate(stages) if cl.is_conv)
+    for cl in stages[:first]:  # poolings before the first convolution: the same for every member
+        images = np.stack([pool_image(x, cl.stage.k, cl.stage.kind) for x in images])
+    cl = stages[first]
+    s = cl.stage
+    C, cb = centre[cl.C.offset : cl.C.stop].reshape(cl.C.shape), centre[cl.b.offset : cl.b.stop]
+    out = []
+    for x in images:
+        shared = conv_image(x, C, cb, s.stride, s.padding).reshape(-1, s.channels)  # (H1 W1, C_out), every member
+        u = patches(x, s.k, s.stride, s.padding) @ Bt.T  # (H1 W1, r): patch_p . Bt[i]
+        term = (u @ A.T) * sigma[0] / math.sqrt(rank) + sigma[1] * noise[1]  # this pair's low-rank part
+        out.append(act(shared + sign * term).reshape(cl.out_shape))
+    images = np.stack(out)
+    for cl in stages[first + 1 :]:
+        if cl.is_conv:
+            filters, bias = row[cl.C.offset : cl.C.stop].reshape(cl.C.shape), row[cl.b.offset : cl.b.stop]
+            images = np.stack([act(conv_image(x, filters, bias, cl.stage.stride, cl.stage.padding)) for x in images])
+        else:
+            images = np.stack([pool_image(x, cl.stage.k, cl.stage.kind) for x in images])
+    h = images.reshape(images.shape[0], -1)
+    for l in range(layout.n_layers):
+        W, b = layout.tensor(f"W{l}"), layout.tensor(f"b{l}")
+        h = h @ row[W.offset : W.stop].reshape(W.shape) + row[b.offset : b.stop]
+        if l < layout.n_layers - 1:
+            h = act(h)
+    return h
+
+
 # ---------------------------------------------------------------- founders (genreg.network.population)
 
 

@@ -61,6 +61,24 @@ def test_a_range_of_conv_members_scores_as_in_the_whole_population(rank, monkeyp
     parts = [m.score(batch, labels, first=a, stop=b) for a, b in ((0, 2), (2, 12), (12, 14))]
     for got, want in zip(map(np.concatenate, zip(*parts)), whole):
         np.testing.assert_array_equal(got, want)
+    for got, want in zip(m.score(batch, labels, first=6, stop=11), whole):  # a range that ends inside a pair
+        np.testing.assert_array_equal(got, want[6:11])
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_a_range_of_conv_members_without_pairs_scores_as_in_the_whole_population(rank, monkeypatch):
+    """Without antithetic pairs a range may start anywhere (rank 3: the shared first convolution)."""
+    import genreg.network.members as members_module
+    from genreg.network.batch import SparseBatch
+
+    monkeypatch.setattr(members_module, "SCORE_CHUNK", 4)
+    m = _members(rank, P=13, antithetic=False)
+    X = np.random.default_rng(5).integers(0, 256, (7, CONV.n_inputs)).astype(np.uint8)
+    batch, targets = SparseBatch.from_dense(X), np.random.default_rng(6).normal(size=(7, 3))
+    whole = m.score(batch, targets=targets)
+    parts = [m.score(batch, targets=targets, first=a, stop=b) for a, b in ((0, 3), (3, 10), (10, 13))]
+    for got, want in zip(map(np.concatenate, zip(*parts)), whole):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_tensor_shapes_read_filters_as_matrices():

@@ -14,7 +14,9 @@ The row is a sequence of (weight, bias) tensor pairs (``tensor_shapes``): an MLP
 ConvNet's convolutions (filters ``C{i}: (C_out, k, k, C_in)`` read as a ``(C_out, k k C_in)``
 matrix: at rank r its noise is ``A B^T / sqrt(r)`` with ``A: (C_out, r)``, ``B: (k k C_in, r)``)
 then its dense layers.  An MLP's members are scored without being built (``genreg.kernels.es``);
-a ConvNet's are built ``SCORE_CHUNK`` at a time and run through the population forward pass.
+a ConvNet's are built ``SCORE_CHUNK`` at a time and, at rank 0, run through the population forward
+pass; at rank r >= 1 the first convolution's centre part is computed once per batch and each member
+adds its low-rank term (``genreg.kernels.conv_es``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numba
 import numpy as np
 
 from genreg.errors import ConfigError
+from genreg.kernels import conv_es
 from genreg.kernels import es as es_kernels
 from genreg.kernels import es_update
 from genreg.network.batch import SparseBatch
@@ -38,6 +41,9 @@ GRADIENT_BLOCK = 4096
 FACTOR_CHUNK = 512
 #: ConvNet members built and scored at a time (``Members.score``).
 SCORE_CHUNK = 256
+#: Bytes of the centre's first convolution held at once (rank >= 1 ConvNets: images are taken in blocks).
+SHARED_BYTES = 1 << 25
+TILE_IMAGES = conv_es.TILE  # images per tile of the ConvNet kernels
 
 
 @dataclass(frozen=True)
@@ -148,8 +154,9 @@ class Members:
 
     def _score_built(self, batch: SparseBatch, labels, targets, n_classes, first: int,
                      stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """``score`` of a ConvNet's members: built ``SCORE_CHUNK`` at a time, run by the population forward pass,
-        their loss in float64 NumPy (the same for any thread count: each member is one row)."""
+        """``score`` of a ConvNet's members: built ``SCORE_CHUNK`` at a time, their logits from the population
+        forward pass (rank 0, or a ConvNet without convolutions) or, at rank r >= 1, from
+        ``_shared_logits``; their loss in float64 NumPy (the same for any thread count: each member is one row)."""
         n_correct = np.zeros(stop - first, np.int64)
         loss = np.zeros(stop - first, np.float64)
         if targets is not None:
@@ -157,8 +164,15 @@ class Members:
         else:
             labels = np.asarray(labels, dtype=np.int64)
             n_classes = self.layout.n_outputs if n_classes is None else int(n_classes)
+        table = self.layout.stage_table()
+        shared = self.rank > 0 and conv_es.first_conv(table) >= 0
+        images = np.ascontiguousarray(batch.to_dense(), dtype=np.float32) if shared else None
+        centre = {}  # image block -> the centre's first convolution, kept while one block covers the batch
         for start, rows in self.chunks(SCORE_CHUNK, first, stop):
-            logits = population_logits(self.layout, rows, batch)
+            if shared:
+                logits = self._shared_logits(start, rows, images, table, centre)
+            else:
+                logits = population_logits(self.layout, rows, batch)
             a, b = start - first, start - first + rows.shape[0]
             if targets is not None:
                 err = logits[:, :, : targets.shape[1]].astype(np.float64) - targets[None]
@@ -170,6 +184,39 @@ class Members:
             loss[a:b] = -log_softmax[:, np.arange(labels.shape[0]), labels].mean(axis=1)
             n_correct[a:b] = (np.argmax(logits[:, :, :n_classes], axis=2) == labels[None]).sum(axis=1)
         return n_correct, loss
+
+    def _shared_logits(self, start: int, rows: np.ndarray, images: np.ndarray, table: np.ndarray,
+                       centre: dict) -> np.ndarray:
+        """Logits ``(m, B, n_out) float32`` of members ``start .. start + m - 1`` (``rows: (m, n_params)``, built)
+        at rank r >= 1: the centre's first convolution once per block of images (``SHARED_BYTES``), each
+        pair's term added (``genreg.kernels.conv_es``).  images: ``(B, H * W * C) float32``."""
+        layout, m, B = self.layout, rows.shape[0], images.shape[0]
+        stop = start + m
+        if self.antithetic:
+            pair0, n_pairs = start // 2, (stop - 1) // 2 - start // 2 + 1
+            k = 2 * (pair0 + np.arange(n_pairs))[:, None] + np.arange(2)[None, :]  # (n_pairs, 2) members
+        else:
+            pair0, n_pairs = start, m
+            k = np.stack([np.arange(start, stop), np.full(m, -1)], axis=1)
+        sides = np.where((k >= start) & (k < stop), k - start, -1).astype(np.int64)
+        offsets, n_noise = self._noise_offsets()
+        factors = conv_es.first_factors(self.seed, self.generation, pair0, tensor_shapes(layout), self.rank,
+                                        self.sigma, offsets, n_noise, n_pairs)
+        f = int(conv_es.first_conv(table))
+        per_image = 4 * int(table[f, 7] * table[f, 8] * table[f, 9])
+        block = max(TILE_IMAGES, SHARED_BYTES // per_image // TILE_IMAGES * TILE_IMAGES)
+        out = np.empty((m, B, layout.n_outputs), np.float32)
+        sizes, act = layout.sizes_array(), layout.hidden_code
+        for begin in range(0, B, block):
+            end = min(B, begin + block)
+            shared = centre.get(begin)
+            if shared is None:
+                shared = conv_es.centre_conv(self.centre, table, act, images[begin:end])
+                if block >= B:
+                    centre[begin] = shared
+            conv_es.member_logits(rows, sides, factors, self.rank, shared, images, begin, end, table, sizes, act,
+                                  out)
+        return out
 
     def build(self, members) -> np.ndarray:
         """The parameters of members ``members``: ``(m, n_params) float32``."""

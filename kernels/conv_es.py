@@ -1,0 +1,266 @@
+"""Evolution-strategy members of a ConvNet at rank r >= 1: the first convolution's centre part computed once.
+
+Member k of pair j has first-convolution filters ``C + sign * A_j Bt_j`` and bias ``cb + sign * e_j``
+(the filter tensor ``(C_out, k, k, C_in)`` read as a ``(C_out, k k C_in)`` matrix; ``A_j: (C_out, r)``
+scaled by ``sigma_C / sqrt(r)``, ``Bt_j: (r, k k C_in)``, ``e_j`` scaled by ``sigma_cb``:
+``genreg.kernels.es_noise.lowrank_noise``).  The first convolution's input (the images, after any
+poolings before it) is the same for every member, and a convolution is linear in its filters, so
+for output pixel p and channel c
+
+    pre[p, c] = (conv(x, C)[p, c] + cb[c]) + sign * (sum_i A[c, i] u[i, p] + e[c]),  u[i, p] = patch_p . Bt[i]
+
+``centre_conv`` computes ``conv(x, C) + cb`` once per image for all members with the ConvNet
+kernels' own ``convolve`` (so at sigma = 0 a member's logits are the centre's, bit for bit).
+``member_worker`` computes each pair's term once for both its members: ``u`` (``lowrank_term``:
+the r filters ``Bt`` slide over the padded image, one vectorised loop over the output pixels per
+tap, taps in (kh, kw, c_in) order from zero), then ``u @ A^T`` (i ascending) plus ``e``.  Each
+member adds it with its sign to the centre's part; the activation, the later stages and the dense
+layers run as in ``genreg.kernels.conv`` (``run_stages``, ``forward_tiles``) on the member's row,
+built beforehand by ``genreg.kernels.es.build_members``.
+
+Items are (tile of ``TILE`` images, block of ``PAIRS_PER_ITEM`` pairs); every logit is computed
+by one thread in a fixed order, so results are bit-identical for any number of threads and do
+not depend on which other members are computed with a member.
+"""
+
+import numba
+import numpy as np
+
+from ._config import jit
+from .activations import activate_inplace
+from .conv import CONV, conv_scratch, convolve, run_stages, transpose_filters
+from .es_noise import lowrank_noise
+from .forward import forward_tiles, scratch
+from .simd import TILE
+from .workqueue import claim, run_workers
+
+#: Pairs an item runs on its tile of images (their shared part stays in cache meanwhile).
+PAIRS_PER_ITEM = 8
+
+
+@jit
+def first_conv(table):
+    """The stage number of the first convolution (-1 if there is none)."""
+    for st in range(table.shape[0]):
+        if table[st, 0] == CONV:
+            return st
+    return -1
+
+
+@jit
+def stage_input(x, table, act, wt, offsets, pad_buf, pix, a, b, f):
+    """Copy image ``x`` into ``a[0]`` and run stages ``0 .. f - 1`` (poolings: no member's weights);
+    returns the buffer holding the input of stage ``f``."""
+    for i in range(x.shape[0]):
+        a[0, i] = x[i]
+    return run_stages(table, act, wt, offsets, pad_buf, pix, a, b, 0, f)
+
+
+@jit
+def centre_worker(centre, table, act, X, f, shared, queue):
+    """Take images from ``queue``: ``shared[i] = conv(X[i], C) + cb`` (``(H1 * W1 * C_out,)``, HWC), the
+    centre's stage-``f`` convolution before its activation (``f``: the first convolution)."""
+    wt, offsets, pad_buf, a, b, pix = conv_scratch(table, X.shape[1])
+    transpose_filters(centre, table, offsets, wt)
+    n = table[f, 7] * table[f, 8] * table[f, 9]
+    i = claim(queue)
+    while i < X.shape[0]:
+        src = stage_input(X[i], table, act, wt, offsets, pad_buf, pix, a, b, f)
+        dst = b if f % 2 == 0 else a  # the other buffer
+        convolve(src[0], table, f, wt, offsets[f], pad_buf, pix[f], dst[0])
+        for q in range(n):
+            shared[i, q] = dst[0, q]
+        i = claim(queue)
+
+
+@jit
+def pad_input(x, table, f, padded):
+    """``padded[:] = x`` (HWC, stage ``f``'s input) with the stage's zero border: ``(H + 2p, W + 2p, C)``."""
+    pad, h, w, c = table[f, 3], table[f, 4], table[f, 5], table[f, 6]
+    wp = w + 2 * pad
+    for i in range(padded.shape[0]):
+        padded[i] = np.float32(0.0)
+    for i in range(h):
+        row, src = ((i + pad) * wp + pad) * c, i * w * c
+        for j in range(w * c):
+            padded[row + j] = x[src + j]
+
+
+@jit
+def lowrank_term(padded, table, f, bt, a_fac, e, rank, u, term):
+    """``term[p * C_out + c] = sum_i A[c, i] * u[i, p] + e[c]`` (i ascending, from zero), with
+    ``u[i, p] = sum_t patch_p[t] * Bt[i, t]`` (taps t in (kh, kw, c_in) order, from zero) of the padded
+    input ``padded`` of convolution ``f``.
+
+    ``u: (r, >= h_out * w_p)`` holds output pixel (oh, ow) at ``oh * w_p + ow`` (w_p = W + 2 pad), so one
+    tap is a single loop over ``q = oh * w_p + ow`` reading ``padded[q * stride * C_in + tap]`` (the
+    columns ow >= w_out are computed and never read); bt: ``(r * k k C_in,)``; a_fac: ``(C_out * r,)``.
+    """
+    k, stride, pad = table[f, 1], table[f, 2], table[f, 3]
+    w, c = table[f, 5], table[f, 6]
+    ho, wo, co = table[f, 7], table[f, 8], table[f, 9]
+    wp = w + 2 * pad
+    n_q = (ho - 1) * wp + wo
+    step = stride * c
+    n_taps = k * k * c
+    for i in range(rank):
+        ui = u[i]
+        for q in range(n_q):
+            ui[q] = np.float32(0.0)
+        for kh in range(k):
+            for kw in range(k):
+                for ch in range(c):
+                    tap = (kh * k + kw) * c + ch
+                    weight = bt[i * n_taps + tap]
+                    at = (kh * wp + kw) * c + ch
+                    for q in range(n_q):
+                        ui[q] += padded[at + q * step] * weight
+    for oh in range(ho):
+        for ow in range(wo):
+            p, q = oh * wo + ow, oh * wp + ow
+            for o in range(co):
+                d = np.float32(0.0)
+                for i in range(rank):
+                    d += u[i, q] * a_fac[o * rank + i]
+                term[p * co + o] = d + e[o]
+
+
+@jit
+def member_features(shared, img, term, sign, n, table, act, wt, offsets, pad_buf, pix, a, b, f, values, s):
+    """One member on one image: ``a[0, :n] = shared[img] + sign * term``, the activation, stages ``f + 1 ..``,
+    the flat output into ``values[:, s]``."""
+    for q in range(n):
+        a[0, q] = shared[img, q] + sign * term[q]
+    activate_inplace(a, n, act)
+    cur = run_stages(table, act, wt, offsets, pad_buf, pix, a, b, f + 1, table.shape[0])
+    for i in range(values.shape[0]):
+        values[i, s] = cur[0, i]
+
+
+@jit
+def member_worker(rows, sides, factor_a, factor_b, factor_e, rank, shared, X, begin, end, table, sizes, act, out, queue):
+    """Take items from ``queue``: item i is images ``begin + t * TILE ..`` (t = i // n_blocks, at most
+    ``end``) times pairs ``g * PAIRS_PER_ITEM ..`` (g = i % n_blocks) of this call; writes the logits of each
+    member of those pairs on those images into ``out[m, image]`` (``(m, B, n_out) float32``).
+
+    rows: ``(m, n_params) float32`` the members' rows; sides: ``(n_pairs, 2) int64``, the row of each
+    pair's + and - member (-1: not in this call); factor_a: ``(n_pairs, C_out * r)``, factor_b:
+    ``(n_pairs, r * k k C_in)``, factor_e: ``(n_pairs, C_out)`` each pair's scaled first-convolution
+    noise (``first_factors``); shared:
+    ``(end - begin, H1 * W1 * C_out)`` the centre's first convolution (``centre_worker``) of images
+    ``begin .. end - 1``; X: ``(B, H * W * C) float32`` the images.
+    """
+    f = first_conv(table)
+    n = table[f, 7] * table[f, 8] * table[f, 9]
+    pad, h, w, c = table[f, 3], table[f, 4], table[f, 5], table[f, 6]
+    padded = np.zeros((TILE, (h + 2 * pad) * (w + 2 * pad) * c), np.float32)
+    u = np.zeros((rank, table[f, 7] * (w + 2 * pad)), np.float32)
+    term = np.zeros(n, np.float32)
+    wt, offsets, pad_buf, a, b, pix = conv_scratch(table, X.shape[1])
+    wt_minus = wt.copy()
+    n_flat = sizes[0]
+    plus, minus = np.zeros((n_flat, TILE), np.float32), np.zeros((n_flat, TILE), np.float32)
+    tile_ptr = np.zeros(2, np.int64)
+    tile_ptr[1] = n_flat
+    flat_rows = np.arange(n_flat).astype(np.int32)
+    da, db, units = scratch(sizes)
+    dense_offset = 0
+    for st in range(table.shape[0]):
+        if table[st, 0] == CONV:
+            dense_offset = table[st, 11] + table[st, 9]
+    n_pairs = sides.shape[0]
+    n_blocks = -(-n_pairs // PAIRS_PER_ITEM)
+    n_tiles = -(-(end - begin) // TILE)
+    i = claim(queue)
+    while i < n_tiles * n_blocks:
+        t0 = begin + (i // n_blocks) * TILE
+        n_img = min(TILE, end - t0)
+        for s in range(n_img):
+            src = stage_input(X[t0 + s], table, act, wt, offsets, pad_buf, pix, a, b, f)
+            pad_input(src[0], table, f, padded[s])
+        j0 = (i % n_blocks) * PAIRS_PER_ITEM
+        for j in range(j0, min(n_pairs, j0 + PAIRS_PER_ITEM)):
+            kp, km = sides[j, 0], sides[j, 1]
+            if kp >= 0:
+                transpose_filters(rows[kp], table, offsets, wt)
+            if km >= 0:
+                transpose_filters(rows[km], table, offsets, wt_minus)
+            for s in range(TILE):
+                if s < n_img:
+                    lowrank_term(padded[s], table, f, factor_b[j], factor_a[j], factor_e[j], rank, u, term)
+                    img = t0 + s - begin
+                    if kp >= 0:
+                        member_features(shared, img, term, np.float32(1.0), n, table, act, wt, offsets, pad_buf, pix,
+                                        a, b, f, plus, s)
+                    if km >= 0:
+                        member_features(shared, img, term, np.float32(-1.0), n, table, act, wt_minus, offsets,
+                                        pad_buf, pix, a, b, f, minus, s)
+                else:
+                    for q in range(n_flat):
+                        plus[q, s] = np.float32(0.0)
+                        minus[q, s] = np.float32(0.0)
+            if kp >= 0:
+                forward_tiles(rows[kp, dense_offset:], sizes, act, tile_ptr, flat_rows, plus, 0, 1, da, db, units,
+                              out[kp, t0:t0 + n_img])
+            if km >= 0:
+                forward_tiles(rows[km, dense_offset:], sizes, act, tile_ptr, flat_rows, minus, 0, 1, da, db, units,
+                              out[km, t0:t0 + n_img])
+        i = claim(queue)
+
+
+@jit
+def factor_worker(seed, generation, pair0, shapes, rank, sigma, offsets, n_noise, factor_a, factor_b, factor_e,
+                  queue):
+    """Take pairs from ``queue``: pair ``pair0 + j``'s first-convolution noise (tensor pair 0 of the row),
+    ``A * sigma_C / sqrt(r)`` into ``factor_a[j]``, ``Bt`` into ``factor_b[j]``, the bias noise
+    ``e * sigma_cb`` into ``factor_e[j]``."""
+    largest = 0
+    for l in range(shapes.shape[0]):
+        largest = max(largest, shapes[l, 0] * shapes[l, 1], shapes[l, 2])
+    uniforms, tails = np.empty(max(n_noise, largest), np.float64), np.empty(max(n_noise, largest), np.int64)
+    noise = np.zeros(n_noise, np.float32)
+    j = claim(queue)
+    while j < factor_a.shape[0]:
+        lowrank_noise(seed, generation, pair0 + j, shapes, rank, sigma, noise, offsets, uniforms, tails)
+        for q in range(factor_a.shape[1]):
+            factor_a[j, q] = noise[offsets[0, 0] + q]
+        for q in range(factor_b.shape[1]):
+            factor_b[j, q] = noise[offsets[0, 1] + q]
+        for q in range(factor_e.shape[1]):
+            factor_e[j, q] = noise[offsets[0, 2] + q]
+        j = claim(queue)
+
+
+def _threads(n_workers):
+    return numba.get_num_threads() if n_workers is None else max(1, int(n_workers))
+
+
+def first_factors(seed, generation, pair0, shapes, rank, sigma, offsets, n_noise, n_pairs, n_workers=None):
+    """Pairs ``pair0 .. pair0 + n_pairs - 1``'s first-convolution noise: ``(A (n_pairs, C_out r),
+    Bt (n_pairs, r k k C_in), e (n_pairs, C_out)) float32``, A scaled by ``sigma[0] / sqrt(r)``, e by
+    ``sigma[1]`` (``lowrank_noise``)."""
+    factor_a = np.zeros((n_pairs, int(shapes[0, 0]) * rank), np.float32)
+    factor_b = np.zeros((n_pairs, rank * int(shapes[0, 1])), np.float32)
+    factor_e = np.zeros((n_pairs, int(shapes[0, 2])), np.float32)
+    if n_pairs:
+        run_workers(factor_worker, (int(seed), int(generation), int(pair0), shapes, int(rank), sigma, offsets,
+                                    int(n_noise), factor_a, factor_b, factor_e), _threads(n_workers))
+    return factor_a, factor_b, factor_e
+
+
+def centre_conv(centre, table, act, X, n_workers=None):
+    """The centre's first convolution (bias included, no activation) of every image ``X: (B, H * W * C)``:
+    ``(B, H1 * W1 * C_out) float32`` (HWC)."""
+    f = int(first_conv(table))
+    shared = np.zeros((X.shape[0], int(table[f, 7] * table[f, 8] * table[f, 9])), np.float32)
+    if X.shape[0]:
+        run_workers(centre_worker, (centre, table, int(act), X, f, shared), _threads(n_workers))
+    return shared
+
+
+def member_logits(rows, sides, factors, rank, shared, X, begin, end, table, sizes, act, out, n_workers=None):
+    """Fill ``out[:, begin:end]`` with the logits of the members in ``rows`` (see ``member_worker``; factors:
+    ``first_factors``'s three arrays)."""
+    if sides.shape[0] and end > begin:
+        run_workers(member_worker, (rows, sides, *factors, int(rank), shared, X, int(begin), int(end),
+                                    table, sizes, int(act), out), _threads(n_workers))
