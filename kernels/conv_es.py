@@ -87,18 +87,33 @@ def pad_input(x, table, f, padded):
 
 
 @jit
-def lowrank_term(padded, table, f, bt, a_fac, e, rank, u, term):
-    """``term[p * C_out + c] = sum_i A[c, i] * u[i, p] + e[c]`` (i ascending, from zero), with
-    ``u[i, p] = sum_t patch_p[t] * Bt[i, t]`` (taps t in (kh, kw, c_in) order, from zero) of the padded
-    input ``padded`` of convolution ``f``.
+def grid_table(table, f, rank):
+    """The stage table ``(1, 12) int64`` of ``u @ A^T + e`` as a 1 x 1 convolution (``lowrank_term``): input
+    ``(H1, W + 2 pad, r)`` (the grid of ``u``), output ``(H1, W1, C_out)``, so that ``conv_scratch``'s offset
+    tables read pixel (oh, ow) of the grid at ``(oh (W + 2 pad) + ow) r`` and crop the columns ow >= W1."""
+    grid = np.zeros((1, table.shape[1]), np.int64)
+    grid[0, 0], grid[0, 1], grid[0, 2], grid[0, 3] = CONV, 1, 1, 0
+    grid[0, 4], grid[0, 5], grid[0, 6] = table[f, 7], table[f, 5] + 2 * table[f, 3], rank
+    grid[0, 7], grid[0, 8], grid[0, 9] = table[f, 7], table[f, 8], table[f, 9]
+    return grid
 
-    ``u: (r, >= h_out * w_p)`` holds output pixel (oh, ow) at ``oh * w_p + ow`` (w_p = W + 2 pad), so one
-    tap is a single loop over ``q = oh * w_p + ow`` reading ``padded[q * stride * C_in + tap]`` (the
-    columns ow >= w_out are computed and never read); bt: ``(r * k k C_in,)``; a_fac: ``(C_out * r,)``.
+
+@jit
+def lowrank_term(padded, table, f, bt, at_e, rank, u, u_pix, grid, grid_pad, grid_pix, term):
+    """``term[p * C_out + c] = e[c] + sum_i A[c, i] u[i, p]`` (``term: (>= H1 W1 C_out + dump,)``) with
+    ``u[i, p] = sum_t patch_p[t] Bt[i, t]`` (taps t in (kh, kw, c_in) order, from zero) of the padded input
+    ``padded`` of convolution ``f``.
+
+    ``u: (r, >= H1 w_p)`` holds output pixel (oh, ow) at ``oh w_p + ow`` (w_p = W + 2 pad), so that a tap is
+    one loop over ``q = oh w_p + ow`` reading ``padded[q stride C_in + tap]`` (contiguous at stride 1 with
+    one channel; the columns ow >= W1 are computed and never read).  Then ``u`` (pixel-major in ``u_pix``
+    when r > 1) is an ``(H1, w_p, r)`` image and ``term`` its 1 x 1 convolution with filters A and bias e:
+    ``convolve`` on the stage ``grid`` (``grid_table``; ``grid_pad``, ``grid_pix`` from ``conv_scratch(grid)``),
+    ``at_e = (A^T (r, C_out), e (C_out,), 32 spare)`` being its transposed filters.  bt: ``(r k k C_in,)``.
     """
     k, stride, pad = table[f, 1], table[f, 2], table[f, 3]
     w, c = table[f, 5], table[f, 6]
-    ho, wo, co = table[f, 7], table[f, 8], table[f, 9]
+    ho, wo = table[f, 7], table[f, 8]
     wp = w + 2 * pad
     n_q = (ho - 1) * wp + wo
     step = stride * c
@@ -110,19 +125,22 @@ def lowrank_term(padded, table, f, bt, a_fac, e, rank, u, term):
         for kh in range(k):
             for kw in range(k):
                 for ch in range(c):
-                    tap = (kh * k + kw) * c + ch
-                    weight = bt[i * n_taps + tap]
+                    weight = bt[i * n_taps + (kh * k + kw) * c + ch]
                     at = (kh * wp + kw) * c + ch
-                    for q in range(n_q):
-                        ui[q] += padded[at + q * step] * weight
-    for oh in range(ho):
-        for ow in range(wo):
-            p, q = oh * wo + ow, oh * wp + ow
-            for o in range(co):
-                d = np.float32(0.0)
-                for i in range(rank):
-                    d += u[i, q] * a_fac[o * rank + i]
-                term[p * co + o] = d + e[o]
+                    if step == 1:  # (spelled out so that it vectorises)
+                        src = padded[at : at + n_q]
+                        for q in range(n_q):
+                            ui[q] += src[q] * weight
+                    else:
+                        for q in range(n_q):
+                            ui[q] += padded[at + q * step] * weight
+    if rank == 1:
+        convolve(u[0], grid, 0, at_e, 0, grid_pad, grid_pix[0], term)
+        return
+    for q in range(n_q):
+        for i in range(rank):
+            u_pix[q * rank + i] = u[i, q]
+    convolve(u_pix, grid, 0, at_e, 0, grid_pad, grid_pix[0], term)
 
 
 @jit
@@ -138,15 +156,14 @@ def member_features(shared, img, term, sign, n, table, act, wt, offsets, pad_buf
 
 
 @jit
-def member_worker(rows, sides, factor_a, factor_b, factor_e, rank, shared, X, begin, end, table, sizes, act, out, queue):
+def member_worker(rows, sides, factor_a, factor_b, rank, shared, X, begin, end, table, sizes, act, out, queue):
     """Take items from ``queue``: item i is images ``begin + t * TILE ..`` (t = i // n_blocks, at most
     ``end``) times pairs ``g * PAIRS_PER_ITEM ..`` (g = i % n_blocks) of this call; writes the logits of each
     member of those pairs on those images into ``out[m, image]`` (``(m, B, n_out) float32``).
 
     rows: ``(m, n_params) float32`` the members' rows; sides: ``(n_pairs, 2) int64``, the row of each
-    pair's + and - member (-1: not in this call); factor_a: ``(n_pairs, C_out * r)``, factor_b:
-    ``(n_pairs, r * k k C_in)``, factor_e: ``(n_pairs, C_out)`` each pair's scaled first-convolution
-    noise (``first_factors``); shared:
+    pair's + and - member (-1: not in this call); factor_a: ``(n_pairs, (r + 1) C_out + 32)``, factor_b:
+    ``(n_pairs, r k k C_in)``: each pair's scaled first-convolution noise (``first_factors``); shared:
     ``(end - begin, H1 * W1 * C_out)`` the centre's first convolution (``centre_worker``) of images
     ``begin .. end - 1``; X: ``(B, H * W * C) float32`` the images.
     """
@@ -154,8 +171,11 @@ def member_worker(rows, sides, factor_a, factor_b, factor_e, rank, shared, X, be
     n = table[f, 7] * table[f, 8] * table[f, 9]
     pad, h, w, c = table[f, 3], table[f, 4], table[f, 5], table[f, 6]
     padded = np.zeros((TILE, (h + 2 * pad) * (w + 2 * pad) * c), np.float32)
-    u = np.zeros((rank, table[f, 7] * (w + 2 * pad)), np.float32)
-    term = np.zeros(n, np.float32)
+    n_grid = table[f, 7] * (w + 2 * pad)
+    u = np.zeros((rank, n_grid), np.float32)
+    u_pix = np.zeros(n_grid * rank, np.float32)
+    grid = grid_table(table, f, rank)
+    _, _, grid_pad, term, _, grid_pix = conv_scratch(grid, 0)
     wt, offsets, pad_buf, a, b, pix = conv_scratch(table, X.shape[1])
     wt_minus = wt.copy()
     n_flat = sizes[0]
@@ -187,13 +207,14 @@ def member_worker(rows, sides, factor_a, factor_b, factor_e, rank, shared, X, be
                 transpose_filters(rows[km], table, offsets, wt_minus)
             for s in range(TILE):
                 if s < n_img:
-                    lowrank_term(padded[s], table, f, factor_b[j], factor_a[j], factor_e[j], rank, u, term)
+                    lowrank_term(padded[s], table, f, factor_b[j], factor_a[j], rank, u, u_pix, grid, grid_pad,
+                                 grid_pix, term[0])
                     img = t0 + s - begin
                     if kp >= 0:
-                        member_features(shared, img, term, np.float32(1.0), n, table, act, wt, offsets, pad_buf, pix,
-                                        a, b, f, plus, s)
+                        member_features(shared, img, term[0], np.float32(1.0), n, table, act, wt, offsets, pad_buf,
+                                        pix, a, b, f, plus, s)
                     if km >= 0:
-                        member_features(shared, img, term, np.float32(-1.0), n, table, act, wt_minus, offsets,
+                        member_features(shared, img, term[0], np.float32(-1.0), n, table, act, wt_minus, offsets,
                                         pad_buf, pix, a, b, f, minus, s)
                 else:
                     for q in range(n_flat):
@@ -209,25 +230,25 @@ def member_worker(rows, sides, factor_a, factor_b, factor_e, rank, shared, X, be
 
 
 @jit
-def factor_worker(seed, generation, pair0, shapes, rank, sigma, offsets, n_noise, factor_a, factor_b, factor_e,
-                  queue):
-    """Take pairs from ``queue``: pair ``pair0 + j``'s first-convolution noise (tensor pair 0 of the row),
-    ``A * sigma_C / sqrt(r)`` into ``factor_a[j]``, ``Bt`` into ``factor_b[j]``, the bias noise
-    ``e * sigma_cb`` into ``factor_e[j]``."""
+def factor_worker(seed, generation, pair0, shapes, rank, sigma, offsets, n_noise, factor_a, factor_b, queue):
+    """Take pairs from ``queue``: pair ``pair0 + j``'s first-convolution noise (tensor pair 0 of the row):
+    ``factor_a[j] = (A^T (r, C_out), e (C_out,))`` (A scaled by ``sigma_C / sqrt(r)``, the bias noise e by
+    ``sigma_cb``; the 32 floats after them stay zero) and ``factor_b[j] = Bt (r, k k C_in)``."""
     largest = 0
     for l in range(shapes.shape[0]):
         largest = max(largest, shapes[l, 0] * shapes[l, 1], shapes[l, 2])
     uniforms, tails = np.empty(max(n_noise, largest), np.float64), np.empty(max(n_noise, largest), np.int64)
     noise = np.zeros(n_noise, np.float32)
+    co = shapes[0, 0]
     j = claim(queue)
     while j < factor_a.shape[0]:
         lowrank_noise(seed, generation, pair0 + j, shapes, rank, sigma, noise, offsets, uniforms, tails)
-        for q in range(factor_a.shape[1]):
-            factor_a[j, q] = noise[offsets[0, 0] + q]
+        for o in range(co):
+            for i in range(rank):
+                factor_a[j, i * co + o] = noise[offsets[0, 0] + o * rank + i]
+            factor_a[j, rank * co + o] = noise[offsets[0, 2] + o]
         for q in range(factor_b.shape[1]):
             factor_b[j, q] = noise[offsets[0, 1] + q]
-        for q in range(factor_e.shape[1]):
-            factor_e[j, q] = noise[offsets[0, 2] + q]
         j = claim(queue)
 
 
@@ -236,16 +257,14 @@ def _threads(n_workers):
 
 
 def first_factors(seed, generation, pair0, shapes, rank, sigma, offsets, n_noise, n_pairs, n_workers=None):
-    """Pairs ``pair0 .. pair0 + n_pairs - 1``'s first-convolution noise: ``(A (n_pairs, C_out r),
-    Bt (n_pairs, r k k C_in), e (n_pairs, C_out)) float32``, A scaled by ``sigma[0] / sqrt(r)``, e by
-    ``sigma[1]`` (``lowrank_noise``)."""
-    factor_a = np.zeros((n_pairs, int(shapes[0, 0]) * rank), np.float32)
+    """Pairs ``pair0 .. pair0 + n_pairs - 1``'s first-convolution noise (``factor_worker``):
+    ``((A^T, e, 32 zeros) (n_pairs, (r + 1) C_out + 32), Bt (n_pairs, r k k C_in)) float32``."""
+    factor_a = np.zeros((n_pairs, (rank + 1) * int(shapes[0, 0]) + 32), np.float32)
     factor_b = np.zeros((n_pairs, rank * int(shapes[0, 1])), np.float32)
-    factor_e = np.zeros((n_pairs, int(shapes[0, 2])), np.float32)
     if n_pairs:
         run_workers(factor_worker, (int(seed), int(generation), int(pair0), shapes, int(rank), sigma, offsets,
-                                    int(n_noise), factor_a, factor_b, factor_e), _threads(n_workers))
-    return factor_a, factor_b, factor_e
+                                    int(n_noise), factor_a, factor_b), _threads(n_workers))
+    return factor_a, factor_b
 
 
 def centre_conv(centre, table, act, X, n_workers=None):
@@ -260,7 +279,7 @@ def centre_conv(centre, table, act, X, n_workers=None):
 
 def member_logits(rows, sides, factors, rank, shared, X, begin, end, table, sizes, act, out, n_workers=None):
     """Fill ``out[:, begin:end]`` with the logits of the members in ``rows`` (see ``member_worker``; factors:
-    ``first_factors``'s three arrays)."""
+    ``first_factors``'s two arrays)."""
     if sides.shape[0] and end > begin:
         run_workers(member_worker, (rows, sides, *factors, int(rank), shared, X, int(begin), int(end),
                                     table, sizes, int(act), out), _threads(n_workers))

@@ -42,7 +42,7 @@ FACTOR_CHUNK = 512
 #: ConvNet members built and scored at a time (``Members.score``).
 SCORE_CHUNK = 256
 #: Bytes of the centre's first convolution held at once (rank >= 1 ConvNets: images are taken in blocks).
-SHARED_BYTES = 1 << 25
+SHARED_BYTES = 1 << 23
 TILE_IMAGES = conv_es.TILE  # images per tile of the ConvNet kernels
 
 
@@ -152,11 +152,12 @@ class Members:
                                  pair0=first // 2 if antithetic else first)
         return n_correct, loss
 
-    def _score_built(self, batch: SparseBatch, labels, targets, n_classes, first: int,
-                     stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def _score_built(self, batch: SparseBatch, labels, targets, n_classes, first: int, stop: int,
+                     share: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``score`` of a ConvNet's members: built ``SCORE_CHUNK`` at a time, their logits from the population
-        forward pass (rank 0, or a ConvNet without convolutions) or, at rank r >= 1, from
-        ``_shared_logits``; their loss in float64 NumPy (the same for any thread count: each member is one row)."""
+        forward pass (rank 0, a ConvNet without convolutions, or ``share=False``: the reference of
+        ``bench/bench_conv_es.py``) or, at rank r >= 1, from ``_shared_logits``; their loss in float64 NumPy
+        (the same for any thread count: each member is one row)."""
         n_correct = np.zeros(stop - first, np.int64)
         loss = np.zeros(stop - first, np.float64)
         if targets is not None:
@@ -165,7 +166,7 @@ class Members:
             labels = np.asarray(labels, dtype=np.int64)
             n_classes = self.layout.n_outputs if n_classes is None else int(n_classes)
         table = self.layout.stage_table()
-        shared = self.rank > 0 and conv_es.first_conv(table) >= 0
+        shared = share and self.rank > 0 and conv_es.first_conv(table) >= 0
         images = np.ascontiguousarray(batch.to_dense(), dtype=np.float32) if shared else None
         centre = {}  # image block -> the centre's first convolution, kept while one block covers the batch
         for start, rows in self.chunks(SCORE_CHUNK, first, stop):
