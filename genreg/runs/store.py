@@ -106,6 +106,16 @@ def atomic_h5(path):
     _fsync_dir(path.parent)
 
 
+def checkpoint_path(run_dir, generation: int) -> Path:
+    """Where ``run_dir``'s state checkpoint after ``generation`` generations is (or would be) written."""
+    return checkpoint_dir(run_dir) / f"state_gen{int(generation):05d}.h5"
+
+
+def checkpoint_generations(run_dir) -> list[int]:
+    """The generations of ``run_dir``'s (complete, renamed) state checkpoints, oldest first."""
+    return [int(path.name[len("state_gen") : -len(".h5")]) for path in _checkpoints(checkpoint_dir(run_dir))]
+
+
 def has_checkpoint(run_dir) -> bool:
     """Whether ``run_dir`` holds at least one (complete, renamed) state checkpoint file."""
     return bool(_checkpoints(checkpoint_dir(run_dir)))
@@ -139,7 +149,7 @@ class NewerFormatError(CheckpointError):
 def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
     """Atomically write the state after ``state.generation`` generations (a brood as its description);
     keep the last two."""
-    path = checkpoint_dir(run_dir) / f"state_gen{state.generation:05d}.h5"
+    path = checkpoint_path(run_dir, state.generation)
     pop = state.population
     founders = founders_of(state)
     with atomic_h5(path) as f:
