@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genreg.distributed import islands as distributed_islands
 from genreg.distributed.cluster import ClusterSpec
 from genreg.distributed.islands import IslandService, emigrants, immigrate, island_dir, island_seed
 from genreg.errors import ClusterError, ConfigError
@@ -161,6 +162,29 @@ def test_stop_then_resume_equals_uninterrupted(stop, reference, tmp_path, mnist_
     assert_same_run(run, reference)
 
 
+def test_islands_one_checkpoint_apart_resume_from_the_older(reference, tmp_path, mnist_dir, capsys):
+    """A kill between two islands' checkpoints of 7: every island goes back to 5 (and 7 is written again)."""
+    run = tmp_path / "run"
+    start_run(island_cfg(generations=12), run, mnist_dir, progress=False,
+              on_generation=lambda record: record["generation"] == 6)
+    checkpoint_path(island_dir(run, 2), 7).unlink()
+    assert islands.common_generations(run, 3) == [5]
+    resume_run(run, None, mnist_dir, progress=False)
+    assert "from generation 5" in capsys.readouterr().out
+    assert_same_run(run, reference)
+
+
+def test_a_run_killed_before_every_island_had_founders_starts_again(tmp_path, mnist_dir, capsys):
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    start_run(island_cfg(generations=3), run, mnist_dir, progress=False)
+    for path in (island_dir(run, 1) / "checkpoints").iterdir():
+        path.unlink()
+    assert resume_run(run, None, mnist_dir, progress=False).generation == 3
+    assert "starting it again" in capsys.readouterr().out
+    start_run(island_cfg(generations=3), whole, mnist_dir, progress=False)
+    assert_same_run(run, whole)
+
+
 def test_resume_refuses_another_island_count(reference, tmp_path, mnist_dir):
     import shutil
 
@@ -218,24 +242,27 @@ def test_ray_workers_give_the_in_process_run(workers, ray_cluster, reference, tm
     assert_same_run(run, reference)
 
 
-def test_a_worker_killed_mid_run_loses_nothing(ray_cluster, reference, tmp_path, mnist_dir, monkeypatch):
+def test_workers_killed_mid_run_lose_nothing(ray_cluster, reference, tmp_path, mnist_dir, monkeypatch):
+    """Worker 1 killed after generation 4 (before the checkpoint of 5: island 1 replays 0-4, the migration
+    of 4 included), then worker 0 after 8 (islands 0 and 2 replay 5-8 from the checkpoint of 5)."""
     pools = []
 
-    class Watched(islands.RayPool):
+    class Watched(distributed_islands.RayPool):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             pools.append(self)
 
-    monkeypatch.setattr(islands, "RayPool", Watched)
+    monkeypatch.setattr(distributed_islands, "RayPool", Watched)
     killed = []
 
-    def kill(record):  # after generation 4 (its migration taken in), before the checkpoint of 5
-        if record["generation"] == 4:
-            killed.append(pools[0].pids()[1])
-            os.kill(killed[0], signal.SIGKILL)
+    def kill(record):
+        worker = {4: 1, 8: 0}.get(record["generation"])
+        if worker is not None:
+            killed.append(pools[0].pids()[worker])
+            os.kill(killed[-1], signal.SIGKILL)
 
     run = tmp_path / "ray"
     start_run(island_cfg(generations=12), run, mnist_dir, progress=False, on_generation=kill,
               cluster=ClusterSpec("local", workers=2))
-    assert pools[0].replaced >= 1 and killed[0] not in pools[0].pids()
+    assert pools[0].replaced == 2 and not set(killed) & set(pools[0].pids())
     assert_same_run(run, reference)

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from genreg.distributed.pool import LocalPool, RayPool
 from genreg.errors import CheckpointError, ClusterError, ConfigError
 from genreg.genome.checkpoint import load_genome
 from genreg.runs.rundir import MARKER, remove_partial_files
@@ -207,3 +209,25 @@ class IslandRecipe:
 
     def __call__(self) -> IslandService:
         return IslandService(self.task, self.layout, self.run_dir, self.cfg)
+
+
+@contextmanager
+def island_pool(cfg, run_dir: Path, task, layout, cluster):
+    """The workers that host the islands: one service in this process (``cluster`` None), or
+    min(workers, islands) Ray actors of the cluster ``cluster`` (a ``ClusterSpec``) names."""
+    recipe = IslandRecipe(task, layout, run_dir, cfg)
+    if cluster is None:
+        pool = LocalPool(recipe, 1)
+        try:
+            yield pool
+        finally:
+            pool.close()
+        return
+    from genreg.distributed.cluster import Cluster
+
+    with Cluster(cluster) as joined:
+        pool = RayPool(joined, recipe, min(joined.n_workers, cfg.islands), joined.spec.threads)
+        try:
+            yield pool
+        finally:
+            pool.close()

@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import csv
 import math
+import pickle
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from genreg.distributed.islands import IslandRecipe, genome_generation, island_dir, island_seed
-from genreg.distributed.pool import LocalPool, RayPool, WorkerLost
+from genreg.distributed.islands import genome_generation, island_dir, island_pool, island_seed
+from genreg.distributed.pool import PROTOCOL, WorkerLost
 from genreg.errors import CheckpointError, ClusterError, ConfigError
 from genreg.genome.checkpoint import save_genome
 from genreg.runs.history import History
@@ -107,6 +107,8 @@ class IslandsMode:
         self.outgoing = None  # every island's emigrants, when the next generation starts with a migration
         self.kept = kept_genomes(self.run_dir)
         self.best_island = 0
+        self.seconds: list[float] = []  # each generation's wall time in this invocation
+        self.migration_bytes = 0  # the migrants' pickled bytes (each counted twice: to the driver, to the next island)
         self.at(generation)
 
     def at(self, generation: int) -> None:
@@ -205,12 +207,26 @@ class IslandsMode:
                                         _text(applied[0]), _text(applied[1])])
         if send:
             self.outgoing = [r[2] for r in results]
+            self.migration_bytes += 2 * sum(len(pickle.dumps(m, protocol=PROTOCOL)) for m in self.outgoing)
         records = [r[0] for r in results]
         fitness = [r["best_fitness"] if math.isfinite(r["best_fitness"]) else -math.inf for r in records]
         best = max(range(self.n), key=lambda i: (fitness[i], -i))
         row = [records[best][c] for c in self.columns[:-2]] + [best, time.perf_counter() - t0]
         self.metrics.append(row)
+        self.seconds.append(row[-1])
         return IslandsState(g + 1), dict(zip(self.columns, row))
+
+    def summary(self) -> str:
+        """One line: workers, the time of a generation, the bytes a generation and a migration move."""
+        pool, n = self.pool, max(1, len(self.seconds))
+        where = f"on {pool.alive()}/{pool.size} Ray workers ({pool.replaced} replaced)" if pool.remote else "in-process"
+        timed = self.seconds[1:] or self.seconds  # the first pays for compilation and cold caches
+        sent, received = pool.bytes_sent - self.migration_bytes / 2, pool.bytes_received - self.migration_bytes / 2
+        line = (f"islands: {self.n} {where}; {sum(timed) / max(1, len(timed)):.3g} s a generation; per generation "
+                f"{sent / n:,.0f} bytes sent, {received / n:,.0f} received")
+        if self.migration_bytes:
+            line += f"; migrations moved {self.migration_bytes:,} bytes ({self.cfg.migrants} genomes an island each)"
+        return line
 
     def best_path(self, generation: int) -> Path:
         return self.run_dir / f"best_genome_{self.task.name}_gen{generation:05d}.pkl"
@@ -280,28 +296,6 @@ def _island_of(path: Path):
         return None
 
 
-@contextmanager
-def island_pool(cfg, run_dir: Path, task, layout, cluster):
-    """The workers that host the islands: one service in this process (``cluster`` None), or
-    min(workers, islands) Ray actors of the cluster ``cluster`` (a ``ClusterSpec``) names."""
-    recipe = IslandRecipe(task, layout, run_dir, cfg)
-    if cluster is None:
-        pool = LocalPool(recipe, 1)
-        try:
-            yield pool
-        finally:
-            pool.close()
-        return
-    from genreg.distributed.cluster import Cluster
-
-    with Cluster(cluster) as joined:
-        pool = RayPool(joined, recipe, min(joined.n_workers, cfg.islands), joined.spec.threads)
-        try:
-            yield pool
-        finally:
-            pool.close()
-
-
 def _run(mode: IslandsMode, generation: int, progress: bool, on_generation):
     from genreg.runs.loop import run_loop
 
@@ -310,6 +304,8 @@ def _run(mode: IslandsMode, generation: int, progress: bool, on_generation):
                         checkpoint_every=cfg.checkpoint_every, max_minutes=cfg.max_minutes, progress=progress,
                         on_generation=on_generation, postfix=mode.postfix, resume_hint=f"genreg resume {mode.run_dir}",
                         desc=f"{cfg.strategy} {cfg.islands} islands {mode.layout.describe().split(' ')[0]}")
+    if progress:
+        print(mode.summary())
     return mode.final_state(state.generation)
 
 
