@@ -7,16 +7,18 @@ scaled by ``sigma_C / sqrt(r)``, ``Bt_j: (r, k k C_in)``, ``e_j`` scaled by ``si
 poolings before it) is the same for every member, and a convolution is linear in its filters, so
 for output pixel p and channel c
 
-    pre[p, c] = (conv(x, C)[p, c] + cb[c]) + sign * (sum_i A[c, i] u[i, p] + e[c]),  u[i, p] = patch_p . Bt[i]
+    pre[p, c] = (conv(x, C)[p, c] + cb[c]) + sign * (e[c] + sum_i A[c, i] u[i, p]),  u[i, p] = patch_p . Bt[i]
 
 ``centre_conv`` computes ``conv(x, C) + cb`` once per image for all members with the ConvNet
-kernels' own ``convolve`` (so at sigma = 0 a member's logits are the centre's, bit for bit).
-``member_worker`` computes each pair's term once for both its members: ``u`` (``lowrank_term``:
-the r filters ``Bt`` slide over the padded image, one vectorised loop over the output pixels per
-tap, taps in (kh, kw, c_in) order from zero), then ``u @ A^T`` (i ascending) plus ``e``.  Each
-member adds it with its sign to the centre's part; the activation, the later stages and the dense
-layers run as in ``genreg.kernels.conv`` (``run_stages``, ``forward_tiles``) on the member's row,
-built beforehand by ``genreg.kernels.es.build_members``.
+kernels' own ``convolve`` (so with no noise on the first convolution a member's logits are those
+of its built row, bit for bit).  ``member_worker`` computes each pair's term once for both its
+members (``lowrank_term``): ``u``, the r filters ``Bt`` slid over the padded image (one vectorised
+loop over the output pixels per tap, taps in (kh, kw, c_in) order from zero), then ``e + u A^T``
+as a 1 x 1 convolution of ``u`` (filters A, bias e) by ``convolve`` again.  Each member adds the
+term with its sign to the centre's part; the activation, the later stages and the dense layers
+run as in ``genreg.kernels.conv`` (``run_stages``, ``forward_tiles``) on the member's row, built
+beforehand by ``genreg.kernels.es.build_members``.  Per pair and image this costs
+``H1 W1 k k C_in r`` + ``H1 W1 C_out r`` multiply-adds instead of ``2 H1 W1 k k C_in C_out``.
 
 Items are (tile of ``TILE`` images, block of ``PAIRS_PER_ITEM`` pairs); every logit is computed
 by one thread in a fixed order, so results are bit-identical for any number of threads and do
