@@ -123,8 +123,19 @@ def _result(run_dir: Path, state, task, seconds: float, stopped_by=None) -> Resu
     return Result(Genome.load(path), history, run_dir, task, state.generation, seconds, stopped_by)
 
 
+def _cluster(ray, workers):
+    """The ``ClusterSpec`` of ``ray=``/``workers=`` (None: in this process)."""
+    if ray is None:
+        if workers is not None:
+            raise ConfigError("workers= needs ray= ('auto', 'local' or a cluster's address)")
+        return None
+    from genreg.distributed.cluster import ClusterSpec
+
+    return ClusterSpec(ray, workers)
+
+
 def evolve(task="mnist", *, out=None, config=None, data_dir=None, progress: bool = True, on_generation=None,
-           **keys) -> Result:
+           ray: str | None = None, workers: int | None = None, **keys) -> Result:
     """Evolve a population on ``task`` and return the best genome.
 
     task: a built-in name ('mnist', 'fashion-mnist', 'wine', 'boston', 'trig', 'csv:FILE',
@@ -134,6 +145,9 @@ def evolve(task="mnist", *, out=None, config=None, data_dir=None, progress: bool
     ``hidden_sizes=[32]``, ``generations=200``, ...; ``genreg evolve --help`` lists them all).
     on_generation(metrics: dict): called after every generation; returning True stops the run
     (it checkpoints first, and ``resume`` continues it).
+    ray: run on Ray workers ('auto', 'local' or a cluster's address; ``pip install 'genreg[ray]'``):
+    an evolution strategy's members, or an island model's islands, spread over ``workers``
+    processes (default one per CPU); the result is the same as in this process.
     """
     from genreg.config import load_toml
     from genreg.runs.evolve import start_run
@@ -149,13 +163,16 @@ def evolve(task="mnist", *, out=None, config=None, data_dir=None, progress: bool
     cfg = cfg.replace(task=_task_key(task))
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="genreg-"))
     t0 = time.perf_counter()
-    state = start_run(cfg, run_dir, data_dir, progress, task=task, on_generation=on_generation)
+    cluster = _cluster(ray, workers)
+    state = start_run(cfg, run_dir, data_dir, progress, task=task, on_generation=on_generation, cluster=cluster)
     return _result(run_dir, state, task, time.perf_counter() - t0)
 
 
-def resume(run_dir, *, task=None, data_dir=None, progress: bool = True, on_generation=None, **overrides) -> Result:
+def resume(run_dir, *, task=None, data_dir=None, progress: bool = True, on_generation=None, ray: str | None = None,
+           workers: int | None = None, **overrides) -> Result:
     """Continue an evolution run from its last checkpoint (``overrides``: config keys to change, e.g.
-    ``generations=400``).  A run whose task was given from Python needs the same ``task`` again."""
+    ``generations=400``).  A run whose task was given from Python needs the same ``task`` again.
+    ray, workers: continue on Ray workers (as ``evolve``)."""
     from genreg.runs.evolve import resume_run
     from genreg.config import load_toml, rename_legacy_keys
     from genreg.runs.rundir import run_kind
@@ -174,5 +191,6 @@ def resume(run_dir, *, task=None, data_dir=None, progress: bool = True, on_gener
     task = as_task(task, data_dir, seed=int(saved.get("seed", 0)), validation_size=saved.get("validation_size"),
                    target=saved.get("target") or None)
     t0 = time.perf_counter()
-    state = resume_run(run_dir, overrides, data_dir, progress, task=task, on_generation=on_generation)
+    state = resume_run(run_dir, overrides, data_dir, progress, task=task, on_generation=on_generation,
+                       cluster=_cluster(ray, workers))
     return _result(run_dir, state, task, time.perf_counter() - t0)

@@ -19,7 +19,7 @@ from genreg.strategies.config import Config
 #: The config class whose keys a subcommand lists (and whose defaults its options fall back to).
 CONFIGS = {"evolve": Config, "resume": Config, "hybrid": HybridConfig, "hpo": HPOConfig}
 #: Options whose help names a default that is a description, not a value (checked for wording only).
-DESCRIBED = {"out", "data_dir", "children", "snapshots", "task"}
+DESCRIBED = {"out", "data_dir", "children", "snapshots", "task", "workers"}  # defaults said in words
 
 
 def subparsers() -> dict:

@@ -124,3 +124,12 @@ def test_missing_ray_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(ClusterError, match=r"pip install 'genreg\[ray\]'"):
         import_ray()
+
+
+def test_joining_ray_leaves_print_alone(ray_cluster):
+    import builtins
+
+    from ray.experimental import tqdm_ray
+
+    tqdm_ray.instance()  # what Ray's driver does when a worker's output arrives
+    assert builtins.print.__module__ == "builtins"

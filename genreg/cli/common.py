@@ -101,6 +101,32 @@ def add_no_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_cluster(parser: argparse.ArgumentParser) -> None:
+    """``--ray ADDRESS``, ``--workers N``, ``--threads-per-worker T``: where an evolution runs (see ``cluster_spec``)."""
+    group = parser.add_argument_group("running on Ray (optional extra: pip install 'genreg[ray]')")
+    group.add_argument("--ray", metavar="ADDRESS",
+                       help="run on Ray workers: 'auto' (the cluster RAY_ADDRESS names or a running local one, "
+                            "else a new local one), 'local' (a new one on this machine, bound to 127.0.0.1) or a "
+                            "cluster's address (HOST:PORT); an evolution strategy's members, or an island model's "
+                            "islands, are spread over the workers; results are the same bits as in-process")
+    group.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per CPU)")
+    group.add_argument("--threads-per-worker", type=int, default=1, metavar="T",
+                       help="Numba threads (and CPUs reserved) per worker (default 1)")
+
+
+def cluster_spec(args: argparse.Namespace):
+    """The ``ClusterSpec`` of ``--ray/--workers/--threads-per-worker`` (None without --ray)."""
+    if args.ray is None:
+        if args.workers is not None:
+            from genreg.errors import ConfigError
+
+            raise ConfigError("--workers needs --ray (auto, local or a cluster's address)")
+        return None
+    from genreg.distributed.cluster import ClusterSpec
+
+    return ClusterSpec(args.ray, args.workers, args.threads_per_worker)
+
+
 def add_resume_alias(parser: argparse.ArgumentParser) -> None:
     """A hidden ``--resume RUN_DIR``: the old spelling of ``genreg resume RUN_DIR`` (see ``resume_alias``)."""
     parser.add_argument("--resume", metavar="RUN_DIR", help=argparse.SUPPRESS)

@@ -90,6 +90,7 @@ def _config_args(parser: argparse.ArgumentParser, fresh: bool) -> None:
     common.add_generations(parser)
     common.add_no_progress(parser)
     common.add_data_dir(parser)
+    common.add_cluster(parser)
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
@@ -108,7 +109,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     common.ensure_data(cfg.task, args.data_dir, out)
     print(f"run directory: {out}")
     t0 = time.perf_counter()
-    state = start_run(cfg, out, args.data_dir, progress=not args.no_progress, task=task)
+    state = start_run(cfg, out, args.data_dir, progress=not args.no_progress, task=task,
+                      cluster=common.cluster_spec(args))
     name = task.name if task is not None else cfg.task
     best = out / f"best_genome_{name}_gen{state.generation:05d}.pkl"
     print(f"{common.span(state.generation)} in {time.perf_counter() - t0:.1f} s"
@@ -152,7 +154,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return report_hpo(result, Path(args.run_dir))
     from genreg.runs.evolve import resume_run
 
-    state = resume_run(args.run_dir, overrides, args.data_dir, progress=not args.no_progress)
+    state = resume_run(args.run_dir, overrides, args.data_dir, progress=not args.no_progress,
+                       cluster=common.cluster_spec(args))
     print(f"{common.span(state.generation)} done after {time.perf_counter() - t0:.1f} s")
     print(_size_line(args.run_dir))
     return 0

@@ -23,6 +23,8 @@ INSTALL_HINT = "pip install 'genreg[ray]'"
 
 def import_ray():
     """The ``ray`` module, or a one-line ``ClusterError`` saying how to install it."""
+    # Ray's progress bars would replace builtins.print in this process; genreg leaves the user's print alone.
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     try:
         import ray
     except ImportError as exc:

@@ -75,6 +75,7 @@ class LocalPool:
 
     def __init__(self, recipe, n: int):
         self.services = [recipe() for _ in range(int(n))]
+        self.dead: set[int] = set()  # (nothing dies in-process)
         self.bytes_sent = self.bytes_received = self.replaced = 0
 
     @property

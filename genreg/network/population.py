@@ -115,7 +115,7 @@ ES_STRATEGIES = ("openai-es", "pgpe", "snes")
 ES_VECTORS = 16
 #: Bytes per member of an evolution strategy: correct count, loss, fitness, ranks, sort and pair buffers.
 ES_MEMBER_BYTES = 96
-#: Members an evolution strategy builds at once for a fitness callable (``genreg.runs.evolve.FITNESS_CHUNK``),
+#: Members an evolution strategy builds at once for a fitness callable (``genreg.runs.scoring.FITNESS_CHUNK``),
 #: or to score a ConvNet's members (``genreg.network.members.SCORE_CHUNK``).
 ES_CHUNK_ROWS = 256
 #: Images a ConvNet forward worker holds at once (the dense layers run on a tile of this many).

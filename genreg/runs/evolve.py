@@ -32,6 +32,7 @@ from genreg.network.members import Members
 from genreg.network.population import check_run_size, population_bytes
 from genreg.runs import episodes
 from genreg.runs.loop import run_loop
+from genreg.runs.scoring import EpisodeScorer
 from genreg.runs.rundir import RunLock, prepare_new_run, remove_partial_files, run_kind, write_marker
 from genreg.runs.history import History
 from genreg.runs.store import CheckpointWriter, has_checkpoint, latest_checkpoint, write_checkpoint
@@ -39,11 +40,7 @@ from genreg.strategies import make_strategy
 from genreg.strategies.base import EvolutionState, ranking
 from genreg.strategies.config import NETWORK_KEYS, Config, from_mapping
 from genreg.streams import TRACKED_WEIGHTS
-from genreg.tasks.base import FITNESS, episode_inputs
-
-
-#: Members an evolution strategy builds at a time for a fitness callable (``Members.chunks``).
-FITNESS_CHUNK = 256
+from genreg.tasks.base import FITNESS
 
 
 def layout_for(cfg: Config, task) -> Layout:
@@ -113,14 +110,11 @@ class EvolveMode:
     def __init__(self, run_dir: Path, cfg: Config, task, layout: Layout):
         self.run_dir, self.cfg, self.task, self.layout = Path(run_dir), cfg, task, layout
         self.strategy = make_strategy(cfg.strategy)
-        self.labelled = task.kind != FITNESS
+        self.scorer = EpisodeScorer(task, cfg)
+        self.labelled = self.scorer.labelled
         if self.labelled:
-            self.sampler = task.sampler(cfg.samples_per_class, cfg.seed)
-            if task.is_classification:
-                self.y_train = task.y_train
-            else:
-                self.y_train = np.ascontiguousarray(task.y_train, dtype=np.float32)
             self.validation = SparseBatch.from_dense(task.X_val) if len(task.y_val) else None
+        self.remote = None  # a genreg.distributed.es.RemoteMembers: members scored on Ray workers
         self.tracked = tracked_positions(layout, cfg)
         self.metrics = History(self.run_dir / "metrics.csv", metric_columns(task))
         self.weights = History(self.run_dir / "tracked_weights.csv",
@@ -135,43 +129,30 @@ class EvolveMode:
             history.truncate(generation)
 
     def episode(self, g: int):
-        """Generation ``g``'s episode, the same for every genome: ``(batch, y)``, y the labels ``(B,) int64``
-        (classification) or the standardised targets ``(B, k) float32`` (regression)."""
-        idx = self.sampler.indices(g)
-        batch = SparseBatch.from_dense(episode_inputs(self.sampler, self.task.X_train, idx, g))
-        return batch, self.y_train[idx].astype(np.int64) if self.task.is_classification else self.y_train[idx]
-
-    def score_rows(self, pop, batch: SparseBatch, y: np.ndarray, with_loss: bool):
-        """The Evaluation of the genomes of ``pop`` on an episode (``with_loss``: classification's cross-entropy too)."""
-        if self.task.is_classification:
-            return episodes.classify(pop, batch, y, self.task.n_outputs, with_loss)
-        return episodes.regress(pop, batch, y)
+        """Generation ``g``'s episode (``EpisodeScorer.episode``)."""
+        return self.scorer.episode(g)
 
     def evaluate(self, state: EvolutionState):
         """Score ``state``'s genomes on generation ``state.generation``'s episode."""
         g, pop = state.generation, self.strategy.ask(state, self.cfg)
         if isinstance(pop, Members):
-            return self.evaluate_members(pop, state.population, g)
+            return self.evaluate_members(pop, state, g)
         if not self.labelled:
             return episodes.Evaluation(0, fitness=self.task.score(pop.build(), g))
         batch, y = self.episode(g)
-        return self.score_rows(pop, batch, y, self.strategy.needs_loss(self.cfg))
+        return self.scorer.rows(pop, batch, y, self.strategy.needs_loss(self.cfg))
 
-    def evaluate_members(self, members: Members, centre, g: int):
-        """An evolution strategy's members and its centre on generation ``g``'s episode (the centre's
-        evaluation is ``.centre``).  A fitness callable gets the members built, ``FITNESS_CHUNK`` rows at a time."""
-        if not self.labelled:
-            values = [self.task.score(rows, g) for _, rows in members.chunks(FITNESS_CHUNK)]
-            evaluation = episodes.Evaluation(0, fitness=np.concatenate(values).astype(np.float64))
-            evaluation.centre = episodes.Evaluation(0, fitness=np.asarray(self.task.score(centre.build(), g), np.float64))
-            return evaluation
-        batch, y = self.episode(g)
-        if self.task.is_classification:
-            n_correct, loss = members.score(batch, labels=y, n_classes=self.task.n_outputs)
-            evaluation = episodes.Evaluation(len(y), n_correct=n_correct, loss=loss, labels=y)
+    def evaluate_members(self, members: Members, state: EvolutionState, g: int):
+        """An evolution strategy's members (here, or on Ray workers) and its centre on generation ``g``'s
+        episode (the centre's evaluation is ``.centre``)."""
+        if self.remote is not None:
+            values = self.remote.score(state, members)
         else:
-            evaluation = episodes.Evaluation(len(y), loss=members.score(batch, targets=y)[1])
-        evaluation.centre = self.score_rows(centre, batch, y, True)
+            values = self.scorer.members(members, g)
+        evaluation = self.scorer.evaluation(values, g)
+        evaluation.centre = self.scorer.centre(state.population, g)
+        if self.remote is not None:
+            self.remote.scored(evaluation.direct_fitness())
         return evaluation
 
     def quality(self, evaluation, best: int, g: int, population=None) -> list:
@@ -258,6 +239,8 @@ class EvolveMode:
 
     def postfix(self, record: dict) -> dict:
         out = {"fitness": f"{record['best_fitness']:.4g}"}
+        if self.remote is not None:
+            out["workers"] = f"{self.remote.pool.alive()}/{self.remote.pool.size}"
         for key, short in (("best_accuracy", "acc"), ("validation_accuracy", "val"), ("best_mse", "mse"),
                            ("validation_mse", "val")):
             if key in record:
@@ -304,9 +287,20 @@ def _load_task(cfg: Config, task, data_dir):
                      target=cfg.target or None)
 
 
-def _evolve(mode: EvolveMode, holder: list, progress: bool, on_generation) -> EvolutionState:
+def _evolve(mode: EvolveMode, holder: list, progress: bool, on_generation, cluster=None) -> EvolutionState:
     """Run ``mode`` from the state in ``holder`` (a one-item list, emptied here so that no caller keeps
-    the starting population alive while the run makes new ones)."""
+    the starting population alive while the run makes new ones); ``cluster``: score an evolution
+    strategy's members on the Ray workers it names."""
+    if cluster is not None:
+        from genreg.distributed.es import remote_members
+
+        with remote_members(cluster, mode.task, mode.cfg) as remote:
+            mode.remote = remote
+            first = holder[0].generation
+            state = _evolve(mode, holder, progress, on_generation)
+            if progress:
+                print(remote.summary(state.generation - first))
+            return state
     cfg = mode.cfg
     state, _ = run_loop(mode, holder.pop(), generations=cfg.generations, checkpoint_every=cfg.checkpoint_every,
                         max_minutes=cfg.max_minutes, progress=progress, on_generation=on_generation,
@@ -370,7 +364,7 @@ def _start(cfg: Config, run_dir: Path, data_dir, progress, task, on_generation, 
     (run_dir / "config.toml").write_text(cfg.to_toml())
     holder = [make_strategy(cfg.strategy).init(layout, cfg)]
     write_checkpoint(run_dir, holder[0], cfg.to_dict())
-    return _evolve(EvolveMode(run_dir, cfg, task, layout), holder, progress, on_generation)
+    return _evolve(EvolveMode(run_dir, cfg, task, layout), holder, progress, on_generation, cluster)
 
 
 def resume_run(run_dir, overrides: dict | None = None, data_dir=None, progress: bool = True, *, task=None,
@@ -435,4 +429,4 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation, c
           f"up to {cfg.generations} in total")
     holder = [state]
     del state, population
-    return _evolve(mode, holder, progress, on_generation)
+    return _evolve(mode, holder, progress, on_generation, cluster)
