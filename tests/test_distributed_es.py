@@ -200,3 +200,42 @@ def test_the_api_takes_ray_and_workers(tmp_path, mnist_dir, ray_cluster):
     assert more.generations == 6
     with pytest.raises(ConfigError, match="workers= needs ray="):
         genreg.evolve("mnist", out=tmp_path / "bad", workers=2, **keys)
+
+
+def test_a_killed_driver_resumes_on_workers_and_leaves_no_ray_process(tmp_path, mnist_dir, ray_cluster):
+    """SIGKILL the driver of ``--ray local`` mid-run: its own Ray instance goes with it; resumed on the
+    workers, the run equals the uninterrupted one."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from helpers import checkpoint_generations, wait_for
+
+    run = tmp_path / "killed"
+    keys = ["--set", "strategy=openai-es", "--set", "hidden_sizes=[8]", "--set", "population=12",
+            "--set", "samples_per_class=3", "--set", "validation_size=500", "--set", "validation_every=2",
+            "--set", "sigma=0.05", "--set", "learning_rate=0.02", "--set", "checkpoint_every=1"]
+    proc = subprocess.Popen([sys.executable, "-m", "genreg", "evolve", *keys, "--generations", "100000",
+                             "--no-progress", "--data-dir", str(mnist_dir), "--out", str(run), "--ray", "local",
+                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+    try:
+        wait_for(lambda: (run / "checkpoints").exists() and any(g >= 3 for g in checkpoint_generations(run)),
+                 proc, 180, "the first checkpoints")
+        names = {p: p.name() for p in psutil.Process(proc.pid).children(recursive=True)}
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    # Workers, raylet and GCS go with their driver; Ray's two agents follow about a minute later (not waited for).
+    children = [p for p, name in names.items() if not name.endswith(("DashboardAgent", "RuntimeEnvAgent"))]
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert children and not alive, [names[p] for p in alive]
+    target = final_state(run).generation + 3
+    resume_run(run, {"generations": target}, mnist_dir, progress=False, cluster=ClusterSpec("auto", workers=2))
+    start_run(es_cfg(generations=target, checkpoint_every=1), tmp_path / "whole", mnist_dir, progress=False)
+    assert_same_run(tmp_path / "whole", run)
