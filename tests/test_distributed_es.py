@@ -239,3 +239,31 @@ def test_a_killed_driver_resumes_on_workers_and_leaves_no_ray_process(tmp_path, 
     resume_run(run, {"generations": target}, mnist_dir, progress=False, cluster=ClusterSpec("auto", workers=2))
     start_run(es_cfg(generations=target, checkpoint_every=1), tmp_path / "whole", mnist_dir, progress=False)
     assert_same_run(tmp_path / "whole", run)
+
+
+def test_a_generations_messages_do_not_grow_with_the_network(mnist_dir):
+    """The same population on a 784-8-10 and a 784-256-10 network (32x the parameters): the same bytes a
+    generation once the workers hold the state, in both directions."""
+    from genreg.runs.evolve import layout_for
+    from genreg.tasks import load_task
+
+    task = load_task("mnist", mnist_dir, seed=0, validation_size=500)
+    per_generation = []
+    for width in (8, 256):
+        cfg = es_cfg(hidden_sizes=[width], population=20)
+        strat = make_strategy(cfg.strategy)
+        state = strat.init(layout_for(cfg, task), cfg)
+        scorer, pool = EpisodeScorer(task, cfg), LocalPool(MemberRecipe(task, cfg), 2)
+        remote = RemoteMembers(pool)
+        for g in range(3):
+            if g == 1:
+                sent, received = pool.bytes_sent, pool.bytes_received
+            values = remote.score(state, strat.ask(state, cfg))
+            evaluation = scorer.evaluation(values, g)
+            remote.scored(evaluation.direct_fitness())
+            strat.score(state, evaluation, cfg)
+            state = strat.breed(state, cfg)
+        per_generation.append((pool.bytes_sent - sent, pool.bytes_received - received))
+    (small_out, small_in), (large_out, large_in) = per_generation
+    assert abs(small_out - large_out) <= 16 and small_in == large_in  # (a digest pickles in 4 or 8 bytes)
+    assert per_generation[0][0] < 2 * (8 * 20 + 1000)  # two workers: the fitness vector and a few scalars each
