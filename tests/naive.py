@@ -751,3 +751,26 @@ def founders(layout, size: int, seed: int, scale: float | None = None) -> np.nda
             block *= np.float32(2) * a
             block -= a
     return W
+
+
+# ---------------------------------------------------------------- the hybrid study's published FGSM
+def published_fgsm(X: np.ndarray, grad: np.ndarray, source_pred: np.ndarray, y: np.ndarray, epsilon: float,
+                   mean: float = 0.1307, std: float = 0.3081) -> np.ndarray:
+    """Twin of ``genreg.hybrid.attacks.fgsm(**published_fgsm(epsilon))``, image by image, in float32.
+
+    The steps of the study's notebook (GavinCooke2000/Genetic_ML, GeneticMNIST.ipynb, cell 29):
+    an image the source misclassifies passes unattacked; otherwise denormalise (x * std + mean),
+    add epsilon * sign(grad), clamp to [0, 1], normalise ((p - mean) / std).
+    X, grad: (N, n_in) float32 (grad = dL/dx of the source at x); source_pred, y: (N,).
+    """
+    m, s, e = np.float32(mean), np.float32(std), np.float32(epsilon)
+    out = np.empty_like(X, dtype=np.float32)
+    for i in range(X.shape[0]):
+        x = X[i].astype(np.float32)
+        if source_pred[i] != y[i]:
+            out[i] = x
+            continue
+        denormed = x * s + m
+        perturbed = np.clip(denormed + e * np.sign(grad[i]).astype(np.float32), np.float32(0), np.float32(1))
+        out[i] = (perturbed - m) / s
+    return out

@@ -43,14 +43,49 @@ def report_hybrid(result: dict, run_dir, t0: float) -> int:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
-    from genreg.hybrid.attacks import format_transfer, run_attacks
+    from genreg.errors import ConfigError
+    from genreg.hybrid import attack_sweep as sweep
+    from genreg.hybrid.attacks import _check_eps, _check_method, attack_tag, format_transfer, run_attacks
 
-    report, written = run_attacks(args.run_dir, epsilon=args.epsilon, method=args.method, steps=args.steps,
-                                  n_images=args.images, n_children=args.children, data_dir=args.data_dir,
-                                  out_dir=args.out)
-    print(format_transfer(report))
-    for path in written:
-        print(f"wrote {path}")
+    runs = args.run_dir
+    if len(runs) > 1 and not args.out:
+        raise ConfigError(f"{len(runs)} RUN_DIRs: give --out DIR for the summary across them (each run's own "
+                          "files go into its RUN_DIR)")
+    if len(set(runs)) < len(runs):
+        raise ConfigError("a RUN_DIR is given twice")
+    if args.sweep is not None and args.as_published:
+        raise ConfigError("--sweep draws the correct attack and marks the published one at 0.05 itself; "
+                          "drop --as-published")
+    epsilons = sweep.parse_epsilons(args.sweep) if args.sweep is not None else None
+    _check_eps(args.epsilon)  # bad options fail before the first run is loaded
+    _check_method(args.method, args.as_published)
+    own = args.out if len(runs) == 1 else None
+    t0 = time.perf_counter()
+    reports = []
+    for run in runs:
+        t = time.perf_counter()
+        if epsilons is not None:
+            report, written = sweep.run_sweep(run, epsilons, method=args.method, steps=args.steps,
+                                              n_images=args.images, n_children=args.children,
+                                              data_dir=args.data_dir, out_dir=own)
+        else:
+            report, written = run_attacks(run, epsilon=args.epsilon, method=args.method, steps=args.steps,
+                                          n_images=args.images, n_children=args.children, data_dir=args.data_dir,
+                                          out_dir=own, published=args.as_published)
+            print(format_transfer(report))
+        reports.append(report)
+        for path in written:
+            print(f"wrote {path}")
+        print(f"{run}: {time.perf_counter() - t:.1f} s")
+    if epsilons is not None or len(runs) > 1:
+        summary = (sweep.sweep_across_runs(reports) if epsilons is not None else sweep.across_runs(reports))
+        print(sweep.format_across_runs(summary))
+        if len(runs) > 1:
+            stem = f"attack_{args.method}_sweep" if epsilons is not None else \
+                f"attack_{attack_tag(args.method, args.epsilon, args.as_published)}"
+            for path in sweep.write_across_runs(summary, args.out, stem):
+                print(f"wrote {path}")
+    print(f"total {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -88,10 +123,19 @@ def add_hybrid_commands(sub) -> None:
         "an attack crafted on one member, (c) fresh children of the final population under an attack crafted "
         "on another child. The images are the test images of the run's task (mnist or fashion-mnist). Prints a table "
         "and writes attack_<method>_eps<epsilon>.json (the numbers) and attack_<method>_eps<epsilon>.png (source x "
-        "target heat-maps) into --out.",
-        "genreg attack runs/hybrid-small --method pgd --epsilon 0.1 --images 500",
+        "target heat-maps) into --out. --as-published runs FGSM as the hybrid study's notebook did (files "
+        "attack_fgsm_published_eps<epsilon>.*): epsilon added after 'denormalising' [0, 1] images with MNIST's mean "
+        "0.1307 and std 0.3081, i.e. epsilon / 0.3081 on the network's input with no clip that binds, and images the "
+        "source misclassifies left unattacked. --sweep E1,E2,... measures the three experiments at each epsilon and "
+        "the published attack at 0.05, and writes attack_<method>_sweep.json and .png (accuracy against epsilon). "
+        "With several RUN_DIRs each run's files go into its RUN_DIR and the summary over the runs (grouped by "
+        "network shape: mean, sd, min, max of each experiment) into --out: attack_<method>_eps<epsilon>_runs.json, "
+        "attack_fgsm_published_eps<epsilon>_runs.json, or attack_<method>_sweep_runs.json and .png.",
+        "genreg attack runs/hybrid-small --method pgd --epsilon 0.1 --images 500\n"
+        "  genreg attack runs/hybrid-small --as-published\n"
+        "  genreg attack runs/hybrid-seed0 runs/hybrid-seed1 --sweep 0.02,0.05,0.1,0.2 --out docs/sweep",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="+", help="hybrid run directories (one or more)")
     p.add_argument("--epsilon", type=float, default=0.05, metavar="EPS",
                    help="L-infinity budget in pixel units of [0, 1] (default: %(default)s)")
     p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm", help="the attack (default: %(default)s)")
@@ -101,7 +145,13 @@ def add_hybrid_commands(sub) -> None:
                    help="test images attacked, the first N (default: %(default)s)")
     p.add_argument("--children", type=int, default=0, metavar="C",
                    help="fresh children bred from the final population (default: the population size)")
+    p.add_argument("--as-published", action="store_true",
+                   help="FGSM as the hybrid study published it: epsilon / 0.3081 on [0, 1] pixels, unclipped, images "
+                        "the source misclassifies unattacked; without it, the correct attack")
+    p.add_argument("--sweep", metavar="E1,E2,...",
+                   help="epsilons in [0, 1] to measure the three experiments at, plus the published attack at 0.05 "
+                        "(without it: one epsilon, --epsilon)")
     p.add_argument("--out", metavar="DIR", help="the folder to write attack_<method>_eps<epsilon>.json and .png into "
-                   "(default: RUN_DIR)")
+                   "(default: RUN_DIR); with several RUN_DIRs, the folder of the summary across them")
     common.add_data_dir(p)
     p.set_defaults(func=cmd_attack)

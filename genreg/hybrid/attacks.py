@@ -9,6 +9,10 @@ ball of radius epsilon around x and onto the pixel range [0, 1].
 Transfer (the reference study's three experiments): an attack crafted on a
 source network is evaluated on target networks; ``transfer_matrix[i, j]`` is
 the accuracy of target j on images crafted on source i (diagonal = white-box).
+
+The study's published attack is the same FGSM with other parameters
+(``published_fgsm``): an effective epsilon of epsilon / 0.3081, a clip that
+never binds at 0.05, and images the source misclassifies left unattacked.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from genreg.network.population import check_population_size
 from genreg.streams import ATTACK_OFFSET
 
-from genreg.network.backprop import accuracy, input_gradient
+from genreg.network.backprop import accuracy, input_gradient, predict
 from genreg.network.blas import blas_threads
 from genreg.tasks import Task
 from genreg.errors import ConfigError
@@ -32,23 +36,73 @@ CHUNK = 2000
 CONV_CHUNK = 200
 #: A child "works" when its clean accuracy is at least this share of the members' mean clean accuracy.
 WORKING = 0.9
+#: The pixel range of the correct attack.
+PIXELS = (0.0, 1.0)
+#: MNIST's pixel mean and standard deviation: the constants of the published notebook's ``denorm``.
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+#: The study's epsilon.
+PUBLISHED_EPSILON = 0.05
 
 
 def _check_eps(epsilon: float) -> float:
-    if not (isinstance(epsilon, (int, float)) and np.isfinite(epsilon) and epsilon >= 0):
+    if isinstance(epsilon, bool) or not (isinstance(epsilon, (int, float)) and np.isfinite(epsilon) and epsilon >= 0):
         raise ConfigError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
     return float(epsilon)
 
 
-def fgsm(layout: Layout, row: np.ndarray, X: np.ndarray, y: np.ndarray, epsilon: float = 0.05) -> np.ndarray:
-    """FGSM images ``(N, n_in) float32`` in [0, 1] for ``X: (N, n_in)`` in [0, 1] and labels ``y: (N,)``."""
+def published_fgsm(epsilon: float = PUBLISHED_EPSILON, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> dict:
+    """The ``fgsm`` keyword arguments of the attack as published at ``epsilon``.
+
+    The study's notebook (GavinCooke2000/Genetic_ML, ``GeneticMNIST.ipynb``,
+    cells 15, 27 and 29) feeds the network ``x = pixel / 255`` in [0, 1]
+    (``ToTensor()`` only, no normalisation) and takes ``g = dL/dx`` at x, then:
+
+        d  = denorm(x) = std * x + mean                 in [mean, mean + std] = [0.1307, 0.4388]
+        p  = clamp(d + epsilon * sign(g), 0, 1)
+        x' = (p - mean) / std                           (transforms.Normalize)
+
+    ``u -> (u - mean) / std`` is increasing, so the clamp passes through it:
+
+        x' = clamp(x + (epsilon / std) * sign(g), -mean / std, (1 - mean) / std)
+           = clamp(x + 0.1623 * sign(g), -0.4242, 2.8215)      at epsilon = 0.05.
+
+    The clamp binds only where ``d + epsilon * sign(g)`` leaves [0, 1]:
+    below when ``epsilon > mean`` (0.1307; a black pixel pushed down), above
+    when ``epsilon > 1 - mean - std`` (0.5612; a white pixel pushed up).  At
+    0.05 neither can happen: ``x' = x + (epsilon / std) * sign(g)`` exactly, an
+    L-infinity perturbation of 0.1623 in the network's input space, and pixels
+    leave [0, 1] (black ones to -0.162, white ones to 1.162).  Images the
+    source network already misclassifies pass to the target unattacked
+    (``x' = x``), and accuracy divides by all images.
+
+    The notebook attacks one image per batch; ``fgsm`` takes the gradient of
+    the mean loss over a chunk of B images, which depends on image i only
+    through its own term: its gradient for ``x_i`` is the per-image gradient
+    divided by B, so the sign is the same (tests check it on trained networks).
+    """
+    e = _check_eps(epsilon)
+    return {"epsilon": e / std, "clip": (-mean / std, (1.0 - mean) / std), "skip_misclassified": True}
+
+
+def fgsm(layout: Layout, row: np.ndarray, X: np.ndarray, y: np.ndarray, epsilon: float = 0.05,
+         clip: tuple[float, float] | None = PIXELS, skip_misclassified: bool = False) -> np.ndarray:
+    """FGSM images ``(N, n_in) float32`` for ``X: (N, n_in)`` in [0, 1] and labels ``y: (N,)``.
+
+    clip: the range the images are clipped to (None: no clip); skip_misclassified: images ``row``
+    misclassifies are returned unchanged (the published attack, ``published_fgsm``).
+    """
     eps = np.float32(_check_eps(epsilon))
     X = np.asarray(X, dtype=np.float32)
     out = np.empty_like(X)
     step = _chunk(layout)
     for s in range(0, X.shape[0], step):
         _, dX = input_gradient(layout, row, X[s : s + step], y[s : s + step])
-        np.clip(X[s : s + step] + eps * np.sign(dX), 0.0, 1.0, out=out[s : s + step])
+        np.add(X[s : s + step], eps * np.sign(dX), out=out[s : s + step])
+    if clip is not None:
+        np.clip(out, np.float32(clip[0]), np.float32(clip[1]), out=out)
+    if skip_misclassified:
+        wrong = predict(layout, row, X) != np.asarray(y)
+        out[wrong] = X[wrong]
     return out
 
 
@@ -76,21 +130,30 @@ def pgd(layout: Layout, row: np.ndarray, X: np.ndarray, y: np.ndarray, epsilon: 
     return adv
 
 
-def craft(layout, row, X, y, epsilon=0.05, method="fgsm", steps=10) -> np.ndarray:
-    """Adversarial images by ``method`` ('fgsm' or 'pgd')."""
+def _check_method(method: str, published: bool) -> None:
+    if method not in ("fgsm", "pgd"):
+        raise ConfigError(f"method must be 'fgsm' or 'pgd', got {method!r}")
+    if published and method != "fgsm":
+        raise ConfigError(f"the published attack is FGSM; --as-published does not apply to --method {method}")
+
+
+def craft(layout, row, X, y, epsilon=0.05, method="fgsm", steps=10, published=False) -> np.ndarray:
+    """Adversarial images by ``method`` ('fgsm' or 'pgd'); published=True: FGSM as published (``published_fgsm``)."""
+    _check_method(method, published)
+    if published:
+        return fgsm(layout, row, X, y, **published_fgsm(epsilon))
     if method == "fgsm":
         return fgsm(layout, row, X, y, epsilon)
-    if method == "pgd":
-        return pgd(layout, row, X, y, epsilon, steps)
-    raise ConfigError(f"method must be 'fgsm' or 'pgd', got {method!r}")
+    return pgd(layout, row, X, y, epsilon, steps)
 
 
-def transfer_matrix(layout: Layout, W: np.ndarray, X, y, epsilon=0.05, method="fgsm", steps=10) -> np.ndarray:
+def transfer_matrix(layout: Layout, W: np.ndarray, X, y, epsilon=0.05, method="fgsm", steps=10,
+                    published=False) -> np.ndarray:
     """``(M, M)`` accuracies: row i = attack crafted on ``W[i]``, column j = target ``W[j]``."""
     M = W.shape[0]
     out = np.empty((M, M))
     for i in range(M):
-        adv = craft(layout, W[i], X, y, epsilon, method, steps)
+        adv = craft(layout, W[i], X, y, epsilon, method, steps, published)
         for j in range(M):
             out[i, j] = accuracy(layout, W[j], adv, y)
     return out
@@ -108,23 +171,20 @@ def summarize(matrix: np.ndarray) -> dict:
     return {"self": stats(diag), "transfer": stats(off)}
 
 
-def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,
-                out_dir=None) -> tuple[dict, list[Path]]:
-    """The three experiments on a hybrid run's final population; writes attack.json and heat-maps.
+def load_study(run_dir, n_images=1000, n_children=0, data_dir=None) -> dict:
+    """A hybrid run's final members, fresh children of them, the first ``n_images`` test images and clean accuracies.
 
-    The images are the first ``n_images`` of the test split of the run's task (from its config);
-    the task must be one of images (uint8 pixels, read as pixel/255) and classes.
+    The task must be one of images (uint8 pixels, read as pixel/255) and classes.  The children
+    come from the run's own attack stream: the same children for every attack of the run.
     """
     from genreg.hybrid.strategy import breed
     from genreg.hybrid.config import HybridConfig, from_mapping
     from genreg.hybrid.run import latest_state, load_run_task
-
-    run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir else run_dir
-    if not isinstance(n_images, int) or not 1 <= n_images <= 10000:
-        raise ConfigError(f"--images must be in [1, 10000], got {n_images!r}")
     from genreg.runs.rundir import MARKER, run_kind
 
+    run_dir = Path(run_dir)
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or not 1 <= n_images <= 10000:
+        raise ConfigError(f"--images must be in [1, 10000], got {n_images!r}")
     if (run_dir / MARKER).is_file() and run_kind(run_dir) != "hybrid":
         raise ConfigError(f"{run_dir} is an {run_kind(run_dir)} run; genreg attack studies the population of a "
                           "hybrid run (genreg hybrid)")
@@ -138,30 +198,64 @@ def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n
                           "in [0, 1] against class labels")
     if n_images > len(task.y_test):
         raise ConfigError(f"--images {n_images}: task {cfg.task} has {len(task.y_test)} test images")
-    out_dir.mkdir(parents=True, exist_ok=True)
     layout = state.population.layout
-    X, y = Task.as_float(task.X_test[:n_images]), task.y_test[:n_images]
     C = n_children or state.population.size
-    if not isinstance(C, int) or C < 1:
+    if isinstance(C, bool) or not isinstance(C, int) or C < 1:
         raise ConfigError(f"--children must be a positive number, got {C!r}")
     check_population_size(layout, C, copies=2)  # the children and their attacked copies, before any work
     children, a, b = breed(state, cfg, children=C, generation=state.generation + 1, purpose_offset=ATTACK_OFFSET)
+    X, y = Task.as_float(task.X_test[:n_images]), task.y_test[:n_images]
+    W = state.population.W
     with blas_threads(1):
-        members = transfer_matrix(layout, state.population.W, X, y, epsilon, method, steps)
-        kids = transfer_matrix(layout, children, X, y, epsilon, method, steps)
-        clean_members = [accuracy(layout, w, X, y) for w in state.population.W]
-        clean_children = [accuracy(layout, w, X, y) for w in children]
-    working = np.asarray(clean_children) >= WORKING * np.mean(clean_members)
-    report = {
-        "run_dir": str(run_dir), "checkpoint": path.name, "generation": state.generation,
+        clean = [[accuracy(layout, w, X, y) for w in group] for group in (W, children)]
+    return {"run_dir": str(run_dir), "checkpoint": path.name, "generation": state.generation, "layout": layout,
+            "members": W, "children": children, "parents": [a.tolist(), b.tolist()], "X": X, "y": y,
+            "clean_members": clean[0], "clean_children": clean[1]}
+
+
+def attack_study(study: dict, epsilon=0.05, method="fgsm", steps=10, published=False) -> dict:
+    """The three experiments on a ``load_study`` result: the report ``run_attacks`` writes."""
+    _check_eps(epsilon)
+    _check_method(method, published)
+    layout, X, y = study["layout"], study["X"], study["y"]
+    with blas_threads(1):
+        members = transfer_matrix(layout, study["members"], X, y, epsilon, method, steps, published)
+        kids = transfer_matrix(layout, study["children"], X, y, epsilon, method, steps, published)
+    working = np.asarray(study["clean_children"]) >= WORKING * np.mean(study["clean_members"])
+    report = {k: study[k] for k in ("run_dir", "checkpoint", "generation")}
+    report.update({
         "shape": layout.shape_name(), "method": method, "epsilon": epsilon,
-        "steps": steps if method == "pgd" else 1, "n_images": n_images,
-        "members": {"clean": clean_members, "matrix": members.tolist(), **summarize(members)},
-        "children": {"clean": clean_children, "matrix": kids.tolist(), "parents": [a.tolist(), b.tolist()],
+        "steps": steps if method == "pgd" else 1, "n_images": int(len(y)), "published": bool(published),
+        "members": {"clean": study["clean_members"], "matrix": members.tolist(), **summarize(members)},
+        "children": {"clean": study["clean_children"], "matrix": kids.tolist(), "parents": study["parents"],
                      **summarize(kids), "working": working.tolist(),
                      "working_transfer": summarize(kids[np.ix_(working, working)])["transfer"]},
-    }
-    tag = f"{method}_eps{epsilon:g}"
+    })
+    if published:
+        p = published_fgsm(epsilon)
+        report.update(effective_epsilon=p["epsilon"], clip=list(p["clip"]), skip_misclassified=True)
+    return report
+
+
+def attack_tag(method: str, epsilon: float, published: bool = False) -> str:
+    """``fgsm_eps0.05``, ``fgsm_published_eps0.05``: the stem of a report's files after ``attack_``."""
+    return f"{method}{'_published' if published else ''}_eps{epsilon:g}"
+
+
+def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,
+                out_dir=None, published=False) -> tuple[dict, list[Path]]:
+    """The three experiments on a hybrid run's final population; writes attack_<tag>.json and its heat-maps.
+
+    The images are the first ``n_images`` of the test split of the run's task (from its config).
+    published=True: FGSM as the study published it (``published_fgsm``), files ``attack_fgsm_published_eps*``.
+    """
+    _check_eps(epsilon)
+    _check_method(method, published)
+    study = load_study(run_dir, n_images, n_children, data_dir)
+    report = attack_study(study, epsilon, method, steps, published)
+    out_dir = Path(out_dir) if out_dir else Path(run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tag = attack_tag(method, epsilon, published)
     written = [out_dir / f"attack_{tag}.json"]
     written[0].write_text(json.dumps(report, indent=1) + "\n")
     written.append(plot_transfer(report, out_dir / f"attack_{tag}.png"))
@@ -179,10 +273,12 @@ def format_transfer(report: dict) -> str:
         return cell({"mean": v.mean(), "min": v.min(), "max": v.max()})
 
     m, c = report["members"], report["children"]
-    title = (f"{report['method'].upper()} epsilon={report['epsilon']:g}"
-             f"{' steps=' + str(report['steps']) if report['method'] == 'pgd' else ''} on {report['n_images']} "
-             f"test images; {report['shape']}, generation {report['generation']}, {len(m['clean'])} members, "
-             f"{len(c['clean'])} children")
+    attack = (f"FGSM as published: epsilon={report['epsilon']:g} after denormalising, i.e. "
+              f"{report['effective_epsilon']:.4f} unclipped on [0, 1] pixels, misclassified images unattacked"
+              if report.get("published") else f"{report['method'].upper()} epsilon={report['epsilon']:g}")
+    title = (f"{attack}{' steps=' + str(report['steps']) if report['method'] == 'pgd' else ''} on "
+             f"{report['n_images']} test images; {report['shape']}, generation {report['generation']}, "
+             f"{len(m['clean'])} members, {len(c['clean'])} children")
     rows = [
         ("members, clean", clean(m["clean"])),
         ("(a) each member, attack crafted on itself", cell(m["self"])),
@@ -214,7 +310,8 @@ def plot_transfer(report: dict, path) -> Path:
         ax.set_ylabel("source network (attack crafted on)")
         ax.set_title(f"{name}: accuracy (%)")
         fig.colorbar(im, ax=ax, shrink=0.85)
-    fig.suptitle(f"{report['method'].upper()} epsilon={report['epsilon']:g}, {report['shape']}, "
+    fig.suptitle(f"{report['method'].upper()}{' as published' if report.get('published') else ''} "
+                 f"epsilon={report['epsilon']:g}, {report['shape']}, "
                  f"{report['n_images']} test images")
     save_figure(fig, path)
     return Path(path)

@@ -139,3 +139,56 @@ def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
         ax.set_title(f"{run_dir.name}: {unit}")
         written.append(save_figure(fig, out_dir / "accuracy.png"))
     return written
+
+
+#: The experiments drawn on the epsilon curve: key in a sweep summary, label, colour.
+SWEEP_CURVES = (("self", "(a) member on itself", "tab:red"),
+                ("transfer", "(b) member to member", "tab:blue"),
+                ("children_transfer", "(c) child to child", "tab:green"),
+                ("working_transfer", "(c') working child to working child", "tab:olive"))
+
+
+def plot_attack_sweep(summary: dict, path) -> Path:
+    """Accuracy under attack against epsilon, one panel per network shape, from ``sweep_across_runs``.
+
+    A line is the mean over runs of each experiment's mean accuracy (band: min to max over runs);
+    stars at epsilon 0.05 are the published attack (effective epsilon 0.05 / 0.3081, unclipped).
+    """
+    plt = _pyplot()
+    groups = summary["groups"]
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.6 * len(groups) + 2.4, 4.6), squeeze=False,
+                             layout="constrained", sharey=True)
+    for ax, g in zip(axes[0], groups):
+        eps = np.array([p["epsilon"] for p in g["points"]])
+        for key, label, colour in SWEEP_CURVES:
+            stats = [p[key] for p in g["points"]]
+            if not all("mean" in s for s in stats):
+                continue
+            mean = 100 * np.array([s["mean"] for s in stats])
+            ax.plot(eps, mean, marker="o", color=colour, label=label, markersize=4,
+                    linestyle="--" if key == "working_transfer" else "-")
+            if len(g["runs"]) > 1:
+                ax.fill_between(eps, [100 * s["min"] for s in stats], [100 * s["max"] for s in stats],
+                                color=colour, alpha=0.15, linewidth=0)
+            pub = g["published"][key]
+            if "mean" in pub:
+                ax.errorbar([g["published"]["epsilon"]], [100 * pub["mean"]], fmt="*", color=colour, markersize=13,
+                            markeredgecolor="k", markeredgewidth=0.6,
+                            yerr=[[100 * (pub["mean"] - pub["min"])], [100 * (pub["max"] - pub["mean"])]],
+                            capsize=3, label=None)
+        clean = 100 * np.mean([p["members_clean"]["mean"] for p in g["points"]])
+        ax.axhline(clean, color="grey", linewidth=0.8, linestyle=":")
+        ax.text(eps.max(), clean, "members, clean ", ha="right", va="bottom", fontsize=8, color="grey")
+        ax.set_xlabel("epsilon (L-infinity, pixels in [0, 1]; clipped to [0, 1])")
+        ax.set_title(f"{g['shape']}: {len(g['runs'])} run{'s' if len(g['runs']) > 1 else ''}")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("accuracy under attack (%)")
+    pub = groups[0]["published"]
+    axes[0, -1].plot([], [], "*", color="w", markeredgecolor="k", markersize=13,
+                     label=f"published attack at {pub['epsilon']:g}\n(= {pub['effective_epsilon']:.3f} unclipped,\n"
+                           "misclassified unattacked)")
+    legend_beside(axes[0, -1])
+    fig.suptitle(f"{summary['method'].upper()} on {summary['n_images']} test images: accuracy against epsilon"
+                 f"{' (line: mean over runs, band: min-max)' if any(len(g['runs']) > 1 for g in groups) else ''}")
+    return save_figure(fig, path)
