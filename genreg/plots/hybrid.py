@@ -160,7 +160,8 @@ def plot_attack_sweep(summary: dict, path) -> Path:
                              layout="constrained", sharey=True)
     for ax, g in zip(axes[0], groups):
         eps = np.array([p["epsilon"] for p in g["points"]])
-        for key, label, colour in SWEEP_CURVES:
+        nudge = 0.012 * (eps.max() - eps.min() if eps.size > 1 else 0.1)  # side by side, not on top of each other
+        for k, (key, label, colour) in enumerate(SWEEP_CURVES):
             stats = [p[key] for p in g["points"]]
             if not all("mean" in s for s in stats):
                 continue
@@ -172,10 +173,10 @@ def plot_attack_sweep(summary: dict, path) -> Path:
                                 color=colour, alpha=0.15, linewidth=0)
             pub = g["published"][key]
             if "mean" in pub:
-                ax.errorbar([g["published"]["epsilon"]], [100 * pub["mean"]], fmt="*", color=colour, markersize=13,
-                            markeredgecolor="k", markeredgewidth=0.6,
-                            yerr=[[100 * (pub["mean"] - pub["min"])], [100 * (pub["max"] - pub["mean"])]],
-                            capsize=3, label=None)
+                low, high = max(0.0, pub["mean"] - pub["min"]), max(0.0, pub["max"] - pub["mean"])
+                ax.errorbar([g["published"]["epsilon"] + (k - 1.5) * nudge], [100 * pub["mean"]], fmt="*",
+                            color=colour, markersize=13, markeredgecolor="k", markeredgewidth=0.6,
+                            yerr=[[100 * low], [100 * high]], capsize=3)
         clean = 100 * np.mean([p["members_clean"]["mean"] for p in g["points"]])
         ax.axhline(clean, color="grey", linewidth=0.8, linestyle=":")
         ax.text(eps.max(), clean, "members, clean ", ha="right", va="bottom", fontsize=8, color="grey")
