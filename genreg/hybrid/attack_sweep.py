@@ -27,6 +27,7 @@ EXPERIMENTS = {
     "children_clean": "children (untrained), clean",
     "children_transfer": "(c) other children, attack crafted on one child",
     "working_transfer": "(c') the same among working children",
+    "working_source_transfer": "(c'') other children, attack crafted on a working child",
 }
 
 
@@ -51,7 +52,9 @@ def headline(report: dict) -> dict:
     return {"members_clean": float(np.mean(m["clean"])), "self": m["self"]["mean"],
             "transfer": m["transfer"]["mean"], "children_clean": float(np.mean(c["clean"])),
             "children_transfer": c["transfer"]["mean"],
-            "working_transfer": c["working_transfer"].get("mean"), "working_children": int(sum(c["working"]))}
+            "working_transfer": c["working_transfer"].get("mean"),
+            "working_source_transfer": c["working_source_transfer"].get("mean"),
+            "working_children": int(sum(c["working"]))}
 
 
 def run_sweep(run_dir, epsilons, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,

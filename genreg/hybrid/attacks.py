@@ -9,6 +9,10 @@ ball of radius epsilon around x and onto the pixel range [0, 1].
 Transfer (the reference study's three experiments): an attack crafted on a
 source network is evaluated on target networks; ``transfer_matrix[i, j]`` is
 the accuracy of target j on images crafted on source i (diagonal = white-box).
+Children are untrained and some do not work (clean accuracy under ``WORKING``
+times the members' mean): (c') keeps working children only, (c'') working
+sources and every other child as target (the notebook's child experiment: one
+child's attack against ten other children).
 
 The study's published attack is the same FGSM with other parameters
 (``published_fgsm``): an effective epsilon of epsilon / 0.3081, a clip that
@@ -162,13 +166,11 @@ def transfer_matrix(layout: Layout, W: np.ndarray, X, y, epsilon=0.05, method="f
 def summarize(matrix: np.ndarray) -> dict:
     """Mean/min/max of the diagonal (self) and off-diagonal (transfer) accuracies."""
     M = matrix.shape[0]
-    diag = np.diag(matrix)
-    off = matrix[~np.eye(M, dtype=bool)]
+    return {"self": _stats(np.diag(matrix)), "transfer": _stats(matrix[~np.eye(M, dtype=bool)])}
 
-    def stats(v):
-        return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())} if v.size else {}
 
-    return {"self": stats(diag), "transfer": stats(off)}
+def _stats(v: np.ndarray) -> dict:
+    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())} if v.size else {}
 
 
 def load_study(run_dir, n_images=1000, n_children=0, data_dir=None) -> dict:
@@ -229,7 +231,8 @@ def attack_study(study: dict, epsilon=0.05, method="fgsm", steps=10, published=F
         "members": {"clean": study["clean_members"], "matrix": members.tolist(), **summarize(members)},
         "children": {"clean": study["clean_children"], "matrix": kids.tolist(), "parents": study["parents"],
                      **summarize(kids), "working": working.tolist(),
-                     "working_transfer": summarize(kids[np.ix_(working, working)])["transfer"]},
+                     "working_transfer": summarize(kids[np.ix_(working, working)])["transfer"],
+                     "working_source_transfer": _stats(kids[working][~np.eye(len(working), dtype=bool)[working]])},
     })
     if published:
         p = published_fgsm(epsilon)
@@ -286,6 +289,7 @@ def format_transfer(report: dict) -> str:
         ("children (untrained), clean", clean(c["clean"])),
         ("(c) other children, attack crafted on one child", cell(c["transfer"])),
         (f"(c') the same among the {sum(c['working'])} working children", cell(c["working_transfer"])),
+        ("(c'') other children, attack crafted on a working child", cell(c["working_source_transfer"])),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [title, f"{'experiment':<{width}}  accuracy: mean [min, max]", "-" * (width + 36)]

@@ -145,7 +145,8 @@ def plot_hybrid_run(run_dir, out_dir=None, generations=None) -> list[Path]:
 SWEEP_CURVES = (("self", "(a) member on itself", "tab:red"),
                 ("transfer", "(b) member to member", "tab:blue"),
                 ("children_transfer", "(c) child to child", "tab:green"),
-                ("working_transfer", "(c') working child to working child", "tab:olive"))
+                ("working_transfer", "(c') working child to working child", "tab:olive"),
+                ("working_source_transfer", "(c'') working child to any child", "tab:purple"))
 
 
 def plot_attack_sweep(summary: dict, path) -> Path:
@@ -167,14 +168,14 @@ def plot_attack_sweep(summary: dict, path) -> Path:
                 continue
             mean = 100 * np.array([s["mean"] for s in stats])
             ax.plot(eps, mean, marker="o", color=colour, label=label, markersize=4,
-                    linestyle="--" if key == "working_transfer" else "-")
+                    linestyle="--" if key.startswith("working") else "-")
             if len(g["runs"]) > 1:
                 ax.fill_between(eps, [100 * s["min"] for s in stats], [100 * s["max"] for s in stats],
                                 color=colour, alpha=0.15, linewidth=0)
             pub = g["published"][key]
             if "mean" in pub:
                 low, high = max(0.0, pub["mean"] - pub["min"]), max(0.0, pub["max"] - pub["mean"])
-                ax.errorbar([g["published"]["epsilon"] + (k - 1.5) * nudge], [100 * pub["mean"]], fmt="*",
+                ax.errorbar([g["published"]["epsilon"] + (k - 2) * nudge], [100 * pub["mean"]], fmt="*",
                             color=colour, markersize=13, markeredgecolor="k", markeredgewidth=0.6,
                             yerr=[[100 * low], [100 * high]], capsize=3)
         clean = 100 * np.mean([p["members_clean"]["mean"] for p in g["points"]])
