@@ -170,6 +170,11 @@ def test_published_and_correct_tables_over_runs(runs, mnist_dir, tmp_path, capsy
     assert len(g["self"]["runs"]) == 2 and g["self"]["min"] <= g["self"]["mean"] <= g["self"]["max"]
     per_run = json.loads((runs[1] / "attack_fgsm_published_eps0.05.json").read_text())
     assert g["self"]["runs"][1] == per_run["members"]["self"]["mean"]
+    kids, working = np.asarray(per_run["children"]["matrix"]), np.asarray(per_run["children"]["working"])
+    if working.any():  # (c''): rows of working sources, every other child as target
+        expected = np.mean([kids[i, j] for i in np.flatnonzero(working) for j in range(len(kids)) if j != i])
+        assert np.isclose(per_run["children"]["working_source_transfer"]["mean"], expected)
+    assert "working_source_transfer" in g
     # same members and same children under both attacks
     assert correct["groups"][0]["children_clean"] == g["children_clean"]
     assert cli.main(["attack", str(runs[0]), str(runs[1]), "--sweep", "0.05,0.1", *common]) == 0
