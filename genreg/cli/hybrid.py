@@ -67,11 +67,13 @@ def cmd_attack(args: argparse.Namespace) -> int:
         if epsilons is not None:
             report, written = sweep.run_sweep(run, epsilons, method=args.method, steps=args.steps,
                                               n_images=args.images, n_children=args.children,
-                                              data_dir=args.data_dir, out_dir=own)
+                                              data_dir=args.data_dir, out_dir=own,
+                                              children_as_published=args.children_as_published)
         else:
             report, written = run_attacks(run, epsilon=args.epsilon, method=args.method, steps=args.steps,
                                           n_images=args.images, n_children=args.children, data_dir=args.data_dir,
-                                          out_dir=own, published=args.as_published)
+                                          out_dir=own, published=args.as_published,
+                                          children_as_published=args.children_as_published)
             print(format_transfer(report))
         reports.append(report)
         for path in written:
@@ -81,8 +83,9 @@ def cmd_attack(args: argparse.Namespace) -> int:
         summary = (sweep.sweep_across_runs(reports) if epsilons is not None else sweep.across_runs(reports))
         print(sweep.format_across_runs(summary))
         if len(runs) > 1:
-            stem = f"attack_{args.method}_sweep" if epsilons is not None else \
-                f"attack_{attack_tag(args.method, args.epsilon, args.as_published)}"
+            nb = "_notebook_children" if args.children_as_published else ""
+            stem = f"attack_{args.method}_sweep{nb}" if epsilons is not None else \
+                f"attack_{attack_tag(args.method, args.epsilon, args.as_published, args.children_as_published)}"
             for path in sweep.write_across_runs(summary, args.out, stem):
                 print(f"wrote {path}")
     print(f"total {time.perf_counter() - t0:.1f} s")
@@ -130,9 +133,12 @@ def add_hybrid_commands(sub) -> None:
         "the published attack at 0.05, and writes attack_<method>_sweep.json and .png (accuracy against epsilon). "
         "With several RUN_DIRs each run's files go into its RUN_DIR and the summary over the runs (grouped by "
         "network shape: mean, sd, min, max of each experiment) into --out: attack_<method>_eps<epsilon>_runs.json, "
-        "attack_fgsm_published_eps<epsilon>_runs.json, or attack_<method>_sweep_runs.json and .png.",
+        "attack_fgsm_published_eps<epsilon>_runs.json, or attack_<method>_sweep_runs.json and .png. "
+        "--children-as-published breeds the children as the notebook's child experiment did (genes of 64 input "
+        "rows of each weight matrix, parents drawn from all members; file names end in _notebook_children).",
         "genreg attack runs/hybrid-small --method pgd --epsilon 0.1 --images 500\n"
         "  genreg attack runs/hybrid-small --as-published\n"
+        "  genreg attack runs/hybrid-small --as-published --children-as-published\n"
         "  genreg attack runs/hybrid-seed0 runs/hybrid-seed1 --sweep 0.02,0.05,0.1,0.2 --out docs/sweep",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", nargs="+", help="hybrid run directories (one or more)")
@@ -148,6 +154,11 @@ def add_hybrid_commands(sub) -> None:
     p.add_argument("--as-published", action="store_true",
                    help="FGSM as the hybrid study published it: epsilon / 0.3081 on [0, 1] pixels, unclipped, images "
                         "the source misclassifies unattacked; without it, the correct attack")
+    p.add_argument("--children-as-published", action="store_true",
+                   help="breed the children as the notebook's child experiment: two distinct parents drawn uniformly "
+                        "from all members and genes of 64 input rows of each weight matrix (each bias one gene), "
+                        "the nearest genreg gene to the notebook's 60-64 x 64 blocks; without it, as the run breeds "
+                        "(its gene unit, parents from the best half)")
     p.add_argument("--sweep", metavar="E1,E2,...",
                    help="epsilons in [0, 1] to measure the three experiments at, plus the published attack at 0.05 "
                         "(without it: one epsilon, --epsilon)")

@@ -58,28 +58,33 @@ def headline(report: dict) -> dict:
 
 
 def run_sweep(run_dir, epsilons, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,
-              out_dir=None) -> tuple[dict, list[Path]]:
-    """The three experiments at each epsilon, and the published attack at 0.05; writes the JSON and the curve."""
+              out_dir=None, children_as_published=False) -> tuple[dict, list[Path]]:
+    """The three experiments at each epsilon, and the published attack at 0.05; writes the JSON and the curve.
+
+    children_as_published: children bred as the notebook's (``attacks.breed_children``), files
+    ``attack_<method>_sweep_notebook_children.*``."""
     if not epsilons:
         raise ConfigError("--sweep needs at least one epsilon")
     for e in epsilons:
         attacks._check_eps(e)
     attacks._check_method(method, False)
-    study = attacks.load_study(run_dir, n_images, n_children, data_dir)
+    study = attacks.load_study(run_dir, n_images, n_children, data_dir, children_as_published)
     points = [{"epsilon": e, **headline(attacks.attack_study(study, e, method, steps))} for e in epsilons]
     published = attacks.attack_study(study, attacks.PUBLISHED_EPSILON, "fgsm", 1, published=True)
     report = {k: study[k] for k in ("run_dir", "checkpoint", "generation")}
     report.update({"shape": study["layout"].shape_name(), "method": method, "steps": steps if method == "pgd" else 1,
                    "n_images": int(len(study["y"])), "epsilons": list(epsilons), "points": points,
+                   "children_as_published": bool(children_as_published),
                    "published": {"epsilon": attacks.PUBLISHED_EPSILON,
                                  "effective_epsilon": published["effective_epsilon"], **headline(published)}})
     out_dir = Path(out_dir) if out_dir else Path(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"attack_{method}_sweep.json"
+    stem = f"attack_{method}_sweep{'_notebook_children' if children_as_published else ''}"
+    path = out_dir / f"{stem}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     from genreg.plots.hybrid import plot_attack_sweep
 
-    return report, [path, plot_attack_sweep(sweep_across_runs([report]), out_dir / f"attack_{method}_sweep.png")]
+    return report, [path, plot_attack_sweep(sweep_across_runs([report]), out_dir / f"{stem}.png")]
 
 
 def spread(values) -> dict:
@@ -109,7 +114,8 @@ def _header(reports: list[dict], keys) -> dict:
 
 def across_runs(reports: list[dict]) -> dict:
     """``attacks.attack_study`` reports of several runs: per network shape, each experiment's spread over runs."""
-    out = _header(reports, ("method", "epsilon", "steps", "n_images", "published", "effective_epsilon"))
+    out = _header(reports, ("method", "epsilon", "steps", "n_images", "published", "effective_epsilon",
+                            "children_as_published"))
     out["groups"] = []
     for shape, rs in _groups(reports).items():
         heads = [headline(r) for r in rs]
@@ -121,7 +127,7 @@ def across_runs(reports: list[dict]) -> dict:
 
 def sweep_across_runs(sweeps: list[dict]) -> dict:
     """``run_sweep`` reports of several runs: per network shape and epsilon, each experiment's spread over runs."""
-    out = _header(sweeps, ("method", "steps", "n_images", "epsilons"))
+    out = _header(sweeps, ("method", "steps", "n_images", "epsilons", "children_as_published"))
     out["groups"] = []
     for shape, rs in _groups(sweeps).items():
         points = [{"epsilon": e, **{k: spread([r["points"][i][k] for r in rs]) for k in EXPERIMENTS}}

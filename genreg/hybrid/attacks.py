@@ -17,17 +17,23 @@ child's attack against ten other children).
 The study's published attack is the same FGSM with other parameters
 (``published_fgsm``): an effective epsilon of epsilon / 0.3081, a clip that
 never binds at 0.05, and images the source misclassifies left unattacked.
+
+The attack's children are bred like the run's own (its gene unit, parents from
+the best half) or, with ``children_as_published``, as the notebook's child
+experiment breeds them (``breed_children``): genes of ``PUBLISHED_GENE_ROWS``
+input rows of each weight matrix, parents drawn from all members.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
 from genreg.network.population import check_population_size
-from genreg.streams import ATTACK_OFFSET
+from genreg.streams import ATTACK_OFFSET, Purpose, generator, stream_keys
 
 from genreg.network.backprop import accuracy, input_gradient, predict
 from genreg.network.blas import blas_threads
@@ -46,6 +52,8 @@ PIXELS = (0.0, 1.0)
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 #: The study's epsilon.
 PUBLISHED_EPSILON = 0.05
+#: Input rows per gene of the notebook's children (``GeneticLinear(gene_size=64)``; see ``breed_children``).
+PUBLISHED_GENE_ROWS = 64
 
 
 def _check_eps(epsilon: float) -> float:
@@ -173,13 +181,48 @@ def _stats(v: np.ndarray) -> dict:
     return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())} if v.size else {}
 
 
-def load_study(run_dir, n_images=1000, n_children=0, data_dir=None) -> dict:
+def children_protocol(cfg, as_published: bool = False) -> dict:
+    """How ``breed_children`` breeds: the gene unit, rows per gene (block genes) and the parents' pool."""
+    if as_published:
+        return {"genes": "block", "gene_block_rows": PUBLISHED_GENE_ROWS, "parents": "all"}
+    return {"genes": cfg.genes, "gene_block_rows": cfg.gene_block_rows if cfg.genes == "block" else None,
+            "parents": "best half"}
+
+
+def breed_children(state, cfg, n_children: int, as_published: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(children (C, n_params) float32, parent_a (C,), parent_b (C,))`` of a run's final state, from its attack stream.
+
+    Default: the run's own breeding (``genreg.hybrid.strategy.breed``: its gene unit, two distinct
+    parents from the best half).  as_published: the notebook's child experiment (GavinCooke2000/
+    Genetic_ML, ``GeneticMNIST.ipynb``): two distinct parents drawn uniformly from all members,
+    and the same gene crossover over genes of ``PUBLISHED_GENE_ROWS`` input rows of each weight
+    matrix (each bias one gene).  The notebook's ``GeneticLinear.recombine`` cuts each weight
+    matrix into ceil(n_in / 64) x ceil(n_out / 64) blocks (784 inputs: 13 blocks of 60 rows,
+    the last 4 rows left at the child's random init); genreg's genes span every output, so its
+    blocks have the notebook's row split (64-row blocks: 13 in the first layer, 4, 2 in the
+    others, exactly the notebook's count) but not its column split (4 blocks of 64 of the
+    first layer's 256 outputs, 2 of the second's 128).
+    """
+    from genreg.hybrid.strategy import breed, crossover_bounds, pick_parents
+    from genreg.network.variation import gene_crossover
+
+    g = state.generation + 1
+    if not as_published:
+        return breed(state, cfg, children=n_children, generation=g, purpose_offset=ATTACK_OFFSET)
+    pop = state.population
+    a, b = pick_parents(n_children, pop.size, generator(cfg.seed, g, Purpose.SELECTION + ATTACK_OFFSET))
+    keys = stream_keys(cfg.seed, g, np.arange(n_children), Purpose.CROSSOVER + ATTACK_OFFSET)
+    blocks = dataclasses.replace(cfg, genes="block", gene_block_rows=PUBLISHED_GENE_ROWS)
+    return gene_crossover(pop.W, a, b, keys, crossover_bounds(blocks, pop.layout)), a, b
+
+
+def load_study(run_dir, n_images=1000, n_children=0, data_dir=None, children_as_published=False) -> dict:
     """A hybrid run's final members, fresh children of them, the first ``n_images`` test images and clean accuracies.
 
     The task must be one of images (uint8 pixels, read as pixel/255) and classes.  The children
-    come from the run's own attack stream: the same children for every attack of the run.
+    come from the run's own attack stream: the same children for every attack of the run
+    (``breed_children``; children_as_published: bred as the notebook's child experiment).
     """
-    from genreg.hybrid.strategy import breed
     from genreg.hybrid.config import HybridConfig, from_mapping
     from genreg.hybrid.run import latest_state, load_run_task
     from genreg.runs.rundir import MARKER, run_kind
@@ -205,13 +248,14 @@ def load_study(run_dir, n_images=1000, n_children=0, data_dir=None) -> dict:
     if isinstance(C, bool) or not isinstance(C, int) or C < 1:
         raise ConfigError(f"--children must be a positive number, got {C!r}")
     check_population_size(layout, C, copies=2)  # the children and their attacked copies, before any work
-    children, a, b = breed(state, cfg, children=C, generation=state.generation + 1, purpose_offset=ATTACK_OFFSET)
+    children, a, b = breed_children(state, cfg, C, children_as_published)
     X, y = Task.as_float(task.X_test[:n_images]), task.y_test[:n_images]
     W = state.population.W
     with blas_threads(1):
         clean = [[accuracy(layout, w, X, y) for w in group] for group in (W, children)]
     return {"run_dir": str(run_dir), "checkpoint": path.name, "generation": state.generation, "layout": layout,
             "members": W, "children": children, "parents": [a.tolist(), b.tolist()], "X": X, "y": y,
+            "children_protocol": children_protocol(cfg, children_as_published),
             "clean_members": clean[0], "clean_children": clean[1]}
 
 
@@ -228,8 +272,10 @@ def attack_study(study: dict, epsilon=0.05, method="fgsm", steps=10, published=F
     report.update({
         "shape": layout.shape_name(), "method": method, "epsilon": epsilon,
         "steps": steps if method == "pgd" else 1, "n_images": int(len(y)), "published": bool(published),
+        "children_as_published": study["children_protocol"]["parents"] == "all",
         "members": {"clean": study["clean_members"], "matrix": members.tolist(), **summarize(members)},
         "children": {"clean": study["clean_children"], "matrix": kids.tolist(), "parents": study["parents"],
+                     "protocol": study["children_protocol"],
                      **summarize(kids), "working": working.tolist(),
                      "working_transfer": summarize(kids[np.ix_(working, working)])["transfer"],
                      "working_source_transfer": _stats(kids[working][~np.eye(len(working), dtype=bool)[working]])},
@@ -240,25 +286,27 @@ def attack_study(study: dict, epsilon=0.05, method="fgsm", steps=10, published=F
     return report
 
 
-def attack_tag(method: str, epsilon: float, published: bool = False) -> str:
-    """``fgsm_eps0.05``, ``fgsm_published_eps0.05``: the stem of a report's files after ``attack_``."""
-    return f"{method}{'_published' if published else ''}_eps{epsilon:g}"
+def attack_tag(method: str, epsilon: float, published: bool = False, children_as_published: bool = False) -> str:
+    """``fgsm_eps0.05``, ``fgsm_published_eps0.05``, ``fgsm_published_eps0.05_notebook_children``: the stem of a
+    report's files after ``attack_``."""
+    return f"{method}{'_published' if published else ''}_eps{epsilon:g}{'_notebook_children' if children_as_published else ''}"
 
 
 def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,
-                out_dir=None, published=False) -> tuple[dict, list[Path]]:
+                out_dir=None, published=False, children_as_published=False) -> tuple[dict, list[Path]]:
     """The three experiments on a hybrid run's final population; writes attack_<tag>.json and its heat-maps.
 
     The images are the first ``n_images`` of the test split of the run's task (from its config).
     published=True: FGSM as the study published it (``published_fgsm``), files ``attack_fgsm_published_eps*``.
+    children_as_published=True: children bred as the notebook's (``breed_children``), files ``*_notebook_children``.
     """
     _check_eps(epsilon)
     _check_method(method, published)
-    study = load_study(run_dir, n_images, n_children, data_dir)
+    study = load_study(run_dir, n_images, n_children, data_dir, children_as_published)
     report = attack_study(study, epsilon, method, steps, published)
     out_dir = Path(out_dir) if out_dir else Path(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tag = attack_tag(method, epsilon, published)
+    tag = attack_tag(method, epsilon, published, children_as_published)
     written = [out_dir / f"attack_{tag}.json"]
     written[0].write_text(json.dumps(report, indent=1) + "\n")
     written.append(plot_transfer(report, out_dir / f"attack_{tag}.png"))
@@ -282,6 +330,9 @@ def format_transfer(report: dict) -> str:
     title = (f"{attack}{' steps=' + str(report['steps']) if report['method'] == 'pgd' else ''} on "
              f"{report['n_images']} test images; {report['shape']}, generation {report['generation']}, "
              f"{len(m['clean'])} members, {len(c['clean'])} children")
+    if report.get("children_as_published"):
+        title += (f" (bred as the notebook's: genes of {c['protocol']['gene_block_rows']} input rows, "
+                  "parents from all members)")
     rows = [
         ("members, clean", clean(m["clean"])),
         ("(a) each member, attack crafted on itself", cell(m["self"])),
