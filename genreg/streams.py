@@ -57,6 +57,8 @@ SGD_EPOCH = 0xB4C7
 TRACKED_WEIGHTS = 0x7EAC
 #: Per-episode augmentation of training images (``alphabet-fonts``): a generator of (seed, episode, AUGMENTATION).
 AUGMENTATION = 0xA116
+#: The seed of island i > 0 of an island-model run (``genreg.distributed.islands.island_seed``).
+ISLAND_SEED = 0x151A
 
 
 def stream_keys(seed: int, generation: int, slots, purpose: Purpose) -> np.ndarray:

@@ -191,8 +191,12 @@ def test_resume_refuses_another_island_count(reference, tmp_path, mnist_dir):
     run = shutil.copytree(reference, tmp_path / "run")
     with pytest.raises(ConfigError, match="cannot change islands"):
         resume_run(run, {"islands": 4, "generations": 14}, mnist_dir, progress=False)
-    with pytest.raises(ConfigError, match="already holds an island run"):
+    with pytest.raises(ConfigError, match="already holds a run"):
         start_run(island_cfg(generations=12), run, mnist_dir, progress=False)
+    before = (run / "config.toml").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):  # nor a one-population run over it
+        start_run(small_cfg(generations=12), run, mnist_dir, progress=False)
+    assert (run / "config.toml").read_bytes() == before
 
 
 def test_a_killed_driver_resumes_bit_identical(tmp_path, mnist_dir):

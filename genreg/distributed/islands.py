@@ -30,10 +30,7 @@ from genreg.runs.rundir import MARKER, remove_partial_files
 from genreg.runs.store import checkpoint_generations, checkpoint_path, read_checkpoint, write_checkpoint
 from genreg.strategies import make_strategy
 from genreg.strategies.base import EvolutionState, ranking
-from genreg.streams import derived_seed
-
-#: Tag of the ``derived_seed`` stream that gives island i > 0 its seed.
-ISLAND_SEED = 0x151A
+from genreg.streams import ISLAND_SEED, derived_seed
 
 
 def island_seed(seed: int, island: int) -> int:

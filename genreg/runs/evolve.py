@@ -309,6 +309,13 @@ def _evolve(mode: EvolveMode, holder: list, progress: bool, on_generation, clust
     return state
 
 
+def has_any_checkpoint(run_dir) -> bool:
+    """Whether ``run_dir`` holds a checkpoint of a one-population run or of any island of an island run."""
+    from genreg.runs.islands import has_island_checkpoint
+
+    return has_checkpoint(run_dir) or has_island_checkpoint(run_dir)
+
+
 def check_placement(cfg: Config, cluster) -> None:
     """Refuse what cannot run: islands of an evolution strategy, or a cluster for one GENREG/GA population."""
     es = make_strategy(cfg.strategy).reports_centre
@@ -329,7 +336,7 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
     """
     run_dir = Path(run_dir)
     check_placement(cfg, cluster)
-    prepare_new_run(run_dir, "evolve", has_checkpoint)
+    prepare_new_run(run_dir, "evolve", has_any_checkpoint)
     warm = None
     known = known_layout(cfg) if task is None and cfg.task in ("mnist", "fashion-mnist") else None
     if known is not None:  # known shape: warm the kernels while reading
