@@ -189,8 +189,8 @@ def children_protocol(cfg, as_published: bool = False) -> dict:
             "parents": "best half"}
 
 
-def breed_children(state, cfg, n_children: int, as_published: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(children (C, n_params) float32, parent_a (C,), parent_b (C,))`` of a run's final state, from its attack stream.
+def breed_children(state, cfg, n_children: int, as_published: bool = False) -> tuple[np.ndarray, ...]:
+    """``(children (C, n_params) float32, parent_a (C,), parent_b (C,))`` of a run's final state (attack stream).
 
     Default: the run's own breeding (``genreg.hybrid.strategy.breed``: its gene unit, two distinct
     parents from the best half).  as_published: the notebook's child experiment (GavinCooke2000/
@@ -289,7 +289,8 @@ def attack_study(study: dict, epsilon=0.05, method="fgsm", steps=10, published=F
 def attack_tag(method: str, epsilon: float, published: bool = False, children_as_published: bool = False) -> str:
     """``fgsm_eps0.05``, ``fgsm_published_eps0.05``, ``fgsm_published_eps0.05_notebook_children``: the stem of a
     report's files after ``attack_``."""
-    return f"{method}{'_published' if published else ''}_eps{epsilon:g}{'_notebook_children' if children_as_published else ''}"
+    children = "_notebook_children" if children_as_published else ""
+    return f"{method}{'_published' if published else ''}_eps{epsilon:g}{children}"
 
 
 def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,
