@@ -35,7 +35,7 @@ from genreg.network.members import Members  # noqa: E402
 from genreg.network.population import Population  # noqa: E402
 from genreg.tasks import load_mnist  # noqa: E402
 
-SHAPES = ("28x28x1-c3x8-p2-c3x16-p2-10", "28x28x1-c5x8-p2-c5x16-p2-10")  # EvoJAX's, and the write-up's
+SHAPES = ("28x28x1-c3x8-p2-c3x16-p2-10", "28x28x1-c5x8-p2-c5x16-p2-10")  # 3x3 and 5x5 filters
 
 
 def first_share(layout: Layout) -> tuple[int, int]:
