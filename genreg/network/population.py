@@ -153,7 +153,8 @@ def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff
     The measured peak RSS growth of 784-64-10 runs on MNIST is 0.80 to 0.96 times this
     at P = 2,000 to 20,000 (``run_rows``; tests/test_memory_estimate.py).  A ConvNet adds its
     forward pass's scratch (``conv_scratch_bytes``); an evolution strategy on a ConvNet builds its
-    members ``ES_CHUNK_ROWS`` at a time (rows and their logits) whatever ``built`` says.
+    members ``ES_CHUNK_ROWS`` at a time (rows and their logits) whatever ``built`` says, and at rank >= 1
+    holds the episode as float32 and the centre's first convolution on a block of it (``SHARED_BYTES``).
     """
     P = int(population)
     conv = conv_scratch_bytes(layout)
@@ -161,7 +162,10 @@ def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff
         rows = min(P, ES_CHUNK_ROWS)
         chunk = rows * layout.n_params * 4 if built or layout.is_conv else 0
         if layout.is_conv:
+            from genreg.network.members import SHARED_BYTES
+
             chunk += rows * int(samples) * layout.n_outputs * 4 * 9  # float32 logits, four float64 temporaries
+            chunk += int(samples) * layout.n_inputs * 4 + SHARED_BYTES  # rank >= 1: float32 images, centre's block
         return ES_VECTORS * layout.n_params * 8 + P * ES_MEMBER_BYTES + chunk + conv + RUN_OVERHEAD_BYTES
     rows = run_rows(P, strategy, survival_cutoff, built)
     episode = P * int(samples) * (layout.n_outputs + 1) * 4
