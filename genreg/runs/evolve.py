@@ -316,6 +316,26 @@ def has_any_checkpoint(run_dir) -> bool:
     return has_checkpoint(run_dir) or has_island_checkpoint(run_dir)
 
 
+def check_generations(run_dir, cfg: Config, done: int) -> None:
+    """Refuse a resume whose ``generations`` is not more than the ``done`` generations of ``run_dir``."""
+    if cfg.generations < done:
+        raise ConfigError(f"{run_dir} has already run {done} generation{'s' if done != 1 else ''} (0-{done - 1}); "
+                          f"--generations {cfg.generations} is not more: give the total to reach, e.g. "
+                          f"--generations {done + cfg.checkpoint_every}")
+
+
+def check_fixed_keys(base: Config, cfg: Config, what: str) -> None:
+    """Refuse a resume that changes the network, the task or the island count (``what`` it would change);
+    tasks other than MNIST's are split by the seed, so there the seed is fixed too."""
+    fixed = (*NETWORK_KEYS, "task", "target", "islands")
+    if base.task not in ("mnist", "fashion-mnist"):  # other tasks are split by the seed: a new one would mix them
+        fixed += ("seed",)
+    changed = [k for k in fixed if getattr(cfg, k) != getattr(base, k)]
+    if changed:
+        raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change {what}; "
+                          f"start a new run instead")
+
+
 def check_placement(cfg: Config, cluster) -> None:
     """Refuse what cannot run: islands of an evolution strategy, or a cluster for one GENREG/GA population."""
     es = make_strategy(cfg.strategy).reports_centre
@@ -405,19 +425,9 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation, c
     population = state.population
     base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
     cfg = from_mapping(dict(overrides or {}), base)
-    if cfg.generations < state.generation:
-        done = state.generation
-        raise ConfigError(f"{run_dir} has already run {done} generation{'s' if done != 1 else ''} (0-{done - 1}); "
-                          f"--generations {cfg.generations} is not more: give the total to reach, e.g. "
-                          f"--generations {done + cfg.checkpoint_every}")
+    check_generations(run_dir, cfg, state.generation)
     check_placement(cfg, cluster)
-    fixed = (*NETWORK_KEYS, "task", "target", "islands")
-    if base.task not in ("mnist", "fashion-mnist"):  # other tasks are split by the seed: a new one would mix them
-        fixed += ("seed",)
-    changed = [k for k in fixed if getattr(cfg, k) != getattr(base, k)]
-    if changed:
-        raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network's shape "
-                          f"or its task ({population.layout.describe()}); start a new run instead")
+    check_fixed_keys(base, cfg, f"the network's shape or its task ({population.layout.describe()})")
     if cfg.strategy != base.strategy:  # the new strategy starts from the population, with its own scalars
         state = make_strategy(cfg.strategy).load_state(population, state.generation, {})
     task = _load_task(cfg, task, data_dir)

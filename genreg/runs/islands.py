@@ -354,32 +354,22 @@ def resume_islands(run_dir, overrides, data_dir, *, task=None, cluster=None, pro
     task and ``islands`` may not (nor the seed of a task split by it).
     """
     from genreg.config import load_toml, rename_legacy_keys
-    from genreg.runs.evolve import _load_task, check_placement, layout_for
-    from genreg.strategies.config import NETWORK_KEYS, from_mapping
+    from genreg.runs.evolve import _load_task, check_fixed_keys, check_generations, check_placement, layout_for
+    from genreg.strategies.config import from_mapping
 
     run_dir = Path(run_dir)
     remove_partial_files(run_dir)
     base = from_mapping(rename_legacy_keys(load_toml(run_dir / "config.toml")))
     cfg = from_mapping(dict(overrides or {}), base)
     check_placement(cfg, cluster)
-    fixed = (*NETWORK_KEYS, "task", "target", "islands")
-    if base.task not in ("mnist", "fashion-mnist"):  # other tasks are split by the seed: a new one would mix them
-        fixed += ("seed",)
-    changed = [k for k in fixed if getattr(cfg, k) != getattr(base, k)]
-    if changed:
-        raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the islands' network, "
-                          f"their task or the ring; start a new run instead")
+    check_fixed_keys(base, cfg, "the islands' network, their task or the ring")
     task = _load_task(cfg, task, data_dir)
     layout = layout_for(cfg, task)
     generations = common_generations(run_dir, cfg.islands)
     if not generations:
         print(f"{run_dir} has no checkpoint of every island yet: starting it again from its config.toml")
         return _start(cfg, run_dir, task, layout, cluster, progress, on_generation)
-    if cfg.generations < generations[0]:
-        done = generations[0]
-        raise ConfigError(f"{run_dir} has already run {done} generation{'s' if done != 1 else ''} (0-{done - 1}); "
-                          f"--generations {cfg.generations} is not more: give the total to reach, e.g. "
-                          f"--generations {done + cfg.checkpoint_every}")
+    check_generations(run_dir, cfg, generations[0])
     check_islands(cfg, layout, task, cluster)
     (run_dir / "config.toml").write_text(cfg.to_toml())
     with island_pool(cfg, run_dir, task, layout, cluster) as pool:
