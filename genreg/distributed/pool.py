@@ -43,12 +43,16 @@ class Host:
         return os.getpid()
 
     def call(self, method: str, payload: bytes) -> bytes:
-        """``service.method(*args)`` with ``args = pickle.loads(payload)``; a genreg error comes back as a value."""
-        try:
-            result = ("ok", getattr(self.service, method)(*pickle.loads(payload)))
-        except GenregError as exc:  # the user's mistake (a fitness callable's error, a bad value): shown as is
-            result = ("error", exc)
-        return pickle.dumps(result, protocol=PROTOCOL)
+        return answer(self.service, method, payload)
+
+
+def answer(service, method: str, payload: bytes) -> bytes:
+    """``service.method(*args)`` with ``args = pickle.loads(payload)``, pickled; a genreg error comes back as a value."""
+    try:
+        result = ("ok", getattr(service, method)(*pickle.loads(payload)))
+    except GenregError as exc:  # the user's mistake (a fitness callable's error, a bad value): shown as is
+        result = ("error", exc)
+    return pickle.dumps(result, protocol=PROTOCOL)
 
 
 def set_threads(threads: int) -> None:
@@ -88,9 +92,7 @@ class LocalPool:
     def submit(self, w: int, method: str, *args):
         payload = pickle.dumps(args, protocol=PROTOCOL)
         self.bytes_sent += len(payload)
-        host = Host.__new__(Host)
-        host.service = self.services[w]
-        data = host.call(method, payload)
+        data = answer(self.services[w], method, payload)
         self.bytes_received += len(data)
         return (w, data)
 
