@@ -82,6 +82,36 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float, what: str) -> No
         time.sleep(0.02)
 
 
+def sigkill_when(argv: list, ready, timeout: float, what: str, env=None, children: bool = False) -> dict:
+    """Run ``argv``, SIGKILL it once ``ready()`` holds (within ``timeout`` s, ``what`` names the wait) and
+    check it died by that signal; with ``children``, returns its child processes at the kill,
+    ``{psutil.Process: name}`` (else ``{}``)."""
+    import signal
+
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(ready, proc, timeout, what)
+        if children:
+            import psutil
+
+            children = {p: p.name() for p in psutil.Process(proc.pid).children(recursive=True)}
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return children or {}
+
+
+def one_error_line(capsys) -> str:
+    """The one line a CLI command wrote to stderr, checked to be a ``genreg: error:`` line."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("genreg: error:"), err
+    return err[0]
+
+
 def checkpoint_generations(run_dir) -> list[int]:
     return sorted(int(p.name[9:14]) for p in (Path(run_dir) / "checkpoints").glob("state_gen*.h5"))
 

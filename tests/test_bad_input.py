@@ -5,19 +5,14 @@ from __future__ import annotations
 import pytest
 
 from genreg.cli import main as cli
-
-
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("genreg: error:"), err
-    return err[0]
+from helpers import one_error_line
 
 
 def test_config_file_that_is_not_utf8(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_bytes(b'population = 30\nname = "\xff\xfe"\n')
     assert cli.main(["evolve", "--config", str(bad), "--out", str(tmp_path / "run")]) == 2
-    assert "not UTF-8" in _one_error_line(capsys) and not (tmp_path / "run").exists()
+    assert "not UTF-8" in one_error_line(capsys) and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -29,7 +24,7 @@ def test_config_file_that_is_not_utf8(tmp_path, capsys):
 ])
 def test_evolve_config_values_are_checked_at_parse_time(tmp_path, capsys, args, message):
     assert cli.main(["evolve", *args, "--out", str(tmp_path / "run")]) == 2
-    assert message in _one_error_line(capsys) and not (tmp_path / "run").exists()
+    assert message in one_error_line(capsys) and not (tmp_path / "run").exists()
 
 
 def test_predict_refuses_a_non_finite_angle(tmp_path, capsys):
@@ -38,7 +33,7 @@ def test_predict_refuses_a_non_finite_angle(tmp_path, capsys):
                      "--epochs", "1", "--no-progress"]) == 0
     capsys.readouterr()
     assert cli.main(["predict", str(out / "best_model.h5"), "--angle", "nan"]) == 2
-    assert "finite" in _one_error_line(capsys)
+    assert "finite" in one_error_line(capsys)
 
 
 def test_attack_sizes_its_children_before_any_work(tmp_path, capsys, mnist_dir):
@@ -48,7 +43,7 @@ def test_attack_sizes_its_children_before_any_work(tmp_path, capsys, mnist_dir):
                      "--generations", "1", "--data-dir", str(mnist_dir), "--no-progress"]) == 0
     capsys.readouterr()
     assert cli.main(["attack", str(run), "--children", "100000000", "--data-dir", str(mnist_dir)]) == 2
-    assert "needs" in _one_error_line(capsys)
+    assert "needs" in one_error_line(capsys)
     assert not list(run.glob("attack*"))
 
 
@@ -58,7 +53,7 @@ def test_csv_values_that_overflow_when_scaled_are_refused(tmp_path, capsys):
     data.write_text("\n".join(rows) + "\n")
     assert cli.main(["evolve", "--task", f"csv:{data}", "--target", "y", "--out", str(tmp_path / "run"),
                      "--generations", "1", "--no-progress"]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert "not finite" in line and ", b," in line and not (tmp_path / "run").exists()
 
 
@@ -76,7 +71,7 @@ def test_model_with_broken_scaling_is_refused(tmp_path, capsys, value):
         f["x_std"].attrs["crc32"] = array_crc32(f["x_std"][()])  # crafted: its checksum matches
     capsys.readouterr()
     assert cli.main(["predict", str(out / "best_model.h5"), "--angle", "30"]) == 2
-    assert "x_std must be finite and > 0" in _one_error_line(capsys)
+    assert "x_std must be finite and > 0" in one_error_line(capsys)
 
 
 def test_every_hdf5_file_carries_checksums_that_catch_a_flipped_byte(tmp_path, mnist_dir):
@@ -118,5 +113,5 @@ def test_attack_on_an_evolution_run_says_what_it_needs(tmp_path, capsys, mnist_d
                      "--no-progress"]) == 0
     capsys.readouterr()
     assert cli.main(["attack", str(run), "--data-dir", str(mnist_dir)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert "is an evolve run" in line and "hybrid run" in line

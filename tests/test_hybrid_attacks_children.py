@@ -15,6 +15,7 @@ from genreg.hybrid.strategy import HybridState, breed
 from genreg.network.population import Population
 from genreg.network.variation import gene_bounds
 from genreg.streams import ATTACK_OFFSET
+from helpers import one_error_line
 
 
 def _state(architecture="horizontal", P=20, generation=6):
@@ -81,12 +82,6 @@ def test_children_are_deterministic_and_the_default_is_the_runs_breed():
 
 
 # -- CLI -------------------------------------------------------------------------------------------
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("genreg: error:"), err
-    return err[0]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, mnist_dir):
     """Two tiny 784-16-10 hybrid runs (population 4, seeds 0 and 1)."""
@@ -135,9 +130,9 @@ def test_cli_children_as_published(runs, mnist_dir, tmp_path, capsys):
 def test_cli_errors_are_one_line(runs, tmp_path, capsys, args, message):
     out = tmp_path / "out"
     assert cli.main(["attack", str(runs[0]), "--children-as-published", *args, "--out", str(out)]) == 2
-    assert message in _one_error_line(capsys) and not out.exists()
+    assert message in one_error_line(capsys) and not out.exists()
 
 
 def test_cli_error_on_a_missing_run(tmp_path, capsys):
     assert cli.main(["attack", str(tmp_path / "nope"), "--children-as-published"]) == 2
-    assert "nope" in _one_error_line(capsys)
+    assert "nope" in one_error_line(capsys)

@@ -16,6 +16,7 @@ from genreg.network import backprop, sgd
 from genreg.network.layout import Layout
 from genreg.network.population import Population
 from genreg.tasks import Task
+from helpers import one_error_line
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +115,6 @@ def test_parse_epsilons():
 
 
 # -- runs, sweeps, summaries, CLI ------------------------------------------------------------------
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("genreg: error:"), err
-    return err[0]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, mnist_dir):
     """Three tiny hybrid runs: two of 784-16-10 (seeds 0, 1), one of 784-8-10."""
@@ -196,11 +191,11 @@ def test_published_and_correct_tables_over_runs(runs, mnist_dir, tmp_path, capsy
 def test_bad_epsilons_and_sweeps_are_one_line(runs, tmp_path, capsys, args, message):
     out = tmp_path / "out"
     assert cli.main(["attack", str(runs[0]), *args, "--out", str(out)]) == 2
-    assert message in _one_error_line(capsys) and not out.exists()
+    assert message in one_error_line(capsys) and not out.exists()
 
 
 def test_several_runs_need_an_out_folder(runs, capsys):
     assert cli.main(["attack", str(runs[0]), str(runs[1])]) == 2
-    assert "--out" in _one_error_line(capsys)
+    assert "--out" in one_error_line(capsys)
     assert cli.main(["attack", str(runs[0]), str(runs[0]), "--out", "x"]) == 2
-    assert "twice" in _one_error_line(capsys)
+    assert "twice" in one_error_line(capsys)

@@ -10,7 +10,6 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
@@ -29,9 +28,9 @@ from helpers import (
     final_state,
     assert_same_state,
     small_cli_args,
-    wait_for,
     checkpoint_generations,
     determinism_runs,
+    sigkill_when,
 )
 
 
@@ -308,18 +307,9 @@ def test_resume_metrics_identical_with_default_validation_every(tmp_path, mnist_
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, mnist_dir):
     run = tmp_path / "killed"
-    proc = subprocess.Popen(small_cli_args(run, mnist_dir, 100_000, "--set", "checkpoint_every=1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: any(g >= 2 for g in checkpoint_generations(run)) if (run / "checkpoints").exists() else False,
-                 proc, 120, "the first checkpoints")
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(small_cli_args(run, mnist_dir, 100_000, "--set", "checkpoint_every=1"),
+                 lambda: any(g >= 2 for g in checkpoint_generations(run)) if (run / "checkpoints").exists() else False,
+                 120, "the first checkpoints")
     _, state, _ = latest_checkpoint(run)
     target = state.generation + 3
     resumed = resume_run(run, {"generations": target}, mnist_dir, progress=False)

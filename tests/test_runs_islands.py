@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from genreg.runs.history import read_history
 from genreg.runs.store import checkpoint_generations, checkpoint_path, latest_checkpoint, read_checkpoint
 from genreg.config import load_toml
 from genreg.strategies.base import ranking
-from helpers import assert_same_state, small_cfg, small_cli_args, wait_for
+from helpers import assert_same_state, sigkill_when, small_cfg, small_cli_args
 
 #: 3 islands (so that a worker of two hosts two), a migration every 4 generations.
 ISLANDS = dict(islands=3, migration_every=4, migrants=2, checkpoint_every=5, validation_every=3)
@@ -203,18 +202,9 @@ def test_a_killed_driver_resumes_bit_identical(tmp_path, mnist_dir):
     run = tmp_path / "killed"
     extra = [x for key, value in ISLANDS.items() if key != "checkpoint_every"
              for x in ("--set", f"{key}={value}")]
-    proc = subprocess.Popen(small_cli_args(run, mnist_dir, 100_000, "--set", "checkpoint_every=1", *extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: min(max(checkpoint_generations(island_dir(run, i)), default=0) for i in range(3)) >= 6,
-                 proc, 120, "the islands' checkpoints")
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(small_cli_args(run, mnist_dir, 100_000, "--set", "checkpoint_every=1", *extra),
+                 lambda: min(max(checkpoint_generations(island_dir(run, i)), default=0) for i in range(3)) >= 6,
+                 120, "the islands' checkpoints")
     target = islands.common_generations(run, 3)[0] + 5
     assert resume_run(run, {"generations": target}, mnist_dir, progress=False).generation == target
     whole = tmp_path / "whole"
