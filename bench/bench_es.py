@@ -21,7 +21,12 @@ compiled kernels).  In the same subprocess:
 Peers (EvoTorch's PGPE/SNES) need PyTorch, which genreg never installs: their column says
 "not installed" unless ``evotorch`` imports.
 
+With ``--against REV`` each size also scores the same members with ``kernels/es.py`` as it was at
+git revision REV (loaded beside today's in the same subprocess) and prints both scoring times,
+interleaved, and their ratio: the side-by-side check of a change to the scoring kernel.
+
     python bench/bench_es.py [--sizes 1000,10000,100000,1000000] [--rank 1] [--batch 200] [--json OUT]
+                             [--against REV]
 """
 
 from __future__ import annotations
@@ -100,7 +105,55 @@ def numpy_generation(X, y, centre, sigma, P, seed):
     return grad
 
 
-def child(P: int, rank: int, batch_size: int, reference: bool) -> dict:
+def kernels_at(rev: str):
+    """``genreg.kernels.es`` as it was at git revision ``rev``, imported beside today's (same package)."""
+    import importlib.util
+    import tempfile
+
+    source = subprocess.run(["git", "show", f"{rev}:kernels/es.py"], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent).stdout
+    folder = Path(tempfile.mkdtemp(prefix="genreg-es-"))
+    path = folder / "es_then.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("genreg.kernels.es_then", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def score_side_by_side(members, batch, labels, then, repeats: int) -> dict:
+    """Score ``members`` with today's kernel and ``then``'s (a module with the same ``score_members``),
+    alternating, ``repeats`` times each after a warm-up: median seconds of each and the ratio."""
+    import numba
+
+    from genreg.kernels import es as now
+    from genreg.network.forward import genome_logits
+    from genreg.network.layout import Layout
+
+    centre, shapes, rank, sigma, seed, generation, antithetic, offsets, n_noise = members._args()
+    layout = members.layout
+    layer0 = Layout(layout.sizes[:2], layout.hidden_activation)
+    shared = genome_logits(layer0, centre[: layer0.n_params], batch)
+    labels = np.ascontiguousarray(labels, dtype=np.int32)
+
+    def run(module):
+        n_correct, loss = np.zeros(members.size, np.int64), np.zeros(members.size)
+        module.score_members(centre, layout.sizes_array(), shapes, layout.hidden_code, rank, sigma, seed, generation,
+                             antithetic, offsets, n_noise, batch.tile_ptr, batch.rows, batch.values, shared, labels,
+                             np.zeros((0, 1), np.float32), layout.n_outputs, n_correct, loss, numba.get_num_threads())
+        return loss
+
+    same = np.array_equal(run(now).view(np.int64), run(then).view(np.int64))
+    times = {"now": [], "then": []}
+    for _ in range(repeats):
+        for name, module in (("then", then), ("now", now)):
+            times[name].append(_timed(lambda: run(module)))
+    t_now, t_then = float(np.median(times["now"])), float(np.median(times["then"]))
+    return {"score_now": t_now, "score_then": t_then, "score_ratio": t_then / t_now, "same_bits": bool(same)}
+
+
+def child(P: int, rank: int, batch_size: int, reference: bool, against: str | None = None) -> dict:
     """Run in a subprocess: one size's timings and memory."""
     from genreg.network.batch import SparseBatch
     from genreg.network.layout import Layout
@@ -138,6 +191,9 @@ def child(P: int, rank: int, batch_size: int, reference: bool) -> dict:
     out = {"P": P, "rank": rank, "batch": batch_size, "seconds": seconds, "us_per_member": seconds / P * 1e6,
            "gflops": generation_flops(batch, P, rank) / seconds / 1e9, "rss_before": rss_before,
            "peak_rss": _rss("VmHWM"), "sgemm_gflops": sgemm_gflops()}
+    if against:
+        members = Members(layout, state.population.W[0], state.sigma, rank, 0, state.generation, P)
+        out.update(score_side_by_side(members, batch, y, kernels_at(against), repeats))
     if reference:
         X = task.X_train[:batch_size].astype(np.float32) / 255
         centre = state.population.W[0].copy()
@@ -155,10 +211,11 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--numpy-max", type=int, default=10_000, help="largest P the NumPy reference runs at")
     parser.add_argument("--json")
+    parser.add_argument("--against", metavar="REV", help="also score with kernels/es.py of git revision REV")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.rank, args.batch, args.child <= args.numpy_max)))
+        print(json.dumps(child(args.child, args.rank, args.batch, args.child <= args.numpy_max, args.against)))
         return 0
     try:
         import evotorch  # noqa: F401
@@ -175,7 +232,8 @@ def main(argv=None) -> int:
     print(header)
     for P in (int(s) for s in args.sizes.split(",")):
         proc = subprocess.run([sys.executable, __file__, "--child", str(P), "--rank", str(args.rank), "--batch",
-                               str(args.batch), "--numpy-max", str(args.numpy_max)],
+                               str(args.batch), "--numpy-max", str(args.numpy_max),
+                               *(["--against", args.against] if args.against else [])],
                               capture_output=True, text=True)
         if proc.returncode:
             print(proc.stderr[-2000:])
@@ -185,6 +243,9 @@ def main(argv=None) -> int:
         numpy = f"{r['numpy_seconds']:8.2f} {r['ratio']:6.1f}x" if "ratio" in r else f"{'-':>8} {'-':>7}"
         print(f"{P:>9} {r['seconds']:8.3f} {r['us_per_member']:10.2f} {r['gflops']:8.1f} {r['sgemm_gflops']:14.1f} "
               f"{r['rss_before'] / 2**20:9.0f}MB {r['peak_rss'] / 2**20:7.0f}MB {numpy}", flush=True)
+        if "score_ratio" in r:
+            print(f"{'':>9} scoring: {r['score_now']:.3f} s now, {r['score_then']:.3f} s at {args.against}: "
+                  f"{r['score_ratio']:.2f}x ({'same' if r['same_bits'] else 'DIFFERENT'} bits)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
     return 0

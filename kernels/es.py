@@ -95,29 +95,45 @@ def add_signed(term, sign, n_out, out):
 @jit
 def score_tile(logits, n_valid, first, n_classes, labels, targets, exps):
     """(correct, summed loss) of the first ``n_valid`` samples of a tile (sample s is ``first + s``):
-    softmax cross-entropy and argmax hits for labels, squared error averaged over outputs for targets."""
+    softmax cross-entropy and argmax hits for labels, squared error averaged over outputs for targets.
+
+    exps: ``(>= n_valid * (n_classes + 3),) float64`` work space.  Every step is a loop across the
+    samples (they vectorise), but each sample's argmax, sum and log take its classes in order, so
+    the results have the same bits as a sample-by-sample loop.
+    """
     correct, total = 0, 0.0
-    for s in range(n_valid):
-        sample = first + s
-        if targets.shape[0] > 0:
+    if targets.shape[0] > 0:
+        for s in range(n_valid):
+            sample = first + s
             err = 0.0
             for o in range(targets.shape[1]):
                 d = np.float64(logits[s, o]) - np.float64(targets[sample, o])
                 err += d * d
             total += err / targets.shape[1]
-            continue
-        best, top = 0, logits[s, 0]
-        for c in range(1, n_classes):
-            better = logits[s, c] > top
-            best = c if better else best
-            top = logits[s, c] if better else top
+        return correct, total
+    n = n_valid * n_classes
+    best, tops, sums = exps[n : n + n_valid], exps[n + n_valid : n + 2 * n_valid], exps[n + 2 * n_valid : n + 3 * n_valid]
+    for s in range(n_valid):
+        best[s] = 0.0
+        tops[s] = logits[s, 0]
+    for c in range(1, n_classes):  # the first largest logit (a NaN never wins)
+        for s in range(n_valid):
+            better = logits[s, c] > tops[s]
+            best[s] = c if better else best[s]
+            tops[s] = logits[s, c] if better else tops[s]
+    for s in range(n_valid):
+        correct += best[s] == labels[first + s]
         for c in range(n_classes):
-            exps[c] = exp_nonpositive(np.float64(logits[s, c]) - np.float64(top))
-        sum_exp = 0.0
-        for c in range(n_classes):
-            sum_exp += exps[c]
-        total += np.float64(top) + np.log(sum_exp) - np.float64(logits[s, labels[sample]])
-        correct += best == labels[sample]
+            exps[s * n_classes + c] = np.float64(logits[s, c]) - tops[s]
+    for k in range(n):
+        exps[k] = exp_nonpositive(exps[k])
+    for s in range(n_valid):
+        sums[s] = 0.0
+    for c in range(n_classes):
+        for s in range(n_valid):
+            sums[s] += exps[s * n_classes + c]
+    for s in range(n_valid):
+        total += tops[s] + np.log(sums[s]) - np.float64(logits[s, labels[first + s]])
     return correct, total
 
 
@@ -134,6 +150,41 @@ def full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, j, sides
 
 
 @jit
+def joint_layers(centre, sizes, r):
+    """The centre's layers l >= 1 with r zero columns after each: ``(joint, at)``, layer l's
+    ``[W_l, 0]: (n_l, n_{l+1} + r)`` then ``[b_l, 0]`` at ``joint[at[l]:]`` (r = 0: empty).
+
+    A pair's ``A_l: (n_l, r)`` is written into the zero columns, so that one ``tile_layer`` gives
+    ``[b_l + h @ W_l, h @ A_l]``: each column's terms are added in the same order as in two
+    separate products (the same bits), and ``h`` is read once.
+    """
+    L = sizes.shape[0] - 1
+    at = np.zeros(L, np.int64)
+    n = 0
+    for l in range(1, L):
+        at[l] = n
+        n += (sizes[l] + 1) * (sizes[l + 1] + r) if r > 0 else 0
+    joint = np.zeros(n, np.float32)
+    offset = sizes[0] * sizes[1] + sizes[1]
+    for l in range(1, L):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        if r > 0:
+            for i in range(n_in + 1):  # row n_in is the bias
+                for o in range(n_out):
+                    joint[at[l] + i * (n_out + r) + o] = centre[offset + i * n_out + o]
+        offset += n_in * n_out + n_out
+    return joint, at
+
+
+@jit
+def lowrank_term(out, n_out, r, u):
+    """``u[:, :r] = out[:, n_out : n_out + r]`` (a tile's ``h @ A_l`` from the joint product)."""
+    for s in range(TILE):
+        for q in range(r):
+            u[s, q] = out[s, n_out + q]
+
+
+@jit
 def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr, rows,
                   values, shared, labels, targets, n_classes, pair0, n_correct, loss, queue):
     """Take blocks of ``PAIR_BLOCK`` pairs (or single members) from ``queue``: member ``first + k``'s ``n_correct[k]``
@@ -147,32 +198,38 @@ def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, ant
     side by side as one matrix), shared by both members of each pair.  rank 0: each member's row is
     built in a buffer of this worker and run whole.
     """
-    a, b, units = scratch(sizes)
-    aT, bT = a.T, b.T
     L = sizes.shape[0] - 1
+    r = max(rank, 1)
+    a, b, units = scratch(sizes)
+    if rank > 0:  # layer l >= 1 writes n_{l+1} + r columns (its output, then h @ A_l)
+        wide = a.shape[1]
+        for l in range(1, L + 1):
+            wide = max(wide, padded_width(sizes[l] + r))
+        a, b = np.zeros((TILE, wide), np.float32), np.zeros((TILE, wide), np.float32)
+    aT, bT = a.T, b.T
     n_samples = labels.shape[0] if targets.shape[0] == 0 else targets.shape[0]
     largest = 0
     for l in range(L):
         largest = max(largest, sizes[l] * sizes[l + 1])
-    r = max(rank, 1)
     block = max(1, PAIR_COLUMNS // r)  # pairs per item
     work = max(n_noise, largest)
     uniforms, tails = np.empty(work, np.float64), np.empty(work, np.int64)
     noise = np.zeros((block, n_noise), np.float32)  # (the zero "bias" after each A stays zero)
     stacked = np.zeros((sizes[0] + 1) * block * r if rank > 0 else 0, np.float32)  # the block's A_0, then zeros
     draws = np.empty(largest if rank == 0 else 0, np.float32)
+    n_tiles = tile_ptr.shape[0] - 1
     wide = max(a.shape[1], padded_width(block * r))
-    u0 = np.zeros((TILE, wide), np.float32)  # a tile's X @ A_0 for the block
+    u0s = np.zeros((n_tiles if rank > 0 else 0, TILE, wide), np.float32)  # each tile's X @ A_0 for the block
     u = np.zeros((TILE, wide), np.float32)  # a tile's h @ A_l (columns 0..rank-1 read)
-    u0T, uT = u0.T, u.T
+    uT = u.T
     units = np.arange(max(wide, units.shape[0]))
     within = units % r  # row of Bt_0 that column p of u0 multiplies
+    joint, joint_at = joint_layers(centre, sizes, r if rank > 0 else 0)
     first = np.empty((TILE, a.shape[1]), np.float32)  # e_0 + (X @ A_0) @ Bt_0 of a tile
     term = np.empty((TILE, a.shape[1]), np.float32)  # e_l + (h @ A_l) @ Bt_l of a tile
-    exps = np.empty(sizes[L], np.float64)
+    exps = np.empty((n_samples if rank == 0 else TILE) * (sizes[L] + 3), np.float64)
     row = np.empty(centre.shape[0] if rank == 0 else 0, np.float32)
     logits = np.empty((n_samples if rank == 0 else 0, sizes[L]), np.float32)
-    n_tiles = tile_ptr.shape[0] - 1
     n_members = n_correct.shape[0]
     sides = 2 if antithetic else 1
     n_pairs = (n_members + 1) // 2 if antithetic else n_members
@@ -200,34 +257,39 @@ def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, ant
             for c in range(width):
                 stacked[sizes[0] * width + c] = np.float32(0.0)
             for t in range(n_tiles):
-                tile_layer(stacked, 0, sizes[0], width, rows, values, tile_ptr[t], tile_ptr[t + 1], u0)
-                n_valid = min(TILE, n_samples - t * TILE)
-                for jj in range(nb):
-                    pair = noise[jj]
+                tile_layer(stacked, 0, sizes[0], width, rows, values, tile_ptr[t], tile_ptr[t + 1], u0s[t])
+            for jj in range(nb):
+                pair = noise[jj]
+                for l in range(1, L):  # A_l of the pair beside the centre's W_l
+                    n_in, n_out, at = sizes[l], sizes[l + 1], joint_at[l]
+                    for i in range(n_in):
+                        for q in range(r):
+                            joint[at + i * (n_out + r) + n_out + q] = pair[offsets[l, 0] + i * r + q]
+                for t in range(n_tiles):
+                    n_valid = min(TILE, n_samples - t * TILE)
                     # e_0 + (X @ A_0) @ Bt_0, shared by both members of the pair
-                    tile_layer(pair, offsets[0, 1], r, sizes[1], within, u0T, jj * r, jj * r + r, first)
+                    tile_layer(pair, offsets[0, 1], r, sizes[1], within, u0s[t].T, jj * r, jj * r + r, first)
                     for side in range(sides):
                         sign = np.float32(1.0 - 2.0 * side)
                         for s in range(TILE):
                             sample = t * TILE + min(s, n_valid - 1)  # padding samples repeat the last (never scored)
                             for o in range(sizes[1]):
                                 a[s, o] = shared[sample, o] + sign * first[s, o]
-                        offset = sizes[0] * sizes[1] + sizes[1]
                         for l in range(1, L):
                             n_in, n_out = sizes[l], sizes[l + 1]
+                            # [b_l + h @ W_l, h @ A_l] in one product, then + sign (e_l + (h @ A_l) @ Bt_l)
                             if l % 2 == 1:
                                 activate_inplace(a, n_in, act)
-                                tile_layer(centre, offset, n_in, n_out, units, aT, 0, n_in, b)
-                                tile_layer(pair, offsets[l, 0], n_in, r, units, aT, 0, n_in, u)
+                                tile_layer(joint, joint_at[l], n_in, n_out + r, units, aT, 0, n_in, b)
+                                lowrank_term(b, n_out, r, u)
                                 tile_layer(pair, offsets[l, 1], r, n_out, units, uT, 0, r, term)
                                 add_signed(term, sign, n_out, b)
                             else:
                                 activate_inplace(b, n_in, act)
-                                tile_layer(centre, offset, n_in, n_out, units, bT, 0, n_in, a)
-                                tile_layer(pair, offsets[l, 0], n_in, r, units, bT, 0, n_in, u)
+                                tile_layer(joint, joint_at[l], n_in, n_out + r, units, bT, 0, n_in, a)
+                                lowrank_term(a, n_out, r, u)
                                 tile_layer(pair, offsets[l, 1], r, n_out, units, uT, 0, r, term)
                                 add_signed(term, sign, n_out, a)
-                            offset += n_in * n_out + n_out
                         c, e = score_tile(a if L % 2 == 1 else b, n_valid, t * TILE, n_classes, labels, targets, exps)
                         correct[jj, side] += c
                         total[jj, side] += e

@@ -9,7 +9,8 @@ from genreg.network.batch import SparseBatch
 from genreg.network.layout import Layout
 from genreg.network.members import Members
 
-SHAPES = [((12, 5, 3), "tanh"), ((9, 7, 4, 3), "relu"), ((20, 33, 2), "sigmoid")]
+# (10, 16, 32, 4): a layer of exactly 32 units, whose joint product with A_l needs one more block of lanes
+SHAPES = [((12, 5, 3), "tanh"), ((9, 7, 4, 3), "relu"), ((20, 33, 2), "sigmoid"), ((10, 16, 32, 4), "tanh")]
 
 
 def _members(sizes, act, rank, P=6, per_parameter=False, antithetic=True, seed=3, generation=5):
