@@ -107,6 +107,13 @@ def test_pgd_has_no_published_mode(trained):
         attacks.craft(layout, row, X[:5], y[:5], 0.05, method="pgd", published=True)
 
 
+def test_the_best_source_is_the_first_of_the_most_accurate():
+    M = np.array([[0.1, 0.5, 0.6], [0.7, 0.2, 0.9], [0.3, 0.4, 0.05]])
+    best = attacks.best_source(M, [0.9, 0.95, 0.95])
+    assert best["index"] == 1 and best["self"] == 0.2
+    assert best["transfer"] == {"mean": 0.8, "min": 0.7, "max": 0.9}
+
+
 def test_parse_epsilons():
     assert parse_epsilons("0.1, 0.02,0.1") == [0.02, 0.1]
     for bad in ("", "0.1,x", "-0.1", "2", "nan", "0.1,,0.2"):
@@ -170,6 +177,13 @@ def test_published_and_correct_tables_over_runs(runs, mnist_dir, tmp_path, capsy
         expected = np.mean([kids[i, j] for i in np.flatnonzero(working) for j in range(len(kids)) if j != i])
         assert np.isclose(per_run["children"]["working_source_transfer"]["mean"], expected)
     assert "working_source_transfer" in g
+    # (a1), (b1): the member with the best clean accuracy as the only source, as the notebook reports
+    M, clean = np.asarray(per_run["members"]["matrix"]), np.asarray(per_run["members"]["clean"])
+    best = per_run["members"]["best"]
+    assert best["index"] == int(np.argmax(clean)) and best["self"] == M[best["index"], best["index"]]
+    assert np.isclose(best["transfer"]["mean"], np.delete(M[best["index"]], best["index"]).mean())
+    assert g["best_self"]["runs"][1] == best["self"] and g["best_transfer"]["runs"][1] == best["transfer"]["mean"]
+    assert "(b1) other members, attack crafted on the best member" in text
     # same members and same children under both attacks
     assert correct["groups"][0]["children_clean"] == g["children_clean"]
     assert cli.main(["attack", str(runs[0]), str(runs[1]), "--sweep", "0.05,0.1", *common]) == 0

@@ -24,6 +24,8 @@ EXPERIMENTS = {
     "members_clean": "members, clean",
     "self": "(a) each member, attack crafted on itself",
     "transfer": "(b) other members, attack crafted on one member",
+    "best_self": "(a1) the best member, attack crafted on itself",
+    "best_transfer": "(b1) other members, attack crafted on the best member",
     "children_clean": "children (untrained), clean",
     "children_transfer": "(c) other children, attack crafted on one child",
     "working_transfer": "(c') the same among working children",
@@ -50,7 +52,9 @@ def headline(report: dict) -> dict:
     """Each experiment's mean accuracy in one ``attacks.attack_study`` report (None: no pair of working children)."""
     m, c = report["members"], report["children"]
     return {"members_clean": float(np.mean(m["clean"])), "self": m["self"]["mean"],
-            "transfer": m["transfer"]["mean"], "children_clean": float(np.mean(c["clean"])),
+            "transfer": m["transfer"]["mean"], "best_self": m.get("best", {}).get("self"),
+            "best_transfer": m.get("best", {}).get("transfer", {}).get("mean"),
+            "children_clean": float(np.mean(c["clean"])),
             "children_transfer": c["transfer"]["mean"],
             "working_transfer": c["working_transfer"].get("mean"),
             "working_source_transfer": c["working_source_transfer"].get("mean"),

@@ -177,6 +177,14 @@ def summarize(matrix: np.ndarray) -> dict:
     return {"self": _stats(np.diag(matrix)), "transfer": _stats(matrix[~np.eye(M, dtype=bool)])}
 
 
+def best_source(matrix: np.ndarray, clean) -> dict:
+    """The network with the highest clean accuracy (the first of equals) as the only source: its index, its
+    accuracy under its own attack, and the others' under it (the notebook's (a) and (b) report that one
+    network, not a mean over sources)."""
+    b = int(np.argmax(clean))
+    return {"index": b, "self": float(matrix[b, b]), "transfer": _stats(np.delete(matrix[b], b))}
+
+
 def _stats(v: np.ndarray) -> dict:
     return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())} if v.size else {}
 
@@ -273,7 +281,8 @@ def attack_study(study: dict, epsilon=0.05, method="fgsm", steps=10, published=F
         "shape": layout.shape_name(), "method": method, "epsilon": epsilon,
         "steps": steps if method == "pgd" else 1, "n_images": int(len(y)), "published": bool(published),
         "children_as_published": study["children_protocol"]["parents"] == "all",
-        "members": {"clean": study["clean_members"], "matrix": members.tolist(), **summarize(members)},
+        "members": {"clean": study["clean_members"], "matrix": members.tolist(), **summarize(members),
+                    "best": best_source(members, study["clean_members"])},
         "children": {"clean": study["clean_children"], "matrix": kids.tolist(), "parents": study["parents"],
                      "protocol": study["children_protocol"],
                      **summarize(kids), "working": working.tolist(),
@@ -338,6 +347,8 @@ def format_transfer(report: dict) -> str:
         ("members, clean", clean(m["clean"])),
         ("(a) each member, attack crafted on itself", cell(m["self"])),
         ("(b) other members, attack crafted on one member", cell(m["transfer"])),
+        ("(a1) the best member, attack crafted on itself", cell(_stats(np.array([m["best"]["self"]])))),
+        ("(b1) other members, attack crafted on the best member", cell(m["best"]["transfer"])),
         ("children (untrained), clean", clean(c["clean"])),
         ("(c) other children, attack crafted on one child", cell(c["transfer"])),
         (f"(c') the same among the {sum(c['working'])} working children", cell(c["working_transfer"])),
