@@ -97,9 +97,9 @@ def score_tile(logits, n_valid, first, n_classes, labels, targets, exps):
     """(correct, summed loss) of the first ``n_valid`` samples of a tile (sample s is ``first + s``):
     softmax cross-entropy and argmax hits for labels, squared error averaged over outputs for targets.
 
-    exps: ``(>= n_valid * (n_classes + 3),) float64`` work space.  Every step is a loop across the
-    samples (they vectorise), but each sample's argmax, sum and log take its classes in order, so
-    the results have the same bits as a sample-by-sample loop.
+    exps: ``(>= n_valid * (n_classes + 2),) float64`` work space.  The exponentials of all the
+    tile's logits are one flat loop and the sums run across the samples (both vectorise), but each
+    sample's argmax, sum and log take its classes in order: the same bits as a sample-by-sample loop.
     """
     correct, total = 0, 0.0
     if targets.shape[0] > 0:
@@ -112,19 +112,17 @@ def score_tile(logits, n_valid, first, n_classes, labels, targets, exps):
             total += err / targets.shape[1]
         return correct, total
     n = n_valid * n_classes
-    best, tops, sums = exps[n : n + n_valid], exps[n + n_valid : n + 2 * n_valid], exps[n + 2 * n_valid : n + 3 * n_valid]
+    tops, sums = exps[n : n + n_valid], exps[n + n_valid : n + 2 * n_valid]
     for s in range(n_valid):
-        best[s] = 0.0
-        tops[s] = logits[s, 0]
-    for c in range(1, n_classes):  # the first largest logit (a NaN never wins)
-        for s in range(n_valid):
-            better = logits[s, c] > tops[s]
-            best[s] = c if better else best[s]
-            tops[s] = logits[s, c] if better else tops[s]
-    for s in range(n_valid):
-        correct += best[s] == labels[first + s]
+        best, top = 0, logits[s, 0]
+        for c in range(1, n_classes):  # the first largest logit (a NaN never wins)
+            better = logits[s, c] > top
+            best = c if better else best
+            top = logits[s, c] if better else top
+        correct += best == labels[first + s]
+        tops[s] = top
         for c in range(n_classes):
-            exps[s * n_classes + c] = np.float64(logits[s, c]) - tops[s]
+            exps[s * n_classes + c] = np.float64(logits[s, c]) - np.float64(top)
     for k in range(n):
         exps[k] = exp_nonpositive(exps[k])
     for s in range(n_valid):
@@ -227,7 +225,7 @@ def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, ant
     joint, joint_at = joint_layers(centre, sizes, r if rank > 0 else 0)
     first = np.empty((TILE, a.shape[1]), np.float32)  # e_0 + (X @ A_0) @ Bt_0 of a tile
     term = np.empty((TILE, a.shape[1]), np.float32)  # e_l + (h @ A_l) @ Bt_l of a tile
-    exps = np.empty((n_samples if rank == 0 else TILE) * (sizes[L] + 3), np.float64)
+    exps = np.empty((n_samples if rank == 0 else TILE) * (sizes[L] + 2), np.float64)
     row = np.empty(centre.shape[0] if rank == 0 else 0, np.float32)
     logits = np.empty((n_samples if rank == 0 else 0, sizes[L]), np.float32)
     n_members = n_correct.shape[0]
