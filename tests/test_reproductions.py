@@ -261,6 +261,12 @@ def test_command_is_real_and_parses(line, argv, monkeypatch):
         _check_genreg(argv[1:])
     elif argv[0] == "python":
         _check_bench(argv[1:], monkeypatch)
+    elif argv[0] == "cp" and argv[1:2] == ["-r"]:  # a run directory copied, to be resumed further
+        assert len(argv) == 4, f"line {line}: cp -r RUN_DIR COPY"
+        src, dst = argv[2:]
+        assert _is_produced(src, _produced() - {str(Path(dst))}), f"line {line}: no command of the report writes {src}"
+        assert any(a[:2] == ["genreg", "resume"] and Path(a[2]) == Path(dst) for _, a in _commands()), \
+            f"line {line}: the copy {dst} is never resumed"
     elif argv[0] == "cp":
         assert len(argv) == 3, f"line {line}: cp SRC DST"
         src, dst = argv[1:]
