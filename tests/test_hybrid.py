@@ -101,6 +101,38 @@ def test_block_genes_cut_weight_matrices_into_row_blocks():
                 np.array_equal(children[c, seg], state.population.W[b[c], seg])
 
 
+def test_tile_genes_cut_weight_matrices_into_row_and_column_tiles():
+    cfg = from_mapping({"genes": "tile", "gene_block_rows": 64, "gene_block_cols": 64, "population": 4})
+    state = founders(cfg)
+    children, a, b = breed(state, cfg, children=8)
+    W = state.population.W
+    W0 = state.population.layout.tensor("W0")  # (784, 256): 13 x 4 tiles
+    mixed = 0
+    for c in range(8):
+        child, pa, pb = (x[W0.offset : W0.stop].reshape(784, 256) for x in (children[c], W[a[c]], W[b[c]]))
+        for r in range(0, 784, 64):
+            sources = []
+            for col in range(0, 256, 64):
+                tile = (slice(r, r + 64), slice(col, col + 64))
+                from_a, from_b = np.array_equal(child[tile], pa[tile]), np.array_equal(child[tile], pb[tile])
+                assert from_a or from_b
+                sources.append(from_a)
+            mixed += len(set(sources)) == 2  # a row block taken from both parents: finer than row genes
+    assert mixed > 0
+    # tiles as wide as every matrix are the row blocks, with the same draws
+    wide = from_mapping({"genes": "tile", "gene_block_rows": 64, "gene_block_cols": 256, "population": 4})
+    rows = from_mapping({"genes": "block", "gene_block_rows": 64, "population": 4})
+    assert np.array_equal(breed(state, wide, children=8)[0], breed(state, rows, children=8)[0])
+
+
+def test_tile_genes_refuse_a_convnet_in_one_line():
+    from genreg.network.variation import tile_genes
+
+    with pytest.raises(ConfigError, match="genes = 'tile' cuts dense weight matrices") as err:
+        tile_genes(Layout.parse("8x8x1-c3x2-4"), 64, 64)
+    assert "\n" not in str(err.value)
+
+
 # -- one generation -------------------------------------------------------------------
 def test_step_trains_ranks_and_keeps_the_best(small_data):
     cfg = from_mapping({**SMALL, "population": 5})

@@ -63,10 +63,12 @@ class HybridConfig(ConfigBase):
     """Networks kept after each generation (P)."""
     fresh_fraction: float = rule(0.1, ge=0, le=1)
     """Fresh random networks added each generation, as a fraction of P (rounded up)."""
-    genes: str = rule("layer", choices=("layer", "block"))
-    """Gene crossover unit: 'layer' (each dense block's W and b: the reference's genes) or 'block' (gene_block_rows input rows of each weight matrix; each bias its own gene)."""
+    genes: str = rule("layer", choices=("layer", "block", "tile"))
+    """Gene crossover unit: 'layer' (each dense block's W and b: the reference's genes), 'block' (gene_block_rows input rows of each weight matrix; each bias its own gene) or 'tile' (gene_block_rows rows x gene_block_cols columns of each weight matrix, as the reference's public notebook cuts them; each bias its own gene)."""
     gene_block_rows: int = rule(64, ge=1)
-    """Rows per gene when genes = 'block'."""
+    """Rows per gene when genes = 'block' or 'tile'."""
+    gene_block_cols: int = rule(64, ge=1)
+    """Columns per gene when genes = 'tile'."""
     validation_size: int = rule(10000, gt=0, lt=60000)
     """MNIST / Fashion-MNIST: validation images carved from the 60k training images (other tasks split 60/20/20). Fitness is accuracy (classification) or -MSE (regression) on the validation split, never the test set."""
     train_images: int = rule(0, ge=0, note="(0 = all)")

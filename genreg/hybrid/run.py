@@ -37,7 +37,7 @@ from genreg.runs.history import History
 from genreg.runs.store import (
     atomic_h5, check_format, checkpoint_dir, has_checkpoint, latest_checkpoint, prune_checkpoints, read_dataset,
     write_dataset)
-from genreg.network.variation import layer_gene_bounds
+from genreg.network.variation import layer_gene_bounds, tile_genes
 
 FORMAT = "genreg.hybrid_state"
 #: 2: ``validation_size`` (was ``validation_images``: ``config.RENAMED_KEYS``).
@@ -304,6 +304,8 @@ def _start(cfg: HybridConfig, run_dir: Path, data_dir, progress, on_generation, 
     task = task if task is not None else load_run_task(cfg, data_dir)
     layout = task_layout(cfg, task)
     check_population_size(layout, cfg.population, copies=4)
+    if cfg.genes == "tile":  # refused before anything is written
+        tile_genes(layout, cfg.gene_block_rows, cfg.gene_block_cols)
     data = hybrid_data(cfg, task)
     write_marker(run_dir, "hybrid")
     (run_dir / "config.toml").write_text(cfg.to_toml())

@@ -27,7 +27,7 @@ from genreg.errors import TrainingError
 from genreg.hybrid.config import HybridConfig
 from genreg.network.layout import Layout
 from genreg.network.population import Population
-from genreg.network.variation import gene_bounds, gene_crossover, layer_gene_bounds
+from genreg.network.variation import gene_bounds, gene_crossover, layer_gene_bounds, tile_crossover, tile_genes
 from genreg.strategies.base import Strategy, ranking
 from genreg.streams import HYBRID_FRESH, Purpose, derived_seed, generator, stream_keys
 
@@ -80,8 +80,16 @@ def founders(cfg: HybridConfig, layout=None) -> HybridState:
 
 
 def crossover_bounds(cfg: HybridConfig, layout) -> np.ndarray:
-    """Gene segments of a row for the configured gene unit: ``(G + 1,) int64``."""
+    """Gene segments of a row for the configured gene unit: ``(G + 1,) int64`` (tile genes: their row
+    blocks, the contiguous segments the similarity files report)."""
     return layer_gene_bounds(layout) if cfg.genes == "layer" else gene_bounds(layout, cfg.gene_block_rows)
+
+
+def crossover(W: np.ndarray, a, b, keys, cfg: HybridConfig, layout) -> np.ndarray:
+    """Children ``(C, n_params) float32``: each gene of the configured unit whole from parent a or b."""
+    if cfg.genes == "tile":
+        return tile_crossover(W, a, b, keys, *tile_genes(layout, cfg.gene_block_rows, cfg.gene_block_cols))
+    return gene_crossover(W, a, b, keys, crossover_bounds(cfg, layout))
 
 
 def pick_parents(n_children: int, half: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +116,7 @@ def breed(state: HybridState, cfg: HybridConfig, children: int | None = None, ge
     rng = generator(cfg.seed, g, Purpose.SELECTION + purpose_offset)
     a, b = pick_parents(C, half, rng)
     keys = stream_keys(cfg.seed, g, np.arange(C), Purpose.CROSSOVER + purpose_offset)
-    return gene_crossover(pop.W, a, b, keys, crossover_bounds(cfg, pop.layout)), a, b
+    return crossover(pop.W, a, b, keys, cfg, pop.layout), a, b
 
 
 def fresh_networks(cfg: HybridConfig, layout, generation: int, count: int) -> np.ndarray:

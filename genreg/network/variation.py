@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genreg import kernels
+from genreg.errors import ConfigError
 from genreg.kernels.variation import GENE_CROSSOVER, MASK_CROSSOVER, NO_CROSSOVER
 
 from genreg.network.layout import Layout
@@ -212,6 +213,45 @@ def gene_bounds(layout: Layout, block_rows: int = 0) -> np.ndarray:
             bounds += range(t.offset + step, t.stop, step)
         bounds.append(t.stop)
     return np.asarray(bounds, dtype=np.int64)
+
+
+def tile_genes(layout: Layout, block_rows: int, block_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Genes that are tiles of ``block_rows`` input rows x ``block_cols`` output columns of each weight
+    matrix (each bias one gene), as a reordering of the row that makes every gene contiguous.
+
+    Returns ``(order (n_params,) int64, bounds (G + 1,) int64)``: ``W[:, order]`` holds the genes one
+    after another, gene g at ``bounds[g]:bounds[g + 1]``, in the order tensor, row block, column block
+    (with ``block_cols`` >= every matrix's width, the order is the identity and the genes are those of
+    ``gene_bounds(layout, block_rows)``).  Dense layers only.
+    """
+    order, bounds = [], [0]
+    for t in layout.tensors:
+        if len(t.shape) != 2:
+            if len(t.shape) != 1:
+                raise ConfigError(f"genes = 'tile' cuts dense weight matrices into tiles; {t.name} is a "
+                                  f"{len(t.shape)}-d tensor {t.shape}: use genes = 'block' for a ConvNet")
+            order.append(np.arange(t.offset, t.stop))
+            bounds.append(bounds[-1] + t.size)
+            continue
+        rows, cols = t.shape
+        index = np.arange(t.offset, t.stop).reshape(rows, cols)
+        for r0 in range(0, rows, block_rows):
+            for c0 in range(0, cols, block_cols):
+                tile = index[r0 : r0 + block_rows, c0 : c0 + block_cols].ravel()
+                order.append(tile)
+                bounds.append(bounds[-1] + tile.size)
+    return np.concatenate(order).astype(np.int64), np.asarray(bounds, dtype=np.int64)
+
+
+def tile_crossover(W: np.ndarray, parent_a, parent_b, keys, order: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """``gene_crossover`` over the genes of ``tile_genes``: each tile whole from one parent.
+
+    The population's columns are put in gene order, crossed with contiguous genes, and put back.
+    """
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(order.shape[0])
+    return np.ascontiguousarray(gene_crossover(np.ascontiguousarray(W[:, order]), parent_a, parent_b, keys,
+                                               bounds)[:, inverse])
 
 
 def layer_gene_bounds(layout: Layout) -> np.ndarray:
