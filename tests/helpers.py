@@ -105,6 +105,17 @@ def sigkill_when(argv: list, ready, timeout: float, what: str, env=None, childre
     return children or {}
 
 
+def tiny_hybrid_run(run_dir, architecture: str, population: int, seed: int, data_dir) -> Path:
+    """A one-generation hybrid run of 784-ARCHITECTURE-10 on 300 training images, through the CLI."""
+    from genreg.cli import main as cli
+
+    assert cli.main(["hybrid", "--out", str(run_dir), "--set", f"architecture='{architecture}'", "--set",
+                     f"population={population}", "--set", "train_images=300", "--set", "validation_size=200",
+                     "--set", "baseline=false", "--seed", str(seed), "--generations", "1", "--data-dir",
+                     str(data_dir), "--no-progress"]) == 0
+    return Path(run_dir)
+
+
 def one_error_line(capsys) -> str:
     """The one line a CLI command wrote to stderr, checked to be a ``genreg: error:`` line."""
     err = capsys.readouterr().err.strip().splitlines()

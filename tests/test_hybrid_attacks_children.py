@@ -15,7 +15,7 @@ from genreg.hybrid.strategy import HybridState, breed
 from genreg.network.population import Population
 from genreg.network.variation import gene_bounds
 from genreg.streams import ATTACK_OFFSET
-from helpers import one_error_line
+from helpers import one_error_line, tiny_hybrid_run
 
 
 def _state(architecture="horizontal", P=20, generation=6):
@@ -86,15 +86,7 @@ def test_children_are_deterministic_and_the_default_is_the_runs_breed():
 def runs(tmp_path_factory, mnist_dir):
     """Two tiny 784-16-10 hybrid runs (population 4, seeds 0 and 1)."""
     root = tmp_path_factory.mktemp("child_runs")
-    made = []
-    for seed in (0, 1):
-        run = root / f"r{seed}"
-        assert cli.main(["hybrid", "--out", str(run), "--set", "architecture='16'", "--set", "population=4",
-                         "--set", "train_images=300", "--set", "validation_size=200", "--set", "baseline=false",
-                         "--seed", str(seed), "--generations", "1", "--data-dir", str(mnist_dir),
-                         "--no-progress"]) == 0
-        made.append(run)
-    return made
+    return [tiny_hybrid_run(root / f"r{seed}", "16", 4, seed, mnist_dir) for seed in (0, 1)]
 
 
 def test_cli_children_as_published(runs, mnist_dir, tmp_path, capsys):

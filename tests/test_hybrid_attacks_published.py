@@ -16,7 +16,7 @@ from genreg.network import backprop, sgd
 from genreg.network.layout import Layout
 from genreg.network.population import Population
 from genreg.tasks import Task
-from helpers import one_error_line
+from helpers import one_error_line, tiny_hybrid_run
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +126,8 @@ def test_parse_epsilons():
 def runs(tmp_path_factory, mnist_dir):
     """Three tiny hybrid runs: two of 784-16-10 (seeds 0, 1), one of 784-8-10."""
     root = tmp_path_factory.mktemp("attack_runs")
-    made = []
-    for name, arch, seed in (("a0", "16", 0), ("a1", "16", 1), ("b0", "8", 0)):
-        run = root / name
-        assert cli.main(["hybrid", "--out", str(run), "--set", f"architecture='{arch}'", "--set", "population=3",
-                         "--set", "train_images=300", "--set", "validation_size=200", "--set", "baseline=false",
-                         "--seed", str(seed), "--generations", "1", "--data-dir", str(mnist_dir),
-                         "--no-progress"]) == 0
-        made.append(run)
-    return made
+    return [tiny_hybrid_run(root / name, arch, 3, seed, mnist_dir)
+            for name, arch, seed in (("a0", "16", 0), ("a1", "16", 1), ("b0", "8", 0))]
 
 
 def test_sweep_writes_every_epsilon_and_the_published_point(runs, mnist_dir, tmp_path, capsys):
