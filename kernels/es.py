@@ -158,18 +158,19 @@ def joint_layers(centre, sizes, r):
     """
     L = sizes.shape[0] - 1
     at = np.zeros(L, np.int64)
+    if r == 0:
+        return np.zeros(0, np.float32), at
     n = 0
     for l in range(1, L):
         at[l] = n
-        n += (sizes[l] + 1) * (sizes[l + 1] + r) if r > 0 else 0
+        n += (sizes[l] + 1) * (sizes[l + 1] + r)
     joint = np.zeros(n, np.float32)
     offset = sizes[0] * sizes[1] + sizes[1]
     for l in range(1, L):
         n_in, n_out = sizes[l], sizes[l + 1]
-        if r > 0:
-            for i in range(n_in + 1):  # row n_in is the bias
-                for o in range(n_out):
-                    joint[at[l] + i * (n_out + r) + o] = centre[offset + i * n_out + o]
+        for i in range(n_in + 1):  # row n_in is the bias
+            for o in range(n_out):
+                joint[at[l] + i * (n_out + r) + o] = centre[offset + i * n_out + o]
         offset += n_in * n_out + n_out
     return joint, at
 
@@ -200,10 +201,10 @@ def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, ant
     r = max(rank, 1)
     a, b, units = scratch(sizes)
     if rank > 0:  # layer l >= 1 writes n_{l+1} + r columns (its output, then h @ A_l)
-        wide = a.shape[1]
+        out_width = a.shape[1]
         for l in range(1, L + 1):
-            wide = max(wide, padded_width(sizes[l] + r))
-        a, b = np.zeros((TILE, wide), np.float32), np.zeros((TILE, wide), np.float32)
+            out_width = max(out_width, padded_width(sizes[l] + r))
+        a, b = np.zeros((TILE, out_width), np.float32), np.zeros((TILE, out_width), np.float32)
     aT, bT = a.T, b.T
     n_samples = labels.shape[0] if targets.shape[0] == 0 else targets.shape[0]
     largest = 0

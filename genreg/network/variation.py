@@ -226,13 +226,13 @@ def tile_genes(layout: Layout, block_rows: int, block_cols: int) -> tuple[np.nda
     """
     order, bounds = [], [0]
     for t in layout.tensors:
-        if len(t.shape) != 2:
-            if len(t.shape) != 1:
-                raise ConfigError(f"genes = 'tile' cuts dense weight matrices into tiles; {t.name} is a "
-                                  f"{len(t.shape)}-d tensor {t.shape}: use genes = 'block' for a ConvNet")
+        if len(t.shape) == 1:  # a bias: one gene
             order.append(np.arange(t.offset, t.stop))
             bounds.append(bounds[-1] + t.size)
             continue
+        if len(t.shape) != 2:
+            raise ConfigError(f"genes = 'tile' cuts dense weight matrices into tiles; {t.name} is a "
+                              f"{len(t.shape)}-d tensor {t.shape}: use genes = 'block' for a ConvNet")
         rows, cols = t.shape
         index = np.arange(t.offset, t.stop).reshape(rows, cols)
         for r0 in range(0, rows, block_rows):
@@ -250,6 +250,7 @@ def tile_crossover(W: np.ndarray, parent_a, parent_b, keys, order: np.ndarray, b
     """
     inverse = np.empty_like(order)
     inverse[order] = np.arange(order.shape[0])
+    # indexing columns gives a copy in column order: C order is asked for on both sides
     return np.ascontiguousarray(gene_crossover(np.ascontiguousarray(W[:, order]), parent_a, parent_b, keys,
                                                bounds)[:, inverse])
 
