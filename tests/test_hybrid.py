@@ -350,3 +350,10 @@ def test_hybrid_population_too_large_for_memory_is_refused_before_writing_anythi
     with pytest.raises(PopulationError, match="of memory is available"):
         start_hybrid(hybrid_config({"population": 1_000_000}), tmp_path / "run", mnist_dir, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_tile_genes_on_a_convnet_are_refused_before_writing_anything(tmp_path, mnist_dir):
+    cfg = from_mapping({"architecture": "c3x2-p2", "genes": "tile", "population": 4, "baseline": False})
+    with pytest.raises(ConfigError, match="genes = 'tile' cuts dense weight matrices") as err:
+        start_hybrid(cfg, tmp_path / "run", mnist_dir, progress=False)
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()

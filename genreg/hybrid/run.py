@@ -293,8 +293,12 @@ def start_hybrid(cfg: HybridConfig, run_dir, data_dir=None, progress: bool = Tru
     run_dir = Path(run_dir)
     prepare_new_run(run_dir, "hybrid", has_checkpoint)
     task = load_run_task(cfg, data_dir)
-    # members and children (about twice the population), each row with a working copy; before anything is written
-    check_population_size(task_layout(cfg, task), cfg.population, copies=4)
+    # before anything is written: members and children (about twice the population), each row with a working
+    # copy; tile genes need dense weight matrices
+    layout = task_layout(cfg, task)
+    check_population_size(layout, cfg.population, copies=4)
+    if cfg.genes == "tile":
+        tile_genes(layout, cfg.gene_block_rows, cfg.gene_block_cols)
     with RunLock(run_dir):
         return _start(cfg, run_dir, data_dir, progress, on_generation, task)
 
@@ -304,8 +308,6 @@ def _start(cfg: HybridConfig, run_dir: Path, data_dir, progress, on_generation, 
     task = task if task is not None else load_run_task(cfg, data_dir)
     layout = task_layout(cfg, task)
     check_population_size(layout, cfg.population, copies=4)
-    if cfg.genes == "tile":  # refused before anything is written
-        tile_genes(layout, cfg.gene_block_rows, cfg.gene_block_cols)
     data = hybrid_data(cfg, task)
     write_marker(run_dir, "hybrid")
     (run_dir / "config.toml").write_text(cfg.to_toml())
