@@ -16,7 +16,7 @@ from genreg.cli.main import main
 from genreg.tasks import to_float
 from genreg.hybrid.diversity import cosine_similarity, mean_offdiagonal, pca_2d
 from genreg.errors import CheckpointError, ConfigError
-from genreg.hybrid.recombination import HybridData, step
+from genreg.hybrid.recombination import HybridData, step, train_pool
 from genreg.hybrid.strategy import breed, founders
 from genreg.hybrid.config import HybridConfig, from_mapping, parse_architecture
 from genreg.hybrid.run import latest_state, read_similarity, resume_hybrid, start_hybrid
@@ -160,6 +160,18 @@ def test_step_is_deterministic_for_any_number_of_workers(small_data):
     np.testing.assert_array_equal(s1.population.trust, s2.population.trust)
     s3, _ = step(founders(from_mapping({**SMALL, "seed": 1})), from_mapping({**SMALL, "seed": 1}), small_data)
     assert not np.array_equal(s3.population.W, s1.population.W)
+
+
+def test_without_shuffle_every_network_sees_the_same_order(small_data):
+    """shuffle = false (the reference notebook's data loader): two copies of one network, trained in two
+    slots, stay identical; with the default per-network shuffle they part."""
+    for shuffle in (False, True):
+        cfg = from_mapping({**SMALL, "shuffle": shuffle})
+        row = founders(cfg).population.W[0]
+        W = np.stack([row, row])
+        train_pool(W, cfg.layout(), small_data, cfg, generation=1)
+        assert not np.array_equal(W[0], row)
+        assert np.array_equal(W[0], W[1]) == (not shuffle)
 
 
 # -- run directory, resume --------------------------------------------------------------

@@ -95,6 +95,8 @@ class HybridConfig(ConfigBase):
     """lr_e = lr / (1 + lr_decay * e), e = epochs of the lineage so far (generation * E + epoch)."""
     dropout: float = rule(0.0, ge=0, lt=1)
     """Dropout rate of every hidden layer during training."""
+    shuffle: bool = True
+    """Reshuffle the training images for every network each epoch (false: every network sees them in the same fixed order every epoch, as the reference's public notebook does, whose data loader does not shuffle)."""
 
     # -----------------------------------------------------------------------------
     def check(self) -> None:
@@ -129,7 +131,7 @@ class HybridConfig(ConfigBase):
         """SGD settings of one generation (``epochs = epochs_per_generation``); loss 'nll' or 'mse' (the task's)."""
         return TrainConfig(epochs=self.epochs_per_generation, batch_size=self.batch_size, lr=self.lr,
                            momentum=self.momentum, nesterov=self.nesterov, lr_decay=self.lr_decay,
-                           dropout=self.dropout, loss=loss, shuffle=True)
+                           dropout=self.dropout, loss=loss, shuffle=self.shuffle)
 
 
 #: Keys that fix the network and its data: they may not change on resume.
