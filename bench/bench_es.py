@@ -23,7 +23,9 @@ Peers (EvoTorch's PGPE/SNES) need PyTorch, which genreg never installs: their co
 
 With ``--against REV`` each size also scores the same members with ``kernels/es.py`` as it was at
 git revision REV (loaded beside today's in the same subprocess) and prints both scoring times,
-interleaved, and their ratio: the side-by-side check of a change to the scoring kernel.
+interleaved, and their ratio: the side-by-side check of a change to the scoring kernel. It also
+sums PGPE's update (``Members.noise_sum`` with the squared-noise term) with
+``genreg/network/members.py`` as it was at REV, interleaved with today's, and checks the bits.
 
     python bench/bench_es.py [--sizes 1000,10000,100000,1000000] [--rank 1] [--batch 200] [--json OUT]
                              [--against REV]
@@ -32,6 +34,7 @@ interleaved, and their ratio: the side-by-side check of a change to the scoring 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -105,21 +108,45 @@ def numpy_generation(X, y, centre, sigma, P, seed):
     return grad
 
 
-def kernels_at(rev: str):
-    """``genreg.kernels.es`` as it was at git revision ``rev``, imported beside today's (same package)."""
+def module_at(rev: str, path: str, name: str):
+    """The module at ``path`` (from the repository root) as it was at git revision ``rev``, imported
+    beside today's as ``name`` (absolute imports resolve to today's package)."""
     import importlib.util
     import tempfile
 
-    source = subprocess.run(["git", "show", f"{rev}:kernels/es.py"], capture_output=True, text=True, check=True,
+    source = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parent.parent).stdout
-    folder = Path(tempfile.mkdtemp(prefix="genreg-es-"))
-    path = folder / "es_then.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("genreg.kernels.es_then", path)
+    folder = Path(tempfile.mkdtemp(prefix="genreg-then-"))
+    file = folder / (name.rsplit(".", 1)[-1] + ".py")
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def kernels_at(rev: str):
+    """``genreg.kernels.es`` as it was at git revision ``rev``, imported beside today's (same package)."""
+    return module_at(rev, "kernels/es.py", "genreg.kernels.es_then")
+
+
+def update_side_by_side(members, rev: str, repeats: int) -> dict:
+    """PGPE's update sums (``noise_sum`` with its squared-noise term) of ``members`` with today's
+    ``genreg.network.members`` and with the one at git revision ``rev``, alternating, ``repeats`` times
+    each after a warm-up: median seconds of each, the ratio, and whether the bits agree."""
+    then = module_at(rev, "genreg/network/members.py", "genreg.network.members_then")
+    old = then.Members(*(getattr(members, f.name) for f in dataclasses.fields(members)))
+    rng = np.random.default_rng(0)
+    w, v = rng.standard_normal(members.n_pairs), rng.standard_normal(members.n_pairs)
+    a, b = members.noise_sum(w, v), old.noise_sum(w, v)
+    same = a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()
+    times = {"now": [], "then": []}
+    for _ in range(repeats):
+        for name, m in (("then", old), ("now", members)):
+            times[name].append(_timed(lambda: m.noise_sum(w, v)))
+    t_now, t_then = float(np.median(times["now"])), float(np.median(times["then"]))
+    return {"update_now": t_now, "update_then": t_then, "update_ratio": t_then / t_now, "update_same_bits": bool(same)}
 
 
 def score_side_by_side(members, batch, labels, then, repeats: int) -> dict:
@@ -194,6 +221,7 @@ def child(P: int, rank: int, batch_size: int, reference: bool, against: str | No
     if against:
         members = Members(layout, state.population.W[0], state.sigma, rank, 0, state.generation, P)
         out.update(score_side_by_side(members, batch, y, kernels_at(against), repeats))
+        out.update(update_side_by_side(members, against, max(repeats, 3)))
     if reference:
         X = task.X_train[:batch_size].astype(np.float32) / 255
         centre = state.population.W[0].copy()
@@ -211,7 +239,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--numpy-max", type=int, default=10_000, help="largest P the NumPy reference runs at")
     parser.add_argument("--json")
-    parser.add_argument("--against", metavar="REV", help="also score with kernels/es.py of git revision REV")
+    parser.add_argument("--against", metavar="REV",
+                        help="also score with kernels/es.py, and sum the update with genreg/network/members.py, "
+                             "of git revision REV")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -246,6 +276,8 @@ def main(argv=None) -> int:
         if "score_ratio" in r:
             print(f"{'':>9} scoring: {r['score_now']:.3f} s now, {r['score_then']:.3f} s at {args.against}: "
                   f"{r['score_ratio']:.2f}x ({'same' if r['same_bits'] else 'DIFFERENT'} bits)", flush=True)
+            print(f"{'':>9} update:  {r['update_now']:.3f} s now, {r['update_then']:.3f} s at {args.against}: "
+                  f"{r['update_ratio']:.2f}x ({'same' if r['update_same_bits'] else 'DIFFERENT'} bits)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1))
     return 0

@@ -7,7 +7,7 @@ import pytest
 import naive
 from genreg.network.batch import SparseBatch
 from genreg.network.layout import Layout
-from genreg.network.members import Members
+from genreg.network.members import FACTOR_CHUNK, Members, in_order
 
 # (10, 16, 32, 4): a layer of exactly 32 units, whose joint product with A_l needs one more block of lanes
 SHAPES = [((12, 5, 3), "tanh"), ((9, 7, 4, 3), "relu"), ((20, 33, 2), "sigmoid"), ((10, 16, 32, 4), "tanh")]
@@ -134,6 +134,31 @@ def test_results_do_not_depend_on_threads():
     np.testing.assert_array_equal(one[0][0], two[0][0])
     assert one[0][1].tobytes() == two[0][1].tobytes()
     assert one[1].tobytes() == two[1].tobytes()
+
+
+def test_noise_sum_over_many_factor_chunks_matches_twin_for_any_threads():
+    layout = Layout((12, 5, 3))
+    n_pairs = 3 * FACTOR_CHUNK + 7  # four chunks of stacked factors, made on several threads at once
+    m = Members(layout, np.zeros(layout.n_params, np.float32), np.full(4, 0.1), 2, 7, 2, 2 * n_pairs)
+    w = np.random.default_rng(0).normal(size=n_pairs)
+    v = np.random.default_rng(1).normal(size=n_pairs)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = m.noise_sum(w, v)
+        numba.set_num_threads(max(2, before))
+        two = m.noise_sum(w, v)
+    finally:
+        numba.set_num_threads(before)
+    assert one[0].tobytes() == two[0].tobytes() and one[1].tobytes() == two[1].tobytes()
+    twin_grad, twin_squares = naive.es_noise_sum(layout, 2, 7, 2, w, v)
+    np.testing.assert_allclose(one[0], twin_grad, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(one[1], twin_squares, rtol=1e-5, atol=1e-3)  # float32 products of ~1,500 pairs
+
+
+def test_in_order_yields_results_in_item_order():
+    assert list(in_order(lambda x: x * x, range(23), 2)) == [x * x for x in range(23)]
+    assert list(in_order(lambda x: x, [], 2)) == []
 
 
 def test_members_check_their_arguments():

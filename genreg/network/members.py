@@ -21,7 +21,10 @@ adds its low-rank term (``genreg.kernels.conv_es``).
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 
 import numba
 import numpy as np
@@ -249,19 +252,29 @@ class Members:
     def _lowrank_sum(self, l: int, weights: np.ndarray, squares: np.ndarray, grad: np.ndarray,
                      square_grad: np.ndarray) -> None:
         """Add tensor pair l's weight-matrix terms: ``sum_j w_j A_j Bt_j / sqrt(r)`` as products of stacked
-        factors, ``FACTOR_CHUNK`` pairs at a time (single-threaded BLAS: the same sums for any thread count)."""
+        factors, ``FACTOR_CHUNK`` pairs at a time.  Each chunk's factors and product are made on one thread
+        with single-threaded BLAS, chunks on several threads at once, and the products are added in chunk
+        order: the same sums for any thread count."""
         shapes = tensor_shapes(self.layout)
         n_in, n_out, r = int(shapes[l, 0]), int(shapes[l, 1]), self.rank
         tensor = self.layout.tensors[2 * l]
-        for first in range(0, self.n_pairs, FACTOR_CHUNK):
+
+        def product(first: int) -> tuple[np.ndarray, np.ndarray | None]:
             J = min(FACTOR_CHUNK, self.n_pairs - first)
             a, b = np.empty((J * r, n_in), np.float32), np.empty((J * r, n_out), np.float32)
             a2 = np.empty((J * r * r if squares.size else 0, n_in), np.float32)
             b2 = np.empty((a2.shape[0], n_out), np.float32)
-            es_update.noise_factors(shapes, l, r, self.seed, self.generation, first, weights, squares, a, b, a2, b2)
-            grad[tensor.offset : tensor.stop] += (a.T @ b).ravel()
-            if squares.size:
-                square_grad[tensor.offset : tensor.stop] += (a2.T @ b2).ravel() - squares[first : first + J].sum()
+            es_update.noise_factors(shapes, l, r, self.seed, self.generation, first, weights, squares, a, b, a2, b2,
+                                    n_workers=fill_workers)
+            return a.T @ b, (a2.T @ b2 - squares[first : first + J].sum() if squares.size else None)
+
+        firsts = range(0, self.n_pairs, FACTOR_CHUNK)
+        threads = numba.get_num_threads()
+        fill_workers = max(1, threads // min(threads, len(firsts)))  # fewer chunks than threads: fill each on several
+        for p, p2 in in_order(product, firsts, threads):
+            grad[tensor.offset : tensor.stop] += p.ravel()
+            if p2 is not None:
+                square_grad[tensor.offset : tensor.stop] += p2.ravel()
 
     def noise_sum(self, weights, square_weights=None) -> tuple[np.ndarray, np.ndarray | None]:
         """``sum_j weights[j] * eps_j`` and, if given, ``sum_j square_weights[j] * (eps_j**2 - 1)`` over the
@@ -306,3 +319,17 @@ def member_bytes(layout: Layout, rank: int) -> int:
     return 4 * (noise if rank > 0 else layout.n_params)
 
 
+def in_order(fn, items, threads: int):
+    """Yield ``fn(item)`` for each of ``items`` in their order, computed on up to ``threads`` threads at once
+    (the first on this thread; at most ``2 * threads`` results wait to be taken)."""
+    items = list(items)
+    if not items:
+        return
+    yield fn(items[0])
+    rest = iter(items[1:])
+    with ThreadPoolExecutor(max(1, int(threads)), thread_name_prefix="genreg-update") as pool:
+        pending = deque(pool.submit(fn, item) for item in islice(rest, 2 * max(1, int(threads))))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, item) for item in islice(rest, 1))
+            yield result
