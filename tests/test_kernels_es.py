@@ -156,6 +156,14 @@ def test_noise_sum_over_many_factor_chunks_matches_twin_for_any_threads():
     np.testing.assert_allclose(one[1], twin_squares, rtol=1e-5, atol=1e-3)  # float32 products of ~1,500 pairs
 
 
+def test_noise_sum_of_no_members_is_zero():
+    layout = Layout((12, 5, 3))
+    for rank in (0, 1):
+        grad, squares = Members(layout, np.zeros(layout.n_params, np.float32), np.full(4, 0.1), rank, 7, 2,
+                                0).noise_sum(np.zeros(0), np.zeros(0))
+        assert grad.shape == (layout.n_params,) and not grad.any() and not squares.any()
+
+
 def test_in_order_yields_results_in_item_order():
     assert list(in_order(lambda x: x * x, range(23), 2)) == [x * x for x in range(23)]
     assert list(in_order(lambda x: x, [], 2)) == []

@@ -258,6 +258,9 @@ class Members:
         shapes = tensor_shapes(self.layout)
         n_in, n_out, r = int(shapes[l, 0]), int(shapes[l, 1]), self.rank
         tensor = self.layout.tensors[2 * l]
+        firsts = range(0, self.n_pairs, FACTOR_CHUNK)
+        threads = numba.get_num_threads()
+        fill_workers = max(1, threads // min(threads, len(firsts))) if firsts else 1  # few chunks: fill each on several
 
         def product(first: int) -> tuple[np.ndarray, np.ndarray | None]:
             J = min(FACTOR_CHUNK, self.n_pairs - first)
@@ -268,9 +271,6 @@ class Members:
                                     n_workers=fill_workers)
             return a.T @ b, (a2.T @ b2 - squares[first : first + J].sum() if squares.size else None)
 
-        firsts = range(0, self.n_pairs, FACTOR_CHUNK)
-        threads = numba.get_num_threads()
-        fill_workers = max(1, threads // min(threads, len(firsts)))  # fewer chunks than threads: fill each on several
         for p, p2 in in_order(product, firsts, threads):
             grad[tensor.offset : tensor.stop] += p.ravel()
             if p2 is not None:
@@ -325,10 +325,11 @@ def in_order(fn, items, threads: int):
     items = list(items)
     if not items:
         return
+    threads = max(1, int(threads))
     yield fn(items[0])
     rest = iter(items[1:])
-    with ThreadPoolExecutor(max(1, int(threads)), thread_name_prefix="genreg-update") as pool:
-        pending = deque(pool.submit(fn, item) for item in islice(rest, 2 * max(1, int(threads))))
+    with ThreadPoolExecutor(threads, thread_name_prefix="genreg-update") as pool:
+        pending = deque(pool.submit(fn, item) for item in islice(rest, 2 * threads))
         while pending:
             result = pending.popleft().result()
             pending.extend(pool.submit(fn, item) for item in islice(rest, 1))
