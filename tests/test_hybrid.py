@@ -50,7 +50,7 @@ def test_defaults_are_the_reference_protocol():
                                        ("genes", "mask"), ("gene_block_rows", 0), ("lr", 0.0), ("momentum", 1.0),
                                        ("architecture", "784-[64|x]-10"), ("architecture", "784-100-5"),
                                        ("activation", "gelu"), ("dropout", 1.0), ("epochs_per_generation", 0),
-                                       ("validation_size", 60000), ("batch_size", 0)])
+                                       ("validation_size", 60000), ("batch_size", 0), ("shuffle", "maybe")])
 def test_invalid_config_names_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
         from_mapping({key: value})
