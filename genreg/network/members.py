@@ -321,13 +321,13 @@ def member_bytes(layout: Layout, rank: int) -> int:
 
 def in_order(fn, items, threads: int):
     """Yield ``fn(item)`` for each of ``items`` in their order, computed on up to ``threads`` threads at once
-    (the first on this thread; at most ``2 * threads`` results wait to be taken)."""
+    (at most ``2 * threads`` results wait to be taken; one item, or one thread: on this thread)."""
     items = list(items)
-    if not items:
-        return
     threads = max(1, int(threads))
-    yield fn(items[0])
-    rest = iter(items[1:])
+    if len(items) <= 1 or threads == 1:
+        yield from map(fn, items)
+        return
+    rest = iter(items)
     with ThreadPoolExecutor(threads, thread_name_prefix="genreg-update") as pool:
         pending = deque(pool.submit(fn, item) for item in islice(rest, 2 * threads))
         while pending:
