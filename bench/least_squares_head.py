@@ -38,9 +38,8 @@ def last_layer_inputs(layout, row: np.ndarray, X: np.ndarray) -> np.ndarray:
     from genreg.network import backprop, conv_backprop
 
     h = conv_backprop.features(layout, row, X)[0] if layout.is_conv else X
-    for l in range(layout.n_layers - 1):
-        h = backprop._activate(layout.hidden_activation, backprop._affine(layout, row, l, h))
-    return h
+    _, hidden, _ = backprop._forward(layout, row, h, (0.0,) * (layout.n_layers - 1), None, keep=True)
+    return hidden[-1]
 
 
 def solve_heads(layout, row, X: np.ndarray, y: np.ndarray, n_classes: int, lams) -> dict:
