@@ -1,7 +1,7 @@
 """Numba kernels: pure functions over arrays, no I/O, no validation (see ``genreg`` for wrappers)."""
 
 from .activations import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, fast_tanh
-from .conv import conv_brood_predict, conv_population_logits, conv_population_predict
+from .conv import conv_brood_predict, conv_features, conv_population_logits, conv_population_predict
 from .forward import predict_from_logits
 from .population import brood_predict, genome_logits, make_children, population_logits, population_predict
 from .rng import stream_key
@@ -16,6 +16,7 @@ __all__ = [
     "activate_inplace",
     "brood_predict",
     "conv_brood_predict",
+    "conv_features",
     "conv_population_logits",
     "conv_population_predict",
     "count_active_features",

@@ -324,3 +324,29 @@ def conv_brood_predict(source, parents, second, crossover, gene_bounds, crossove
                 base_keys)
     n_correct[:] = _run(source, children, order, table, sizes, act, X, labels, n_classes, predictions, _NO_LOGITS,
                         n_workers)
+
+
+@jit
+def features_worker(w, table, act, X, chunk, out, queue):
+    """Take chunks of ``chunk`` images from ``queue`` until none is left; write each image's flattened
+    stage output into its row of ``out``."""
+    wt, offsets, pad_buf, a, b, pix = conv_scratch(table, X.shape[1])
+    transpose_filters(w, table, offsets, wt)
+    values = np.zeros((out.shape[1], 1), np.float32)
+    i = claim(queue)
+    while i * chunk < X.shape[0]:
+        for s in range(i * chunk, min((i + 1) * chunk, X.shape[0])):
+            image_features(X[s], table, act, wt, offsets, pad_buf, pix, a, b, values, 0)
+            for f in range(out.shape[1]):
+                out[s, f] = values[f, 0]
+        i = claim(queue)
+
+
+def conv_features(w, table, act, X, out, n_workers=None):
+    """Fill ``out: (B, n_flat) float32`` with the output of the stages of one ConvNet row ``w: (n_params,)
+    float32`` (convolutions with the activation ``act``, pooling; flattened h, w, c) for the images
+    ``X: (B, H * W * C) float32``, on ``n_workers`` threads (each image is computed alone: the same bits
+    for any number of threads)."""
+    n_workers = numba.get_num_threads() if n_workers is None else max(1, int(n_workers))
+    if X.shape[0]:
+        run_workers(features_worker, (w, table, int(act), X, 64, out), n_workers)

@@ -477,17 +477,18 @@ def pool_image(x: np.ndarray, k: int, kind: str) -> np.ndarray:
     return out
 
 
-def convnet_logits(layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Logits ``(B, n_outputs) float64`` of ConvNet genome ``w_row`` on ``X: (B, H * W * C)`` (uint8 pixels
-    become pixel/255) (twin of ``kernels.conv.conv_population_logits``, to ~1e-5).
+def convnet_features(layout, w_row: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, int]:
+    """The stages' output ``(B, n_flat) float64`` of ConvNet genome ``w_row`` on ``X: (B, H * W * C)``
+    (uint8 pixels become pixel/255), and where the dense layers start in the row (twin of
+    ``kernels.conv.conv_features``).
 
     Every stage on each image, the hidden activation after each convolution, the flatten in (h, w, c)
-    order, then the dense layers as ``forward``; the filters and biases are read from the row by hand.
+    order; the filters and biases are read from the row by hand.
     """
     X = scaled_inputs(X).astype(np.float64)
     w_row = np.asarray(w_row, np.float64)
     act = HIDDEN[layout.hidden_activation]
-    offset, feats = 0, []
+    offset = 0
     images = X.reshape((X.shape[0], *layout.image))
     for stage in layout.stages:
         if hasattr(stage, "channels"):
@@ -499,9 +500,16 @@ def convnet_logits(layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
             images = np.stack([act(conv_image(x, filters, bias, stage.stride, stage.padding)) for x in images])
         else:
             images = np.stack([pool_image(x, stage.k, stage.kind) for x in images])
-    feats = images.reshape(images.shape[0], -1)
-    dense = w_row[offset:]
-    h = feats
+    return images.reshape(images.shape[0], -1), offset
+
+
+def convnet_logits(layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Logits ``(B, n_outputs) float64`` of ConvNet genome ``w_row`` on ``X: (B, H * W * C)`` (uint8 pixels
+    become pixel/255) (twin of ``kernels.conv.conv_population_logits``, to ~1e-5): ``convnet_features``,
+    then the dense layers as ``forward``."""
+    h, offset = convnet_features(layout, w_row, X)
+    act = HIDDEN[layout.hidden_activation]
+    dense = np.asarray(w_row, np.float64)[offset:]
     for l in range(layout.n_layers):
         n_in, n_out = layout.sizes[l], layout.sizes[l + 1]
         W = dense[: n_in * n_out].reshape(n_in, n_out)

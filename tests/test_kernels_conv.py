@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import naive
+from genreg.network import conv as convs
 from genreg.network import forward
 from genreg.network.batch import SparseBatch
 from genreg.network.layout import Layout
@@ -180,6 +181,38 @@ def test_results_identical_for_one_and_two_threads():
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(results[0][3], results[0][0][1])
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if "-c" in s or "-a" in s or "-p" in s])
+def test_features_match_twin_and_feed_the_dense_layers(shape):
+    """conv_features: the stages' output as the twin computes it, for any thread count, and exactly
+    what the dense layers receive (a ConvNet whose dense layer is the identity returns it as logits)."""
+    rng = np.random.default_rng(_seed("conv-features", shape))
+    layout = convnet(shape, "relu")
+    X = images(layout, 9, rng)
+    w = weights(layout, 1, rng)[0]
+    before = numba.get_num_threads()
+    got = []
+    try:
+        for n in (1, 2):
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+            got.append(forward.conv_features(layout, w, X))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(got[0], got[1])
+    assert got[0].shape == (9, layout.sizes[0]) and got[0].dtype == np.float32
+    assert_close(got[0], naive.convnet_features(layout, w, X)[0], shape)
+    n_flat = layout.sizes[0]
+    identity = Layout.parse(f"{shape.split('-', 1)[0]}-{convs.stages_text(layout.stages)}-{n_flat}", "relu")
+    row = np.zeros(identity.n_params, np.float32)
+    row[: identity.n_params - n_flat * n_flat - n_flat] = w[: identity.n_params - n_flat * n_flat - n_flat]
+    identity.view(row, identity.layers[-1][0].W.name)[...] = np.eye(n_flat, dtype=np.float32)
+    np.testing.assert_array_equal(forward.genome_logits(identity, row, X), got[0])
+
+
+def test_features_of_an_mlp_are_refused():
+    with pytest.raises(ValueError, match="ConvNet"):
+        forward.conv_features(Layout((4, 3)), np.zeros(15, np.float32), np.zeros((2, 4), np.float32))
 
 
 def test_empty_batch_and_bad_inputs():

@@ -195,3 +195,16 @@ def genome_predict(layout: Layout, w: np.ndarray, X, n_classes: int | None = Non
     """Predicted class of one genome on N samples (argmax of the first ``n_classes`` logits); ``(N,) int64``."""
     n_classes = _check_n_classes(layout, n_classes)
     return np.argmax(genome_logits(layout, w, X)[:, :n_classes], axis=1)
+
+
+def conv_features(layout: Layout, w: np.ndarray, X) -> np.ndarray:
+    """What a ConvNet genome ``w: (n_params,) float32`` feeds its dense layers: the last stage's output
+    on N images, flattened in (h, w, c) order; ``(N, layout.sizes[0]) float32``."""
+    if not layout.is_conv:
+        raise ValueError("conv_features needs a ConvNet layout")
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    _check_population(layout, w[None, :])
+    images = _as_images(layout, X)
+    out = np.empty((images.shape[0], layout.sizes[0]), dtype=np.float32)
+    kernels.conv_features(w, layout.stage_table(), layout.hidden_code, images, out, numba.get_num_threads())
+    return out
