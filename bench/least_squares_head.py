@@ -42,18 +42,25 @@ def last_layer_inputs(layout, row: np.ndarray, X: np.ndarray) -> np.ndarray:
     return hidden[-1]
 
 
-def solve_heads(layout, row, X: np.ndarray, y: np.ndarray, n_classes: int, lams) -> dict:
-    """``{lam: A}``, ``A: (n_{L-1} + 1, n_classes) float32`` (last row the bias), from the training split."""
+def solve_heads(layout, row, X: np.ndarray, y: np.ndarray, n_classes: int, lams, features=None) -> dict:
+    """``{lam: A}``, ``A: (n_{L-1} + 1, n_classes) float32`` (last row the bias), from the training split;
+    ``features(layout, row, X)`` gives what enters the last layer (default ``last_layer_inputs``)."""
+    features = features or last_layer_inputs
     n_feat = layout.sizes[-2]
     gram = np.zeros((n_feat + 1, n_feat + 1))
     cross = np.zeros((n_feat + 1, n_classes))
     for s in range(0, X.shape[0], CHUNK):
-        F = last_layer_inputs(layout, row, X[s : s + CHUNK])
+        F = features(layout, row, X[s : s + CHUNK])
         F = np.hstack([F, np.ones((F.shape[0], 1), np.float32)])
         gram += F.T @ F
         cross += F.T @ np.eye(n_classes, dtype=np.float32)[y[s : s + CHUNK]]
-    eye = np.eye(n_feat + 1)
-    return {lam: np.linalg.solve(gram + lam * eye, cross).astype(np.float32) for lam in lams}
+    heads = {}
+    for lam in lams:  # gram + lam I without an identity matrix beside it (the same values, one matrix fewer)
+        system = gram.copy()
+        system[np.diag_indices_from(system)] += lam
+        heads[lam] = np.linalg.solve(system, cross).astype(np.float32)
+        del system
+    return heads
 
 
 def with_head(layout, row: np.ndarray, A: np.ndarray) -> np.ndarray:
