@@ -27,7 +27,8 @@ interleaved, and their ratio: the side-by-side check of a change to the scoring 
 sums PGPE's update (``Members.noise_sum`` with the squared-noise term) with
 ``genreg/network/members.py`` as it was at REV, interleaved with today's, and checks the bits.
 
-    python bench/bench_es.py [--sizes 1000,10000,100000,1000000] [--rank 1] [--batch 200] [--json OUT]
+    python bench/bench_es.py [--sizes 1000,10000,100000,1000000] [--rank 1] [--batch 200] [--activation tanh|relu]
+                             [--json OUT]
                              [--against REV]
 """
 
@@ -87,7 +88,10 @@ def generation_flops(batch, P: int, rank: int) -> float:
     return 2.0 * (shared + pairs * per_pair + P * per_member)
 
 
-def numpy_generation(X, y, centre, sigma, P, seed):
+HIDDEN = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0)}
+
+
+def numpy_generation(X, y, centre, sigma, P, seed, activation="tanh"):
     """The same generation in plain NumPy: dense perturbations, one member at a time; the update regenerates them."""
     n = SIZES
     splits = np.cumsum([n[0] * n[1], n[1], n[1] * n[2]])
@@ -97,7 +101,7 @@ def numpy_generation(X, y, centre, sigma, P, seed):
         for side, sign in enumerate((1.0, -1.0)):
             w = centre + np.float32(sign * sigma) * eps
             W0, b0, W1, b1 = np.split(w, splits)
-            z = np.tanh(X @ W0.reshape(n[0], n[1]) + b0) @ W1.reshape(n[1], n[2]) + b1
+            z = HIDDEN[activation](X @ W0.reshape(n[0], n[1]) + b0) @ W1.reshape(n[1], n[2]) + b1
             z = z - z.max(axis=1, keepdims=True)
             losses[2 * j + side] = float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
     ranks = np.argsort(np.argsort(-losses)) / (P - 1) - 0.5
@@ -180,7 +184,8 @@ def score_side_by_side(members, batch, labels, then, repeats: int) -> dict:
     return {"score_now": t_now, "score_then": t_then, "score_ratio": t_then / t_now, "same_bits": bool(same)}
 
 
-def child(P: int, rank: int, batch_size: int, reference: bool, against: str | None = None) -> dict:
+def child(P: int, rank: int, batch_size: int, reference: bool, against: str | None = None,
+          activation: str = "tanh") -> dict:
     """Run in a subprocess: one size's timings and memory."""
     from genreg.network.batch import SparseBatch
     from genreg.network.layout import Layout
@@ -194,8 +199,8 @@ def child(P: int, rank: int, batch_size: int, reference: bool, against: str | No
     task = load_task("mnist")
     X8, y = task.X_train[:batch_size], task.y_train[:batch_size]
     batch = SparseBatch.from_dense(X8)
-    layout = Layout(SIZES)
-    cfg = Config(strategy="pgpe", rank=rank, population=P)
+    layout = Layout(SIZES, activation)
+    cfg = Config(strategy="pgpe", rank=rank, population=P, activation=activation)
     strategy = PGPE()
     state = strategy.init(layout, cfg)
 
@@ -225,8 +230,9 @@ def child(P: int, rank: int, batch_size: int, reference: bool, against: str | No
     if reference:
         X = task.X_train[:batch_size].astype(np.float32) / 255
         centre = state.population.W[0].copy()
-        numpy_generation(X, y, centre, 0.02, 8, 0)
-        t = [_timed(lambda: numpy_generation(X, y, centre, 0.02, P, 1)) for _ in range(1 if P > 1000 else 3)]
+        numpy_generation(X, y, centre, 0.02, 8, 0, activation)
+        t = [_timed(lambda: numpy_generation(X, y, centre, 0.02, P, 1, activation))
+             for _ in range(1 if P > 1000 else 3)]
         out["numpy_seconds"] = float(np.median(t))
         out["ratio"] = out["numpy_seconds"] / seconds
     return out
@@ -237,6 +243,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--rank", type=int, default=1)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--activation", choices=sorted(HIDDEN), default="tanh", help="hidden activation (default tanh)")
     parser.add_argument("--numpy-max", type=int, default=10_000, help="largest P the NumPy reference runs at")
     parser.add_argument("--json")
     parser.add_argument("--against", metavar="REV",
@@ -245,7 +252,8 @@ def main(argv=None) -> int:
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.rank, args.batch, args.child <= args.numpy_max, args.against)))
+        print(json.dumps(child(args.child, args.rank, args.batch, args.child <= args.numpy_max, args.against,
+                               args.activation)))
         return 0
     try:
         import evotorch  # noqa: F401
@@ -254,7 +262,7 @@ def main(argv=None) -> int:
     except ImportError:
         peers = "not installed (EvoTorch needs PyTorch; genreg never installs it)"
     print("environment:", environment())
-    print(f"network {'-'.join(map(str, SIZES))}, batch {args.batch} MNIST training images, PGPE, rank {args.rank}; "
+    print(f"network {'-'.join(map(str, SIZES))} ({args.activation}), batch {args.batch} MNIST training images, PGPE, rank {args.rank}; "
           f"EvoTorch: {peers}")
     rows = []
     header = (f"{'P':>9} {'s/gen':>8} {'us/member':>10} {'GFLOP/s':>8} {'SGEMM GFLOP/s':>14} {'RSS before':>11} "
@@ -262,7 +270,7 @@ def main(argv=None) -> int:
     print(header)
     for P in (int(s) for s in args.sizes.split(",")):
         proc = subprocess.run([sys.executable, __file__, "--child", str(P), "--rank", str(args.rank), "--batch",
-                               str(args.batch), "--numpy-max", str(args.numpy_max),
+                               str(args.batch), "--numpy-max", str(args.numpy_max), "--activation", args.activation,
                                *(["--against", args.against] if args.against else [])],
                               capture_output=True, text=True)
         if proc.returncode:

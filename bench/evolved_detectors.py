@@ -104,6 +104,38 @@ def evolve_detector(rng, X: np.ndarray, R: np.ndarray, lam: float, args) -> tupl
     return best
 
 
+class CurveLog:
+    """The growth curve: after each step, the count grown, seconds since the start, the step's fitness, the
+    mean squared residual and the stagewise model's validation and test accuracy; printed, and written as
+    CSV to ``path`` if given."""
+
+    def __init__(self, path, noun: str):
+        self.rows, self.noun, self.start = [], noun, time.perf_counter()
+        self.handle = open(path, "w", newline="") if path else None
+        self.writer = csv.writer(self.handle) if path else None
+        if self.writer:
+            self.writer.writerow([noun, "seconds", "fitness", "residual", "validation_accuracy", "test_accuracy"])
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def add(self, count: int, fitness: float, R: np.ndarray, logits: dict, data: dict) -> None:
+        acc = {name: float(np.mean(np.argmax(logits[name], axis=1) == data[name][1])) for name in logits}
+        row = [count, round(self.seconds(), 2), round(fitness, 3), round(float(np.mean(R * R)), 6),
+               acc["validation"], acc["test"]]
+        self.rows.append(row)
+        print(f"{count} {self.noun}: {row[1]:.0f} s, fitness {fitness:.1f}, residual {row[3]:.4f}, "
+              f"validation {acc['validation']:.2%}", flush=True)
+        if self.writer:
+            self.writer.writerow(row)
+            self.handle.flush()
+
+    def close(self) -> list:
+        if self.handle:
+            self.handle.close()
+        return self.rows
+
+
 def stagewise_outputs(filters: list, biases: list, stages: list, base: np.ndarray, X: np.ndarray) -> np.ndarray:
     """The grown model's outputs ``(N, 10) float64`` on ``X: (N, 784)``: ``base + sum over detectors m of
     (G_m(X) - mean_m) @ beta_m`` (``stages``: the ``(mean_m, beta_m)`` of each detector's ridge fit)."""
@@ -127,15 +159,10 @@ def grow(data: dict, args, curve_path=None) -> tuple[np.ndarray, np.ndarray, lis
     lam = args.fit_penalty * n_fit
     base = None
     logits = {}
-    filters, biases, stages, curve = [], [], [], []
-    start = time.perf_counter()
-    writer = None
-    if curve_path:
-        handle = open(curve_path, "w", newline="")
-        writer = csv.writer(handle)
-        writer.writerow(["detectors", "seconds", "fitness", "residual", "validation_accuracy", "test_accuracy"])
+    filters, biases, stages = [], [], []
+    log = CurveLog(curve_path, "detectors")
     for m in range(args.detectors):
-        if args.minutes is not None and time.perf_counter() - start > 60.0 * args.minutes:
+        if args.minutes is not None and log.seconds() > 60.0 * args.minutes:
             break
         if m == 0 or args.refresh:
             fit = rng.choice(X.shape[0], n_fit, replace=False)
@@ -152,83 +179,138 @@ def grow(data: dict, args, curve_path=None) -> tuple[np.ndarray, np.ndarray, lis
         mean, beta, _ = ridge_fit(G, R, lam)
         stages.append((mean, beta))
         R = R - ((G - mean) @ beta).astype(np.float32)
-        acc = {}
         for name in logits:
             logits[name] += (detector_features(*fb, data[name][0])[0] - mean) @ beta
-            acc[name] = float(np.mean(np.argmax(logits[name], axis=1) == data[name][1]))
-        row = [m + 1, round(time.perf_counter() - start, 2), round(fitness, 3), round(float(np.mean(R * R)), 6),
-               acc["validation"], acc["test"]]
-        curve.append(row)
-        print(f"detector {m + 1}: {row[1]:.0f} s, fitness {fitness:.1f}, residual {row[3]:.4f}, "
-              f"validation {acc['validation']:.2%}", flush=True)
-        if writer:
-            writer.writerow(row)
-            handle.flush()
-    if writer:
-        handle.close()
-    return np.array(filters), np.array(biases, np.float32), curve
+        log.add(m + 1, fitness, R, logits, data)
+    return np.array(filters), np.array(biases, np.float32), log.close()
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--detectors", type=int, default=64, help="detectors to grow (default 64)")
+def read_curve(path: str) -> tuple[list, tuple, str]:
+    """The rows of a ``--curve`` CSV (as written), its head row's ``(seconds, test accuracy)`` and what
+    its first column counts."""
+    header, *rows = list(csv.reader(open(path, newline="")))
+    grown = [[float(v) for v in r] for r in rows if r[0] != "head"]
+    head = [(float(r[1]), float(r[5])) for r in rows if r[0] == "head"]
+    return grown, head[-1], header[0]
+
+
+def plot(curve: list, head: tuple, path: str, noun: str = "detectors") -> None:
+    """Test accuracy against minutes: the stagewise model per detector, then the joint head (``(seconds, test)``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot([r[1] / 60 for r in curve], [100 * r[5] for r in curve], label=f"{noun} so far, stagewise head")
+    ax.plot([head[0] / 60], [100 * head[1]], "o", label=f"{int(curve[-1][0])} {noun}, joint least-squares head")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(90, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def replotted(parser: argparse.ArgumentParser, args) -> bool:
+    """With ``--replot``: draw ``--plot`` from the CSV and say so (nothing else runs)."""
+    if not args.replot:
+        return False
+    if not args.plot:
+        parser.error("--replot needs --plot")
+    grown, head, noun = read_curve(args.replot)
+    plot(grown, head, args.plot, noun)
+    return True
+
+
+def common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every grown network shares: budget, fit images, the final head, outputs."""
     parser.add_argument("--minutes", type=float, help="stop growing after this long (default: no limit)")
-    parser.add_argument("--candidates", type=int, default=64, help="filters per generation (default 64)")
-    parser.add_argument("--generations", type=int, default=4, help="generations per detector (default 4)")
-    parser.add_argument("--elite", type=int, default=8)
-    parser.add_argument("--immigrants", type=int, default=8, help="random filters added each generation")
-    parser.add_argument("--mutation", type=float, default=0.3, help="mutation sd (default 0.3)")
-    parser.add_argument("--fit", type=int, default=20000, help="training images the detectors are chosen on")
-    parser.add_argument("--refresh", action="store_true", help="fresh fit images for every detector")
+    parser.add_argument("--fit", type=int, default=20000, help="training images the features are chosen on")
+    parser.add_argument("--refresh", action="store_true", help="fresh fit images for every step")
     parser.add_argument("--fit-penalty", type=float, default=1e-3, help="ridge penalty per fit image while growing")
     parser.add_argument("--lams", default="0.1,1,10", help="penalties of the final head (comma-separated)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir")
     parser.add_argument("--out", help="save the genome here (genreg format)")
-    parser.add_argument("--curve", help="write the per-detector curve (CSV) here")
+    parser.add_argument("--curve", help="write the growth curve (CSV) here")
     parser.add_argument("--json", help="write the figures here")
-    args = parser.parse_args(argv)
-    if args.candidates < args.elite + args.immigrants + args.elite:
-        parser.error("--candidates must leave at least one mutant per elite")
+    parser.add_argument("--plot", help="draw the curve (PNG) here")
+    parser.add_argument("--replot", metavar="CURVE_CSV", help="only draw --plot from a --curve CSV written before")
 
+
+def load_data(args) -> dict:
+    """``{"train" | "validation" | "test": (X (n, 784) float32 pixels / 255, y (n,))}`` of MNIST."""
     from genreg.api import as_task
-    from genreg.genome.checkpoint import save_genome
-    from genreg.network.forward import conv_features, genome_logits
 
-    started = time.perf_counter()
     task = as_task("mnist", args.data_dir, seed=args.seed)
     data = {}
     for name, key in (("train", "train"), ("validation", "val"), ("test", "test")):
         X = getattr(task, f"X_{key}")
         data[name] = (np.asarray(X, np.float32) / np.float32(255.0), np.asarray(getattr(task, f"y_{key}")))
-    filters, biases, curve = grow(data, args, args.curve)
-    grown = time.perf_counter() - started
-    layout = layout_for(filters.shape[0])
-    row = filter_row(layout, filters, biases)
+    return data
+
+
+def finish(layout, row: np.ndarray, data: dict, args, curve: list, grown: float, started: float, method: str,
+           noun: str = "detectors", features=None) -> dict:
+    """Solve the last layer jointly (penalty chosen on validation), report, and write what ``args`` asks for."""
+    from genreg.genome.checkpoint import save_genome
+    from genreg.network.forward import genome_logits
+
+    def accuracy(r, split):
+        return float(np.mean(np.argmax(genome_logits(layout, r, data[split][0]), 1) == data[split][1]))
+
     lams = [float(v) for v in args.lams.split(",")]
-    heads = solve_heads(layout, row, *data["train"], 10, lams, features=conv_features)
-    scores = {}
-    for lam, A in heads.items():
-        candidate = with_head(layout, row, A)
-        scores[lam] = float(np.mean(np.argmax(genome_logits(layout, candidate, data["validation"][0]), 1) == data["validation"][1]))
+    heads = solve_heads(layout, row, *data["train"], 10, lams, features=features)
+    scores = {lam: accuracy(with_head(layout, row, A), "validation") for lam, A in heads.items()}
     lam = max(lams, key=lambda v: (scores[v], -v))
     row = with_head(layout, row, heads[lam])
-    test = float(np.mean(np.argmax(genome_logits(layout, row, data["test"][0]), 1) == data["test"][1]))
+    test = accuracy(row, "test")
     seconds = time.perf_counter() - started
-    result = {"layout": layout.describe(), "detectors": int(filters.shape[0]), "grow_seconds": round(grown, 1),
+    result = {"layout": layout.describe(), "method": method, "steps": len(curve), "grow_seconds": round(grown, 1),
               "seconds": round(seconds, 1), "head_penalty": lam, "validation": scores, "test_accuracy": test,
               "stagewise_test_accuracy": curve[-1][5] if curve else None, "settings": vars(args)}
-    print(f"{layout.describe()}: {filters.shape[0]} evolved detectors, least-squares head (penalty {lam}): "
-          f"validation {scores[lam]:.2%}, test {test:.2%}, {seconds:.0f} s in all", flush=True)
+    print(f"{layout.describe()}: {method} (penalty {lam}): validation {scores[lam]:.2%}, test {test:.2%}, "
+          f"{seconds:.0f} s in all", flush=True)
     if args.curve:
         with open(args.curve, "a", newline="") as handle:
             csv.writer(handle).writerow(["head", round(seconds, 2), "", "", scores[lam], test])
+    if args.plot:
+        plot(curve, (seconds, test), args.plot, noun)
     if args.out:
-        save_genome(args.out, layout, row, metadata={"method": "evolved detectors + least-squares head",
-                                                      "validation_accuracy": scores[lam], "test_accuracy": test,
-                                                      "seconds": round(seconds, 1), "settings": vars(args)})
+        save_genome(args.out, layout, row, metadata={"method": method, "validation_accuracy": scores[lam],
+                                                      "test_accuracy": test, "seconds": round(seconds, 1),
+                                                      "settings": vars(args)})
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--detectors", type=int, default=64, help="detectors to grow (default 64)")
+    parser.add_argument("--candidates", type=int, default=64, help="filters per generation (default 64)")
+    parser.add_argument("--generations", type=int, default=4, help="generations per detector (default 4)")
+    parser.add_argument("--elite", type=int, default=8)
+    parser.add_argument("--immigrants", type=int, default=8, help="random filters added each generation")
+    parser.add_argument("--mutation", type=float, default=0.3, help="mutation sd (default 0.3)")
+    common_arguments(parser)
+    args = parser.parse_args(argv)
+    if replotted(parser, args):
+        return 0
+    if args.candidates < args.elite + args.immigrants + args.elite:
+        parser.error("--candidates must leave at least one mutant per elite")
+
+    from genreg.network.forward import conv_features
+
+    started = time.perf_counter()
+    data = load_data(args)
+    filters, biases, curve = grow(data, args, args.curve)
+    layout = layout_for(filters.shape[0])
+    finish(layout, filter_row(layout, filters, biases), data, args, curve, time.perf_counter() - started, started,
+           f"{filters.shape[0]} evolved detectors, least-squares head", features=conv_features)
     return 0
 
 

@@ -242,3 +242,19 @@ def assert_input_gradient(bp, layout, row, X, y, loss: str) -> None:
     num = naive.numeric_gradient(lambda x: bp.loss_and_grad(layout, row, x.reshape(X.shape), y, loss=loss)[0], flat)
     np.testing.assert_allclose(dX.ravel(), num, rtol=1e-5, atol=1e-9)
     assert value == pytest.approx(bp.loss_and_grad(layout, row, X, y, loss=loss)[0])
+
+
+def bench_module(filename: str):
+    """Import ``bench/<filename>`` as a module, with ``bench/`` on ``sys.path`` while it loads (for the
+    scripts that import their neighbours)."""
+    import importlib.util
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("_bench_" + Path(filename).stem, bench / filename)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(bench))
+    return module

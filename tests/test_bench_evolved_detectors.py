@@ -4,30 +4,19 @@ explained residual, evolution keeps its best, and a short run on MNIST learns a 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import naive
 from genreg.api import Genome, as_task
-
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from helpers import bench_module
 
 
 @pytest.fixture(scope="module")
 def det():
-    sys.path.insert(0, str(BENCH))  # the script imports least_squares_head beside it
-    try:
-        spec = importlib.util.spec_from_file_location("_evolved_detectors", BENCH / "evolved_detectors.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return bench_module("evolved_detectors.py")
 
 
 def test_detector_features_are_each_filters_pooled_relu_map(det):
@@ -82,12 +71,12 @@ def test_more_generations_never_lose_the_best_detector(det, mnist):
 
 @pytest.mark.parametrize("refresh", [False, True])
 def test_a_short_run_learns_mnist_and_writes_a_genome_genreg_evaluates(det, mnist_dir, tmp_path, refresh):
-    out, curve, report = tmp_path / "d.pkl", tmp_path / "curve.csv", tmp_path / "d.json"
+    out, curve, report, png = tmp_path / "d.pkl", tmp_path / "curve.csv", tmp_path / "d.json", tmp_path / "d.png"
     assert det.main(["--detectors", "3", "--fit", "1500", "--generations", "2", "--candidates", "20", "--elite", "4",
                      "--immigrants", "4", "--lams", "0.1,10", "--data-dir", str(mnist_dir.parent),
-                     "--out", str(out), "--curve", str(curve), "--json", str(report)] + ["--refresh"] * refresh) == 0
+                     "--out", str(out), "--curve", str(curve), "--json", str(report), "--plot", str(png)] + ["--refresh"] * refresh) == 0
     result = json.loads(report.read_text())
-    assert result["layout"].startswith("28x28x1-c5x3-p2-10") and result["detectors"] == 3
+    assert result["layout"].startswith("28x28x1-c5x3-p2-10") and result["steps"] == 3
     assert result["validation"][str(result["head_penalty"])] == max(result["validation"].values())
     assert result["test_accuracy"] > 0.85  # 3 detectors; chance is 0.1
     rows = list(csv.reader(curve.open()))
@@ -95,6 +84,11 @@ def test_a_short_run_learns_mnist_and_writes_a_genome_genreg_evaluates(det, mnis
     residuals = [float(r[3]) for r in rows[1:4]]
     if not refresh:  # on the same fit images, each stagewise fit takes something off the residual
         assert residuals[0] > residuals[1] > residuals[2]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grown, head, noun = det.read_curve(curve)
+    assert len(grown) == 3 and head[1] == result["test_accuracy"] and noun == "detectors"
+    png.unlink()
+    assert det.main(["--replot", str(curve), "--plot", str(png)]) == 0 and png.stat().st_size > 1000
     genome = Genome.load(out)
     task = as_task("mnist", mnist_dir.parent, seed=0)
     assert genome.evaluate(task)["accuracy"] == pytest.approx(result["test_accuracy"])
