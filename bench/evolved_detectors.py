@@ -157,8 +157,6 @@ def grow(data: dict, args, curve_path=None) -> tuple[np.ndarray, np.ndarray, lis
     onehot = np.eye(10, dtype=np.float32)
     n_fit = min(args.fit, X.shape[0])
     lam = args.fit_penalty * n_fit
-    base = None
-    logits = {}
     filters, biases, stages = [], [], []
     log = CurveLog(curve_path, "detectors")
     for m in range(args.detectors):
@@ -167,7 +165,7 @@ def grow(data: dict, args, curve_path=None) -> tuple[np.ndarray, np.ndarray, lis
         if m == 0 or args.refresh:
             fit = rng.choice(X.shape[0], n_fit, replace=False)
             Xf, Y = X[fit], onehot[y[fit]]
-            if base is None:
+            if m == 0:  # the model starts at the first fit images' class frequencies
                 base = Y.mean(axis=0)
                 logits = {name: stagewise_outputs([], [], [], base, data[name][0]) for name in ("validation", "test")}
             R = (Y - stagewise_outputs(filters, biases, stages, base, Xf)).astype(np.float32)

@@ -93,9 +93,9 @@ def grow(data: dict, args, curve_path=None) -> tuple[np.ndarray, np.ndarray, lis
     R = Y - base
     logits = {name: np.tile(base, (data[name][0].shape[0], 1)).astype(np.float64) for name in ("validation", "test")}
     W_all, b_all, stages = [], [], []
-    last = None
+    last, n_units = None, 0
     log = CurveLog(curve_path, "units")
-    while sum(w.shape[1] for w in W_all) < args.units:
+    while n_units < args.units:
         if args.minutes is not None and log.seconds() > 60.0 * args.minutes:
             break
         if args.refresh and W_all:
@@ -110,15 +110,16 @@ def grow(data: dict, args, curve_path=None) -> tuple[np.ndarray, np.ndarray, lis
             Wm, bm = mutants(rng, *last, args.mutants, args.mutation)
             Wr, br = random_units(rng, max(0, args.candidates - Wm.shape[1]))
             W, b = np.hstack([Wm, Wr]), np.concatenate([bm, br])
-        n_pick = min(args.block, args.units - sum(w.shape[1] for w in W_all))
+        n_pick = min(args.block, args.units - n_units)
         chosen, mean, betas, gains = pick(unit_features(W, b, Xf), R, lam, n_pick)
         last = (W[:, chosen], b[chosen])
         W_all.append(last[0])
         b_all.append(last[1])
         stages.append((mean[chosen], betas))
+        n_units += len(chosen)
         for name in logits:
             logits[name] += (unit_features(*last, data[name][0]) - mean[chosen]) @ betas
-        log.add(sum(w.shape[1] for w in W_all), sum(gains), R, logits, data)
+        log.add(n_units, sum(gains), R, logits, data)
     return np.hstack(W_all), np.concatenate(b_all), log.close()
 
 

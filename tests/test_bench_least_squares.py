@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,16 +10,12 @@ import pytest
 from genreg.network import backprop
 from genreg.network.layout import Layout
 from genreg.network.population import Population
-
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "least_squares_head.py"
+from helpers import bench_module
 
 
 @pytest.fixture(scope="module")
 def lsq():
-    spec = importlib.util.spec_from_file_location("_least_squares_head", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("least_squares_head.py")
 
 
 def _ridge(F: np.ndarray, y: np.ndarray, n_classes: int, lam: float) -> np.ndarray:
