@@ -92,3 +92,13 @@ def test_a_short_run_learns_mnist_and_writes_a_genome_genreg_evaluates(det, mnis
     genome = Genome.load(out)
     task = as_task("mnist", mnist_dir.parent, seed=0)
     assert genome.evaluate(task)["accuracy"] == pytest.approx(result["test_accuracy"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--replot", "curve.csv"], "--replot needs --plot"),
+    (["--candidates", "20", "--elite", "8", "--immigrants", "8"], "at least one mutant per elite"),
+])
+def test_bad_options_are_one_line_errors(det, capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        det.main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -78,3 +78,9 @@ def test_a_short_run_learns_mnist_and_writes_a_genome_genreg_evaluates(units, mn
     assert result["test_accuracy"] > 0.8  # 96 hidden units; chance is 0.1
     genome = Genome.load(out)
     assert genome.evaluate(as_task("mnist", mnist_dir.parent, seed=0))["accuracy"] == pytest.approx(result["test_accuracy"])
+
+
+def test_a_block_larger_than_the_pool_is_a_one_line_error(units, capsys):
+    with pytest.raises(SystemExit) as stop:
+        units.main(["--block", "300", "--candidates", "200"])
+    assert stop.value.code == 2 and "--block cannot exceed --candidates" in capsys.readouterr().err
