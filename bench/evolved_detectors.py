@@ -19,8 +19,9 @@ Detector m is the winner of a small evolution over single filters (5x5 weights +
 Every candidate of a generation is one channel of one ``c5xK-p2`` ConvNet, whose features come
 from ``genreg.network.forward.conv_features`` (the population kernels' own stages).  After
 ``--detectors`` detectors or ``--minutes`` minutes, the last layer over all detectors' features is
-solved jointly on the whole training split (``least_squares_head.solve_heads``; the penalty chosen
-on validation, the test split only reported) and the genome is saved in genreg's format (``genreg
+solved jointly on the whole training split (``least_squares_head.solve_heads``; with ``--shifts 4`` or
+``8`` on each training image's one-pixel shifts as well; the penalty chosen on validation, the test split
+only reported) and the genome is saved in genreg's format (``genreg
 eval`` reads it).  ``--curve`` writes, per detector, the wall time and the stagewise model's
 validation and test accuracy.
 
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from least_squares_head import solve_heads, with_head
+from least_squares_head import SHIFTS, solve_heads, with_head
 
 K = 5  # filter size
 POOL = 2
@@ -230,6 +231,9 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh", action="store_true", help="fresh fit images for every step")
     parser.add_argument("--fit-penalty", type=float, default=1e-3, help="ridge penalty per fit image while growing")
     parser.add_argument("--lams", default="0.1,1,10", help="penalties of the final head (comma-separated)")
+    parser.add_argument("--shifts", type=int, choices=sorted(SHIFTS), default=0,
+                        help="fit the final head on every training image and its 4 (up, down, left, right) or 8 "
+                             "(and diagonal) one-pixel shifts as well (default 0: the images only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir")
     parser.add_argument("--out", help="save the genome here (genreg format)")
@@ -261,7 +265,7 @@ def finish(layout, row: np.ndarray, data: dict, args, curve: list, grown: float,
         return float(np.mean(np.argmax(genome_logits(layout, r, data[split][0]), 1) == data[split][1]))
 
     lams = [float(v) for v in args.lams.split(",")]
-    heads = solve_heads(layout, row, *data["train"], 10, lams, features=features)
+    heads = solve_heads(layout, row, *data["train"], 10, lams, features=features, shifts=SHIFTS[args.shifts])
     scores = {lam: accuracy(with_head(layout, row, A), "validation") for lam, A in heads.items()}
     lam = max(lams, key=lambda v: (scores[v], -v))
     row = with_head(layout, row, heads[lam])

@@ -32,6 +32,22 @@ import numpy as np
 
 CHUNK = 5000  # training images whose features are held at once
 
+#: The one-pixel shifts of every training image a head can be fitted on as well (``shifts=SHIFTS[n]``):
+#: ``(dy, dx)``, the content moved dy rows down and dx columns right.
+SHIFTS = {0: (), 4: ((1, 0), (-1, 0), (0, 1), (0, -1)),
+          8: ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))}
+
+
+def shifted(X: np.ndarray, image: tuple, dy: int, dx: int) -> np.ndarray:
+    """Images moved ``dy`` rows down and ``dx`` columns right, zeros shifted in: ``(n, h w c)`` for
+    ``X: (n, h w c)`` in ``(h, w, c)`` order, ``image = (h, w, c)``."""
+    h, w, c = image
+    I = X.reshape(-1, h, w, c)
+    out = np.zeros_like(I)
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = I[:, max(-dy, 0) : h - max(dy, 0),
+                                                                         max(-dx, 0) : w - max(dx, 0)]
+    return out.reshape(X.shape)
+
 
 def last_layer_inputs(layout, row: np.ndarray, X: np.ndarray) -> np.ndarray:
     """The activations that enter the last layer: ``(n, n_{L-1}) float32`` for ``X: (n, n_inputs) float32``."""
@@ -42,18 +58,26 @@ def last_layer_inputs(layout, row: np.ndarray, X: np.ndarray) -> np.ndarray:
     return hidden[-1]
 
 
-def solve_heads(layout, row, X: np.ndarray, y: np.ndarray, n_classes: int, lams, features=None) -> dict:
+def solve_heads(layout, row, X: np.ndarray, y: np.ndarray, n_classes: int, lams, features=None, shifts=(),
+                image=(28, 28, 1)) -> dict:
     """``{lam: A}``, ``A: (n_{L-1} + 1, n_classes) float32`` (last row the bias), from the training split;
-    ``features(layout, row, X)`` gives what enters the last layer (default ``last_layer_inputs``)."""
+    ``features(layout, row, X)`` gives what enters the last layer (default ``last_layer_inputs``).
+
+    With ``shifts`` (``(dy, dx)`` pairs, e.g. ``SHIFTS[4]``) each training image ``X: (n, h w c)`` of shape
+    ``image`` also enters moved by each shift, with its own label (data augmentation; n (1 + len(shifts))
+    rows in the normal equations, built chunk by chunk)."""
     features = features or last_layer_inputs
     n_feat = layout.sizes[-2]
     gram = np.zeros((n_feat + 1, n_feat + 1))
     cross = np.zeros((n_feat + 1, n_classes))
     for s in range(0, X.shape[0], CHUNK):
-        F = features(layout, row, X[s : s + CHUNK])
-        F = np.hstack([F, np.ones((F.shape[0], 1), np.float32)])
-        gram += F.T @ F
-        cross += F.T @ np.eye(n_classes, dtype=np.float32)[y[s : s + CHUNK]]
+        targets = np.eye(n_classes, dtype=np.float32)[y[s : s + CHUNK]]
+        for dy, dx in ((0, 0),) + tuple(shifts):
+            images = X[s : s + CHUNK] if (dy, dx) == (0, 0) else shifted(X[s : s + CHUNK], image, dy, dx)
+            F = features(layout, row, images)
+            F = np.hstack([F, np.ones((F.shape[0], 1), np.float32)])
+            gram += F.T @ F
+            cross += F.T @ targets
     heads = {}
     for lam in lams:  # gram + lam I without an identity matrix beside it (the same values, one matrix fewer)
         system = gram.copy()
@@ -115,6 +139,9 @@ def main(argv=None) -> int:
     parser.add_argument("--activation", default="relu", help="hidden activation of --layout (default relu)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lams", default="0.01,0.1,1,10,100", help="ridge penalties tried (comma-separated)")
+    parser.add_argument("--shifts", type=int, choices=sorted(SHIFTS), default=0,
+                        help="fit the head on every training image and its 4 or 8 one-pixel shifts as well "
+                             "(a ConvNet's image, or square inputs; default 0)")
     parser.add_argument("--task", default="mnist")
     parser.add_argument("--data-dir")
     parser.add_argument("--json", help="write the figures here")
@@ -137,6 +164,10 @@ def main(argv=None) -> int:
     else:
         layout = Layout.parse(args.layout, hidden_activation=args.activation)
         row, source = Population.random(layout, 1, seed=args.seed).W[0].copy(), f"random founder, seed {args.seed}"
+    side = int(round(layout.n_inputs ** 0.5))
+    image = (tuple(layout.image) + (1,))[:3] if layout.is_conv else (side, side, 1)
+    if args.shifts and image[0] * image[1] * image[2] != layout.n_inputs:
+        parser.error(f"--shifts needs images: a ConvNet layout or a square number of inputs, not {layout.n_inputs}")
     task = as_task(args.task, args.data_dir, seed=args.seed)
     data = {}
     for name, key in (("train", "train"), ("validation", "val"), ("test", "test")):
@@ -146,9 +177,9 @@ def main(argv=None) -> int:
     print(f"{layout.describe()}: {source}; {layout.sizes[-2]} features enter the last layer")
 
     t0 = time.perf_counter()
-    heads = solve_heads(layout, row, *data["train"], layout.n_outputs, lams)
+    heads = solve_heads(layout, row, *data["train"], layout.n_outputs, lams, shifts=SHIFTS[args.shifts], image=image)
     seconds = time.perf_counter() - t0
-    result = {"network": layout.describe(), "source": source, "features": int(layout.sizes[-2]),
+    result = {"network": layout.describe(), "source": source, "features": int(layout.sizes[-2]), "shifts": args.shifts,
               "solve_seconds": round(seconds, 1), "as_is": {}, "least_squares": {}}
     for name in ("validation", "test"):
         result["as_is"][name] = accuracy(layout, row, *data[name])

@@ -94,9 +94,27 @@ def test_a_short_run_learns_mnist_and_writes_a_genome_genreg_evaluates(det, mnis
     assert genome.evaluate(task)["accuracy"] == pytest.approx(result["test_accuracy"])
 
 
+def test_shifts_change_only_the_head_and_are_recorded(det, mnist_dir, tmp_path):
+    rows, results = {}, {}
+    for shifts in (0, 4):
+        out, report = tmp_path / f"d{shifts}.pkl", tmp_path / f"d{shifts}.json"
+        assert det.main(["--detectors", "2", "--fit", "1000", "--generations", "1", "--candidates", "20", "--elite",
+                         "4", "--immigrants", "4", "--lams", "1", "--shifts", str(shifts), "--data-dir",
+                         str(mnist_dir.parent), "--out", str(out), "--json", str(report)]) == 0
+        rows[shifts], results[shifts] = Genome.load(out), json.loads(report.read_text())
+    layout = rows[0].layout
+    for name in ("C0", "cb0"):  # the same detectors grown ...
+        np.testing.assert_array_equal(layout.view(rows[0].row, name), layout.view(rows[4].row, name))
+    assert not np.array_equal(rows[0].row, rows[4].row)  # ... under another head
+    assert results[4]["settings"]["shifts"] == 4 and results[0]["settings"]["shifts"] == 0
+    assert results[4]["stagewise_test_accuracy"] == results[0]["stagewise_test_accuracy"]
+    assert results[4]["test_accuracy"] > 0.8
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--replot", "curve.csv"], "--replot needs --plot"),
     (["--candidates", "20", "--elite", "8", "--immigrants", "8"], "at least one mutant per elite"),
+    (["--shifts", "3"], "invalid choice: 3"),
 ])
 def test_bad_options_are_one_line_errors(det, capsys, argv, message):
     with pytest.raises(SystemExit) as stop:

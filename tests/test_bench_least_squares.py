@@ -72,3 +72,48 @@ def test_evolve_starts_from_the_least_squares_network_and_moves_it(lsq, monkeypa
     curve = lsq.evolve(layout, row, data, args)
     assert curve == [(50, 0.5)] and len(seen) == 1
     assert np.all(np.isfinite(seen[0])) and not np.array_equal(seen[0], row)
+
+
+def _shifted_twin(X: np.ndarray, image: tuple, dy: int, dx: int) -> np.ndarray:
+    """Pixel by pixel: output (r, c) is input (r - dy, c - dx) where that lies inside the image, else 0."""
+    h, w, c = image
+    I = X.reshape(-1, h, w, c)
+    out = np.zeros_like(I)
+    for r in range(h):
+        for col in range(w):
+            if 0 <= r - dy < h and 0 <= col - dx < w:
+                out[:, r, col] = I[:, r - dy, col - dx]
+    return out.reshape(X.shape)
+
+
+@pytest.mark.parametrize("image", [(5, 6, 2), (4, 4, 1)])
+def test_shifted_moves_the_content_one_pixel_and_shifts_in_zeros(lsq, image):
+    X = np.random.default_rng(1).random((3, int(np.prod(image))), dtype=np.float32) + 1.0  # no zero pixels
+    assert lsq.SHIFTS[0] == () and len(set(lsq.SHIFTS[8])) == 8 and set(lsq.SHIFTS[4]) < set(lsq.SHIFTS[8])
+    for dy, dx in lsq.SHIFTS[8]:
+        out = lsq.shifted(X, image, dy, dx)
+        np.testing.assert_array_equal(out, _shifted_twin(X, image, dy, dx))
+        h, w, _ = image
+        assert np.count_nonzero(out) == X.size - 3 * image[2] * (abs(dy) * w + abs(dx) * h - abs(dy * dx))
+
+
+def test_head_with_shifts_is_the_ridge_solution_over_the_images_and_their_shifts(lsq, monkeypatch):
+    layout = Layout.parse("36-8-5", hidden_activation="relu")
+    row = Population.random(layout, 1, seed=4).W[0].copy()
+    rng = np.random.default_rng(5)
+    X = rng.random((150, 36), dtype=np.float32)
+    y = rng.integers(0, 5, 150)
+    monkeypatch.setattr(lsq, "CHUNK", 64)
+    heads = lsq.solve_heads(layout, row, X, y, 5, [2.0], shifts=lsq.SHIFTS[4], image=(6, 6, 1))
+    images = np.vstack([X] + [_shifted_twin(X, (6, 6, 1), dy, dx) for dy, dx in lsq.SHIFTS[4]])
+    expected = _ridge(lsq.last_layer_inputs(layout, row, images), np.tile(y, 5), 5, 2.0)
+    np.testing.assert_allclose(heads[2.0], expected, rtol=2e-4, atol=2e-5)
+    unshifted = lsq.solve_heads(layout, row, X, y, 5, [2.0])[2.0]
+    assert not np.allclose(unshifted, heads[2.0], rtol=1e-3)  # the shifted images did enter
+
+
+def test_main_refuses_shifts_for_inputs_that_are_not_an_image(lsq, capsys):
+    with pytest.raises(SystemExit) as stop:
+        lsq.main(["--layout", "30-4-10", "--shifts", "4"])
+    assert stop.value.code == 2
+    assert "--shifts needs images" in capsys.readouterr().err
