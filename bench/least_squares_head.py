@@ -34,8 +34,8 @@ CHUNK = 5000  # training images whose features are held at once
 
 #: The one-pixel shifts of every training image a head can be fitted on as well (``shifts=SHIFTS[n]``):
 #: ``(dy, dx)``, the content moved dy rows down and dx columns right.
-SHIFTS = {0: (), 4: ((1, 0), (-1, 0), (0, 1), (0, -1)),
-          8: ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))}
+_ALONG_AXES = ((1, 0), (-1, 0), (0, 1), (0, -1))
+SHIFTS = {0: (), 4: _ALONG_AXES, 8: _ALONG_AXES + ((1, 1), (1, -1), (-1, 1), (-1, -1))}
 
 
 def shifted(X: np.ndarray, image: tuple, dy: int, dx: int) -> np.ndarray:
