@@ -27,69 +27,24 @@ in order, so results are bit-identical for any number of threads.
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
-from ._config import inline_jit, jit
+from ._config import jit
 from .activations import activate_inplace
+from .exp import exp_nonpositive_inplace
 from .es_noise import full_member, lowrank_member, lowrank_noise
-from .forward import forward_tiles, padded_width, scratch, tile_layer
-from .simd import TILE
+from .forward import forward_tiles, lanes_layer, padded_width, scratch, tile_layer
+from .simd import LANES, TILE
 from .workqueue import claim, run_workers
 
 #: Columns of the first layer's stacked low-rank factors a scoring item computes at once (pairs x rank).
 PAIR_COLUMNS = 32
 
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-
-
-@intrinsic
-def _float64_from_bits(typingctx, bits):
-    """The float64 whose IEEE bits are the int64 ``bits``."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
-
-
-@inline_jit
-def exp_nonpositive(x):
-    """exp(x) for float64 ``x <= 0`` without a library call, so that loops of it vectorise.
-
-    x = k ln 2 + r with |r| <= ln 2 / 2 (ln 2 in two parts); exp(r) by its Taylor series to
-    degree 12 (truncation below 2e-16 relative); 2**k from the exponent bits.  x below -708
-    gives exp(-708) (about 3e-308).
-    """
-    x = -708.0 if x < -708.0 else x
-    k = np.floor(x * _LOG2E + 0.5)
-    r = (x - k * _LN2_HI) - k * _LN2_LO
-    p = 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    return p * _float64_from_bits((np.int64(k) + 1023) << 52)
-
 
 @jit
-def add_signed(term, sign, n_out, out):
-    """``out[:, :n_out] += sign * term[:, :n_out]`` for a tile."""
-    for s in range(TILE):
-        for o in range(n_out):
-            out[s, o] += sign * term[s, o]
+def add_signed(out, sign, term, n):
+    """``out[:n] += sign * term[:n]`` (float32, 1-D)."""
+    for k in range(n):
+        out[k] += sign * term[k]
 
 
 @jit
@@ -123,8 +78,7 @@ def score_tile(logits, n_valid, first, n_classes, labels, targets, exps):
         tops[s] = top
         for c in range(n_classes):
             exps[s * n_classes + c] = np.float64(logits[s, c]) - np.float64(top)
-    for k in range(n):
-        exps[k] = exp_nonpositive(exps[k])
+    exp_nonpositive_inplace(exps, n)
     for s in range(n_valid):
         sums[s] = 0.0
     for c in range(n_classes):
@@ -132,6 +86,61 @@ def score_tile(logits, n_valid, first, n_classes, labels, targets, exps):
             sums[s] += exps[s * n_classes + c]
     for s in range(n_valid):
         total += tops[s] + np.log(sums[s]) - np.float64(logits[s, labels[first + s]])
+    return correct, total
+
+
+@jit
+def score_batch(logits, n_samples, n_classes, labels, targets, work, best):
+    """``score_tile`` for the whole batch, the samples along the columns: ``logits: (>= n_outputs, B')``
+    (B' >= n_samples; columns past n_samples are ignored).  Returns (correct, summed loss), the loss
+    summed tile by tile (``TILE`` samples, the last one short) as ``score_tile``'s results are, so the
+    same bits.
+
+    work: ``(>= (n_classes + 3) B',) float64``, best: ``(B',) int64`` work space.  Argmax, shift,
+    exponentials and sums are loops across the samples (they vectorise); each sample still takes its
+    classes in order.
+    """
+    width = logits.shape[1]
+    correct, total = 0, 0.0
+    if targets.shape[0] > 0:
+        for t in range(0, n_samples, TILE):
+            e = 0.0
+            for s in range(t, min(n_samples, t + TILE)):
+                err = 0.0
+                for o in range(targets.shape[1]):
+                    d = np.float64(logits[o, s]) - np.float64(targets[s, o])
+                    err += d * d
+                e += err / targets.shape[1]
+            total += e
+        return correct, total
+    n = n_classes * width
+    tops, sums, losses = work[n : n + width], work[n + width : n + 2 * width], work[n + 2 * width : n + 3 * width]
+    for s in range(width):
+        best[s] = 0
+        tops[s] = logits[0, s]  # a float32 value
+    for c in range(1, n_classes):  # the first largest logit (a NaN never wins)
+        for s in range(width):
+            better = np.float64(logits[c, s]) > tops[s]
+            best[s] = c if better else best[s]
+            tops[s] = np.float64(logits[c, s]) if better else tops[s]
+    for s in range(n_samples):
+        correct += best[s] == labels[s]
+    for c in range(n_classes):
+        for s in range(width):
+            work[c * width + s] = np.float64(logits[c, s]) - tops[s]
+    exp_nonpositive_inplace(work, n)
+    for s in range(width):
+        sums[s] = 0.0
+    for c in range(n_classes):
+        for s in range(width):
+            sums[s] += work[c * width + s]
+    for s in range(n_samples):
+        losses[s] = tops[s] + np.log(sums[s]) - np.float64(logits[labels[s], s])
+    for t in range(0, n_samples, TILE):
+        e = 0.0
+        for s in range(t, min(n_samples, t + TILE)):
+            e += losses[s]
+        total += e
     return correct, total
 
 
@@ -176,139 +185,150 @@ def joint_layers(centre, sizes, r):
 
 
 @jit
-def lowrank_term(out, n_out, r, u):
-    """``u[:, :r] = out[:, n_out : n_out + r]`` (a tile's ``h @ A_l`` from the joint product)."""
-    for s in range(TILE):
-        for q in range(r):
-            u[s, q] = out[s, n_out + q]
-
-
-@jit
-def member_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr, rows,
-                  values, shared, labels, targets, n_classes, pair0, n_correct, loss, queue):
-    """Take blocks of ``PAIR_BLOCK`` pairs (or single members) from ``queue``: member ``first + k``'s ``n_correct[k]``
-    and mean ``loss[k]`` (first = 2 ``pair0`` with antithetic pairs, else ``pair0``; a member's result does
-    not depend on which others are scored with it) (cross-entropy, or squared error when ``targets: (B, k)`` is not empty) on
-    the batch (tiles; labels ``(B,) int32``).  An MLP only: sizes ``(L + 1,)`` its widths, shapes
-    ``(L, 3)`` its ``(n_l, n_{l+1}, n_{l+1})`` (``genreg.kernels.es_noise``).
-
-    rank >= 1: layer 0 is ``shared: (B, n_1)`` (= b_0 + X @ W_0 of the centre) plus the pair's
-    low-rank term; ``X @ A_0`` is one ``tile_layer`` product for the whole block (the block's A_0
-    side by side as one matrix), shared by both members of each pair.  rank 0: each member's row is
-    built in a buffer of this worker and run whole.
-    """
-    L = sizes.shape[0] - 1
-    r = max(rank, 1)
+def full_rank_worker(centre, sizes, shapes, act, sigma, seed, generation, antithetic, tile_ptr, rows, values, labels,
+                     targets, n_classes, pair0, n_correct, loss, queue):
+    """``member_worker`` at rank 0: take pairs (or single members) from ``queue``, build each member's
+    row in a buffer of this worker and run it whole (``full_rank_pair``)."""
     a, b, units = scratch(sizes)
-    if rank > 0:  # layer l >= 1 writes n_{l+1} + r columns (its output, then h @ A_l)
-        out_width = a.shape[1]
-        for l in range(1, L + 1):
-            out_width = max(out_width, padded_width(sizes[l] + r))
-        a, b = np.zeros((TILE, out_width), np.float32), np.zeros((TILE, out_width), np.float32)
-    aT, bT = a.T, b.T
     n_samples = labels.shape[0] if targets.shape[0] == 0 else targets.shape[0]
     largest = 0
-    for l in range(L):
-        largest = max(largest, sizes[l] * sizes[l + 1])
-    block = max(1, PAIR_COLUMNS // r)  # pairs per item
-    work = max(n_noise, largest)
-    uniforms, tails = np.empty(work, np.float64), np.empty(work, np.int64)
-    noise = np.zeros((block, n_noise), np.float32)  # (the zero "bias" after each A stays zero)
-    stacked = np.zeros((sizes[0] + 1) * block * r if rank > 0 else 0, np.float32)  # the block's A_0, then zeros
-    draws = np.empty(largest if rank == 0 else 0, np.float32)
-    n_tiles = tile_ptr.shape[0] - 1
-    wide = max(a.shape[1], padded_width(block * r))
-    u0s = np.zeros((n_tiles if rank > 0 else 0, TILE, wide), np.float32)  # each tile's X @ A_0 for the block
-    u = np.zeros((TILE, wide), np.float32)  # a tile's h @ A_l (columns 0..rank-1 read)
-    uT = u.T
-    units = np.arange(max(wide, units.shape[0]))
-    within = units % r  # row of Bt_0 that column p of u0 multiplies
-    joint, joint_at = joint_layers(centre, sizes, r if rank > 0 else 0)
-    first = np.empty((TILE, a.shape[1]), np.float32)  # e_0 + (X @ A_0) @ Bt_0 of a tile
-    term = np.empty((TILE, a.shape[1]), np.float32)  # e_l + (h @ A_l) @ Bt_l of a tile
-    exps = np.empty((n_samples if rank == 0 else TILE) * (sizes[L] + 2), np.float64)
-    row = np.empty(centre.shape[0] if rank == 0 else 0, np.float32)
-    logits = np.empty((n_samples if rank == 0 else 0, sizes[L]), np.float32)
+    for l in range(sizes.shape[0] - 1):
+        largest = max(largest, sizes[l] * sizes[l + 1], sizes[l + 1])
+    uniforms, tails = np.empty(largest, np.float64), np.empty(largest, np.int64)
+    draws = np.empty(largest, np.float32)
+    exps = np.empty(n_samples * (sizes[-1] + 2), np.float64)
+    row = np.empty(centre.shape[0], np.float32)
+    logits = np.empty((n_samples, sizes[-1]), np.float32)
     n_members = n_correct.shape[0]
     sides = 2 if antithetic else 1
     n_pairs = (n_members + 1) // 2 if antithetic else n_members
-    correct = np.zeros((block, 2), np.int64)
-    total = np.zeros((block, 2), np.float64)
+    correct, total = np.zeros(2, np.int64), np.zeros(2, np.float64)
+    j = claim(queue)
+    while j < n_pairs:
+        correct[:] = 0
+        total[:] = 0.0
+        full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, pair0 + j, sides, tile_ptr, rows, values,
+                       labels, targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps, correct, total)
+        for side in range(sides):
+            k = sides * j + side
+            if k < n_members:
+                n_correct[k] = correct[side]
+                loss[k] = total[side] / n_samples
+        j = claim(queue)
+
+
+@jit
+def lowrank_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr,
+                   rows, values, shared, labels, targets, n_classes, pair0, n_correct, loss, queue):
+    """``member_worker`` at rank r >= 1: take blocks of ``PAIR_COLUMNS // r`` pairs from ``queue``.
+
+    Layer 0 of a member is ``shared: (B, n_1)`` (= b_0 + X @ W_0 of the centre) plus the pair's
+    low-rank term: ``X @ A_0`` is one ``tile_layer`` product over the sparse tiles for the whole block
+    (the block's A_0 side by side as one matrix), shared by both members of each pair.  From there a
+    member's activations are ``(units, B')`` arrays, the batch padded to ``B'``, a multiple of
+    ``LANES`` (padding repeats the last sample and is never scored), and each product runs ``LANES``
+    samples at a time along the vector lanes (``lanes_layer``): ``e_0 + (X @ A_0) @ Bt_0`` once for the
+    pair, then for each member its hidden units, each later layer's ``[b_l + h @ W_l, h @ A_l]`` as one
+    product (``joint_layers``) plus ``sign (e_l + (h @ A_l) @ Bt_l)``, and ``score_batch``.  Every
+    element gets the same terms in the same order as in a sample-by-sample evaluation, so the same bits.
+    """
+    L = sizes.shape[0] - 1
+    r = rank
+    n1 = sizes[1]
+    n_samples = labels.shape[0] if targets.shape[0] == 0 else targets.shape[0]
+    n_tiles = tile_ptr.shape[0] - 1
+    width = ((n_samples + LANES - 1) // LANES) * LANES  # B'
+    block = max(1, PAIR_COLUMNS // r)  # pairs per item
+    shared_t = np.empty((n1, width), np.float32)
+    for o in range(n1):
+        for s in range(width):
+            shared_t[o, s] = shared[min(s, n_samples - 1), o]
+    height = n1
+    for l in range(1, L + 1):
+        height = max(height, sizes[l] + r)  # layer l >= 1 writes n_{l+1} + r rows
+    a, b = np.zeros((height, width), np.float32), np.zeros((height, width), np.float32)
+    first = np.zeros((n1, width), np.float32)  # e_0 + (X @ A_0) @ Bt_0 of the pair
+    term = np.zeros((height, width), np.float32)  # e_l + (h @ A_l) @ Bt_l
+    a_flat, b_flat, first_flat, term_flat = a.reshape(-1), b.reshape(-1), first.reshape(-1), term.reshape(-1)
+    shared_flat = shared_t.reshape(-1)
+    work = n_noise
+    for l in range(L):
+        work = max(work, sizes[l] * sizes[l + 1])
+    uniforms, tails = np.empty(work, np.float64), np.empty(work, np.int64)
+    noise = np.zeros((block, n_noise), np.float32)
+    stacked = np.zeros((sizes[0] + 1) * block * r, np.float32)  # the block's A_0, then zeros (the bias)
+    u0_tile = np.zeros((TILE, padded_width(block * r)), np.float32)  # a tile's X @ A_0 for the block
+    u0 = np.zeros((block * r, width), np.float32)  # X @ A_0 of the block, one row per column of A_0
+    joint, joint_at = joint_layers(centre, sizes, r)
+    scores = np.empty((sizes[L] + 3) * width, np.float64)
+    best = np.empty(width, np.int64)
+    n_members = n_correct.shape[0]
+    sides = 2 if antithetic else 1
+    n_pairs = (n_members + 1) // 2 if antithetic else n_members
     item = claim(queue)
     while item * block < n_pairs:
         j0 = item * block
         nb = min(block, n_pairs - j0)
-        correct[:] = 0
-        total[:] = 0.0
-        if rank == 0:
-            for jj in range(nb):
-                full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, pair0 + j0 + jj, sides, tile_ptr,
-                               rows, values, labels, targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps,
-                               correct[jj], total[jj])
-        else:
-            width = nb * r
-            for jj in range(nb):
-                lowrank_noise(seed, generation, pair0 + j0 + jj, shapes, rank, sigma, noise[jj], offsets, uniforms,
-                              tails)
-                for i in range(sizes[0]):
-                    for q in range(r):
-                        stacked[i * width + jj * r + q] = noise[jj, offsets[0, 0] + i * r + q]
-            for c in range(width):
-                stacked[sizes[0] * width + c] = np.float32(0.0)
-            for t in range(n_tiles):
-                tile_layer(stacked, 0, sizes[0], width, rows, values, tile_ptr[t], tile_ptr[t + 1], u0s[t])
-            for jj in range(nb):
-                pair = noise[jj]
-                for l in range(1, L):  # A_l of the pair beside the centre's W_l
-                    n_in, n_out, at = sizes[l], sizes[l + 1], joint_at[l]
-                    for i in range(n_in):
-                        for q in range(r):
-                            joint[at + i * (n_out + r) + n_out + q] = pair[offsets[l, 0] + i * r + q]
-                for t in range(n_tiles):
-                    n_valid = min(TILE, n_samples - t * TILE)
-                    # e_0 + (X @ A_0) @ Bt_0, shared by both members of the pair
-                    tile_layer(pair, offsets[0, 1], r, sizes[1], within, u0s[t].T, jj * r, jj * r + r, first)
-                    for side in range(sides):
-                        sign = np.float32(1.0 - 2.0 * side)
-                        for s in range(TILE):
-                            sample = t * TILE + min(s, n_valid - 1)  # padding samples repeat the last (never scored)
-                            for o in range(sizes[1]):
-                                a[s, o] = shared[sample, o] + sign * first[s, o]
-                        for l in range(1, L):
-                            n_in, n_out = sizes[l], sizes[l + 1]
-                            # [b_l + h @ W_l, h @ A_l] in one product, then + sign (e_l + (h @ A_l) @ Bt_l)
-                            if l % 2 == 1:
-                                activate_inplace(a, n_in, act)
-                                tile_layer(joint, joint_at[l], n_in, n_out + r, units, aT, 0, n_in, b)
-                                lowrank_term(b, n_out, r, u)
-                                tile_layer(pair, offsets[l, 1], r, n_out, units, uT, 0, r, term)
-                                add_signed(term, sign, n_out, b)
-                            else:
-                                activate_inplace(b, n_in, act)
-                                tile_layer(joint, joint_at[l], n_in, n_out + r, units, bT, 0, n_in, a)
-                                lowrank_term(a, n_out, r, u)
-                                tile_layer(pair, offsets[l, 1], r, n_out, units, uT, 0, r, term)
-                                add_signed(term, sign, n_out, a)
-                        c, e = score_tile(a if L % 2 == 1 else b, n_valid, t * TILE, n_classes, labels, targets, exps)
-                        correct[jj, side] += c
-                        total[jj, side] += e
+        columns = nb * r
         for jj in range(nb):
+            lowrank_noise(seed, generation, pair0 + j0 + jj, shapes, rank, sigma, noise[jj], offsets, uniforms, tails)
+            for i in range(sizes[0]):
+                for q in range(r):
+                    stacked[i * columns + jj * r + q] = noise[jj, offsets[0, 0] + i * r + q]
+        for c in range(columns):
+            stacked[sizes[0] * columns + c] = np.float32(0.0)
+        for t in range(n_tiles):
+            tile_layer(stacked, 0, sizes[0], columns, rows, values, tile_ptr[t], tile_ptr[t + 1], u0_tile)
+            for c in range(columns):
+                for s in range(TILE):
+                    u0[c, t * TILE + s] = u0_tile[s, c]
+        for jj in range(nb):
+            pair = noise[jj]
+            for l in range(1, L):  # A_l of the pair beside the centre's W_l
+                n_in, n_out, at = sizes[l], sizes[l + 1], joint_at[l]
+                for i in range(n_in):
+                    for q in range(r):
+                        joint[at + i * (n_out + r) + n_out + q] = pair[offsets[l, 0] + i * r + q]
+            for g in range(0, width, LANES):  # e_0 + (X @ A_0) @ Bt_0, shared by both members of the pair
+                lanes_layer(pair, offsets[0, 1], n1, offsets[0, 1] + r * n1, r, n1, u0, jj * r * width + g, width,
+                            first, g, width)
             for side in range(sides):
+                sign = np.float32(1.0 - 2.0 * side)
+                for k in range(n1 * width):  # flat loops over (units, B') vectorise
+                    a_flat[k] = shared_flat[k] + sign * first_flat[k]
+                h, out, h_flat, out_flat = a, b, a_flat, b_flat
+                for l in range(1, L):
+                    n_in, n_out, at = sizes[l], sizes[l + 1], joint_at[l]
+                    # [b_l + h @ W_l, h @ A_l] in one product, then + sign (e_l + (h @ A_l) @ Bt_l)
+                    activate_inplace(h_flat[: n_in * width].reshape((1, n_in * width)), n_in * width, act)
+                    for g in range(0, width, LANES):
+                        lanes_layer(joint, at, n_out + r, at + n_in * (n_out + r), n_in, n_out + r, h, g, width, out,
+                                    g, width)
+                        lanes_layer(pair, offsets[l, 1], n_out, offsets[l, 1] + r * n_out, r, n_out, out,
+                                    n_out * width + g, width, term, g, width)
+                    add_signed(out_flat, sign, term_flat, n_out * width)
+                    h, out, h_flat, out_flat = out, h, out_flat, h_flat
+                c, e = score_batch(h, n_samples, n_classes, labels, targets, scores, best)
                 k = sides * (j0 + jj) + side
                 if k < n_members:
-                    n_correct[k] = correct[jj, side]
-                    loss[k] = total[jj, side] / n_samples
+                    n_correct[k] = c
+                    loss[k] = e / n_samples
         item = claim(queue)
 
 
 def score_members(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr,
                   rows, values, shared, labels, targets, n_classes, n_correct, loss, n_workers=None, pair0=0):
-    """Score ``n_correct.shape[0]`` members from pair ``pair0`` on a shared batch (see ``member_worker``);
+    """Score ``n_correct.shape[0]`` members from pair ``pair0`` on a shared batch (``lowrank_worker``, or ``full_rank_worker`` at rank 0);
     ``n_workers`` threads take pairs."""
-    run_workers(member_worker, (centre, sizes, shapes, int(act), int(rank), sigma, int(seed), int(generation),
-                                bool(antithetic), offsets, int(n_noise), tile_ptr, rows, values, shared, labels,
-                                targets, int(n_classes), int(pair0), n_correct, loss),
-                numba.get_num_threads() if n_workers is None else n_workers)
+    n_workers = numba.get_num_threads() if n_workers is None else n_workers
+    if rank == 0:
+        run_workers(full_rank_worker, (centre, sizes, shapes, int(act), sigma, int(seed), int(generation),
+                                       bool(antithetic), tile_ptr, rows, values, labels, targets, int(n_classes),
+                                       int(pair0), n_correct, loss), n_workers)
+    else:
+        run_workers(lowrank_worker, (centre, sizes, shapes, int(act), int(rank), sigma, int(seed), int(generation),
+                                     bool(antithetic), offsets, int(n_noise), tile_ptr, rows, values, shared, labels,
+                                     targets, int(n_classes), int(pair0), n_correct, loss), n_workers)
 
 
 @jit

@@ -28,7 +28,10 @@ from ._config import jit
 from .activations import activate_inplace
 from .simd import (
     BLOCK,
+    LANES,
+    LANES_UNITS,
     TILE,
+    lanes_block,
     tile_rows_block1,
     tile_rows_block2,
     tile_rows_block4,
@@ -89,6 +92,25 @@ def tile_layer(w, offset, n_in, n_out, rows, x, start, stop, out):
         tile_rows_block2(W, n_out, j, rows, x, start, stop, b, out)
     elif q == 1:
         tile_rows_block1(W, n_out, j, rows, x, start, stop, b, out)
+
+
+@jit
+def lanes_layer(w, w_off, stride, b_off, n_in, n_out, x, x_off, x_stride, out, out_off, out_stride):
+    """``out[o, s] = b[o] + sum_p x[p, s] * W[p, o]`` for ``LANES`` samples s, the samples along the
+    vector lanes (``genreg.kernels.simd.lanes_block``): the same bits as ``tile_layer``.
+
+    W: ``(n_in, >= n_out)`` with row stride ``stride`` at ``w[w_off:]``, b at ``w[b_off:]``;
+    x: ``(n_in, LANES)`` at ``x[x_off:]`` with row stride ``x_stride``; out: ``(n_out, LANES)`` at
+    ``out[out_off:]`` with row stride ``out_stride`` (flat offsets into C-contiguous float32 arrays:
+    for activations ``(units, B)``, group g of LANES samples is at offset ``g * LANES``, stride B).
+    Units run ``LANES_UNITS`` at a time, then the rest in one block.
+    """
+    col = 0
+    while col < n_out:
+        k = min(LANES_UNITS, n_out - col)
+        lanes_block(w, w_off, stride, col, b_off, x, x_off, x_stride, n_in, out, out_off + col * out_stride,
+                    out_stride, k)
+        col += k
 
 
 @jit

@@ -174,3 +174,106 @@ tile_rows_block8 = _make_tile_rows_block(8)
 tile_rows_block4 = _make_tile_rows_block(4)
 tile_rows_block2 = _make_tile_rows_block(2)
 tile_rows_block1 = _make_tile_rows_block(1)
+
+
+#: Samples per vector when the samples, not the units, run along the vector lanes (``lanes_block``):
+#: one register of float32 (16 with AVX-512, 8 otherwise), two tiles.
+LANES = 2 * TILE
+
+#: The most units a ``lanes_block`` computes at once: their accumulators fill half the vector registers.
+LANES_UNITS = BLOCK // 2
+
+
+def _make_lanes_block(k_max: int = LANES_UNITS, lanes: int = LANES):
+    """An intrinsic ``lanes_block(w, w_off, stride, col, b_off, x, x_off, x_stride, n_in, out, out_off,
+    out_stride, k)``: ``k`` output units (1 <= k <= k_max) of one dense layer for ``lanes`` samples at
+    once, the samples along the vector lanes (the transpose of ``tile_rows_block``'s layout).  For
+    unit j < k, with c = col + j:
+
+        acc = w[b_off + c]                                         (the bias)
+        for p in range(n_in):
+            acc = fma(x[x_off + p * x_stride : + lanes], w[w_off + p * stride + c], acc)
+        out[out_off + j * out_stride : + lanes] = acc
+
+    Each input row of ``x`` (``lanes`` samples) is loaded once for all k units and each weight is
+    broadcast; the k accumulators stay in vector registers (one loop per k, chosen by a switch).
+    Per output element the terms are those of ``tile_rows_block``, added in the same order, so
+    both layouts give the same bits.  ``w``, ``x``, ``out``: float32 arrays, C-contiguous, any
+    number of dimensions (offsets count elements).  Nothing is bounds-checked.
+    """
+
+    @intrinsic
+    def lanes_block(typingctx, w, w_off, stride, col, b_off, x, x_off, x_stride, n_in, out, out_off, out_stride, k):
+        sig = types.void(w, w_off, stride, col, b_off, x, x_off, x_stride, n_in, out, out_off, out_stride, k)
+
+        def codegen(context, builder, signature, args):
+            A = signature.args
+            w_off64, stride64, col64, b_off64, x_off64, x_stride64, n_in64, out_off64, out_stride64, k64 = (
+                context.cast(builder, args[n], A[n], types.int64) for n in (1, 2, 3, 4, 6, 7, 8, 10, 11, 12))
+            w_ptr, x_ptr, out_ptr = (context.make_array(A[n])(context, builder, args[n]).data for n in (0, 5, 9))
+            i64, i32, f32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
+            vec = ir.VectorType(f32, lanes)
+            vec_ptr = vec.as_pointer()
+            one = ir.Constant(i64, 1)
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+                                                 f"llvm.fma.v{lanes}f32")
+            zero_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+            undef = ir.Constant(vec, ir.Undefined)
+            first_bias, w_first = builder.add(b_off64, col64), builder.add(w_off64, col64)
+
+            def splat(offset):
+                value = builder.load(builder.gep(w_ptr, [offset]))
+                return builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(i32, 0)), undef,
+                                              zero_mask)
+
+            def units(k, exit_block):
+                """The loop for k units, from the current block to ``exit_block``."""
+                acc0 = [splat(builder.add(first_bias, ir.Constant(i64, j))) for j in range(k)]
+                entry = builder.block
+                header = builder.append_basic_block(f"lanes{k}.header")
+                body = builder.append_basic_block(f"lanes{k}.body")
+                done = builder.append_basic_block(f"lanes{k}.done")
+                builder.branch(header)
+
+                builder.position_at_end(header)
+                p = builder.phi(i64)
+                p.add_incoming(ir.Constant(i64, 0), entry)
+                accs = []
+                for j in range(k):
+                    phi = builder.phi(vec)
+                    phi.add_incoming(acc0[j], entry)
+                    accs.append(phi)
+                builder.cbranch(builder.icmp_signed("<", p, n_in64), body, done)
+
+                builder.position_at_end(body)
+                x_vec = builder.load(builder.bitcast(builder.gep(x_ptr, [builder.add(x_off64, builder.mul(p, x_stride64))]),
+                                                     vec_ptr), align=4)
+                w_row = builder.add(w_first, builder.mul(p, stride64))
+                for j in range(k):
+                    accs[j].add_incoming(builder.call(fma, [x_vec, splat(builder.add(w_row, ir.Constant(i64, j))),
+                                                           accs[j]]), body)
+                p.add_incoming(builder.add(p, one), body)
+                builder.branch(header)
+
+                builder.position_at_end(done)
+                for j in range(k):
+                    at = builder.add(out_off64, builder.mul(ir.Constant(i64, j), out_stride64))
+                    builder.store(accs[j], builder.bitcast(builder.gep(out_ptr, [at]), vec_ptr), align=4)
+                builder.branch(exit_block)
+
+            end = builder.append_basic_block("lanes.end")
+            switch = builder.switch(k64, end)
+            for k in range(1, k_max + 1):
+                case = builder.append_basic_block(f"lanes{k}")
+                switch.add_case(ir.Constant(i64, k), case)
+                builder.position_at_end(case)
+                units(k, end)
+            builder.position_at_end(end)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return lanes_block
+
+
+lanes_block = _make_lanes_block()

@@ -380,6 +380,49 @@ def fma_float32(a, b, c) -> np.ndarray:
     return s.astype(np.float32)
 
 
+def dense_lanes(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``(n_out, S) float32``: ``b[o] + sum_p x[p, s] W[p, o]`` for inputs ``x: (n_in, S)`` (samples along
+    the columns), each unit starting at its bias and adding its inputs' terms in ascending order, one
+    fma each (the arithmetic of ``kernels.forward.lanes_layer``)."""
+    acc = np.tile(np.asarray(b, np.float32)[:, None], (1, x.shape[1]))
+    for p in range(x.shape[0]):
+        acc = fma_float32(x[p][None, :], np.asarray(W[p], np.float32)[:, None], acc)
+    return acc
+
+
+def exp_nonpositive(x: np.ndarray) -> np.ndarray:
+    """``kernels.exp``'s exp of float64 ``x <= 0``, step by step in float64 (each step one IEEE operation)."""
+    x = np.maximum(np.asarray(x, np.float64), -708.0, where=~np.isnan(x), out=np.array(x, np.float64))
+    k = np.floor(x * 1.4426950408889634 + 0.5)
+    r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
+    p = np.full_like(x, 1.0 / math.factorial(12))
+    for n in range(11, -1, -1):  # Horner: 1/11!, ..., 1/2, 1, 1
+        p = p * r + 1.0 / math.factorial(n)
+    with np.errstate(invalid="ignore"):
+        two_k = ((np.where(np.isnan(k), 0, k).astype(np.int64) + 1023) << 52).view(np.float64)
+    return np.where(np.isnan(k), np.nan, p * two_k)
+
+
+def softmax_scores(logits: np.ndarray, labels, tile: int) -> tuple[int, float]:
+    """(correct, summed cross-entropy) of ``logits: (B, K) float32`` as the ES kernels sum it: per sample
+    ``top + log(sum exp(z - top)) - z[label]`` in float64 (exp of ``exp_nonpositive``), added sample by
+    sample within tiles of ``tile`` samples, the tiles' sums added in order; argmax the first largest."""
+    z = np.asarray(logits, np.float64)
+    top = z.max(axis=1)
+    e = exp_nonpositive(z - top[:, None])
+    total_sum = np.zeros(len(z))
+    for c in range(z.shape[1]):
+        total_sum = total_sum + e[:, c]
+    losses = top + np.log(total_sum) - z[np.arange(len(z)), labels]
+    total = 0.0
+    for t in range(0, len(z), tile):
+        chunk = 0.0
+        for value in losses[t : t + tile]:
+            chunk += value
+        total += chunk
+    return int((np.argmax(z, axis=1) == labels).sum()), total
+
+
 def genome_logits(layout, w_row: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Logits ``(B, n_outputs) float32`` of genome ``w_row`` on ``X: (B, n_inputs)`` in the kernels' arithmetic
     (bit-exact twin of ``kernels.genome_logits``; ``simd.tile_rows_block``'s documented loop).
