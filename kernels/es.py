@@ -48,53 +48,14 @@ def add_signed(out, sign, term, n):
 
 
 @jit
-def score_tile(logits, n_valid, first, n_classes, labels, targets, exps):
-    """(correct, summed loss) of the first ``n_valid`` samples of a tile (sample s is ``first + s``):
-    softmax cross-entropy and argmax hits for labels, squared error averaged over outputs for targets.
-
-    exps: ``(>= n_valid * (n_classes + 2),) float64`` work space.  The exponentials of all the
-    tile's logits are one flat loop and the sums run across the samples (both vectorise), but each
-    sample's argmax, sum and log take its classes in order: the same bits as a sample-by-sample loop.
-    """
-    correct, total = 0, 0.0
-    if targets.shape[0] > 0:
-        for s in range(n_valid):
-            sample = first + s
-            err = 0.0
-            for o in range(targets.shape[1]):
-                d = np.float64(logits[s, o]) - np.float64(targets[sample, o])
-                err += d * d
-            total += err / targets.shape[1]
-        return correct, total
-    n = n_valid * n_classes
-    tops, sums = exps[n : n + n_valid], exps[n + n_valid : n + 2 * n_valid]
-    for s in range(n_valid):
-        best, top = 0, logits[s, 0]
-        for c in range(1, n_classes):  # the first largest logit (a NaN never wins)
-            better = logits[s, c] > top
-            best = c if better else best
-            top = logits[s, c] if better else top
-        correct += best == labels[first + s]
-        tops[s] = top
-        for c in range(n_classes):
-            exps[s * n_classes + c] = np.float64(logits[s, c]) - np.float64(top)
-    exp_nonpositive_inplace(exps, n)
-    for s in range(n_valid):
-        sums[s] = 0.0
-    for c in range(n_classes):
-        for s in range(n_valid):
-            sums[s] += exps[s * n_classes + c]
-    for s in range(n_valid):
-        total += tops[s] + np.log(sums[s]) - np.float64(logits[s, labels[first + s]])
-    return correct, total
-
-
-@jit
-def score_batch(logits, n_samples, n_classes, labels, targets, work, best):
-    """``score_tile`` for the whole batch, the samples along the columns: ``logits: (>= n_outputs, B')``
-    (B' >= n_samples; columns past n_samples are ignored).  Returns (correct, summed loss), the loss
-    summed tile by tile (``TILE`` samples, the last one short) as ``score_tile``'s results are, so the
-    same bits.
+def score_batch(logits, n_samples, n_classes, labels, targets, work, best, group):
+    """(correct, summed loss) of a member on a batch, the samples along the columns:
+    ``logits: (>= n_outputs, B')`` (B' >= n_samples; columns past n_samples are ignored).  Softmax
+    cross-entropy and argmax hits (the first largest logit; a NaN never wins) for ``labels: (B,)``,
+    squared error averaged over outputs for ``targets: (B, k)`` when not empty.  Each sample's loss is
+    ``top + log(sum_c exp(z_c - top)) - z_label`` in float64 (``exp.exp_nonpositive``, classes in
+    order); the losses are added sample by sample within groups of ``group`` samples, and the groups'
+    sums in order (``TILE`` at rank r >= 1, the whole batch at rank 0: what each path has always done).
 
     work: ``(>= (n_classes + 3) B',) float64``, best: ``(B',) int64`` work space.  Argmax, shift,
     exponentials and sums are loops across the samples (they vectorise); each sample still takes its
@@ -103,9 +64,9 @@ def score_batch(logits, n_samples, n_classes, labels, targets, work, best):
     width = logits.shape[1]
     correct, total = 0, 0.0
     if targets.shape[0] > 0:
-        for t in range(0, n_samples, TILE):
+        for t in range(0, n_samples, group):
             e = 0.0
-            for s in range(t, min(n_samples, t + TILE)):
+            for s in range(t, min(n_samples, t + group)):
                 err = 0.0
                 for o in range(targets.shape[1]):
                     d = np.float64(logits[o, s]) - np.float64(targets[s, o])
@@ -136,9 +97,9 @@ def score_batch(logits, n_samples, n_classes, labels, targets, work, best):
             sums[s] += work[c * width + s]
     for s in range(n_samples):
         losses[s] = tops[s] + np.log(sums[s]) - np.float64(logits[labels[s], s])
-    for t in range(0, n_samples, TILE):
+    for t in range(0, n_samples, group):
         e = 0.0
-        for s in range(t, min(n_samples, t + TILE)):
+        for s in range(t, min(n_samples, t + group)):
             e += losses[s]
         total += e
     return correct, total
@@ -146,12 +107,19 @@ def score_batch(logits, n_samples, n_classes, labels, targets, work, best):
 
 @jit
 def full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, j, sides, tile_ptr, rows, values, labels,
-                   targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps, correct, total):
-    """Full rank: build each member of pair j in ``row``, run it whole, add its (correct, loss) to ``[side]``."""
+                   targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps, columns, best, correct,
+                   total):
+    """Full rank: build each member of pair j in ``row``, run it whole, add its (correct, loss) to ``[side]``
+    (``logits: (B, n_out)``, their transpose ``columns: (n_out, B)``, ``exps``, ``best``: ``score_batch``'s
+    work space)."""
     for side in range(sides):
         full_member(centre, seed, generation, j, shapes, 1.0 - 2.0 * side, sigma, uniforms, tails, draws, row)
         forward_tiles(row, sizes, act, tile_ptr, rows, values, 0, tile_ptr.shape[0] - 1, a, b, units, logits)
-        c, e = score_tile(logits, logits.shape[0], 0, n_classes, labels, targets, exps)
+        n_samples = logits.shape[0]
+        for o in range(logits.shape[1]):
+            for s in range(n_samples):
+                columns[o, s] = logits[s, o]
+        c, e = score_batch(columns, n_samples, n_classes, labels, targets, exps, best, n_samples)
         correct[side] += c
         total[side] += e
 
@@ -196,9 +164,11 @@ def full_rank_worker(centre, sizes, shapes, act, sigma, seed, generation, antith
         largest = max(largest, sizes[l] * sizes[l + 1], sizes[l + 1])
     uniforms, tails = np.empty(largest, np.float64), np.empty(largest, np.int64)
     draws = np.empty(largest, np.float32)
-    exps = np.empty(n_samples * (sizes[-1] + 2), np.float64)
+    exps = np.empty(n_samples * (sizes[-1] + 3), np.float64)
     row = np.empty(centre.shape[0], np.float32)
     logits = np.empty((n_samples, sizes[-1]), np.float32)
+    columns = np.empty((sizes[-1], n_samples), np.float32)
+    best = np.empty(n_samples, np.int64)
     n_members = n_correct.shape[0]
     sides = 2 if antithetic else 1
     n_pairs = (n_members + 1) // 2 if antithetic else n_members
@@ -208,7 +178,8 @@ def full_rank_worker(centre, sizes, shapes, act, sigma, seed, generation, antith
         correct[:] = 0
         total[:] = 0.0
         full_rank_pair(centre, sizes, shapes, act, sigma, seed, generation, pair0 + j, sides, tile_ptr, rows, values,
-                       labels, targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps, correct, total)
+                       labels, targets, n_classes, uniforms, tails, draws, row, logits, a, b, units, exps, columns, best,
+                       correct, total)
         for side in range(sides):
             k = sides * j + side
             if k < n_members:
@@ -308,7 +279,7 @@ def lowrank_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, an
                                     n_out * width + g, width, term, g, width)
                     add_signed(out_flat, sign, term_flat, n_out * width)
                     h, out, h_flat, out_flat = out, h, out_flat, h_flat
-                c, e = score_batch(h, n_samples, n_classes, labels, targets, scores, best)
+                c, e = score_batch(h, n_samples, n_classes, labels, targets, scores, best, TILE)
                 k = sides * (j0 + jj) + side
                 if k < n_members:
                     n_correct[k] = c

@@ -19,6 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._config import inline_jit, jit
+from .simd import loop_blocks
 
 LOG2E = 1.4426950408889634
 LN2_HI = 6.93147180369123816490e-01
@@ -89,12 +90,7 @@ def _exp_vectors(typingctx, x, n):
 
         def loop(step, count):
             """Steps of ``count`` vectors from the current position while a whole step fits."""
-            entry = builder.block
-            header = builder.append_basic_block(f"exp{count}.header")
-            body = builder.append_basic_block(f"exp{count}.body")
-            done = builder.append_basic_block(f"exp{count}.done")
-            builder.branch(header)
-            builder.position_at_end(header)
+            entry, header, body, done = loop_blocks(builder, f"exp{count}")
             i = builder.phi(i64)
             i.add_incoming(step, entry)
             builder.cbranch(builder.icmp_signed("<=", builder.add(i, ir.Constant(i64, count * WIDTH)), n64), body, done)

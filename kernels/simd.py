@@ -41,6 +41,16 @@ from numba.extending import intrinsic
 from llvmlite import binding as _llvm
 
 
+def loop_blocks(builder, name: str):
+    """Open a loop at the builder's position: ``(entry, header, body, done)``, the builder at the header
+    (the caller adds the header's phis and its branch to body or done, and the body's branch back)."""
+    entry = builder.block
+    header, body, done = (builder.append_basic_block(f"{name}.{part}") for part in ("header", "body", "done"))
+    builder.branch(header)
+    builder.position_at_end(header)
+    return entry, header, body, done
+
+
 def _register_budget() -> tuple[int, int]:
     """(TILE, BLOCK) so that the TILE x BLOCK accumulators fill half the vector registers.
 
@@ -125,13 +135,7 @@ def _make_tile_rows_block(width: int, tile: int = TILE):
                 acc_ptrs.append(builder.bitcast(builder.gep(out_ptr, [offset]), vec_ptr))
             x_cols = [builder.mul(ir.Constant(i64, s), x_s) for s in range(tile)]
 
-            entry = builder.block
-            header = builder.append_basic_block("tile_block.header")
-            body = builder.append_basic_block("tile_block.body")
-            done = builder.append_basic_block("tile_block.done")
-            builder.branch(header)
-
-            builder.position_at_end(header)
+            entry, header, body, done = loop_blocks(builder, "tile_block")
             p = builder.phi(i64)
             p.add_incoming(start64, entry)
             accs = []
@@ -229,13 +233,7 @@ def _make_lanes_block(k_max: int = LANES_UNITS, lanes: int = LANES):
             def units(k, exit_block):
                 """The loop for k units, from the current block to ``exit_block``."""
                 acc0 = [splat(builder.add(first_bias, ir.Constant(i64, j))) for j in range(k)]
-                entry = builder.block
-                header = builder.append_basic_block(f"lanes{k}.header")
-                body = builder.append_basic_block(f"lanes{k}.body")
-                done = builder.append_basic_block(f"lanes{k}.done")
-                builder.branch(header)
-
-                builder.position_at_end(header)
+                entry, header, body, done = loop_blocks(builder, f"lanes{k}")
                 p = builder.phi(i64)
                 p.add_incoming(ir.Constant(i64, 0), entry)
                 accs = []

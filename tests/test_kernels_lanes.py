@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import naive
-from genreg.kernels.es import score_batch, score_tile
+from genreg.kernels.es import score_batch
 from genreg.kernels.exp import WIDTH, exp_nonpositive_inplace
 from genreg.kernels.forward import lanes_layer
 from genreg.kernels.simd import LANES, LANES_UNITS, TILE
@@ -55,8 +55,24 @@ def test_exponentials_are_exp_to_a_few_ulp():
     np.testing.assert_allclose(got, np.exp(x), rtol=1e-15, atol=0)
 
 
+def _score(logits, n_samples, n_classes, labels, targets, group):
+    width = logits.shape[1]
+    return score_batch(np.ascontiguousarray(logits), n_samples, n_classes, labels, targets,
+                       np.empty((logits.shape[0] + 3) * width), np.empty(width, np.int64), group)
+
+
+def _tile_by_tile(logits, n_samples, n_classes, labels, targets):
+    """The batch scored one tile at a time (each tile one group), the tiles' totals added in order."""
+    correct, total = 0, 0.0
+    for t in range(0, n_samples, TILE):
+        n = min(TILE, n_samples - t)
+        c, e = _score(logits[:, t : t + n], n, n_classes, labels[t : t + n], targets[t : t + n], n)
+        correct, total = correct + c, total + e
+    return correct, total
+
+
 @pytest.mark.parametrize("n_samples", [1, TILE, LANES + 3, 200])
-def test_scores_of_a_batch_are_their_twin_and_the_tile_kernels_bits(n_samples):
+def test_scores_of_a_batch_are_their_twin_summed_tile_by_tile(n_samples):
     rng = np.random.default_rng(n_samples)
     width = -(-n_samples // LANES) * LANES
     n_classes = 10
@@ -64,39 +80,21 @@ def test_scores_of_a_batch_are_their_twin_and_the_tile_kernels_bits(n_samples):
     logits[3, 0] = logits[5, 0] = logits[:, 0].max() + 1  # a tie: the first largest wins
     labels = rng.integers(0, n_classes, n_samples).astype(np.int32)
     none = np.zeros((0, 1), np.float32)
-    correct, total = score_batch(logits, n_samples, n_classes, labels, none, np.empty((n_classes + 3) * width),
-                                 np.empty(width, np.int64))
+    correct, total = _score(logits, n_samples, n_classes, labels, none, TILE)
     want_correct, want_total = naive.softmax_scores(logits[:n_classes, :n_samples].T, labels, TILE)
     assert correct == want_correct
     assert total == pytest.approx(want_total, rel=1e-13)
-    # the sample-by-sample kernel, tile by tile, gives the same bits
-    tile_total, tile_correct = 0.0, 0
-    rows = np.ascontiguousarray(logits[:, :n_samples].T)
-    for t in range(0, n_samples, TILE):
-        tile = np.zeros((TILE, n_classes + 1), np.float32)
-        n_valid = min(TILE, n_samples - t)
-        tile[:n_valid] = rows[t : t + n_valid]
-        c, e = score_tile(tile, n_valid, t, n_classes, labels, none, np.empty(TILE * (n_classes + 2)))
-        tile_correct += c
-        tile_total += e
-    assert (correct, total) == (tile_correct, tile_total)
+    assert (correct, total) == _tile_by_tile(logits, n_samples, n_classes, labels, none)  # the same bits
+    assert _score(logits, n_samples, n_classes, labels, none, n_samples)[1] == pytest.approx(total, rel=1e-13)
 
 
-def test_squared_errors_of_a_batch_are_the_tile_kernels_bits():
+def test_squared_errors_of_a_batch_are_summed_tile_by_tile():
     rng = np.random.default_rng(5)
     n_samples, n_out = LANES + 5, 3
-    width = 2 * LANES
-    logits = rng.standard_normal((n_out, width)).astype(np.float32)
+    logits = rng.standard_normal((n_out, 2 * LANES)).astype(np.float32)
     targets = rng.standard_normal((n_samples, n_out)).astype(np.float32)
-    labels = np.zeros(0, np.int32)
-    correct, total = score_batch(logits, n_samples, n_out, labels, targets, np.empty((n_out + 3) * width),
-                                 np.empty(width, np.int64))
-    want = 0.0
-    for t in range(0, n_samples, TILE):
-        tile = np.zeros((TILE, n_out), np.float32)
-        n_valid = min(TILE, n_samples - t)
-        tile[:n_valid] = logits[:, t : t + n_valid].T
-        want += score_tile(tile, n_valid, t, n_out, labels, targets, np.empty(TILE * (n_out + 2)))[1]
-    assert correct == 0 and total == want
+    labels = np.zeros(n_samples, np.int32)
+    correct, total = _score(logits, n_samples, n_out, labels, targets, TILE)
+    assert (correct, total) == _tile_by_tile(logits, n_samples, n_out, labels, targets)
     err = logits[:, :n_samples].T.astype(np.float64) - targets
-    assert total == pytest.approx(float((err ** 2).mean(axis=1).sum()), rel=1e-12)
+    assert correct == 0 and total == pytest.approx(float((err ** 2).mean(axis=1).sum()), rel=1e-12)
