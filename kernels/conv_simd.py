@@ -12,7 +12,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .simd import TILE
+from .simd import TILE, counted_loop, splat
 
 
 def _make_conv_block(lanes: int, npix: int):
@@ -42,72 +42,27 @@ def _make_conv_block(lanes: int, npix: int):
                                                                 for n in (1, 2, 5, 6, 7, 10, 11))
             w_ptr, x_ptr, x_offs_ptr, out_ptr, o_offs_ptr = (context.make_array(A[n])(context, builder, args[n]).data
                                                              for n in (0, 3, 4, 8, 9))
-            i64, i32, f32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
+            i64, f32 = ir.IntType(64), ir.FloatType()
             vec = ir.VectorType(f32, lanes)
             vec_ptr = vec.as_pointer()
-            zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
+            zero = ir.Constant(i64, 0)
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
                                                  f"llvm.fma.v{lanes}f32")
-            zero_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-            undef = ir.Constant(vec, ir.Undefined)
 
             bias_at = builder.add(w_off64, builder.mul(builder.mul(k64, run64), co64))
             bias = builder.load(builder.bitcast(builder.gep(w_ptr, [bias_at]), vec_ptr), align=4)
             x_pix = [builder.load(builder.gep(x_offs_ptr, [builder.add(i064, ir.Constant(i64, p))]))
                      for p in range(npix)]
 
-            entry = builder.block
-            outer_head = builder.append_basic_block("conv.outer")
-            outer_body = builder.append_basic_block("conv.outer_body")
-            inner_head = builder.append_basic_block("conv.inner")
-            inner_body = builder.append_basic_block("conv.inner_body")
-            outer_latch = builder.append_basic_block("conv.outer_latch")
-            done = builder.append_basic_block("conv.done")
-            builder.branch(outer_head)
-
-            builder.position_at_end(outer_head)
-            s = builder.phi(i64)
-            s.add_incoming(zero, entry)
-            outer_accs = []
-            for _ in range(npix):
-                phi = builder.phi(vec)
-                phi.add_incoming(bias, entry)
-                outer_accs.append(phi)
-            builder.cbranch(builder.icmp_signed("<", s, k64), outer_body, done)
-
-            builder.position_at_end(outer_body)
+            s, outer_accs, close_outer = counted_loop(builder, "conv.outer", zero, k64, [bias] * npix)
             x_seg = builder.gep(x_ptr, [builder.mul(s, x_kh64)])
             x_rows = [builder.gep(x_seg, [x_pix[p]]) for p in range(npix)]
             w_seg = builder.gep(w_ptr, [builder.add(w_off64, builder.mul(builder.mul(s, run64), co64))])
-            builder.branch(inner_head)
-
-            builder.position_at_end(inner_head)
-            q = builder.phi(i64)
-            q.add_incoming(zero, outer_body)
-            inner_accs = []
-            for p in range(npix):
-                phi = builder.phi(vec)
-                phi.add_incoming(outer_accs[p], outer_body)
-                inner_accs.append(phi)
-            builder.cbranch(builder.icmp_signed("<", q, run64), inner_body, outer_latch)
-
-            builder.position_at_end(inner_body)
+            q, inner_accs, close_inner = counted_loop(builder, "conv.inner", zero, run64, outer_accs)
             w_vec = builder.load(builder.bitcast(builder.gep(w_seg, [builder.mul(q, co64)]), vec_ptr), align=4)
-            for p in range(npix):
-                value = builder.load(builder.gep(x_rows[p], [q]))
-                splat = builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(i32, 0)), undef,
-                                               zero_mask)
-                inner_accs[p].add_incoming(builder.call(fma, [splat, w_vec, inner_accs[p]]), inner_body)
-            q.add_incoming(builder.add(q, one), inner_body)
-            builder.branch(inner_head)
-
-            builder.position_at_end(outer_latch)
-            for p in range(npix):
-                outer_accs[p].add_incoming(inner_accs[p], outer_latch)
-            s.add_incoming(builder.add(s, one), outer_latch)
-            builder.branch(outer_head)
-
-            builder.position_at_end(done)
+            close_inner([builder.call(fma, [splat(builder, builder.load(builder.gep(x_rows[p], [q])), lanes), w_vec,
+                                            inner_accs[p]]) for p in range(npix)])
+            close_outer(inner_accs)
             for p in range(npix):
                 at = builder.add(builder.load(builder.gep(o_offs_ptr, [builder.add(i064, ir.Constant(i64, p))])),
                                  o_add64)
@@ -141,39 +96,22 @@ def _make_pool_block(lanes: int):
             i64, f32 = ir.IntType(64), ir.FloatType()
             vec = ir.VectorType(f32, lanes)
             vec_ptr = vec.as_pointer()
-            zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
+            one = ir.Constant(i64, 1)
 
             def load(offset):
                 return builder.load(builder.bitcast(builder.gep(x_ptr, [offset]), vec_ptr), align=4)
 
             first = load(x0_)
-            entry = builder.block
-            head = builder.append_basic_block("pool.head")
-            body = builder.append_basic_block("pool.body")
-            done = builder.append_basic_block("pool.done")
-            builder.branch(head)
-            builder.position_at_end(head)
-            t = builder.phi(i64)
-            t.add_incoming(one, entry)
-            acc = builder.phi(vec)
-            acc.add_incoming(first, entry)
             n_taps = builder.mul(k_, k_)
-            builder.cbranch(builder.icmp_signed("<", t, n_taps), body, done)
-            builder.position_at_end(body)
+            t, (acc,), close = counted_loop(builder, "pool", one, n_taps, [first])
             kh = builder.sdiv(t, k_)
             kw = builder.sub(t, builder.mul(kh, k_))
             v = load(builder.add(x0_, builder.add(builder.mul(kh, x_kh_), builder.mul(kw, x_kw_))))
             summed = builder.fadd(acc, v)
             biggest = builder.select(builder.fcmp_ordered(">", v, acc), v, acc)
-            acc.add_incoming(builder.select(average_, summed, biggest), body)
-            t.add_incoming(builder.add(t, one), body)
-            builder.branch(head)
-            builder.position_at_end(done)
+            close([builder.select(average_, summed, biggest)])
             area = builder.sitofp(n_taps, f32)
-            area_vec = builder.insert_element(ir.Constant(vec, ir.Undefined), area, ir.Constant(ir.IntType(32), 0))
-            area_vec = builder.shuffle_vector(area_vec, ir.Constant(vec, ir.Undefined),
-                                              ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
-            result = builder.select(average_, builder.fdiv(acc, area_vec), acc)
+            result = builder.select(average_, builder.fdiv(acc, splat(builder, area, lanes)), acc)
             builder.store(result, builder.bitcast(builder.gep(out_ptr, [o0_]), vec_ptr), align=4)
             return context.get_dummy_value()
 

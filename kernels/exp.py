@@ -19,7 +19,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._config import inline_jit, jit
-from .simd import loop_blocks
+from .simd import counted_loop
 
 LOG2E = 1.4426950408889634
 LN2_HI = 6.93147180369123816490e-01
@@ -88,25 +88,19 @@ def _exp_vectors(typingctx, x, n):
         i64 = ir.IntType(64)
         vec_ptr = ir.VectorType(ir.DoubleType(), WIDTH).as_pointer()
 
-        def loop(step, count):
-            """Steps of ``count`` vectors from the current position while a whole step fits."""
-            entry, header, body, done = loop_blocks(builder, f"exp{count}")
-            i = builder.phi(i64)
-            i.add_incoming(step, entry)
-            builder.cbranch(builder.icmp_signed("<=", builder.add(i, ir.Constant(i64, count * WIDTH)), n64), body, done)
-            builder.position_at_end(body)
+        def loop(start, count):
+            """Steps of ``count`` vectors from ``start`` while a whole step fits; returns where they stopped."""
+            last = builder.sub(n64, ir.Constant(i64, count * WIDTH - 1))  # i < last: i + count WIDTH <= n
+            i, _, close = counted_loop(builder, f"exp{count}", start, last, step=count * WIDTH)
             pointers = [builder.bitcast(builder.gep(x_ptr, [builder.add(i, ir.Constant(i64, c * WIDTH))]), vec_ptr)
                         for c in range(count)]
             values = [builder.load(ptr, align=8) for ptr in pointers]
             for ptr, value in zip(pointers, [_exp_vector(builder, v) for v in values]):
                 builder.store(value, ptr, align=8)
-            i.add_incoming(builder.add(i, ir.Constant(i64, count * WIDTH)), body)
-            builder.branch(header)
-            builder.position_at_end(done)
+            close()
             return i
 
-        after = loop(ir.Constant(i64, 0), CHAINS)
-        loop(after, 1)
+        loop(loop(ir.Constant(i64, 0), CHAINS), 1)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -28,7 +28,6 @@ from ._config import jit
 from .activations import activate_inplace
 from .simd import (
     BLOCK,
-    LANES,
     LANES_UNITS,
     TILE,
     lanes_block,

@@ -41,15 +41,49 @@ from numba.extending import intrinsic
 from llvmlite import binding as _llvm
 
 
-def loop_blocks(builder, name: str):
-    """Open a loop at the builder's position: ``(entry, header, body, done)``, the builder at the header
-    (the caller adds the header's phis and its branch to body or done, and the body's branch back)."""
+def counted_loop(builder, name: str, start, stop, carried=(), step: int = 1):
+    """Open the loop ``for p in range(start, stop, step)`` (int64 values, step > 0) that carries the
+    values ``carried`` from one step to the next (as phis).
+
+    Returns ``(p, phis, close)`` with the builder in the loop's body.  The caller builds the body,
+    then calls ``close(next_values)`` with each carried value's next value: that ends the body and
+    leaves the builder after the loop, where ``phis`` hold the final values (and ``p`` the first
+    index the loop did not run).
+    """
+    i64 = ir.IntType(64)
     entry = builder.block
     header, body, done = (builder.append_basic_block(f"{name}.{part}") for part in ("header", "body", "done"))
     builder.branch(header)
     builder.position_at_end(header)
-    return entry, header, body, done
+    p = builder.phi(i64)
+    p.add_incoming(start, entry)
+    phis = []
+    for value in carried:
+        phi = builder.phi(value.type)
+        phi.add_incoming(value, entry)
+        phis.append(phi)
+    builder.cbranch(builder.icmp_signed("<", p, stop), body, done)
+    builder.position_at_end(body)
 
+    def close(next_values=()):
+        latch = builder.block
+        if len(next_values) != len(phis):
+            raise ValueError(f"{name}: {len(next_values)} next values for {len(phis)} carried ones")
+        for phi, value in zip(phis, next_values):
+            phi.add_incoming(value, latch)
+        p.add_incoming(builder.add(p, ir.Constant(i64, step)), latch)
+        builder.branch(header)
+        builder.position_at_end(done)
+
+    return p, phis, close
+
+
+def splat(builder, value, lanes: int):
+    """IR: the vector of ``lanes`` copies of the scalar ``value``."""
+    undef = ir.Constant(ir.VectorType(value.type, lanes), ir.Undefined)
+    zero_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    return builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0)), undef,
+                                  zero_mask)
 
 def _register_budget() -> tuple[int, int]:
     """(TILE, BLOCK) so that the TILE x BLOCK accumulators fill half the vector registers.
@@ -102,9 +136,6 @@ def _make_tile_rows_block(width: int, tile: int = TILE):
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{width}f32"
             )
-            zero_mask = ir.Constant(ir.VectorType(i32, width), [0] * width)
-            undef = ir.Constant(vec, ir.Undefined)
-
             # Every accumulator starts at b[col:col + width], zero past the end of b:
             # one vector load for a full block; for the last, padded block of a
             # layer, lane j reads b[min(col + j, n_b - 1)] and keeps it only if col + j < n_b.
@@ -135,32 +166,15 @@ def _make_tile_rows_block(width: int, tile: int = TILE):
                 acc_ptrs.append(builder.bitcast(builder.gep(out_ptr, [offset]), vec_ptr))
             x_cols = [builder.mul(ir.Constant(i64, s), x_s) for s in range(tile)]
 
-            entry, header, body, done = loop_blocks(builder, "tile_block")
-            p = builder.phi(i64)
-            p.add_incoming(start64, entry)
-            accs = []
-            for s in range(tile):
-                phi = builder.phi(vec)
-                phi.add_incoming(acc0[s], entry)
-                accs.append(phi)
-            builder.cbranch(builder.icmp_signed("<", p, stop64), body, done)
-
-            builder.position_at_end(body)
+            p, accs, close = counted_loop(builder, "tile_block", start64, stop64, acc0)
             row = builder.load(builder.gep(rows_ptr, [p]))
             if row.type.width < 64:
                 row = builder.sext(row, i64)
             w_offset = builder.add(builder.mul(row, stride64), col64)
             w_vec = builder.load(builder.bitcast(builder.gep(w_ptr, [w_offset]), vec_ptr), align=4)
             x_row = builder.gep(x_ptr, [builder.mul(p, x_p)])
-            for s in range(tile):
-                value = builder.load(builder.gep(x_row, [x_cols[s]]))
-                splat = builder.insert_element(undef, value, ir.Constant(i32, 0))
-                splat = builder.shuffle_vector(splat, undef, zero_mask)
-                accs[s].add_incoming(builder.call(fma, [splat, w_vec, accs[s]]), body)
-            p.add_incoming(builder.add(p, one), body)
-            builder.branch(header)
-
-            builder.position_at_end(done)
+            close([builder.call(fma, [splat(builder, builder.load(builder.gep(x_row, [x_cols[s]])), width), w_vec,
+                                      accs[s]]) for s in range(tile)])
             for s in range(tile):
                 builder.store(accs[s], acc_ptrs[s], align=4)
             return context.get_dummy_value()
@@ -215,45 +229,25 @@ def _make_lanes_block(k_max: int = LANES_UNITS, lanes: int = LANES):
             w_off64, stride64, col64, b_off64, x_off64, x_stride64, n_in64, out_off64, out_stride64, k64 = (
                 context.cast(builder, args[n], A[n], types.int64) for n in (1, 2, 3, 4, 6, 7, 8, 10, 11, 12))
             w_ptr, x_ptr, out_ptr = (context.make_array(A[n])(context, builder, args[n]).data for n in (0, 5, 9))
-            i64, i32, f32 = ir.IntType(64), ir.IntType(32), ir.FloatType()
+            i64, f32 = ir.IntType(64), ir.FloatType()
             vec = ir.VectorType(f32, lanes)
             vec_ptr = vec.as_pointer()
-            one = ir.Constant(i64, 1)
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
                                                  f"llvm.fma.v{lanes}f32")
-            zero_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-            undef = ir.Constant(vec, ir.Undefined)
             first_bias, w_first = builder.add(b_off64, col64), builder.add(w_off64, col64)
 
-            def splat(offset):
-                value = builder.load(builder.gep(w_ptr, [offset]))
-                return builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(i32, 0)), undef,
-                                              zero_mask)
+            def weight(offset):
+                return splat(builder, builder.load(builder.gep(w_ptr, [offset])), lanes)
 
             def units(k, exit_block):
                 """The loop for k units, from the current block to ``exit_block``."""
-                acc0 = [splat(builder.add(first_bias, ir.Constant(i64, j))) for j in range(k)]
-                entry, header, body, done = loop_blocks(builder, f"lanes{k}")
-                p = builder.phi(i64)
-                p.add_incoming(ir.Constant(i64, 0), entry)
-                accs = []
-                for j in range(k):
-                    phi = builder.phi(vec)
-                    phi.add_incoming(acc0[j], entry)
-                    accs.append(phi)
-                builder.cbranch(builder.icmp_signed("<", p, n_in64), body, done)
-
-                builder.position_at_end(body)
+                acc0 = [weight(builder.add(first_bias, ir.Constant(i64, j))) for j in range(k)]
+                p, accs, close = counted_loop(builder, f"lanes{k}", ir.Constant(i64, 0), n_in64, acc0)
                 x_vec = builder.load(builder.bitcast(builder.gep(x_ptr, [builder.add(x_off64, builder.mul(p, x_stride64))]),
                                                      vec_ptr), align=4)
                 w_row = builder.add(w_first, builder.mul(p, stride64))
-                for j in range(k):
-                    accs[j].add_incoming(builder.call(fma, [x_vec, splat(builder.add(w_row, ir.Constant(i64, j))),
-                                                           accs[j]]), body)
-                p.add_incoming(builder.add(p, one), body)
-                builder.branch(header)
-
-                builder.position_at_end(done)
+                close([builder.call(fma, [x_vec, weight(builder.add(w_row, ir.Constant(i64, j))), accs[j]])
+                       for j in range(k)])
                 for j in range(k):
                     at = builder.add(out_off64, builder.mul(ir.Constant(i64, j), out_stride64))
                     builder.store(accs[j], builder.bitcast(builder.gep(out_ptr, [at]), vec_ptr), align=4)
