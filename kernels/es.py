@@ -129,7 +129,7 @@ def joint_layers(centre, sizes, r):
     """The centre's layers l >= 1 with r zero columns after each: ``(joint, at)``, layer l's
     ``[W_l, 0]: (n_l, n_{l+1} + r)`` then ``[b_l, 0]`` at ``joint[at[l]:]`` (r = 0: empty).
 
-    A pair's ``A_l: (n_l, r)`` is written into the zero columns, so that one ``tile_layer`` gives
+    A pair's ``A_l: (n_l, r)`` is written into the zero columns, so that one ``lanes_layer`` gives
     ``[b_l + h @ W_l, h @ A_l]``: each column's terms are added in the same order as in two
     separate products (the same bits), and ``h`` is read once.
     """
@@ -155,8 +155,15 @@ def joint_layers(centre, sizes, r):
 @jit
 def full_rank_worker(centre, sizes, shapes, act, sigma, seed, generation, antithetic, tile_ptr, rows, values, labels,
                      targets, n_classes, pair0, n_correct, loss, queue):
-    """``member_worker`` at rank 0: take pairs (or single members) from ``queue``, build each member's
-    row in a buffer of this worker and run it whole (``full_rank_pair``)."""
+    """One worker of ``score_members`` at rank 0: take pairs (or single members) from ``queue``, build each
+    member's row in a buffer of this worker and run it whole (``full_rank_pair``).
+
+    Writes member ``first + k``'s ``n_correct[k]`` and mean ``loss[k]`` (first = 2 ``pair0`` with antithetic
+    pairs, else ``pair0``; a member's result does not depend on which others are scored with it):
+    cross-entropy on labels ``(B,) int32``, or squared error when ``targets: (B, k)`` is not empty.  An
+    MLP only: sizes ``(L + 1,)`` its widths, shapes ``(L, 3)`` its ``(n_l, n_{l+1}, n_{l+1})``
+    (``genreg.kernels.es_noise``); the batch arrives as sparse tiles.
+    """
     a, b, units = scratch(sizes)
     n_samples = labels.shape[0] if targets.shape[0] == 0 else targets.shape[0]
     largest = 0
@@ -191,7 +198,8 @@ def full_rank_worker(centre, sizes, shapes, act, sigma, seed, generation, antith
 @jit
 def lowrank_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, antithetic, offsets, n_noise, tile_ptr,
                    rows, values, shared, labels, targets, n_classes, pair0, n_correct, loss, queue):
-    """``member_worker`` at rank r >= 1: take blocks of ``PAIR_COLUMNS // r`` pairs from ``queue``.
+    """One worker of ``score_members`` at rank r >= 1: take blocks of ``PAIR_COLUMNS // r`` pairs from
+    ``queue``; results as in ``full_rank_worker``.
 
     Layer 0 of a member is ``shared: (B, n_1)`` (= b_0 + X @ W_0 of the centre) plus the pair's
     low-rank term: ``X @ A_0`` is one ``tile_layer`` product over the sparse tiles for the whole block
