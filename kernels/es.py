@@ -31,6 +31,7 @@ import numpy as np
 from ._config import jit
 from .activations import activate_inplace
 from .exp import exp_nonpositive_inplace
+from .logarithm import log_inplace
 from .es_noise import full_member, lowrank_member, lowrank_noise
 from .forward import forward_tiles, lanes_layer, padded_width, scratch, tile_layer
 from .simd import LANES, TILE
@@ -54,10 +55,11 @@ def score_batch(logits, n_samples, n_classes, labels, targets, work, best, group
     cross-entropy and argmax hits (the first largest logit; a NaN never wins) for ``labels: (B,)``,
     squared error averaged over outputs for ``targets: (B, k)`` when not empty.  Each sample's loss is
     ``top + log(sum_c exp(z_c - top)) - z_label`` in float64 (``exp.exp_nonpositive``, classes in
-    order); the losses are added sample by sample within groups of ``group`` samples, and the groups'
-    sums in order (``TILE`` at rank r >= 1, the whole batch at rank 0: what each path has always done).
+    order; the log has glibc's bits, ``logarithm.log_inplace``); the losses are added sample by sample
+    within groups of ``group`` samples, and the groups' sums in order (``TILE`` at rank r >= 1, the
+    whole batch at rank 0: what each path has always done).
 
-    work: ``(>= (n_classes + 3) B',) float64``, best: ``(B',) int64`` work space.  Argmax, shift,
+    work: ``(>= (n_classes + 5) B',) float64``, best: ``(B',) int64`` work space.  Argmax, shift,
     exponentials and sums are loops across the samples (they vectorise); each sample still takes its
     classes in order.
     """
@@ -95,8 +97,9 @@ def score_batch(logits, n_samples, n_classes, labels, targets, work, best, group
     for c in range(n_classes):
         for s in range(width):
             sums[s] += work[c * width + s]
+    log_inplace(sums, n_samples, work[n + 3 * width : n + 5 * width].reshape((2, width)), best)  # best: free now
     for s in range(n_samples):
-        losses[s] = tops[s] + np.log(sums[s]) - np.float64(logits[labels[s], s])
+        losses[s] = tops[s] + sums[s] - np.float64(logits[labels[s], s])
     for t in range(0, n_samples, group):
         e = 0.0
         for s in range(t, min(n_samples, t + group)):
@@ -171,7 +174,7 @@ def full_rank_worker(centre, sizes, shapes, act, sigma, seed, generation, antith
         largest = max(largest, sizes[l] * sizes[l + 1], sizes[l + 1])
     uniforms, tails = np.empty(largest, np.float64), np.empty(largest, np.int64)
     draws = np.empty(largest, np.float32)
-    exps = np.empty(n_samples * (sizes[-1] + 3), np.float64)
+    exps = np.empty(n_samples * (sizes[-1] + 5), np.float64)
     row = np.empty(centre.shape[0], np.float32)
     logits = np.empty((n_samples, sizes[-1]), np.float32)
     columns = np.empty((sizes[-1], n_samples), np.float32)
@@ -239,7 +242,7 @@ def lowrank_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, an
     u0_tile = np.zeros((TILE, padded_width(block * r)), np.float32)  # a tile's X @ A_0 for the block
     u0 = np.zeros((block * r, width), np.float32)  # X @ A_0 of the block, one row per column of A_0
     joint, joint_at = joint_layers(centre, sizes, r)
-    scores = np.empty((sizes[L] + 3) * width, np.float64)
+    scores = np.empty((sizes[L] + 5) * width, np.float64)
     best = np.empty(width, np.int64)
     n_members = n_correct.shape[0]
     sides = 2 if antithetic else 1
@@ -251,9 +254,10 @@ def lowrank_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, an
         columns = nb * r
         for jj in range(nb):
             lowrank_noise(seed, generation, pair0 + j0 + jj, shapes, rank, sigma, noise[jj], offsets, uniforms, tails)
-            for i in range(sizes[0]):
-                for q in range(r):
-                    stacked[i * columns + jj * r + q] = noise[jj, offsets[0, 0] + i * r + q]
+            a_0 = noise[jj, offsets[0, 0] :]  # the pair's A_0: (n_0, r), row-major
+            for q in range(r):  # into column jj r + q of the stacked (n_0, columns), a strided copy
+                for i in range(sizes[0]):  # unsigned indices: no negative-index fix-up
+                    stacked[np.uint64(i * columns + jj * r + q)] = a_0[np.uint64(i * r + q)]
         for c in range(columns):
             stacked[sizes[0] * columns + c] = np.float32(0.0)
         for t in range(n_tiles):

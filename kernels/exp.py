@@ -35,7 +35,7 @@ WIDTH, CHAINS = 8, 4
 
 
 @intrinsic
-def _float64_from_bits(typingctx, bits):
+def float64_from_bits(typingctx, bits):
     """The float64 whose IEEE bits are the int64 ``bits``."""
     sig = types.float64(types.int64)
 
@@ -54,7 +54,7 @@ def exp_nonpositive(x):
     p = COEFFICIENTS[0]
     for i in range(1, len(COEFFICIENTS)):
         p = p * r + COEFFICIENTS[i]
-    return p * _float64_from_bits((np.int64(k) + 1023) << 52)
+    return p * float64_from_bits((np.int64(k) + 1023) << 52)
 
 
 def _exp_vector(builder, x):

@@ -58,7 +58,7 @@ def test_exponentials_are_exp_to_a_few_ulp():
 def _score(logits, n_samples, n_classes, labels, targets, group):
     width = logits.shape[1]
     return score_batch(np.ascontiguousarray(logits), n_samples, n_classes, labels, targets,
-                       np.empty((logits.shape[0] + 3) * width), np.empty(width, np.int64), group)
+                       np.empty((logits.shape[0] + 5) * width), np.empty(width, np.int64), group)
 
 
 def _tile_by_tile(logits, n_samples, n_classes, labels, targets):
