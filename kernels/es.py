@@ -49,6 +49,16 @@ def add_signed(out, sign, term, n):
 
 
 @jit
+def place_factor(factor, at, n_in, r, out, out_at, stride):
+    """``out[out_at + i * stride + q] = factor[at + i * r + q]`` for i < n_in, q < r: a pair's ``A: (n_in, r)``
+    (row-major in its noise) into r columns of a wider row-major matrix of row stride ``stride``.  A scalar
+    copy, column by column, with unsigned indices (no negative-index fix-ups)."""
+    for q in range(r):
+        for i in range(n_in):
+            out[np.uint64(out_at + i * stride + q)] = factor[np.uint64(at + i * r + q)]
+
+
+@jit
 def score_batch(logits, n_samples, n_classes, labels, targets, work, best, group):
     """(correct, summed loss) of a member on a batch, the samples along the columns:
     ``logits: (>= n_outputs, B')`` (B' >= n_samples; columns past n_samples are ignored).  Softmax
@@ -254,10 +264,7 @@ def lowrank_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, an
         columns = nb * r
         for jj in range(nb):
             lowrank_noise(seed, generation, pair0 + j0 + jj, shapes, rank, sigma, noise[jj], offsets, uniforms, tails)
-            a_0 = noise[jj, offsets[0, 0] :]  # the pair's A_0: (n_0, r), row-major
-            for q in range(r):  # into column jj r + q of the stacked (n_0, columns), a strided copy
-                for i in range(sizes[0]):  # unsigned indices: no negative-index fix-up
-                    stacked[np.uint64(i * columns + jj * r + q)] = a_0[np.uint64(i * r + q)]
+            place_factor(noise[jj], offsets[0, 0], sizes[0], r, stacked, jj * r, columns)  # A_0 in columns jj r ..
         for c in range(columns):
             stacked[sizes[0] * columns + c] = np.float32(0.0)
         for t in range(n_tiles):
@@ -268,10 +275,7 @@ def lowrank_worker(centre, sizes, shapes, act, rank, sigma, seed, generation, an
         for jj in range(nb):
             pair = noise[jj]
             for l in range(1, L):  # A_l of the pair beside the centre's W_l
-                n_in, n_out, at = sizes[l], sizes[l + 1], joint_at[l]
-                for i in range(n_in):
-                    for q in range(r):
-                        joint[at + i * (n_out + r) + n_out + q] = pair[offsets[l, 0] + i * r + q]
+                place_factor(pair, offsets[l, 0], sizes[l], r, joint, joint_at[l] + sizes[l + 1], sizes[l + 1] + r)
             for g in range(0, width, LANES):  # e_0 + (X @ A_0) @ Bt_0, shared by both members of the pair
                 lanes_layer(pair, offsets[0, 1], n1, offsets[0, 1] + r * n1, r, n1, u0, jj * r * width + g, width,
                             first, g, width)
