@@ -2,7 +2,7 @@
 
     import genreg
     result = genreg.evolve((X, y), strategy="ga", hidden_sizes=[32], generations=200)
-    result.best.predict(X_new)           # class labels (or regression outputs)
+    result.best.predict(X_new)           # class labels (or regression outputs), X_new read like X
     result.best.evaluate(result.task)    # test-split accuracy / MSE
     result.best.save("best.pkl")         # `genreg eval` reads it
     genreg.resume(result.run_dir, task=(X, y), generations=400)
@@ -22,22 +22,28 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.config import load_toml
 from genreg.errors import ConfigError
 from genreg.genome.checkpoint import load_genome, save_genome
 from genreg.network.forward import genome_logits
 from genreg.network.layout import Layout
 from genreg.runs.history import read_history
-from genreg.tasks.base import FITNESS, FitnessTask, Task
+from genreg.tasks.base import FitnessTask, Task
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Genome:
-    """One evolved network: ``row: (layout.n_params,) float32`` in ``layout`` order, with its fitness."""
+    """One evolved network: ``row: (layout.n_params,) float32`` in ``layout`` order, with its fitness.
+
+    task: the ``Task`` it was evolved on, when known (a genome from ``evolve``/``resume``, or
+    ``Genome.load(path, task=...)``): ``predict`` then reads raw inputs as that task's data was read.
+    """
 
     layout: Layout
     row: np.ndarray
     fitness: float = float("nan")
     metadata: dict = dataclasses.field(default_factory=dict)
+    task: Task | None = dataclasses.field(default=None, repr=False)
 
     def outputs(self, X) -> np.ndarray:
         """The network's outputs (logits) ``(n, n_outputs) float32`` for inputs ``X: (n, n_inputs)``
@@ -53,14 +59,34 @@ class Genome:
             raise ConfigError(f"the genome takes inputs of shape (n, {self.layout.n_inputs}), got {X.shape}")
         return genome_logits(self.layout, self.row, X)
 
-    def predict(self, X, classification: bool = True) -> np.ndarray:
-        """Class labels ``(n,) int64`` (argmax of the outputs), or with ``classification=False`` the outputs."""
-        out = self.outputs(X)
-        return np.argmax(out, axis=1) if classification else out
+    def predict(self, X, classification: bool | None = None) -> np.ndarray:
+        """Predictions for ``X: (n, n_inputs)`` (or images, as ``outputs`` takes them).
+
+        With its ``task`` known, ``X`` is raw data, read as the task's was (standardised with the training
+        split's mean and deviation; pixels as pixel/255), and the result is the task's kind: class labels
+        ``(n,)`` (the task's class names where it has them, else class indices) or regression outputs
+        ``(n, k) float64`` in the data's units.  Without a task, ``X`` is the network's inputs and the
+        result is the argmax ``(n,) int64`` (``classification=True``, the default for several outputs) or the
+        outputs ``(n, k) float32`` (``classification=False``, the default for one output).
+        """
+        task = self.task if isinstance(self.task, Task) else None
+        if task is None:
+            out = self.outputs(X)
+            wants_classes = self.layout.n_outputs > 1 if classification is None else classification
+            return np.argmax(out, axis=1) if wants_classes else out
+        X = np.asarray(X)
+        out = self.outputs(task.features_from_raw(X) if X.ndim == 2 else X)[:, :task.n_outputs]
+        if not (task.is_classification if classification is None else classification):
+            return task.targets_to_raw(out) if not task.is_classification else out
+        labels = np.argmax(out, axis=1)
+        return np.asarray(task.classes)[labels] if task.classes else labels
 
     def evaluate(self, task: Task, split: str = "test") -> dict:
         """``{"accuracy": ...}`` (classification) or ``{"mse": ..., "mae": ...}`` in the data's units (regression)
         of this genome on ``task``'s ``split`` ('train', 'val' or 'test')."""
+        if not isinstance(task, Task):
+            raise ConfigError(f"evaluate needs a task with data (a Task, e.g. result.task of a data run); got "
+                              f"{type(task).__name__}: a fitness task's score is the genome's fitness")
         if split not in ("train", "val", "test"):
             raise ConfigError(f"split must be 'train', 'val' or 'test', got {split!r}")
         X, y = getattr(task, f"X_{split}"), getattr(task, f"y_{split}")
@@ -77,10 +103,11 @@ class Genome:
         return save_genome(path, self.layout, self.row, trust=self.fitness, metadata=dict(self.metadata))
 
     @classmethod
-    def load(cls, path) -> "Genome":
-        """Read a genome checkpoint (genreg's format or GENREG's published one), through the restricted unpickler."""
+    def load(cls, path, task=None) -> "Genome":
+        """Read a genome checkpoint (genreg's format or GENREG's published one), through the restricted unpickler.
+        task: the task it was evolved on (a ``Task`` or a ``Task`` built by ``as_task``), for ``predict``."""
         ckpt = load_genome(path)
-        return cls(ckpt.layout, ckpt.weights, float(ckpt.trust), dict(ckpt.metadata))
+        return cls(ckpt.layout, ckpt.weights, float(ckpt.trust), dict(ckpt.metadata), task)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -93,7 +120,7 @@ class Result:
     task: object
     generations: int
     seconds: float
-    stopped_by: str | None = None
+    stopped_by: str | None = None  # why it ended before its generations: "callback", "max_minutes=M"; None if it ran them
 
 
 def as_task(task, data_dir=None, *, seed: int = 0, validation_size: int | None = None, target: str | None = None):
@@ -117,10 +144,35 @@ def _task_key(task) -> str:
     return task.spec or f"python:{task.name}"
 
 
-def _result(run_dir: Path, state, task, seconds: float, stopped_by=None) -> Result:
+def _result(run_dir: Path, state, task, seconds: float, watch: "_Watch") -> Result:
     path = run_dir / f"best_genome_{task.name}_gen{state.generation:05d}.pkl"
     history = read_history(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else {}
-    return Result(Genome.load(path), history, run_dir, task, state.generation, seconds, stopped_by)
+    genome = Genome.load(path, task if isinstance(task, Task) else None)
+    cfg = load_toml(run_dir / "config.toml")  # as the run ended (a resume rewrites it with its changes)
+    stopped_by = watch.stopped_by(state.generation, int(cfg.get("generations", 0)), float(cfg.get("max_minutes", 0)))
+    return Result(genome, history, run_dir, task, state.generation, seconds, stopped_by)
+
+
+class _Watch:
+    """Passes each generation's metrics to the user's ``on_generation`` and remembers whether it asked to stop,
+    so that ``Result.stopped_by`` can say why a run ended before its ``generations``."""
+
+    def __init__(self, on_generation):
+        self.on_generation, self.asked = on_generation, False
+
+    def __call__(self, metrics: dict):
+        self.asked = self.on_generation(metrics) is True
+        return self.asked
+
+    def callback(self):
+        return self if self.on_generation is not None else None
+
+    def stopped_by(self, generation: int, generations: int, max_minutes: float) -> str | None:
+        """Why a run that reached ``generation`` of ``generations`` ended: None (it ran them all), ``"callback"``
+        or ``"max_minutes=M"``."""
+        if generation >= generations:
+            return None
+        return "callback" if self.asked else f"max_minutes={max_minutes:g}"
 
 
 def _cluster(ray, workers):
@@ -144,12 +196,11 @@ def evolve(task="mnist", *, out=None, config=None, data_dir=None, progress: bool
     config: a TOML file of config keys; ``keys``: config keys (``strategy="ga"``,
     ``hidden_sizes=[32]``, ``generations=200``, ...; ``genreg evolve --help`` lists them all).
     on_generation(metrics: dict): called after every generation; returning True stops the run
-    (it checkpoints first, and ``resume`` continues it).
+    (it checkpoints first, ``Result.stopped_by`` says "callback", and ``resume`` continues it).
     ray: run on Ray workers ('auto', 'local' or a cluster's address; ``pip install 'genreg[ray]'``):
     an evolution strategy's members, or an island model's islands, spread over ``workers``
     processes (default one per CPU); the result is the same as in this process.
     """
-    from genreg.config import load_toml
     from genreg.runs.evolve import start_run
     from genreg.strategies.config import from_mapping
 
@@ -164,8 +215,9 @@ def evolve(task="mnist", *, out=None, config=None, data_dir=None, progress: bool
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="genreg-"))
     t0 = time.perf_counter()
     cluster = _cluster(ray, workers)
-    state = start_run(cfg, run_dir, data_dir, progress, task=task, on_generation=on_generation, cluster=cluster)
-    return _result(run_dir, state, task, time.perf_counter() - t0)
+    watch = _Watch(on_generation)
+    state = start_run(cfg, run_dir, data_dir, progress, task=task, on_generation=watch.callback(), cluster=cluster)
+    return _result(run_dir, state, task, time.perf_counter() - t0, watch)
 
 
 def resume(run_dir, *, task=None, data_dir=None, progress: bool = True, on_generation=None, ray: str | None = None,
@@ -174,7 +226,7 @@ def resume(run_dir, *, task=None, data_dir=None, progress: bool = True, on_gener
     ``generations=400``).  A run whose task was given from Python needs the same ``task`` again.
     ray, workers: continue on Ray workers (as ``evolve``)."""
     from genreg.runs.evolve import resume_run
-    from genreg.config import load_toml, rename_legacy_keys
+    from genreg.config import rename_legacy_keys
     from genreg.runs.rundir import run_kind
 
     run_dir = Path(run_dir)
@@ -191,6 +243,7 @@ def resume(run_dir, *, task=None, data_dir=None, progress: bool = True, on_gener
     task = as_task(task, data_dir, seed=int(saved.get("seed", 0)), validation_size=saved.get("validation_size"),
                    target=saved.get("target") or None)
     t0 = time.perf_counter()
-    state = resume_run(run_dir, overrides, data_dir, progress, task=task, on_generation=on_generation,
+    watch = _Watch(on_generation)
+    state = resume_run(run_dir, overrides, data_dir, progress, task=task, on_generation=watch.callback(),
                        cluster=_cluster(ray, workers))
-    return _result(run_dir, state, task, time.perf_counter() - t0)
+    return _result(run_dir, state, task, time.perf_counter() - t0, watch)

@@ -192,3 +192,54 @@ def test_resume_refuses_a_new_seed_where_the_seed_splits_the_data(tmp_path, bost
     genreg.evolve(task, out=tmp_path / "run", generations=2, **SMALL)
     with pytest.raises(ConfigError, match="cannot change seed"):
         genreg.resume(tmp_path / "run", task=task, generations=4, seed=5, progress=False)
+
+
+def _raw_task(kind: str, seed: int = 0):
+    """Raw data far from N(0, 1) (features near 1000, targets near 100), with a given test split."""
+    from genreg.tasks import from_arrays
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(1000.0, 50.0, size=(300, 4))
+    signal = (X[:, 0] - 1000.0) / 50.0 - (X[:, 1] - 1000.0) / 50.0
+    y = (signal > 0).astype(np.int64) if kind == "classification" else 100.0 + 20.0 * signal
+    return from_arrays(X[:240], y[:240], X_test=X[240:], y_test=y[240:]), X[240:], y[240:]
+
+
+def test_predict_reads_raw_inputs_as_the_task_did(tmp_path):
+    task, X_raw, y = _raw_task("classification")
+    result = genreg.evolve(task, out=tmp_path / "run", strategy="ga", generations=15, **SMALL)
+    best = result.best
+    labels = best.predict(X_raw)
+    np.testing.assert_array_equal(labels, np.argmax(best.outputs(task.X_test), axis=1))
+    assert (labels == y).mean() == best.evaluate(task)["accuracy"]
+    unscaled = np.argmax(best.outputs(X_raw.astype(np.float32)), axis=1)  # what predict gave before: no scaling
+    assert not np.array_equal(unscaled, labels)
+    away = genreg.Genome.load(result.best.save(tmp_path / "best.pkl"))  # a file alone: network inputs
+    np.testing.assert_array_equal(away.predict(task.X_test), labels)
+    np.testing.assert_array_equal(genreg.Genome.load(tmp_path / "best.pkl", task=task).predict(X_raw), labels)
+
+
+def test_predict_gives_regression_outputs_in_the_data_units(tmp_path):
+    task, X_raw, y = _raw_task("regression", seed=1)
+    best = genreg.evolve(task, out=tmp_path / "run", strategy="ga", generations=15, **SMALL).best
+    values = best.predict(X_raw)
+    assert values.shape == (len(y), 1) and abs(values.mean() - 100.0) < 40.0
+    np.testing.assert_allclose(values, task.targets_to_raw(best.outputs(task.X_test)), rtol=1e-6)
+    np.testing.assert_allclose(np.mean((values[:, 0] - y) ** 2), best.evaluate(task)["mse"], rtol=1e-5)
+
+
+def test_stopped_by_says_why_a_run_ended_early(tmp_path, boston, capsys):
+    task = (boston.X_train, boston.y_train)
+    part = genreg.evolve(task, out=tmp_path / "part", generations=6, on_generation=lambda m: m["generation"] == 2,
+                         **SMALL)
+    assert part.generations == 3 and part.stopped_by == "callback"
+    assert f"genreg.resume('{tmp_path / 'part'}', task=...)" in capsys.readouterr().out
+    done = genreg.resume(tmp_path / "part", task=task, progress=False)
+    assert done.generations == 6 and done.stopped_by is None
+
+
+def test_evaluate_on_a_fitness_task_is_a_clear_error(tmp_path):
+    task = genreg.FitnessTask(lambda W: -np.abs(W).sum(axis=1), n_inputs=2, n_outputs=1, name="small")
+    result = genreg.evolve(task, out=tmp_path / "run", generations=2, hidden_sizes=[2], population=8, progress=False)
+    with pytest.raises(ConfigError, match="fitness task"):
+        result.best.evaluate(task)

@@ -305,8 +305,16 @@ def _evolve(mode: EvolveMode, holder: list, progress: bool, on_generation, clust
     state, _ = run_loop(mode, holder.pop(), generations=cfg.generations, checkpoint_every=cfg.checkpoint_every,
                         max_minutes=cfg.max_minutes, progress=progress, on_generation=on_generation,
                         desc=f"{cfg.strategy} {mode.layout.describe().split(' ')[0]}", postfix=mode.postfix,
-                        resume_hint=f"genreg resume {mode.run_dir}")
+                        resume_hint=resume_hint(cfg, mode.run_dir))
     return state
+
+
+def resume_hint(cfg: Config, run_dir) -> str:
+    """How to continue ``run_dir``: ``genreg resume DIR``, or for a task given from Python (which the CLI cannot
+    load) ``genreg.resume('DIR', task=...)``."""
+    if cfg.task.startswith("python:"):
+        return f"genreg.resume({str(run_dir)!r}, task=...) with the same {cfg.task[7:]} task"
+    return f"genreg resume {run_dir}"
 
 
 def has_any_checkpoint(run_dir) -> bool:

@@ -297,12 +297,13 @@ def _island_of(path: Path):
 
 
 def _run(mode: IslandsMode, generation: int, progress: bool, on_generation):
+    from genreg.runs.evolve import resume_hint
     from genreg.runs.loop import run_loop
 
     cfg = mode.cfg
     state, _ = run_loop(mode, IslandsState(generation), generations=cfg.generations,
                         checkpoint_every=cfg.checkpoint_every, max_minutes=cfg.max_minutes, progress=progress,
-                        on_generation=on_generation, postfix=mode.postfix, resume_hint=f"genreg resume {mode.run_dir}",
+                        on_generation=on_generation, postfix=mode.postfix, resume_hint=resume_hint(cfg, mode.run_dir),
                         desc=f"{cfg.strategy} {cfg.islands} islands {mode.layout.describe().split(' ')[0]}")
     if progress:
         print(mode.summary())
