@@ -134,6 +134,35 @@ def test_tabular_genome_away_from_its_run_needs_task(tmp_path, csv_run, capsys):
     assert "prediction: " in capsys.readouterr().out
 
 
+def test_a_tabular_genome_with_784_features_is_not_taken_for_an_image_genome(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(120, 784)).astype(np.float32)
+    np.savez(tmp_path / "wide.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
+    run = tmp_path / "run"
+    assert main(["evolve", "--task", f"npz:{tmp_path / 'wide.npz'}", "--generations", "2", "--set", "population=8",
+                 "--set", "hidden_sizes=[4]", "--no-progress", "--out", str(run)]) == 0
+    genome = next(run.glob("best_genome_*.pkl"))
+    capsys.readouterr()
+    assert main(["predict", str(genome), "--input=" + ",".join(f"{v:.4f}" for v in X[0])]) == 0
+    assert "prediction: class" in capsys.readouterr().out
+
+
+def test_eval_with_task_uses_the_runs_seed(tmp_path, csv_run, capsys):
+    """`genreg eval --task csv:FILE` of a seed-5 run scores the split that run held out, as eval without --task."""
+    data, _, _ = csv_run
+    run = tmp_path / "seed5"
+    assert main(["evolve", "--task", f"csv:{data}", "--target", "y", "--seed", "5", "--generations", "2",
+                 "--set", "population=8", "--set", "hidden_sizes=[4]", "--no-progress", "--out", str(run)]) == 0
+    genome = next(run.glob("best_genome_*.pkl"))
+    capsys.readouterr()
+    assert main(["eval", str(genome)]) == 0
+    own = capsys.readouterr().out
+    assert main(["eval", str(genome), "--task", f"csv:{data}", "--target", "y"]) == 0
+    named = capsys.readouterr().out
+    mse = [line.split("mean squared error ")[1].split(",")[0] for line in (own, named)]
+    assert mse[0] == mse[1]
+
+
 @pytest.fixture(scope="module")
 def trig_search(tmp_path_factory):
     run = tmp_path_factory.mktemp("hpo") / "run"

@@ -29,17 +29,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from genreg.genome.evaluate import evaluate_checkpoint, format_report, write_report
 
     t0 = time.perf_counter()
-    if args.task:
-        task = as_task(args.task, args.data_dir, target=args.target)
-    else:  # the genome's own task (its run's config.toml), else MNIST
-        genome = Genome.load(args.checkpoint)
-        task = genome_task(genome, args.checkpoint, data_dir=args.data_dir)
-        if task is None:
-            if genome.layout.n_inputs != 784:
-                raise ConfigError(f"{args.checkpoint} is a genome on {genome.layout.n_inputs} inputs and its run's "
-                                  "config.toml is not beside it: name its task with --task SPEC (e.g. --task wine, "
-                                  "--task boston, --task csv:FILE --target COL)")
-            task = as_task("mnist", args.data_dir)
+    genome = Genome.load(args.checkpoint)
+    task = genome_task(genome, args.checkpoint, args.task, args.target, args.data_dir)  # --task, else its run's
+    if task is None:  # no config.toml beside it: MNIST
+        if genome.layout.n_inputs != 784:
+            raise ConfigError(f"{args.checkpoint} is a genome on {genome.layout.n_inputs} inputs and its run's "
+                              "config.toml is not beside it: name its task with --task SPEC (e.g. --task wine, "
+                              "--task boston, --task csv:FILE --target COL)")
+        task = as_task("mnist", args.data_dir)
     if not task.is_classification:
         return _eval_regression(args, task, t0)
     report = evaluate_checkpoint(args.checkpoint, task.X_test, task.y_test, n_classes=task.n_outputs,
@@ -231,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Evaluate a genome checkpoint (genreg's own format or GENREG's published format) on the test "
         "split of its task: accuracy, per-class accuracy, confusion matrix and time taken (classification), or "
         "mean squared / absolute error (regression). The task is --task, else the one in the run's config.toml "
-        "beside the pickle, else MNIST. Pickles are opened with a restricted unpickler that admits plain data only.",
+        "beside the pickle, else MNIST; its splits are drawn with the run's seed (config.toml, else the genome's "
+        "recorded seed), so the test split is the one the run held out. Pickles are opened with a restricted unpickler that admits plain data only.",
         "genreg eval runs/first/best_genome_mnist_gen00050.pkl --json report.json",
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="path of the .pkl genome checkpoint")

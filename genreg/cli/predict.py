@@ -79,14 +79,15 @@ def _load_array(path: Path) -> np.ndarray:
         return data[key]
 
 
-def read_table_inputs(source: str, n_inputs: int, names: tuple = (), what: str = "") -> np.ndarray:
-    """Raw feature rows ``(n, n_inputs) float64`` from ``"v1,v2,..."`` or a CSV file (a header row is
-    skipped; with ``n_inputs + 1`` columns and a header naming the features, the extra target column is dropped)."""
+def read_table_inputs(source: str, n_inputs: int, names: tuple = (), what: str = "", row: bool = False) -> np.ndarray:
+    """Raw feature rows ``(n, n_inputs) float64`` from ``"v1,v2,..."`` (``row``, or a source that is no file) or a
+    CSV file (a header row is skipped; with ``n_inputs + 1`` columns and a header naming the features, the extra
+    target column is dropped)."""
     path = Path(source)
-    if path.suffix.lower() in IMAGE_SUFFIXES + (".npy", ".npz"):
+    if not row and path.suffix.lower() in IMAGE_SUFFIXES + (".npy", ".npz"):
         raise ConfigError(f"{path}: {what or 'the model'} takes rows of {n_inputs} feature values, not images: give "
                           "--input v1,v2,... or a .csv file of rows")
-    if path.suffix.lower() in (".csv", ".txt") or (path.is_file() and not _numbers(source.split(","))):
+    if not row and (path.suffix.lower() in (".csv", ".txt") or (_is_file(path) and not _numbers(source.split(",")))):
         if not path.is_file():
             raise ConfigError(f"{path}: no such CSV file")
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
@@ -116,6 +117,13 @@ def read_table_inputs(source: str, n_inputs: int, names: tuple = (), what: str =
     if not np.isfinite(out).all():
         raise ConfigError(f"{where}: every value must be finite")
     return out
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a row of values too long to be a file name
+        return False
 
 
 def _numbers(cells) -> bool:
@@ -152,24 +160,36 @@ def model_kind(path) -> str:
                           "(best_model.h5 from genreg hpo)")
 
 
-def genome_task(genome, checkpoint, task_spec=None, target=None, data_dir=None):
-    """The task a genome was evolved on (``task_spec``, else its run's config.toml: the genome's recorded
-    run directory or the folder it sits in), or None when neither says; loads it (for its scaling/classes)."""
-    from genreg.api import as_task
+def run_config(genome, checkpoint) -> dict | None:
+    """The config.toml of the run a genome came from (its recorded run directory, else the folder it sits in),
+    or None when there is none."""
     from genreg.config import load_toml
 
-    if task_spec:
-        return as_task(task_spec, data_dir, target=target)
     folders = [Path(checkpoint).resolve().parent]
     if genome.metadata.get("run_dir"):
         folders.insert(0, Path(str(genome.metadata["run_dir"])))
     config = next((f / "config.toml" for f in folders if (f / "config.toml").is_file()), None)
-    if config is None:
+    return None if config is None else load_toml(config)
+
+
+def genome_task(genome, checkpoint, task_spec=None, target=None, data_dir=None):
+    """The task a genome was evolved on, loaded (for its scaling, classes and splits): ``task_spec`` (with
+    ``target``), else the task in its run's config.toml (``run_config``); None when neither names one.
+
+    The splits are rebuilt with the run's seed and validation size (its config.toml, else the genome's
+    recorded seed): a CSV's or an npz's test split depends on the seed, and another seed's would hold rows
+    the genome was trained on."""
+    from genreg.api import as_task
+
+    cfg = run_config(genome, checkpoint)
+    if not task_spec and cfg is None:
         return None
-    cfg = load_toml(config)
-    spec = str(cfg.get("task", "mnist"))
-    kwargs = {"seed": int(cfg.get("seed", 0)), "target": cfg.get("target") or None}
-    if "validation_size" in cfg:
+    spec = task_spec or str(cfg.get("task", "mnist"))
+    seed = cfg.get("seed", 0) if cfg is not None else genome.metadata.get("seed", 0)
+    kwargs = {"seed": int(seed) if isinstance(seed, int) else 0}
+    same_task = cfg is not None and str(cfg.get("task", "mnist")) == spec
+    kwargs["target"] = target or (cfg.get("target") or None if same_task else None)
+    if same_task and "validation_size" in cfg:
         kwargs["validation_size"] = int(cfg["validation_size"])
     return as_task(spec, data_dir, **kwargs)
 
@@ -210,9 +230,10 @@ def predict_genome(args: argparse.Namespace) -> int:
     n_in, layout = genome.layout.n_inputs, genome.layout
     if args.angle is not None:
         raise ConfigError(f"--angle is for a trig model of genreg hpo; {args.model} is a genome ({layout.describe()}): "
-                          "give it " + ("an image file" if _is_image_layout(layout) else "--input v1,v2,... or a CSV file"))
+                          "give it " + ("an image file" if _is_image_genome(genome, args.model)
+                                        else "--input v1,v2,... or a CSV file"))
     source = args.input if args.input is not None else args.inputs
-    if _is_image_layout(layout) and not args.task:
+    if _is_image_genome(genome, args.model) and not args.task:
         if source is None or args.input is not None:
             raise ConfigError(f"{args.model} is an image genome ({layout.describe()}): give it an image file "
                               f"(.png/.pgm, 28x28 grey) or a .npy/.npz array of images")
@@ -233,10 +254,11 @@ def predict_genome(args: argparse.Namespace) -> int:
     if task.n_inputs != n_in or layout.n_outputs < task.n_outputs:
         raise ConfigError(f"{args.model} is {layout.describe()} but task {task.name} has {task.n_inputs} inputs and "
                           f"{task.n_outputs} output(s): give the genome's own --task")
-    if _is_image_layout(layout) and task.x_mean is None:
-        X = read_image_inputs(source, n_in)
+    if task.x_mean is None and args.input is None and Path(source).suffix.lower() in IMAGE_SUFFIXES + (".npy", ".npz"):
+        X = read_image_inputs(source, n_in)  # an image task's genome given image files
     else:
-        X = task.features_from_raw(read_table_inputs(source, n_in, tuple(task.feature_names), f"task {task.name}"))
+        X = task.features_from_raw(read_table_inputs(source, n_in, tuple(task.feature_names), f"task {task.name}",
+                                                     row=args.input is not None))
     out = genome.outputs(X)[:, :task.n_outputs]
     if task.is_classification:
         _print_classes(out, tuple(str(c) for c in task.classes) or _image_classes(task.name, task.n_outputs))
@@ -246,8 +268,22 @@ def predict_genome(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_image_layout(layout) -> bool:
-    return layout.n_inputs == 784
+#: Tasks whose genomes take 28x28 grey images.
+IMAGE_TASKS = ("mnist", "fashion-mnist")
+
+
+def _is_image_genome(genome, checkpoint) -> bool:
+    """Whether ``genome`` reads 28x28 grey images: a ConvNet, or a genome of an image task (by its metadata, else
+    its run's config.toml); a genome that names no task (GENREG's published format) when it has 784 inputs."""
+    if genome.layout.n_inputs != 784:
+        return False
+    if genome.layout.image is not None:
+        return True
+    task = genome.metadata.get("task")
+    if not isinstance(task, str):
+        cfg = run_config(genome, checkpoint)
+        task = str(cfg.get("task", "mnist")) if cfg is not None else None
+    return task is None or task in IMAGE_TASKS
 
 
 def _image_classes(task_name: str, n: int) -> tuple:
@@ -288,7 +324,7 @@ def predict_hpo(args: argparse.Namespace) -> int:
         X = read_image_inputs(source, n).astype(np.float64)
         X = X / 255.0 if X.max() > 1.0 else X
     else:
-        X = read_table_inputs(source, n, model.feature_names, f"{args.model}")
+        X = read_table_inputs(source, n, model.feature_names, f"{args.model}", row=args.input is not None)
     out = model.predict(X)
     if model.loss == "mse":
         _print_values(out, model.target)
