@@ -113,3 +113,11 @@ def test_cli_eval_of_a_published_alphabet_pickle_prints_letters(tmp_path, task, 
     assert main(["eval", str(path), "--task", "alphabet", "--data-dir", str(tmp_path / "root")]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip().endswith("/ 1")]
     assert [r[-5] for r in rows] == list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # letters, not 0..25
+
+
+def test_reports_of_other_tasks_say_class_not_digit(tmp_path):
+    layout = Layout((16, 4, 3), "tanh")
+    path = save_genome(tmp_path / "t.pkl", layout, np.zeros(layout.n_params, np.float32), metadata={"task": "codes"})
+    X, y = np.zeros((3, 16), np.uint8), np.array([0, 1, 2])
+    text = format_report(evaluate_checkpoint(path, X, y, n_classes=3, task="codes"))
+    assert "per class" in text and "true class" in text and "digit" not in text and "over 3 inputs" in text

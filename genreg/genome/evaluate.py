@@ -112,6 +112,7 @@ def evaluate_checkpoint(path, images, labels, n_classes: int = 10, classes=None,
         "trust": ckpt.trust,
         **report,
         "load_seconds": load_seconds,
+        **({"task": task} if task else {}),
     }
     for key in ("generation", "genome_id", "seed", "strategy"):
         if key in ckpt.metadata:
@@ -130,17 +131,23 @@ def _metadata_classes(ckpt: GenomeCheckpoint, n_classes: int, task: str = ""):
     return names if len(names) == n_classes else None
 
 
+def _is_digits(report: dict) -> bool:
+    """Whether the report is of MNIST (its task, else a genome that names no task): classes are digits, inputs images."""
+    return report.get("task", "mnist") == "mnist"
+
+
 def _class_table(report: dict) -> list[str]:
-    """The per-class rows and the confusion matrix: digits (as before), or the classes' names."""
+    """The per-class rows and the confusion matrix: digits (as before) or class numbers, or the classes' names."""
     per_class, names = report["per_class"], report.get("classes")
     if not names or names == [str(c) for c in range(len(per_class))]:
+        word = "digit" if _is_digits(report) else "class"
         lines = [
-            "per digit  :  " + "  ".join(f"{p['class']:>6d}" for p in per_class),
+            f"per {word:<7}:  " + "  ".join(f"{p['class']:>6d}" for p in per_class),
             "accuracy % :  " + "  ".join(f"{p['accuracy']:6.2f}" for p in per_class),
             "correct    :  " + "  ".join(f"{p['correct']:>6d}" for p in per_class),
             "total      :  " + "  ".join(f"{p['total']:>6d}" for p in per_class),
             "",
-            "confusion matrix (rows: true digit, columns: predicted)",
+            f"confusion matrix (rows: true {word}, columns: predicted)",
             "       " + "".join(f"{c:>6d}" for c in range(len(report["confusion"]))),
         ]
         return lines + [f"  {c:>3d}  " + "".join(f"{v:>6d}" for v in row) for c, row in enumerate(report["confusion"])]
@@ -170,7 +177,8 @@ def format_report(report: dict, title: str = "MNIST test set") -> str:
     ]
     lines += [
         "",
-        f"time       : {report['seconds'] * 1e3:.1f} ms forward pass over {report['n_total']} images"
+        f"time       : {report['seconds'] * 1e3:.1f} ms forward pass over {report['n_total']} "
+        f"{'images' if _is_digits(report) or report['layout'].get('image') else 'inputs'}"
         f" (+ {report.get('load_seconds', 0.0) * 1e3:.1f} ms loading the checkpoint,"
         f" {report.get('warmup_seconds', 0.0) * 1e3:.0f} ms loading the compiled kernels)",
     ]
