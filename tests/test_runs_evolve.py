@@ -361,3 +361,22 @@ def test_tracked_weights_are_the_best_genomes_float32_values(tmp_path, mnist_dir
     last = np.array(rows[-1][1:], dtype=np.float32)
     assert last.tobytes() == genome.weights[positions].tobytes()
     assert max(len(cell) for cell in rows[-1][1:]) <= 15  # not float64's 17-digit text of a float32
+
+
+def test_a_resume_that_changes_the_seed_is_refused_and_touches_nothing(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    start_run(small_cfg(generations=2), run, mnist_dir, progress=False)
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"cannot change seed on resume \(0 -> 5\)"):
+        resume_run(run, {"seed": 5, "generations": 4}, mnist_dir, progress=False)
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("strategy", ["openai-es", "pgpe", "snes"])
+def test_an_odd_population_for_an_evolution_strategy_is_refused_before_the_run_exists(tmp_path, strategy):
+    with pytest.raises(ConfigError, match="even population"):
+        small_cfg(strategy=strategy, population=3)
+    assert small_cfg(strategy="ga", population=3).population == 3
+    assert small_cfg(population=2, migrants=2).population == 2  # migrants matter with islands only
+    with pytest.raises(ConfigError, match="fewer genomes than its population"):
+        small_cfg(population=4, islands=2, migrants=4)

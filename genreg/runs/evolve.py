@@ -333,15 +333,15 @@ def check_generations(run_dir, cfg: Config, done: int) -> None:
 
 
 def check_fixed_keys(base: Config, cfg: Config, what: str) -> None:
-    """Refuse a resume that changes the network, the task or the island count (``what`` it would change);
-    tasks other than MNIST's are split by the seed, so there the seed is fixed too."""
-    fixed = (*NETWORK_KEYS, "task", "target", "islands")
-    if base.task not in ("mnist", "fashion-mnist"):  # other tasks are split by the seed: a new one would mix them
-        fixed += ("seed",)
-    changed = [k for k in fixed if getattr(cfg, k) != getattr(base, k)]
+    """Refuse a resume that changes the network, the task or the island count (``what`` it would change), or the
+    seed (the run's random streams, its tracked weights and, for tasks other than MNIST, its data split)."""
+    changed = [k for k in (*NETWORK_KEYS, "task", "target", "islands") if getattr(cfg, k) != getattr(base, k)]
     if changed:
         raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change {what}; "
                           f"start a new run instead")
+    if cfg.seed != base.seed:
+        raise ConfigError(f"cannot change seed on resume ({base.seed} -> {cfg.seed}): the run's random streams, "
+                          f"tracked weights and data split come from it; start a new run with --seed {cfg.seed}")
 
 
 def check_placement(cfg: Config, cluster) -> None:

@@ -100,14 +100,14 @@ class Config(ConfigBase):
     stagnation_patience: int = rule(10, ge=1)
     """GA: generations without a new best before mutation grows."""
     stagnation_growth: float = rule(1.0, ge=1)
-    """GA: factor applied to mutation per stagnant patience window (capped at 8x); 1 = off (default, see README)."""
+    """GA: factor applied to mutation per stagnant patience window (capped at 8x); 1 = off (default; docs/ga.md)."""
 
     # -- island model (genreg, ga) ---------------------------------------------------
     islands: int = rule(1, ge=1)
     """Island model (genreg, ga): this many populations of `population` genomes evolve side by side (on Ray workers with --ray); every migration_every generations the best `migrants` genomes of each island replace the worst of the next island along a ring."""
     migration_every: int = rule(10, ge=1)
     """Island model: generations between migrations."""
-    migrants: int = rule(2, ge=0, lt="population")
+    migrants: int = rule(2, ge=0)
     """Island model: genomes each island sends to the next at a migration (0 = isolated islands)."""
 
     # -- evolution strategies (openai-es, pgpe, snes) -------------------------------
@@ -137,6 +137,10 @@ class Config(ConfigBase):
 
         known = strategies()
         self.need(self.strategy in known, "strategy", f"must be one of {', '.join(known)}")
+        self.need(self.population % 2 == 0 or not known[self.strategy].reports_centre, "population",
+                  f"{self.strategy} scores its members in antithetic pairs (+eps, -eps): give an even population")
+        self.need(self.islands == 1 or self.migrants < self.population, "migrants",
+                  f"an island sends fewer genomes than its population ({self.population})")
         check_conv(self)
 
 
