@@ -9,6 +9,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from genreg.errors import ConfigError
 
@@ -29,6 +30,15 @@ def coerce_field(default, key: str, value, what: str = "config"):
     if not isinstance(value, type(default)):
         raise ConfigError(f"invalid {what}: {key} = {value!r}: expected {type(default).__name__}")
     return value
+
+
+def absolute_file_spec(spec: str) -> str:
+    """A task spec naming a file (``csv:PATH``, ``npz:PATH``) with its path made absolute, so that a run's
+    config.toml names the same file from any working folder; other specs as they are."""
+    prefix, colon, rest = spec.partition(":")
+    if colon and rest and prefix.strip().lower() in ("csv", "npz"):
+        return f"{prefix}:{Path(rest).expanduser().absolute()}"
+    return spec
 
 
 def config_fields(cls) -> dict:
@@ -113,6 +123,25 @@ def load_toml(path) -> dict:
     if nested:
         raise ConfigError(f"config {path}: tables are not used, put every key at top level (found [{nested[0]}])")
     return data
+
+
+def load_run_config(run_dir) -> dict:
+    """A run directory's config.toml (``load_toml``); ConfigError if it is empty: a run writes every key, so an
+    empty file is a write cut short (by a full disk, before configs were written atomically), not "all defaults"."""
+    path = Path(run_dir) / "config.toml"
+    data = load_toml(path)
+    if not data:
+        raise ConfigError(f"config {path} is empty (a write cut short): the run's settings are lost; start it "
+                          f"again with genreg evolve (or hybrid, hpo) and the same settings")
+    return data
+
+
+def write_config(path, text: str) -> Path:
+    """Write a run's config file atomically (``genreg.atomic.write_atomic``): a kill or a full disk leaves the
+    old file or the new one, never an empty or cut one."""
+    from genreg.atomic import write_atomic
+
+    return write_atomic(path, text.encode("utf-8"))
 
 
 def parse_overrides(pairs) -> dict:
@@ -259,7 +288,8 @@ class ConfigBase:
                 what = "must be a list of integers" if items else "expected a list"
                 raise ConfigError(f"invalid {cls.WHAT}: {key} = {value!r}: {what}")
             return tuple(value)
-        return coerce_field(default, key, value, cls.WHAT)
+        value = coerce_field(default, key, value, cls.WHAT)
+        return absolute_file_spec(value) if key == "task" else value
 
     @classmethod
     def from_mapping(cls, mapping: dict, base=None):

@@ -243,3 +243,33 @@ def test_evaluate_on_a_fitness_task_is_a_clear_error(tmp_path):
     result = genreg.evolve(task, out=tmp_path / "run", generations=2, hidden_sizes=[2], population=8, progress=False)
     with pytest.raises(ConfigError, match="fitness task"):
         result.best.evaluate(task)
+
+
+def test_a_run_on_a_relative_csv_path_works_from_any_folder(tmp_path, monkeypatch, capsys):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    _csv(work / "points.csv", np.random.default_rng(6))
+    monkeypatch.chdir(work)
+    assert cli.main(["evolve", "--task", "csv:points.csv", "--target", "direction", "--out", "run", "--generations",
+                     "2", "--set", "hidden_sizes=[4]", "--set", "population=8", "--no-progress"]) == 0
+    assert f'task = "csv:{work / "points.csv"}"' in (work / "run" / "config.toml").read_text()
+    monkeypatch.chdir(elsewhere)
+    best = next((work / "run").glob("best_genome_*.pkl"))
+    assert cli.main(["eval", str(best)]) == 0
+    assert cli.main(["resume", str(work / "run"), "--generations", "3", "--no-progress"]) == 0
+
+
+def test_predict_reads_numbers_for_a_task_of_pixels_as_pixel_values(tmp_path, capsys):
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 256, size=(150, 16), dtype=np.uint8)
+    np.savez(tmp_path / "codes.npz", X=X, y=(X[:, 0] > X[:, 1]).astype(np.int64))
+    result = genreg.evolve(f"npz:{tmp_path / 'codes.npz'}", out=tmp_path / "run", strategy="ga", generations=3,
+                           **SMALL)
+    as_pixels = result.best.predict(X[:6])
+    np.testing.assert_array_equal(result.best.predict(X[:6].astype(np.float64)), as_pixels)  # 0-255 numbers
+    np.testing.assert_array_equal(result.best.predict(X[:6] / 255.0), as_pixels)  # already in [0, 1]
+    best = next((tmp_path / "run").glob("best_genome_*.pkl"))
+    capsys.readouterr()
+    for row, label in zip(X[:6], as_pixels):
+        assert cli.main(["predict", str(best), "--input", ",".join(map(str, row))]) == 0
+        assert f"class {label} " in capsys.readouterr().out

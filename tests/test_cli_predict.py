@@ -200,3 +200,19 @@ def test_model_kind_is_read_from_the_file(tmp_path, trig_search, image_genome, c
     assert "neither a genome pickle" in err and "best_model.h5" in err
     assert main(["predict", str(tmp_path), "--input", "1"]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_eval_of_a_genome_away_from_its_run_never_falls_back_to_mnist(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    X = rng.integers(0, 256, size=(150, 784), dtype=np.uint8)
+    np.savez(tmp_path / "noise.npz", X=X, y=rng.integers(0, 10, 150))
+    run = tmp_path / "run"
+    assert main(["evolve", "--task", f"npz:{tmp_path / 'noise.npz'}", "--generations", "1", "--set", "population=8",
+                 "--set", "hidden_sizes=[4]", "--set", "samples_per_class=2", "--no-progress", "--out", str(run)]) == 0
+    lone = tmp_path / "lone.pkl"
+    lone.write_bytes(next(run.glob("best_genome_*.pkl")).read_bytes())
+    (run / "config.toml").rename(tmp_path / "moved.toml")  # the run is gone
+    capsys.readouterr()
+    assert main(["eval", str(lone)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was evolved on task 'noise'" in err[0] and "--task" in err[0]

@@ -146,3 +146,39 @@ def test_batch_sampler_deterministic():
     assert capped.episode_size == 6 and np.array_equal(capped.indices(2), np.arange(6))
     with pytest.raises(ValueError):
         BatchSampler(10, 0, seed=0)
+
+
+# ----------------------------------------------------------------------------- labels, and messages listing classes
+
+
+def test_from_arrays_labels_from_one_are_two_classes():
+    X, y = blobs(n_classes=2)
+    t = from_arrays(X, y + 1)
+    assert (t.n_outputs, t.classes) == (2, ("1", "2"))
+    base = from_arrays(X, y)  # labels 0..k-1: unchanged, no names
+    assert (base.n_outputs, base.classes) == (2, ())
+    assert np.array_equal(t.y_train, base.y_train) and np.array_equal(t.X_test, base.X_test)
+    t.sampler(samples_per_class=10, seed=0)
+
+
+def test_from_arrays_sparse_labels_and_given_parts_share_classes():
+    X, y = blobs(n_classes=3)
+    labels = np.array([0, 1_000_000, 7])[y]
+    t = from_arrays(X[:60], labels[:60], X_test=X[60:], y_test=labels[60:], kind="classification")
+    assert (t.n_outputs, t.classes) == (3, ("0", "7", "1000000"))
+    assert [t.classes[c] for c in t.y_test] == [str(v) for v in labels[60:]]
+
+
+def test_from_arrays_single_class_refused():
+    X, _ = blobs(n_classes=2)
+    with pytest.raises(DataError, match=r"arrays: every label in y is '1'; a classification task needs at least 2"):
+        from_arrays(X, np.ones(len(X), int))
+
+
+def test_too_few_message_is_capped():
+    labels = np.arange(5000)  # one example each of 5,000 classes
+    with pytest.raises(DataError) as info:
+        EpisodeSampler(labels, k_per_class=2, seed=0, n_classes=1_000_001)
+    msg = str(info.value)
+    assert len(msg) < 600 and "class 0: 1, class 1: 1" in msg and "and 999991 more classes" in msg
+    assert "every class needs training examples" in msg

@@ -232,7 +232,6 @@ def test_npz_missing_parts_carved_from_train(tmp_path):
     ({"X": np.zeros((4, 2)), "y": np.zeros(4), "X_train": np.zeros((4, 2))}, "keep one layout"),
     ({"X_train": np.zeros((9, 2)), "y_train": np.zeros(9), "X_val": np.zeros((2, 2))}, "X_val is given without y_val"),
     ({"X": np.zeros((5, 2)), "y": np.zeros(4)}, r"X has 5 rows but y has shape \(4,\)"),
-    ({"X": np.zeros((6, 2)), "y": np.array([0, 1, -1, 0, 1, 0])}, "must be >= 0"),
     ({"X": np.array([[0.0, np.nan]] * 6), "y": np.zeros(6)}, r"X has a non-finite value \(nan\) in row 0"),
     ({"X": np.array([[1 + 2j]] * 6), "y": np.zeros(6)}, "real numbers"),
     ({"X_train": np.zeros((9, 2)), "y_train": np.zeros(9), "X_val": np.zeros((2, 3)), "y_val": np.zeros(2)},
@@ -266,3 +265,196 @@ def test_npz_not_an_archive(tmp_path):
         load_task(f"npz:{tmp_path / 'broken.npz'}")
     with pytest.raises(DataError, match="csv: tasks only"):
         load_task(f"npz:{tmp_path / 'one.npy'}", target="y")
+
+
+# ----------------------------------------------------------------------------- values too large to standardise
+
+
+def numeric_rows(n=40, seed=0):
+    """``n`` rows of three numbers a, b, y (y = a + b + noise), as floats."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    return np.stack([a, b, a + b + rng.normal(0, 0.1, size=n)], axis=1)
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e200])
+def test_csv_huge_column_refused_naming_it(tmp_path, scale):
+    data = numeric_rows()
+    data[:, 1] *= scale
+    path = write_csv(tmp_path / "huge.csv", ["a", "b", "y"], [[repr(float(v)) for v in r] for r in data])
+    with pytest.raises(DataError) as info:
+        load_task(f"csv:{path}", target="y")
+    msg = str(info.value)
+    big = int(np.argmax(np.abs(data[:, 1])))
+    assert str(path) in msg and "column 'b': values up to" in msg and "too large to standardise" in msg
+    assert f"{abs(data[big, 1]):.1e}" in msg and f"(row {big + 2})" in msg and "\n" not in msg
+
+
+def test_csv_overflowing_mean_names_the_row_of_the_value(tmp_path):
+    data = numeric_rows()
+    data[[3, 4], 1] = 1.7e308  # the mean overflows: every scaled value of the column is inf or nan
+    path = write_csv(tmp_path / "e308.csv", ["a", "b", "y"], [[repr(float(v)) for v in r] for r in data])
+    with pytest.raises(DataError, match=r"column 'b': values up to 1\.7e\+308 \(row [56]\) are too large"):
+        load_task(f"csv:{path}", target="y")
+
+
+def test_csv_huge_regression_target_refused(tmp_path):
+    data = numeric_rows()
+    data[:, 2] *= 1e300
+    path = write_csv(tmp_path / "t.csv", ["a", "b", "price"], [[repr(float(v)) for v in r] for r in data])
+    with pytest.raises(DataError, match=r"column 'price': values up to .*e\+30\d \(row \d+\) are too large"):
+        load_task(f"csv:{path}", target="price")
+
+
+def test_npz_huge_features_and_targets_refused(tmp_path):
+    data = numeric_rows(60)
+    np.savez(tmp_path / "hx.npz", X=data[:, :2] * [1.0, 1e300], y=data[:, 2])
+    with pytest.raises(DataError, match=r"hx\.npz: X\[:, 1\]: values up to .*e\+300 \(X\[\d+, 1\]\) are too large"):
+        load_task(f"npz:{tmp_path / 'hx.npz'}")
+    np.savez(tmp_path / "hy.npz", X=data[:, :2], y=data[:, 2] * 1e300)
+    with pytest.raises(DataError, match=r"hy\.npz: y: values up to .*e\+300 \(y\[\d+\]\) are too large"):
+        load_task(f"npz:{tmp_path / 'hy.npz'}")
+    ok = data.copy()
+    ok[:, 0] *= 1e38  # large but standardisable: kept, and scaled as before
+    np.savez(tmp_path / "ok.npz", X=ok[:, :2], y=ok[:, 2])
+    t = load_task(f"npz:{tmp_path / 'ok.npz'}")
+    assert np.isfinite(t.X_train).all() and np.allclose(t.X_train.std(axis=0), 1, atol=1e-5)
+
+
+def test_npz_test_value_too_far_for_float32_names_it(tmp_path):
+    data = numeric_rows(60)
+    X_test = data[:10, :2].copy()
+    X_test[3, 1] = 1e300
+    np.savez(tmp_path / "far.npz", X_train=data[:, :2], y_train=data[:, 2], X_test=X_test, y_test=data[:10, 2])
+    with pytest.raises(DataError, match=r"X_train\[:, 1\]: value 1e\+300 \(X_test\[3, 1\]\) is .* too far to fit in "
+                                        r"float32"):
+        load_task(f"npz:{tmp_path / 'far.npz'}")
+
+
+# ----------------------------------------------------------------------------- a numeric target with holes
+
+
+def target_csv(tmp_path, values, name="t.csv"):
+    rows = [[i, f"{0.1 * i:.2f}", v] for i, v in enumerate(values)]
+    return write_csv(tmp_path / name, ["id", "a", "y"], rows)
+
+
+@pytest.mark.parametrize("mark", ["NA", "n/a", "null", "?", "missing"])
+def test_csv_numeric_target_with_a_missing_mark(tmp_path, mark):
+    values = [f"{v:.3f}" for v in np.random.default_rng(0).normal(size=200)]
+    values[3] = mark
+    path = target_csv(tmp_path, values)
+    with pytest.raises(DataError) as info:
+        load_task(f"csv:{path}", target="y")
+    msg = str(info.value)
+    assert msg.startswith(f"{path.resolve()}: row 5, column 3 (y): {mark!r} is not a number, in a numeric target column")
+    assert "199 of 200 values are numbers" in msg and "remove or fill the row" in msg
+
+
+def test_csv_integer_classes_with_missing_marks(tmp_path):
+    values = [str(i % 3) for i in range(60)]
+    for i in (7, 20, 41):
+        values[i] = "NA"
+    with pytest.raises(DataError, match=r"row 9, column 3 \(y\): 'NA' is not a number, in a numeric target column"):
+        load_task(f"csv:{target_csv(tmp_path, values)}", target="y")
+    values[20] = "oops"  # one stray word among 60 numbers: still a numeric column with holes? no: 3 of 60 > 1 %
+    t = load_task(f"csv:{target_csv(tmp_path, values, 'words.csv')}", target="y")
+    assert t.kind == CLASSIFICATION and t.classes == ("0", "1", "2", "NA", "oops")
+
+
+def test_csv_string_classes_are_not_holes(tmp_path):
+    regions = load_task(f"csv:{target_csv(tmp_path, ['EU', 'NA', 'AS'] * 10)}", target="y")
+    assert regions.kind == CLASSIFICATION and regions.classes == ("AS", "EU", "NA")
+    mixed = load_task(f"csv:{target_csv(tmp_path, ['1', '2', 'other'] * 10, 'm.csv')}", target="y")
+    assert mixed.classes == ("1", "2", "other")
+    given = load_task(f"csv:{target_csv(tmp_path, ['1', '2'] * 15 + ['NA'] * 2, 'k.csv')}", target="y",
+                      kind="classification")
+    assert given.classes == ("1", "2", "NA")
+
+
+# ----------------------------------------------------------------------------- a CSV without a header row
+
+
+def test_csv_without_header_row_gets_a_hint(tmp_path):
+    path, rows = animals_csv(tmp_path)
+    path.write_text("".join(",".join(str(c) for c in r) + "\n" for r in rows))  # no header line
+    with pytest.raises(DataError) as info:
+        load_task(f"csv:{path}", target="animal")
+    msg = str(info.value)
+    assert "no column 'animal'" in msg and "no header row" in msg and "first line must name the columns" in msg
+    assert "\n" not in msg
+    path.write_text("0,0,1\n1,2,1\n")
+    with pytest.raises(DataError, match="appears twice in the header row.*no header row"):
+        load_task(f"csv:{path}", target="y")
+    good, _ = animals_csv(tmp_path)
+    with pytest.raises(DataError) as info:
+        load_task(f"csv:{good}", target="species")
+    assert "no header row" not in str(info.value)  # a real header: no hint
+
+
+# ----------------------------------------------------------------------------- integer labels not numbered from 0
+
+
+@pytest.mark.parametrize("values", [(1, 2), (0, 1_000_000), (-1, 1), (0, 5)])
+def test_npz_integer_labels_not_from_zero_are_numbered_in_order(tmp_path, values):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    y = np.where(X[:, 0] > 0, values[1], values[0])
+    np.savez(tmp_path / "l.npz", X=X, y=y)
+    t = load_task(f"npz:{tmp_path / 'l.npz'}")
+    assert (t.kind, t.n_outputs, t.classes) == (CLASSIFICATION, 2, tuple(str(v) for v in values))
+    raw_first = t.X_train[:, 0] * t.x_std[0] + t.x_mean[0]
+    assert np.array_equal(t.y_train, (raw_first > 0).astype(np.int64))
+    sampler = t.sampler(samples_per_class=10, seed=0)
+    assert sampler.n_classes == 2 and sampler.episode_size == 20
+
+
+def test_npz_labels_from_zero_keep_their_numbers(tmp_path):
+    y = np.arange(60) % 4
+    np.savez(tmp_path / "z.npz", X=np.random.default_rng(1).normal(size=(60, 2)), y=y)
+    t = load_task(f"npz:{tmp_path / 'z.npz'}")
+    assert (t.n_outputs, t.classes) == (4, ()) and set(np.unique(t.y_train)) == {0, 1, 2, 3}
+
+
+# ----------------------------------------------------------------------------- one class only
+
+
+def test_single_class_refused(tmp_path):
+    path = target_csv(tmp_path, ["cat"] * 30)
+    with pytest.raises(DataError, match=r"every label in column 'y' is 'cat'; a classification task needs at least "
+                                        r"2 classes") as info:
+        load_task(f"csv:{path}", target="y")
+    assert str(path.resolve()) in str(info.value)
+    with pytest.raises(DataError, match=r"every label in column 'y' is '3'"):
+        load_task(f"csv:{target_csv(tmp_path, ['3'] * 30, 'i.csv')}", target="y")
+    for y, name in ((np.zeros(30, int), "0"), (np.full(30, 7), "7"), (np.ones(30, bool), "1")):
+        np.savez(tmp_path / "one.npz", X=np.random.default_rng(0).normal(size=(30, 2)), y=y)
+        with pytest.raises(DataError, match=rf"one\.npz: every label in y is '{name}'; .*at least 2 classes"):
+            load_task(f"npz:{tmp_path / 'one.npz'}")
+
+
+# ----------------------------------------------------------------------------- too few examples of a class
+
+
+def test_too_few_examples_names_the_class_and_the_fix(tmp_path):
+    rows = [[f"{0.1 * i:.2f}", "bird" if i < 5 else ("cat" if i % 2 else "dog")] for i in range(65)]
+    path = write_csv(tmp_path / "rare.csv", ["a", "animal"], rows)
+    t = load_task(f"csv:{path}", target="animal")
+    n_birds = int(np.sum(t.y_train == t.classes.index("bird")))
+    with pytest.raises(DataError) as info:
+        t.sampler(samples_per_class=10, seed=0)
+    msg = str(info.value)
+    assert f"too few in class 'bird': {n_birds};" in msg and "class 0" not in msg
+    assert f"lower samples_per_class to {n_birds} (--set samples_per_class={n_birds})" in msg
+
+
+def test_class_only_in_test_labels_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "unseen.npz", X_train=rng.normal(size=(40, 2)), y_train=np.array(["cat", "dog"] * 20),
+             X_test=rng.normal(size=(6, 2)), y_test=np.array(["bird", "cat", "dog"] * 2))
+    t = load_task(f"npz:{tmp_path / 'unseen.npz'}")
+    with pytest.raises(DataError) as info:
+        t.sampler(samples_per_class=2, seed=0)
+    msg = str(info.value)
+    assert "class 'bird': 0 (found only in the test labels, not in training)" in msg
+    assert "samples_per_class=" not in msg and "every class needs training examples" in msg

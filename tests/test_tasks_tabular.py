@@ -152,3 +152,16 @@ def test_too_few_rows_for_a_split(tmp_path):
     path.write_text(GOOD_ROW + "\n" + GOOD_ROW + "\n")
     with pytest.raises(DataError, match="too few"):
         load_boston(tmp_path)
+
+
+def test_values_too_large_to_standardise_name_the_column():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2))
+    X[:, 1] *= 1e160  # the std overflows: before, the column silently scaled to 0
+    with pytest.raises(DataError, match=r"task t: X column 'b': the training mean or standard deviation overflows float64"):
+        tabular.make_splits("t", X, X[:, 0], seed=0, feature_names=("a", "b"))
+    X[:, 1] = 1.7e308  # the mean overflows: before, the error named X_train row 1
+    with pytest.raises(DataError, match=r"X column 'b': the training mean or standard deviation overflows"):
+        tabular.make_splits("t", X, X[:, 0], seed=0, feature_names=("a", "b"))
+    with pytest.raises(DataError, match=r"y column 1: the training mean or standard deviation overflows"):
+        tabular.make_splits("t", X[:, :1], X[:, 0] * 1e300, seed=0)

@@ -24,7 +24,7 @@ TASK_SPECS = ("mnist, fashion-mnist, alphabet, alphabet-fonts, wine, wine-white,
 
 #: Each subcommand's one-line description (its --help's first line and its line in ``genreg --help``).
 SUMMARIES = {
-    "evolve": "evolve networks without gradients (GENREG trust selection or a classic GA)",
+    "evolve": "evolve networks without gradients (GENREG, a classic GA or an evolution strategy)",
     "sgd": "train one network of the same shape by minibatch SGD (the gradient baseline)",
     "hybrid": "train a population by SGD between genetic recombinations",
     "hpo": "search architectures and SGD hyper-parameters with a GA",

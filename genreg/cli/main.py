@@ -31,11 +31,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     genome = Genome.load(args.checkpoint)
     task = genome_task(genome, args.checkpoint, args.task, args.target, args.data_dir)  # --task, else its run's
-    if task is None:  # no config.toml beside it: MNIST
-        if genome.layout.n_inputs != 784:
-            raise ConfigError(f"{args.checkpoint} is a genome on {genome.layout.n_inputs} inputs and its run's "
-                              "config.toml is not beside it: name its task with --task SPEC (e.g. --task wine, "
-                              "--task boston, --task csv:FILE --target COL)")
+    if task is None:  # no config.toml beside it, no built-in task in its metadata: MNIST, if it names none
+        named = genome.metadata.get("task")
+        if genome.layout.n_inputs != 784 or (isinstance(named, str) and named != "mnist"):
+            what = f"was evolved on task {named!r}" if isinstance(named, str) else \
+                f"is a genome on {genome.layout.n_inputs} inputs"
+            raise ConfigError(f"{args.checkpoint} {what} and its run's config.toml is not beside it: name its task "
+                              "with --task SPEC (e.g. --task wine, --task csv:FILE --target COL, --task npz:FILE)")
         task = as_task("mnist", args.data_dir)
     if not task.is_classification:
         return _eval_regression(args, task, t0)
@@ -244,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = common.add_command(
         sub, "evolve",
         "Evolve a population of networks (inputs and outputs from the task, hidden_sizes between) "
-        "by trust-decay selection (strategy=genreg) or a classic GA (strategy=ga), on MNIST or any --task. Writes "
+        "by trust-decay selection (strategy=genreg), a classic GA (strategy=ga) or an evolution strategy "
+        "(strategy=openai-es, pgpe or snes), on MNIST or any --task. Writes "
         "a run directory with the resolved config, metrics, HDF5 checkpoints and best-genome pickles. Ctrl-C "
         "checkpoints and exits (status 130); `genreg resume RUN_DIR` continues.",
         "genreg evolve --generations 50 --seed 1 --set population=300 --out runs/first", keys_help,

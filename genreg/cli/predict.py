@@ -16,8 +16,8 @@ import numpy as np
 
 from genreg.cli import common
 from genreg.errors import CheckpointError, ConfigError
+from genreg.genome.checkpoint import HDF5_SIGNATURE
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 IMAGE_SUFFIXES = (".png", ".pgm", ".pnm", ".jpg", ".jpeg", ".bmp")
 MAX_ROWS_PRINTED = 20
 
@@ -161,20 +161,30 @@ def model_kind(path) -> str:
 
 
 def run_config(genome, checkpoint) -> dict | None:
-    """The config.toml of the run a genome came from (its recorded run directory, else the folder it sits in),
-    or None when there is none."""
+    """The config.toml of the run a genome came from (its recorded run directory, else the folder it sits in, else
+    ``<name>.config.toml`` beside it, as genomes in checkpoints/ ship), or None when there is none."""
     from genreg.config import load_toml
 
-    folders = [Path(checkpoint).resolve().parent]
+    checkpoint = Path(checkpoint).resolve()
+    candidates = [checkpoint.parent / "config.toml", checkpoint.with_name(checkpoint.stem + ".config.toml")]
     if genome.metadata.get("run_dir"):
-        folders.insert(0, Path(str(genome.metadata["run_dir"])))
-    config = next((f / "config.toml" for f in folders if (f / "config.toml").is_file()), None)
+        candidates.insert(0, Path(str(genome.metadata["run_dir"])) / "config.toml")
+    config = next((c for c in candidates if c.is_file()), None)
     return None if config is None else load_toml(config)
+
+
+def builtin_spec(name) -> str | None:
+    """The spec of the built-in task a genome's metadata names (its task's name: ``wine-red`` is ``wine``), else None."""
+    from genreg.tasks.loaders import KNOWN_SPECS
+
+    spec = {"wine-red": "wine"}.get(name, name) if isinstance(name, str) else None
+    return spec if spec in KNOWN_SPECS and ":" not in spec else None
 
 
 def genome_task(genome, checkpoint, task_spec=None, target=None, data_dir=None):
     """The task a genome was evolved on, loaded (for its scaling, classes and splits): ``task_spec`` (with
-    ``target``), else the task in its run's config.toml (``run_config``); None when neither names one.
+    ``target``), else the task in its run's config.toml (``run_config``), else the built-in task its metadata
+    names; None when none of them names one.
 
     The splits are rebuilt with the run's seed and validation size (its config.toml, else the genome's
     recorded seed): a CSV's or an npz's test split depends on the seed, and another seed's would hold rows
@@ -182,8 +192,10 @@ def genome_task(genome, checkpoint, task_spec=None, target=None, data_dir=None):
     from genreg.api import as_task
 
     cfg = run_config(genome, checkpoint)
-    if not task_spec and cfg is None:
-        return None
+    if not task_spec and cfg is None:  # no run beside it: a built-in task its metadata names
+        task_spec = builtin_spec(genome.metadata.get("task"))
+        if task_spec is None:
+            return None
     spec = task_spec or str(cfg.get("task", "mnist"))
     seed = cfg.get("seed", 0) if cfg is not None else genome.metadata.get("seed", 0)
     kwargs = {"seed": int(seed) if isinstance(seed, int) else 0}

@@ -30,7 +30,7 @@ class Config(ConfigBase):
 
     # -- the run ---------------------------------------------------------------
     strategy: str = rule("genreg", nonempty=True)
-    """A registered strategy (genreg.strategies): 'genreg' (trust-decay selection) or 'ga' (classic GA: pairing, crossover, adaptive mutation)."""
+    """A registered strategy (genreg.strategies): 'genreg' (trust-decay selection), 'ga' (classic GA: pairing, crossover, adaptive mutation), or an evolution strategy moving one centre: 'openai-es', 'pgpe', 'snes'."""
     seed: int = rule(0, ge=0, le=MAX_SEED)
     """The run is a function of its config and this seed."""
     generations: int = rule(600, ge=0)

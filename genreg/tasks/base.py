@@ -72,20 +72,38 @@ class Task:
                 raise DataError(f"task {self.name}: X_{part} has {X.shape[0]} rows but y_{part} {y.shape[0]}")
         if self.X_train.shape[0] == 0:
             raise DataError(f"task {self.name}: the training split is empty")
+        self._check_statistics()
         for part in ("train", "val", "test"):  # e.g. a CSV value of 1e308 overflows once scaled to float32
             for what, array in (("X", getattr(self, f"X_{part}")), ("y", getattr(self, f"y_{part}"))):
                 if array.dtype.kind == "f" and not np.isfinite(array).all():
                     row, col = np.argwhere(~np.isfinite(array.reshape(array.shape[0], -1)))[0]
-                    column = (self.feature_names[col] if what == "X" and col < len(self.feature_names)
-                              else f"column {col + 1}")
-                    raise DataError(f"task {self.name}: {what}_{part} row {row + 1}, {column}, is not finite after "
-                                    "scaling to float32 (a value too large, or NaN, in the data)")
+                    raise DataError(f"task {self.name}: {what}_{part} row {row + 1}, {self._column(what, col)}, is not "
+                                    "finite after scaling to float32 (a value too large, or NaN, in the data)")
         if not self.input_shape:
             object.__setattr__(self, "input_shape", (self.X_train.shape[1],))
         if self.kind == REGRESSION:
             for name in ("y_mean", "y_std"):
                 if getattr(self, name) is None:
                     object.__setattr__(self, name, np.zeros(self.n_outputs) if name == "y_mean" else np.ones(self.n_outputs))
+
+    def _column(self, what: str, col: int) -> str:
+        """How messages name column ``col`` of ``X`` or ``y``."""
+        if what == "X" and col < len(self.feature_names):
+            return f"column {self.feature_names[col]!r}"
+        return f"column {self.target!r}" if what == "y" and self.target else f"column {col + 1}"
+
+    def _check_statistics(self) -> None:
+        """DataError when a scaling statistic (``x_mean``, ``x_std``: ``(n_inputs,)``; ``y_mean``, ``y_std``)
+        is not finite: that column's training values were too large to standardise in float64."""
+        for what, mean, std in (("X", self.x_mean, self.x_std), ("y", self.y_mean, self.y_std)):
+            if mean is None or std is None:
+                continue
+            bad = np.flatnonzero(~(np.isfinite(np.asarray(mean, dtype=np.float64))
+                                   & np.isfinite(np.asarray(std, dtype=np.float64))))
+            if bad.size:
+                raise DataError(f"task {self.name}: {what} {self._column(what, int(bad[0]))}: the training mean or "
+                                f"standard deviation overflows float64 (values too large to standardise); rescale "
+                                f"the column")
 
     # -- shape -------------------------------------------------------------------------
     @property
@@ -128,7 +146,8 @@ class Task:
         from genreg.tasks.mnist import EpisodeSampler
 
         if self.is_classification:
-            return EpisodeSampler(self.y_train, samples_per_class, seed, n_classes=self.n_outputs)
+            return EpisodeSampler(self.y_train, samples_per_class, seed, n_classes=self.n_outputs,
+                                  class_names=self.classes, held_out={"validation": self.y_val, "test": self.y_test})
         return BatchSampler(self.y_train.shape[0], samples_per_class * max(1, self.n_outputs), seed)
 
     # -- scoring -------------------------------------------------------------------------
@@ -137,10 +156,15 @@ class Task:
         return np.asarray(y, dtype=np.float64) * self.y_std + self.y_mean
 
     def features_from_raw(self, X: np.ndarray) -> np.ndarray:
-        """Standardise raw features ``(n, d)`` as the task's were (float32); pixels pass through."""
+        """Raw features ``(n, d)`` as the network reads them: standardised as the task's were (float32).  A task of
+        pixels (uint8 inputs) takes uint8 pixels as they are (the network reads pixel/255) and other numbers as
+        pixel values: 0-255 (divided by 255 here, float32), or already in [0, 1] when none exceeds 1."""
+        X = np.asarray(X)
         if self.x_mean is None:
-            return np.asarray(X)
-        return ((np.asarray(X, dtype=np.float64) - self.x_mean) / self.x_std).astype(np.float32)
+            if self.X_train.dtype != np.uint8 or X.dtype == np.uint8 or not X.size or X.max() <= 1.0:
+                return X
+            return (X.astype(np.float64) / 255.0).astype(np.float32)
+        return ((X.astype(np.float64) - self.x_mean) / self.x_std).astype(np.float32)
 
 
 def episode_inputs(sampler, X: np.ndarray, idx: np.ndarray, episode: int) -> np.ndarray:

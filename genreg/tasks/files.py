@@ -7,6 +7,11 @@ CSV: every column but the target is a numeric feature.  The target decides the k
   seen at least :data:`MIN_CLASS_COUNT` times (classes: those integers);
 - regression otherwise (targets standardised from the training rows).
 
+A target column that is numeric but for a few cells (some cells are numbers, and the others are
+all missing-value marks such as ``NA``, or just one cell, or at most :data:`MAX_BAD_TARGET_SHARE`
+of the rows) is taken as numbers with holes: DataError naming the first bad cell, not a
+classification of strings.
+
 Classes are numbered ``0..k-1`` in sorted order (numerically for integers) and their names kept.
 npz: arrays ``X`` and ``y``, or ``X_train``/``y_train`` with optional ``X_val``/``y_val`` and
 ``X_test``/``y_test``; read with ``allow_pickle=False``.  Both then follow
@@ -27,6 +32,10 @@ from genreg.tasks.base import CLASSIFICATION, REGRESSION, Task
 
 MAX_INTEGER_CLASSES = 20
 MIN_CLASS_COUNT = 2
+#: Cells that mark a missing value (compared lower-case) in an otherwise numeric target column.
+MISSING_MARKS = frozenset({"na", "n/a", "#n/a", "n.a.", "nan", "null", "none", "nil", "missing", "?", "-", "--", "."})
+#: A target column with at most this share of non-numeric cells (or one; and at least one number) is numeric.
+MAX_BAD_TARGET_SHARE = 0.01
 NPZ_KEYS = ("X", "y", "X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
 
@@ -79,7 +88,7 @@ def read_csv_table(path) -> tuple[list[str], np.ndarray, list[int]]:
             raise DataError(f"{path}: column {j + 1} has no name in the header row (a saved index? "
                             f"write the file without it)")
         if name in header[:j]:
-            raise DataError(f"{path}: column name {name!r} appears twice in the header row")
+            raise DataError(f"{path}: column name {name!r} appears twice in the header row{no_header_hint(header)}")
     if not rows:
         raise DataError(f"{path}: no data rows after the header")
     return header, np.array(rows, dtype=str).reshape(len(rows), len(header)), lines
@@ -117,6 +126,8 @@ def _target_kind(raw: np.ndarray, name: str, kind: str | None, where) -> tuple[n
         if kind == REGRESSION:
             bad = next(i for i, v in enumerate(raw) if not is_number(v))
             raise DataError(f"{where(bad)}: {raw[bad].strip()!r} is not a number (regression needs numeric targets)")
+        if kind is None:
+            _refuse_holes(raw, where)
         classes, labels = np.unique(raw, return_inverse=True)
         return labels.astype(np.int64), tuple(str(c) for c in classes), "its values are not all numbers"
     if not np.all(np.isfinite(values)):
@@ -140,6 +151,30 @@ def _target_kind(raw: np.ndarray, name: str, kind: str | None, where) -> tuple[n
     if kind == REGRESSION:
         return values, (), why
     return labels.astype(np.int64), tuple(_fmt(v) for v in distinct), why
+
+
+def _refuse_holes(raw: np.ndarray, where) -> None:
+    """DataError at the first non-numeric cell of a target column ``raw: (n,) str`` that is numeric
+    but for a few cells (all missing-value marks, or one, or at most MAX_BAD_TARGET_SHARE of the rows)."""
+    bad = [i for i, v in enumerate(raw) if not is_number(v)]
+    n_numbers = raw.size - len(bad)
+    if n_numbers == 0:
+        return
+    few = len(bad) <= max(1.0, MAX_BAD_TARGET_SHARE * raw.size)
+    if not few and any(raw[i].strip().lower() not in MISSING_MARKS for i in bad):
+        return
+    first = raw[bad[0]].strip()
+    raise DataError(f"{where(bad[0])}: {first!r} is not a number, in a numeric target column ({n_numbers} of "
+                    f"{raw.size} values are numbers, {len(bad)} not); remove or fill the row")
+
+
+def no_header_hint(header: list[str]) -> str:
+    """A hint for an error about the header row when ``header`` looks like a row of data (most cells numbers)."""
+    n_numbers = sum(is_number(cell) for cell in header)
+    if n_numbers * 2 < len(header) or n_numbers == 0:
+        return ""
+    return (f" (the first row looks like data, {n_numbers} of its {len(header)} cells are numbers: the file seems "
+            f"to have no header row; its first line must name the columns)")
 
 
 def is_number(cell: str) -> bool:
@@ -167,7 +202,7 @@ def load_csv_task(path, target: str | None, *, seed: int = 0, kind: str | None =
                         f"(target= from Python)")
     columns, cells, lines = read_csv_table(path)
     if target not in columns:
-        raise DataError(f"{path}: no column {target!r}; the columns are: {', '.join(columns)}")
+        raise DataError(f"{path}: no column {target!r}; the columns are: {_listed(columns)}{no_header_hint(columns)}")
     t = columns.index(target)
     features = [j for j in range(len(columns)) if j != t]
     if not features:
@@ -181,7 +216,13 @@ def load_csv_task(path, target: str | None, *, seed: int = 0, kind: str | None =
                                    lambda i: f"{path}: row {lines[i]}, column {t + 1} ({target})")
     return build_task(path.stem, {"train": X}, {"train": y}, seed=seed, kind=REGRESSION if not classes else None,
                       spec=f"csv:{path}", source=str(path), what=str(path), classes=classes, kind_reason=why,
-                      feature_names=tuple(columns[j] for j in features), target=target)
+                      feature_names=tuple(columns[j] for j in features), target=target, row_numbers=lines)
+
+
+def _listed(names: list[str], most: int = 30) -> str:
+    """``names`` comma-separated, the first ``most`` of them (and how many more)."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 # ----------------------------------------------------------------------------- npz

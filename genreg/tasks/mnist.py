@@ -23,6 +23,8 @@ from genreg.tasks.idx import ImageSet, Split, load_idx, to_float
 #: A loaded MNIST-like data set (the arrays and their directory).
 MNIST = ImageSet
 DOWNLOAD_TIMEOUT = 30.0  # seconds, per network operation
+#: At most this many classes are listed in an error message (the rest are counted).
+MAX_LISTED_CLASSES = 10
 
 __all__ = ["DOWNLOAD_TIMEOUT", "FASHION_CLASSES", "FASHION_GZ_MD5", "FASHION_GZ_SHA256", "FASHION_MIRRORS",
            "FASHION_SOURCE", "FILES", "MIRRORS", "MNIST", "MNIST_SOURCE", "SHA256", "EpisodeSampler", "Split",
@@ -91,9 +93,13 @@ class EpisodeSampler:
     labels: ``(N,)`` integer labels in ``0..n_classes-1`` (e.g. ``Split.labels``).
     ``indices(episode)`` is fully determined by ``(seed, episode)``; indices within
     one class are distinct.  Output order is class-major: all of class 0, then 1, ...
+    class_names: ``(n_classes,)`` names for error messages (default: the class numbers).
+    held_out: ``{"validation": (n_val,) labels, ...}``, to say when a class missing from
+    ``labels`` is found only there.
     """
 
-    def __init__(self, labels, k_per_class: int, seed: int, n_classes: int = 10):
+    def __init__(self, labels, k_per_class: int, seed: int, n_classes: int = 10, *, class_names: tuple = (),
+                 held_out: dict | None = None):
         labels = np.asarray(labels)
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"labels must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}")
@@ -105,10 +111,8 @@ class EpisodeSampler:
         if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
             raise DataError(f"labels must lie in 0..{self.n_classes - 1}, found {labels.min()}..{labels.max()}")
         counts = np.bincount(labels.astype(np.int64), minlength=self.n_classes)
-        short = [f"class {c}: {counts[c]}" for c in range(self.n_classes) if counts[c] < self.k_per_class]
-        if short:
-            raise DataError(f"episodes of {self.k_per_class} samples per class need that many training examples "
-                            f"of every class; too few in {', '.join(short)}")
+        if counts.min() < self.k_per_class:
+            raise DataError(too_few_message(counts, self.k_per_class, class_names, held_out or {}))
         order = np.argsort(labels, kind="stable").astype(np.int64)
         self._by_class = tuple(np.split(order, np.cumsum(counts)[:-1]))
         self.episode = 0  # the episode number the next draw() uses
@@ -133,3 +137,34 @@ class EpisodeSampler:
         out = self.indices(self.episode)
         self.episode += 1
         return out
+
+
+def too_few_message(counts: np.ndarray, k: int, class_names: tuple = (), held_out: dict | None = None) -> str:
+    """One line saying which classes have fewer than ``k`` training examples (``counts: (n_classes,)``)
+    and what to do: lower ``samples_per_class`` when every class has some, else give the missing
+    classes training rows (naming the ``held_out`` parts a class is found only in).
+    At most :data:`MAX_LISTED_CLASSES` classes are listed.
+    """
+    short = np.flatnonzero(counts < k)
+    items = [f"{_class_label(c, class_names)}: {counts[c]}{_only_in(c, counts, held_out or {})}"
+             for c in short[:MAX_LISTED_CLASSES]]
+    if short.size > MAX_LISTED_CLASSES:
+        items.append(f"and {short.size - MAX_LISTED_CLASSES} more classes")
+    message = (f"episodes of {k} samples per class need {k} training examples of every class; "
+               f"too few in {', '.join(items)}")
+    fewest = int(counts.min())
+    if fewest > 0:
+        return message + f"; lower samples_per_class to {fewest} (--set samples_per_class={fewest})"
+    return message + "; every class needs training examples (add training rows of it, or drop the class)"
+
+
+def _class_label(c: int, class_names: tuple) -> str:
+    return f"class {class_names[c]!r}" if c < len(class_names) else f"class {c}"
+
+
+def _only_in(c: int, counts: np.ndarray, held_out: dict) -> str:
+    """`` (found only in the test labels)`` for a class with no training example that ``held_out`` has."""
+    if counts[c]:
+        return ""
+    parts = [part for part, labels in held_out.items() if np.any(np.asarray(labels) == c)]
+    return f" (found only in the {' and '.join(parts)} labels, not in training)" if parts else ""

@@ -131,22 +131,24 @@ def make_splits(name: str, X, y, *, seed: int, val_fraction: float = 0.2, test_f
     if X.ndim != 2 or X.shape[0] != y.shape[0]:
         raise ValueError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
     tr, va, te = split_indices(X.shape[0], seed, val_fraction, test_fraction)
-    x_mean, x_std = X[tr].mean(axis=0), X[tr].std(axis=0)
-    x_std = np.where(x_std > 0, x_std, 1.0)
-    if standardise_target:
-        y_mean, y_std = y[tr].mean(axis=0), y[tr].std(axis=0)
-        y_std = np.where(y_std > 0, y_std, 1.0)
-    else:
-        y_mean, y_std = np.zeros(1), np.ones(1)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # overflow: refused by Task, naming the column
+        x_mean, x_std = X[tr].mean(axis=0), X[tr].std(axis=0)
+        x_std = np.where(x_std > 0, x_std, 1.0)
+        if standardise_target:
+            y_mean, y_std = y[tr].mean(axis=0), y[tr].std(axis=0)
+            y_std = np.where(y_std > 0, y_std, 1.0)
+        else:
+            y_mean, y_std = np.zeros(1), np.ones(1)
 
-    def fx(idx):
-        return np.ascontiguousarray((X[idx] - x_mean) / x_std, dtype=np.float32)
+        def fx(idx):
+            return np.ascontiguousarray((X[idx] - x_mean) / x_std, dtype=np.float32)
 
-    def fy(idx):
-        return np.ascontiguousarray((y[idx] - y_mean) / y_std, dtype=np.float32)
+        def fy(idx):
+            return np.ascontiguousarray((y[idx] - y_mean) / y_std, dtype=np.float32)
 
-    return Task(name=name, kind=REGRESSION, X_train=fx(tr), y_train=fy(tr), X_val=fx(va), y_val=fy(va),
-                X_test=fx(te), y_test=fy(te), n_outputs=1, source=source, x_mean=x_mean, x_std=x_std,
+        parts = {"X_train": fx(tr), "y_train": fy(tr), "X_val": fx(va), "y_val": fy(va), "X_test": fx(te),
+                 "y_test": fy(te)}
+    return Task(name=name, kind=REGRESSION, **parts, n_outputs=1, source=source, x_mean=x_mean, x_std=x_std,
                 y_mean=y_mean, y_std=y_std, feature_names=tuple(feature_names))
 
 
