@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genreg.config import load_toml
+from genreg.config import load_run_config, load_toml
 from genreg.errors import ConfigError
 from genreg.genome.checkpoint import load_genome, save_genome
 from genreg.network.forward import genome_logits
@@ -115,9 +115,9 @@ class Result:
     """What ``evolve``/``resume`` return: the best genome of the last generation, the metrics, the run."""
 
     best: Genome
-    history: dict
+    history: dict = dataclasses.field(repr=False)  # metrics.csv's columns: arrays of every generation
     run_dir: Path
-    task: object
+    task: object = dataclasses.field(repr=False)
     generations: int
     seconds: float
     stopped_by: str | None = None  # why it ended before its generations: "callback", "max_minutes=M"; None if it ran them
@@ -148,7 +148,7 @@ def _result(run_dir: Path, state, task, seconds: float, watch: "_Watch") -> Resu
     path = run_dir / f"best_genome_{task.name}_gen{state.generation:05d}.pkl"
     history = read_history(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else {}
     genome = Genome.load(path, task if isinstance(task, Task) else None)
-    cfg = load_toml(run_dir / "config.toml")  # as the run ended (a resume rewrites it with its changes)
+    cfg = load_run_config(run_dir)  # as the run ended (a resume rewrites it with its changes)
     stopped_by = watch.stopped_by(state.generation, int(cfg.get("generations", 0)), float(cfg.get("max_minutes", 0)))
     return Result(genome, history, run_dir, task, state.generation, seconds, stopped_by)
 
@@ -234,7 +234,7 @@ def resume(run_dir, *, task=None, data_dir=None, progress: bool = True, on_gener
     if kind != "evolve":
         raise ConfigError(f"{run_dir} is a {kind} run: resume it with `genreg resume {run_dir}`")
     # the task's keys never change on resume: config.toml has them without loading a checkpoint
-    saved = rename_legacy_keys(load_toml(run_dir / "config.toml"))
+    saved = rename_legacy_keys(load_run_config(run_dir))
     spec = str(saved.get("task", "mnist"))
     if task is None and spec.startswith("python:"):
         raise ConfigError(f"{run_dir} was evolved on a task given from Python ({spec[7:]}): pass it again as task=")

@@ -133,3 +133,20 @@ def test_joining_ray_leaves_print_alone(ray_cluster):
 
     tqdm_ray.instance()  # what Ray's driver does when a worker's output arrives
     assert builtins.print.__module__ == "builtins"
+
+
+def test_an_address_nobody_answers_is_refused_before_the_run_writes_anything(tmp_path, mnist_dir, capsys):
+    """Ray retries an unreachable address without end: the run checks it first, in bounded time."""
+    import socket
+
+    from genreg.cli import main as cli
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "run"
+    assert cli.main(["evolve", "--set", "strategy=pgpe", "--set", "population=20", "--generations", "1",
+                     "--data-dir", str(mnist_dir), "--no-progress", "--ray", f"127.0.0.1:{port}", "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--ray 127.0.0.1:{port}: cannot reach the cluster" in err[0]
+    assert not run.exists()

@@ -357,3 +357,19 @@ def test_save_refuses_bad_weights_and_writes_nothing(tmp_path):
     with pytest.raises(CheckpointError, match="must be a genreg Layout"):
         save_genome(tmp_path / "g.pkl", (4, 3, 2), w)
     assert list(tmp_path.iterdir()) == []  # neither the file nor a temp file
+
+
+def test_a_saved_genome_gets_the_mode_of_any_new_file(tmp_path):
+    layout = Layout((3, 2, 2), "tanh")
+    path = save_genome(tmp_path / "g.pkl", layout, np.zeros(layout.n_params, np.float32))
+    (tmp_path / "plain.txt").write_text("x")
+    assert os.stat(path).st_mode & 0o777 == os.stat(tmp_path / "plain.txt").st_mode & 0o777
+
+
+def test_an_hdf5_file_is_named_for_what_it_is(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "state.h5", "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(CheckpointError, match="is an HDF5 file, not a genome pickle"):
+        load_genome(tmp_path / "state.h5")

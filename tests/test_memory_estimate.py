@@ -55,7 +55,7 @@ from genreg.cli.main import main
 data, out, strategy, population = sys.argv[1:5]
 main(["evolve", "--out", out, "--no-progress", "--data-dir", data, "--generations", "5",
       "--set", f"strategy={strategy}", "--set", f"population={population}", "--set", "checkpoint_every=2",
-      "--set", "validation_every=2"])
+      "--set", "validation_every=2", *(arg for key in sys.argv[5:] for arg in ("--set", key))])
 print(json.dumps(peak()))
 """
 BASELINE, RUN = (script.replace("PEAK\n", PEAK) for script in (BASELINE, RUN))
@@ -92,6 +92,15 @@ def test_estimate_covers_the_measured_peak(tmp_path, mnist_dir, baseline, strate
               f"old estimate {population_bytes(LAYOUT, population, copies=2) >> 20} MiB")
         assert grown <= estimate, (strategy, population, grown, estimate)
         assert estimate < 2 * grown, (strategy, population, grown, estimate)
+
+
+def test_estimate_covers_an_evolution_strategy_whose_update_grows_with_the_rank(tmp_path, mnist_dir, baseline):
+    """PGPE and SNES hold r^2 squared factors per pair of an update chunk: at rank 24 they dominate the run."""
+    grown = peak_rss(RUN, mnist_dir, tmp_path / "run", "snes", 200, "rank=24") - baseline
+    estimate = run_bytes(LAYOUT, 200, "snes", samples=SAMPLES, rank=24)
+    print(f"snes rank 24, population 200: peak RSS growth {grown >> 20} MiB, estimate {estimate >> 20} MiB, "
+          f"at rank 1 {run_bytes(LAYOUT, 200, 'snes', samples=SAMPLES, rank=1) >> 20} MiB")
+    assert grown <= estimate < 2 * grown, (grown, estimate)
 
 
 def test_rows_by_strategy():

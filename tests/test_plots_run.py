@@ -190,3 +190,13 @@ def test_plot_on_empty_dir_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("genreg: error:") and "metrics.csv" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_damaged_metrics_header_is_a_clear_error(tmp_path):
+    run = write_run(tmp_path / "run", generations=5, n_weights=0)
+    text = (run / "metrics.csv").read_text()
+    (run / "metrics.csv").write_text(text.replace("mean_fitness", "mean_fItness", 1))
+    from genreg.errors import GenregError
+
+    with pytest.raises(GenregError, match="has no column 'mean_fitness': its header row is damaged"):
+        plot_run(run)

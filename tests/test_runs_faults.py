@@ -114,3 +114,128 @@ def test_attack_out_under_a_file_is_one_line(tmp_path, mnist_dir, capsys):
                      "--data-dir", str(mnist_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path / "file") in err[0]
+
+
+def _small_run(run, mnist_dir, generations=4):
+    from genreg.runs.evolve import start_run
+    from helpers import small_cfg
+
+    return start_run(small_cfg(generations=generations, checkpoint_every=2), run, mnist_dir, progress=False)
+
+
+def _newest(run):
+    return sorted((run / "checkpoints").glob("state_gen*.h5"))[-1]
+
+
+def test_a_changed_attribute_is_caught_by_the_attributes_checksum(tmp_path, mnist_dir, capsys):
+    """HDF5 keeps no checksum of attributes: a checkpoint's config changed in place (as a flipped byte would)
+    is an error, and resume falls back to the checkpoint before it and ends as the run that never stopped."""
+    import json
+
+    import h5py
+
+    from genreg.runs.evolve import resume_run
+
+    from helpers import assert_same_state, final_state
+
+    _small_run(tmp_path / "whole", mnist_dir, 6)
+    run = tmp_path / "run"
+    _small_run(run, mnist_dir, 4)
+    with h5py.File(_newest(run), "r+") as f:
+        config = json.loads(f.attrs["config"])
+        f.attrs["config"] = json.dumps({**config, "mutation_scale": config["mutation_scale"] * 2 / 3})
+    with pytest.raises(store.CheckpointError, match="do not match their checksum"):
+        store.read_checkpoint(_newest(run))
+    resume_run(run, {"generations": 6}, mnist_dir, progress=False)
+    assert "skipped" in capsys.readouterr().out
+    assert_same_state(final_state(run), final_state(tmp_path / "whole"))
+
+
+def test_a_dataset_declaring_more_than_memory_is_refused_before_reading(tmp_path, mnist_dir):
+    import h5py
+
+    run = tmp_path / "run"
+    _small_run(run, mnist_dir, 4)
+    with h5py.File(_newest(run), "r+") as f:
+        del f["trust"]
+        f.create_dataset("trust", shape=(2 ** 42,), dtype="f8", chunks=(2 ** 16,), compression="gzip")
+        f.attrs[store.ATTRS_CRC] = store.attrs_crc32(f)  # a hostile file, consistent but for its size
+    with pytest.raises(store.CheckpointError, match="declares shape .* more than the memory available"):
+        store.read_checkpoint(_newest(run))
+    assert latest_checkpoint(run)[1].generation == 2  # the one before it
+
+
+def test_an_hdf5_runtime_error_skips_to_the_checkpoint_before(tmp_path, mnist_dir, monkeypatch):
+    run = tmp_path / "run"
+    _small_run(run, mnist_dir, 4)
+    newest, check_format = _newest(run), store.check_format
+
+    def damaged_btree(f, path, *args):
+        if path == newest:
+            raise RuntimeError("Unable to synchronously check link existence (incorrect B-tree node type)")
+        return check_format(f, path, *args)
+
+    monkeypatch.setattr(store, "check_format", damaged_btree)
+    assert latest_checkpoint(run)[1].generation == 2
+
+
+def test_config_writes_are_atomic_and_an_empty_config_is_refused(tmp_path, mnist_dir, monkeypatch, capsys):
+    import errno
+    import os
+
+    from genreg.config import write_config
+
+    path = tmp_path / "config.toml"
+    write_config(path, 'task = "mnist"\n')
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        write_config(path, 'task = "wine"\n')
+    assert info.value.filename == str(path) and path.read_text() == 'task = "mnist"\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+    monkeypatch.undo()
+    run = tmp_path / "run"  # a run killed before its first checkpoint, whose config.toml was cut to nothing
+    _small_run(run, mnist_dir, 2)
+    for p in (run / "checkpoints").glob("*.h5"):
+        p.unlink()
+    (run / "config.toml").write_text("")
+    assert cli.main(["resume", str(run), "--data-dir", str(mnist_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.toml is empty" in err[0]
+    assert (run / "config.toml").read_text() == ""
+
+
+def test_a_history_that_cannot_be_written_names_its_file(tmp_path, monkeypatch):
+    import errno
+
+    from genreg.runs.history import History
+
+    history = History(tmp_path / "metrics.csv", ["generation", "x"])
+    history.append([0, 1.0])
+
+    class Full:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    history._fh = Full()
+    with pytest.raises(OSError) as info:
+        history.append([1, 2.0])
+    assert info.value.filename == str(tmp_path / "metrics.csv")
+
+
+def test_a_history_cut_short_is_reported_on_resume(tmp_path, mnist_dir, capsys):
+    from genreg.runs.evolve import resume_run
+
+    run = tmp_path / "run"
+    _small_run(run, mnist_dir, 4)
+    lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+    (run / "metrics.csv").write_text("".join(lines[:3]))  # the header and generations 0, 1
+    capsys.readouterr()
+    resume_run(run, {"generations": 6}, mnist_dir, progress=False)
+    assert "generations 2-3 are missing from it" in capsys.readouterr().out

@@ -12,6 +12,7 @@ import pytest
 
 from genreg.errors import CheckpointError
 from genreg.runs.rundir import MARKER, RunLock, run_kind, write_marker
+from helpers import reseal
 
 HOLD = textwrap.dedent("""
     import sys, time
@@ -171,6 +172,7 @@ def test_crafted_checkpoint_fields_are_clear_errors(tmp_path, mnist_dir, damage,
     _, path = _run_with_checkpoint(tmp_path, mnist_dir)
     with h5py.File(path, "r+") as f:
         damage(f)
+        reseal(f)
     with pytest.raises(CheckpointError, match=message):
         read_checkpoint(path)
 

@@ -19,7 +19,7 @@ from genreg.runs.store import (
 from genreg.strategies.config import Config, from_mapping
 from genreg.strategies.ga import GAState
 from genreg.strategies.genreg import Genreg
-from helpers import final_state, assert_same_state, checkpoint_generations, TINY, hand_made_state
+from helpers import final_state, assert_same_state, checkpoint_generations, TINY, hand_made_state, reseal
 
 
 # --------------------------------------------------------------------------
@@ -272,6 +272,7 @@ def test_a_damaged_founders_description_is_one_line_error(tmp_path, change, mess
     path = write_checkpoint(tmp_path, founder_state(), CFG)
     with h5py.File(path, "r+") as f:
         change(f["founders"], f)
+        reseal(f)
     with pytest.raises(CheckpointError, match=message) as info:
         read_checkpoint(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
@@ -282,6 +283,7 @@ def test_version_5_files_with_rows_still_read(tmp_path):
     path = write_checkpoint(tmp_path, dataclasses_replace(state, generation=3), CFG)
     with h5py.File(path, "r+") as f:
         f.attrs["format_version"] = 5
+        reseal(f)
     assert read_checkpoint(path)[0].population.W.tobytes() == state.population.W.tobytes()
 
 

@@ -21,7 +21,7 @@ from genreg.strategies.openai_es import adam_step
 from genreg.strategies.pgpe import clipup
 from genreg.strategies.snes import utilities
 from genreg.tasks.base import FitnessTask
-from helpers import assert_same_state, final_state, small_cfg
+from helpers import reseal, assert_same_state, final_state, small_cfg
 from test_runs_evolve import metrics_without_timing
 
 ES = ["openai-es", "pgpe", "snes"]
@@ -225,7 +225,18 @@ def test_a_damaged_strategy_array_is_one_clear_error(tmp_path, mnist_dir, damage
         bad = {"nan": np.full(n, np.nan), "too_long": np.zeros(n + 10 ** 6), "matrix": np.zeros((2, n)),
                "text": np.array([b"x"] * 3)}[damage]
         write_dataset(group, "adam_m", bad)
+        reseal(f)
     with pytest.raises(CheckpointError) as err:
         read_checkpoint(newest)
     assert "\n" not in str(err.value) and newest.name in str(err.value) and "adam_m" in str(err.value)
     assert read_checkpoint(older)[0].generation == 2
+
+
+@pytest.mark.parametrize("strategy", ["pgpe", "snes"])
+def test_a_low_rank_run_resumed_at_full_rank_learns_sigma_per_parameter(tmp_path, mnist_dir, strategy):
+    run = tmp_path / "run"
+    start_run(small_cfg(strategy=strategy, rank=1, population=8, generations=2), run, mnist_dir, progress=False)
+    per_tensor = final_state(run).sigma
+    state = resume_run(run, {"rank": 0, "generations": 3}, mnist_dir, progress=False)
+    assert per_tensor.shape == (len(state.population.layout.tensors),)
+    assert state.sigma.shape == (state.population.layout.n_params,)

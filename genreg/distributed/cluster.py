@@ -14,11 +14,14 @@ each uses (its CPU reservation).  Results never depend on either.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 from genreg.errors import ClusterError, ConfigError
 
 INSTALL_HINT = "pip install 'genreg[ray]'"
+#: How long a cluster's address may take to accept a connection before the run is refused.
+CONNECT_SECONDS = 10.0
 
 
 def import_ray():
@@ -48,6 +51,22 @@ class ClusterSpec:
             raise ConfigError(f"--workers must be a whole number >= 1, not {self.workers!r}")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise ConfigError(f"threads per worker must be a whole number >= 1, not {self.threads!r}")
+
+    def check_reachable(self, timeout: float = CONNECT_SECONDS) -> None:
+        """One-line ``ClusterError`` unless a cluster address (``HOST:PORT``, ``ray://HOST:PORT``) accepts a TCP
+        connection within ``timeout`` seconds: Ray itself retries an unreachable address without end.  Called
+        before a run writes anything; 'auto' and 'local' pass."""
+        address = self.address.strip()
+        if address in ("auto", "local"):
+            return
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit():
+            raise ClusterError(f"--ray {address}: give HOST:PORT (or ray://HOST:PORT), 'auto' or 'local'")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        except OSError as exc:
+            raise ClusterError(f"--ray {address}: cannot reach the cluster in {timeout:g} s "
+                               f"({exc.strerror or exc}); is its head running (ray start --head)?") from None
 
 
 def loopback_environment() -> dict:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.config import write_config
 from genreg.distributed.pool import LocalPool, RayPool
 from genreg.errors import CheckpointError, ClusterError, ConfigError
 from genreg.genome.checkpoint import load_genome
@@ -130,7 +131,7 @@ class IslandService:
         if state is None and newest and generation == 0 and not found:
             state = make_strategy(cfg.strategy).init(self.layout, cfg)
             write_checkpoint(folder, state, cfg.to_dict())
-            (folder / "config.toml").write_text(cfg.to_toml())
+            write_config(folder / "config.toml", cfg.to_toml())
         elif state is None:
             raise CheckpointError(f"{folder} has no loadable checkpoint of generation {generation}"
                                   + (f" ({'; '.join(errors)})" if errors else ""))
@@ -145,7 +146,7 @@ class IslandService:
         for pickle in folder.glob("best_genome_*_gen*.pkl"):
             if genome_generation(pickle) > g:
                 pickle.unlink()
-        (folder / "config.toml").write_text(cfg.to_toml())
+        write_config(folder / "config.toml", cfg.to_toml())
         mode = EvolveMode(folder, cfg, self.task, self.layout)
         mode.truncate(g)
         self.islands[island] = [mode, state]

@@ -23,9 +23,7 @@ from __future__ import annotations
 import _compat_pickle
 import io
 import numbers
-import os
 import pickle
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from genreg.errors import CheckpointError, ConfigError
+from genreg.atomic import write_atomic
 from genreg.genome.bounds import MAX_FILE_BYTES, check_metadata, check_numbers
 from genreg.network.layout import Layout
 
@@ -44,6 +43,8 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 FORMAT = "genreg.genome"
 VERSION = 1
 PICKLE_PROTOCOL = 4
+#: The first bytes of every HDF5 file (a state checkpoint, an hpo model: not genomes).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 UNDERSTOOD = ("'genreg.genome' (a dict with format='genreg.genome') and GENREG published "
               "(a dict with 'controller' and 'genome')")
 
@@ -185,8 +186,12 @@ def restricted_load(fileobj_or_path):
             raise CheckpointError(f"refusing {path}: {size:,} bytes is larger than any genome checkpoint "
                                   f"({MAX_FILE_BYTES:,} bytes at most)")
         with open(path, "rb") as f:
-            if not f.read(1):
+            head = f.read(8)
+            if not head:
                 raise CheckpointError(f"cannot read {path}: file is empty (truncated or not a pickle)")
+            if head == HDF5_SIGNATURE:
+                raise CheckpointError(f"{path} is an HDF5 file, not a genome pickle: a run's state checkpoint "
+                                      "(genreg resume reads it) or an hpo model (genreg predict reads it)")
             f.seek(0)
             return _load_stream(f, str(path))
     except OSError as exc:
@@ -322,23 +327,6 @@ def load_genome(path) -> GenomeCheckpoint:
 
 
 # --------------------------------------------------------------------------- writing
-def _atomic_write(path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` via a temp file in the same directory + fsync + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _checked_row(layout, weights) -> np.ndarray:
     if not isinstance(layout, Layout):
         raise CheckpointError(f"layout must be a genreg Layout, got {type(layout).__name__}")
@@ -367,7 +355,7 @@ def save_genome(path, layout: Layout, weights, *, trust: float = 0.0, metadata: 
         raise CheckpointError(f"metadata must be a dict, got {type(metadata).__name__}")
     obj = {"format": FORMAT, "version": VERSION, "layout": layout.to_dict(), "weights": row,
            "trust": _real(trust, "trust"), "metadata": metadata}
-    return _atomic_write(path, _dumps_plain(obj, path))
+    return write_atomic(path, _dumps_plain(obj, path))
 
 
 def save_genreg_published(path, layout: Layout, weights, *, genome_id=0, trust: float = 0.0) -> Path:
@@ -382,4 +370,4 @@ def save_genreg_published(path, layout: Layout, weights, *, genome_id=0, trust: 
     obj = {"controller": {"input_size": n_in, "hidden_size": n_h, "output_size": n_out,
                           "w1": W0.T.tolist(), "b1": b0.tolist(), "w2": W1.T.tolist(), "b2": b1.tolist()},
            "genome": {"id": genome_id, "trust": _real(trust, "trust"), "proteins": []}}
-    return _atomic_write(path, _dumps_plain(obj, path))
+    return write_atomic(path, _dumps_plain(obj, path))

@@ -225,10 +225,10 @@ def write_report(path, report: dict) -> Path:
     import json
 
     from genreg.errors import GenregError
-    from genreg.genome.checkpoint import _atomic_write
+    from genreg.atomic import write_atomic
 
     text = json.dumps(jsonable(report), indent=2, allow_nan=False) + "\n"
     try:
-        return _atomic_write(path, text.encode())
+        return write_atomic(path, text.encode())
     except OSError as exc:
         raise GenregError(f"cannot write {path}: {exc.strerror or exc}") from None

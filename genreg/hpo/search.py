@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.config import write_config
 from genreg.errors import CheckpointError, ConfigError, TrainingError
 from genreg.hpo.config import HPOConfig
 from genreg.hpo.model import save_model
@@ -199,9 +200,9 @@ GENERATIONS_NOTE = "# generations: the total number of generations, generation 0
 
 def saved_config(path) -> dict:
     """A search's config.toml as a mapping, ``generations`` as today's total (a 0.1 file's rounds + 1)."""
-    from genreg.config import load_toml
+    from genreg.config import load_run_config
 
-    mapping = load_toml(path)
+    mapping = load_run_config(Path(path).parent)
     if GENERATIONS_NOTE not in Path(path).read_text(encoding="utf-8", errors="replace") and isinstance(
             mapping.get("generations"), int):
         mapping["generations"] += 1
@@ -367,7 +368,7 @@ def _run_hpo(cfg: HPOConfig, out: Path, task: Task, *, progress: bool = False, o
         write_marker(out, "hpo")
         for name in ("evaluations.csv", "generations.csv"):  # rows of a search killed during generation 0
             (out / name).unlink(missing_ok=True)
-    (out / "config.toml").write_text(cfg.to_toml() + GENERATIONS_NOTE + "\n")
+    write_config(out / "config.toml", cfg.to_toml() + GENERATIONS_NOTE + "\n")
     ranges = trait_ranges(cfg)
     gene_store = (make_gene_store(generator(cfg.seed, 0, SearchPurpose.GENE_STORE), ranges, cfg.gene_store_size)
                   if cfg.mutation == "gene_store" else None)

@@ -24,7 +24,7 @@ import numpy as np
 
 from genreg.tasks import Task, load_task
 from genreg.hybrid.diversity import gene_names, layer_names, mean_offdiagonal, similarity_matrices
-from genreg.config import rename_legacy_keys
+from genreg.config import rename_legacy_keys, write_config
 from genreg.errors import CheckpointError, ConfigError
 from genreg.hybrid.recombination import HybridData, step, train_baseline
 from genreg.hybrid.strategy import HybridState, crossover_bounds, founders
@@ -310,7 +310,7 @@ def _start(cfg: HybridConfig, run_dir: Path, data_dir, progress, on_generation, 
     check_population_size(layout, cfg.population, copies=4)
     data = hybrid_data(cfg, task)
     write_marker(run_dir, "hybrid")
-    (run_dir / "config.toml").write_text(cfg.to_toml())
+    write_config(run_dir / "config.toml", cfg.to_toml())
     t0 = time.perf_counter()
     state = founders(cfg, layout)
     write_similarity(run_dir, state, cfg)
@@ -338,9 +338,9 @@ def _resume(run_dir: Path, overrides, data_dir, progress, on_generation) -> dict
     remove_partial_files(run_dir)
     if not has_checkpoint(run_dir) and (run_dir / "config.toml").is_file():
         # killed before its first checkpoint was complete: start it again from its config
-        from genreg.config import load_toml
+        from genreg.config import load_run_config
 
-        cfg = from_mapping({**rename_legacy_keys(load_toml(run_dir / "config.toml")), **dict(overrides or {})})
+        cfg = from_mapping({**rename_legacy_keys(load_run_config(run_dir)), **dict(overrides or {})})
         print(f"{run_dir} has no checkpoint yet: starting it again from its config.toml")
         (run_dir / "metrics.csv").unlink(missing_ok=True)
         return _start(cfg, run_dir, data_dir, progress, on_generation)
@@ -354,7 +354,7 @@ def _resume(run_dir: Path, overrides, data_dir, progress, on_generation) -> dict
     if changed:
         raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network "
                           f"({state.population.layout.shape_name()}) or its data; start a new run instead")
-    (run_dir / "config.toml").write_text(cfg.to_toml())
+    write_config(run_dir / "config.toml", cfg.to_toml())
     result_path = run_dir / "result.json"
     if state.generation >= cfg.generations and result_path.exists():
         result = json.loads(result_path.read_text())

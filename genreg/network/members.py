@@ -294,6 +294,21 @@ class Members:
         return grad, (square_grad if square_weights is not None else None)
 
 
+def update_bytes(layout: Layout, n_pairs: int, rank: int, squares: bool, threads: int) -> int:
+    """Peak bytes of ``noise_sum``'s low-rank products (``_lowrank_sum``; 0 at rank 0): each of ``threads``
+    workers (at most one a chunk) holds one chunk's factors, ``(J r, n_in + n_out)`` float32 and with ``squares``
+    (PGPE, SNES) ``(J r^2, n_in + n_out)`` more (J = ``FACTOR_CHUNK`` pairs or fewer), and up to ``3 threads``
+    finished products ``(n_in, n_out)`` wait to be added in order."""
+    if rank <= 0:
+        return 0
+    n_pairs = max(1, int(n_pairs))
+    J, chunks = min(FACTOR_CHUNK, n_pairs), -(-n_pairs // FACTOR_CHUNK)
+    shapes = tensor_shapes(layout).tolist()
+    widest, largest = max(r + c for r, c, _ in shapes), max(r * c for r, c, _ in shapes)
+    factors = J * (rank + (rank * rank if squares else 0)) * widest * 4
+    return min(threads, chunks) * factors + min(3 * threads, chunks) * largest * 4 * (2 if squares else 1)
+
+
 def tensor_shapes(layout: Layout) -> np.ndarray:
     """The row's (weight, bias) tensor pairs for the kernels: ``(T / 2, 3) int64``, one line
     ``(rows, cols, bias)`` per pair (``genreg.kernels.es_noise``): a ConvNet's filters ``(C_out, k, k, C_in)``

@@ -144,7 +144,7 @@ def conv_scratch_bytes(layout: Layout, threads: int | None = None) -> int:
 
 
 def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff: float = 0.2,
-              built: bool = True, samples: int = 0) -> int:
+              built: bool = True, samples: int = 0, rank: int = 0) -> int:
     """Estimate the peak bytes an evolution run allocates beyond the data set it has loaded.
 
     ``run_rows`` genome rows (``n_params`` float32 + bookkeeping each), plus each
@@ -155,6 +155,7 @@ def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff
     forward pass's scratch (``conv_scratch_bytes``); an evolution strategy on a ConvNet builds its
     members ``ES_CHUNK_ROWS`` at a time (rows and their logits) whatever ``built`` says, and at rank >= 1
     holds the episode as float32 and the centre's first convolution on a block of it (``SHARED_BYTES``).
+    At ``rank`` r >= 1 its update's factors grow as r^2 for PGPE and SNES (``members.update_bytes``).
     """
     P = int(population)
     conv = conv_scratch_bytes(layout)
@@ -166,7 +167,12 @@ def run_bytes(layout: Layout, population: int, strategy: str, *, survival_cutoff
 
             chunk += rows * int(samples) * layout.n_outputs * 4 * 9  # float32 logits, four float64 temporaries
             chunk += int(samples) * layout.n_inputs * 4 + SHARED_BYTES  # rank >= 1: float32 images, centre's block
-        return ES_VECTORS * layout.n_params * 8 + P * ES_MEMBER_BYTES + chunk + conv + RUN_OVERHEAD_BYTES
+        import numba
+
+        from genreg.network.members import update_bytes
+
+        update = update_bytes(layout, (P + 1) // 2, int(rank), strategy != "openai-es", numba.get_num_threads())
+        return ES_VECTORS * layout.n_params * 8 + P * ES_MEMBER_BYTES + chunk + conv + update + RUN_OVERHEAD_BYTES
     rows = run_rows(P, strategy, survival_cutoff, built)
     episode = P * int(samples) * (layout.n_outputs + 1) * 4
     return rows * (layout.n_params * 4 + PER_GENOME_BYTES) + episode + conv + RUN_OVERHEAD_BYTES
@@ -176,7 +182,7 @@ def check_run_size(layout: Layout, population: int, strategy: str, *, held: int 
     """Refuse an evolution run whose ``run_bytes`` would not fit in memory; return the bytes needed.
 
     held: bytes ``run_bytes`` counts that the process already holds (on resume: the
-    loaded population).  kwargs: ``run_bytes``' survival_cutoff, built, samples.
+    loaded population).  kwargs: ``run_bytes``' survival_cutoff, built, samples, rank.
     """
     if not isinstance(population, (int, np.integer)) or population <= 0:
         raise PopulationError(f"population size must be a positive integer, got {population!r}")

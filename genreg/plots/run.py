@@ -37,6 +37,10 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
     if not metrics_path.exists():
         raise GenregError(f"{run_dir} has no metrics.csv: not a run directory, or no generation finished yet")
     m = read_history(metrics_path)
+    missing = [c for c in ("generation", "best_fitness", "mean_fitness") if c not in m]
+    if m and missing:
+        raise GenregError(f"{metrics_path} has no column {missing[0]!r}: its header row is damaged, or it is not a "
+                          f"run's metrics")
     if not m or m["generation"].size == 0:
         raise GenregError(f"{metrics_path} has no rows yet")
     cfg = read_config(run_dir)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.config import write_config
 from genreg.errors import ConfigError
 from genreg.errors import GenregError
 from genreg.genome.checkpoint import load_genome, save_genome
@@ -298,8 +299,7 @@ def _evolve(mode: EvolveMode, holder: list, progress: bool, on_generation, clust
             mode.remote = remote
             first = holder[0].generation
             state = _evolve(mode, holder, progress, on_generation)
-            if progress:
-                print(remote.summary(state.generation - first))
+            print(remote.summary(state.generation - first))  # (with or without a progress bar)
             return state
     cfg = mode.cfg
     state, _ = run_loop(mode, holder.pop(), generations=cfg.generations, checkpoint_every=cfg.checkpoint_every,
@@ -353,6 +353,8 @@ def check_placement(cfg: Config, cluster) -> None:
     if cluster is not None and not es and cfg.islands == 1:
         raise ConfigError(f"--ray spreads an evolution strategy's members, or an island model's islands, over "
                           f"workers: for {cfg.strategy} give --set islands=N (one population runs in-process)")
+    if cluster is not None:
+        cluster.check_reachable()
 
 
 def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, task=None,
@@ -380,7 +382,7 @@ def start_run(cfg: Config, run_dir, data_dir=None, progress: bool = True, *, tas
         task.sampler(cfg.samples_per_class, cfg.seed)
     check_run_size(layout, cfg.population, cfg.strategy, survival_cutoff=cfg.survival_cutoff,  # before any write
                    built=not task.is_classification or make_strategy(cfg.strategy).needs_loss(cfg),
-                   samples=cfg.samples_per_class * task.n_outputs)
+                   samples=cfg.samples_per_class * task.n_outputs, rank=cfg.rank)
     with RunLock(run_dir):
         return _start(cfg, run_dir, data_dir, progress, task, on_generation, layout, cluster)
 
@@ -396,7 +398,7 @@ def _start(cfg: Config, run_dir: Path, data_dir, progress, task, on_generation, 
         return start_islands(cfg, run_dir, task, layout, cluster=cluster, progress=progress,
                              on_generation=on_generation)
     write_marker(run_dir, "evolve")
-    (run_dir / "config.toml").write_text(cfg.to_toml())
+    write_config(run_dir / "config.toml", cfg.to_toml())
     holder = [make_strategy(cfg.strategy).init(layout, cfg)]
     write_checkpoint(run_dir, holder[0], cfg.to_dict())
     return _evolve(EvolveMode(run_dir, cfg, task, layout), holder, progress, on_generation, cluster)
@@ -422,9 +424,9 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation, c
     remove_partial_files(run_dir)
     if not has_checkpoint(run_dir) and (run_dir / "config.toml").is_file():
         # killed before its first checkpoint was complete: start it again from its config
-        from genreg.config import load_toml
+        from genreg.config import load_run_config
 
-        cfg = from_mapping({**load_toml(run_dir / "config.toml"), **dict(overrides or {})})
+        cfg = from_mapping({**load_run_config(run_dir), **dict(overrides or {})})
         print(f"{run_dir} has no checkpoint yet: starting it again from its config.toml")
         for name in ("metrics.csv", "tracked_weights.csv"):
             (run_dir / name).unlink(missing_ok=True)
@@ -444,9 +446,9 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation, c
         raise ConfigError(f"the task {task.name} needs a {layout.describe()} network but the checkpoint holds "
                           f"{population.layout.describe()}")
     check_run_size(layout, cfg.population, cfg.strategy, held=population_bytes(layout, population.size),
-                   survival_cutoff=cfg.survival_cutoff, samples=cfg.samples_per_class * task.n_outputs,
+                   survival_cutoff=cfg.survival_cutoff, samples=cfg.samples_per_class * task.n_outputs, rank=cfg.rank,
                    built=not task.is_classification or make_strategy(cfg.strategy).needs_loss(cfg))
-    (run_dir / "config.toml").write_text(cfg.to_toml())
+    write_config(run_dir / "config.toml", cfg.to_toml())
     mode = EvolveMode(run_dir, cfg, task, population.layout)
     mode.truncate(state.generation)
     done = state.generation

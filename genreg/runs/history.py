@@ -8,11 +8,12 @@ is dropped when the file is read.
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 
+from genreg.atomic import named, write_atomic
 from genreg.errors import GenregError
 
 #: metrics.csv columns renamed when genreg became task-agnostic: old name -> new name.
@@ -43,19 +44,25 @@ class History:
             raise GenregError(f"{self.path} has other columns than this run writes ({', '.join(header[:4])}, ...); "
                               "it is not this run's history")
         keep = [header] + [r for r in _complete(rows, self.path) if int(r[0]) < generation] if rows else []
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
-            csv.writer(fh).writerows(keep)
-        os.replace(tmp, self.path)
+        last = int(keep[-1][0]) if len(keep) > 1 else -1
+        if rows and last < generation - 1:  # a file cut short (or emptied): say so, the run goes on
+            print(f"genreg: warning: {self.path} holds generations up to {last}, not {generation - 1}: generations "
+                  f"{last + 1}-{generation - 1} are missing from it (the file was cut short)")
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows(keep)
+        write_atomic(self.path, text.getvalue().encode("utf-8"))
 
     def append(self, row) -> None:
-        if self._fh is None:
-            new = not self.path.exists() or self.path.stat().st_size == 0
-            self._fh = open(self.path, "a", newline="")
-            if new:
-                csv.writer(self._fh).writerow(self.columns)
-        csv.writer(self._fh).writerow(row)
-        self._fh.flush()
+        try:
+            if self._fh is None:
+                new = not self.path.exists() or self.path.stat().st_size == 0
+                self._fh = open(self.path, "a", newline="")
+                if new:
+                    csv.writer(self._fh).writerow(self.columns)
+            csv.writer(self._fh).writerow(row)
+            self._fh.flush()
+        except OSError as exc:  # a full disk: say which file (a write's error names none)
+            raise named(exc, self.path) from None
 
     def close(self) -> None:
         if self._fh is not None:

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from genreg.config import write_config
 from genreg.distributed.islands import genome_generation, island_dir, island_pool, island_seed
 from genreg.distributed.pool import PROTOCOL, WorkerLost
 from genreg.errors import CheckpointError, ClusterError, ConfigError
@@ -341,7 +342,7 @@ def _start(cfg, run_dir: Path, task, layout, cluster, progress, on_generation):
         shutil.rmtree(folder)
     for i in range(cfg.islands):
         island_dir(run_dir, i).mkdir(parents=True)
-    (run_dir / "config.toml").write_text(cfg.to_toml())
+    write_config(run_dir / "config.toml", cfg.to_toml())
     with island_pool(cfg, run_dir, task, layout, cluster) as pool:
         mode = IslandsMode(run_dir, cfg, task, layout, pool, 0)
         mode.call("open", lambda i: (0, True), 0)
@@ -354,13 +355,13 @@ def resume_islands(run_dir, overrides, data_dir, *, task=None, cluster=None, pro
     Changes follow a one-population run's rules: ``generations`` and the like may change; the network, the
     task and ``islands`` may not (nor the seed of a task split by it).
     """
-    from genreg.config import load_toml, rename_legacy_keys
+    from genreg.config import load_run_config, rename_legacy_keys
     from genreg.runs.evolve import _load_task, check_fixed_keys, check_generations, check_placement, layout_for
     from genreg.strategies.config import from_mapping
 
     run_dir = Path(run_dir)
     remove_partial_files(run_dir)
-    base = from_mapping(rename_legacy_keys(load_toml(run_dir / "config.toml")))
+    base = from_mapping(rename_legacy_keys(load_run_config(run_dir)))
     cfg = from_mapping(dict(overrides or {}), base)
     check_placement(cfg, cluster)
     check_fixed_keys(base, cfg, "the islands' network, their task or the ring")
@@ -372,7 +373,7 @@ def resume_islands(run_dir, overrides, data_dir, *, task=None, cluster=None, pro
         return _start(cfg, run_dir, task, layout, cluster, progress, on_generation)
     check_generations(run_dir, cfg, generations[0])
     check_islands(cfg, layout, task, cluster)
-    (run_dir / "config.toml").write_text(cfg.to_toml())
+    write_config(run_dir / "config.toml", cfg.to_toml())
     with island_pool(cfg, run_dir, task, layout, cluster) as pool:
         mode, errors = IslandsMode(run_dir, cfg, task, layout, pool, generations[0]), []
         for g in generations:

@@ -47,7 +47,8 @@ def run_kind(run_dir) -> str:
     run_dir = Path(run_dir)
     path = run_dir / MARKER
     if not run_dir.is_dir():
-        raise CheckpointError(f"{run_dir} is not a run directory (no such folder)")
+        why = "a file, not a folder" if run_dir.exists() else "no such folder"
+        raise CheckpointError(f"{run_dir} is not a run directory ({why})")
     if path.is_file():
         try:
             marker = json.loads(path.read_text())

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genreg.config import MAX_SEED, ConfigBase, rule
+from genreg.config import ConfigBase, MAX_SEED, rule, write_config
 from genreg.errors import ConfigError
 from genreg.genome.checkpoint import save_genome
 from genreg.network.backprop import accuracy, mean_squared_error
@@ -196,7 +196,7 @@ def train_run(cfg: SGDConfig, run_dir, data_dir=None, progress: bool = True, tas
     data = EpochData(task, cfg)
     with RunLock(run_dir):
         write_marker(run_dir, KIND)
-        (run_dir / "config.toml").write_text(cfg.to_toml())
+        write_config(run_dir / "config.toml", cfg.to_toml())
         return _train(cfg, run_dir, task, layout, data, progress)
 
 

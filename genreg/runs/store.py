@@ -37,7 +37,8 @@ from genreg.network.layout import Layout
 from genreg.network.population import Population
 from genreg.runs.brood_store import read_brood, write_brood
 from genreg.runs.founders_store import FOUNDER_CRC_BYTES, build_founders, founders_of, read_founders, write_founders
-from genreg.runs.h5fields import array_crc32, read_dataset, whole_attr, write_dataset  # noqa: F401 (array_crc32: for importers)
+from genreg.runs.h5fields import (  # noqa: F401 (array_crc32: for importers)
+    ATTRS_CRC, array_crc32, attrs_crc32, check_attrs, read_dataset, whole_attr, write_dataset)
 from genreg.strategies.base import EvolutionState
 
 FORMAT = "genreg.state"
@@ -175,6 +176,7 @@ def write_checkpoint(run_dir, state: EvolutionState, config: dict) -> Path:
             {"kind": "splitmix64 streams keyed by (seed, generation, slot, purpose)",
              "seed": config["seed"], "generation": state.generation}
         )
+        f.attrs[ATTRS_CRC] = attrs_crc32(f)  # last: every other attribute is written
     prune_checkpoints(run_dir)
     return path
 
@@ -253,6 +255,7 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
     try:
         with h5py.File(path, "r") as f:
             version = check_format(f, path, FORMAT, FORMAT_VERSION, "state checkpoint")
+            check_attrs(f)
             brood = read_brood(f["brood"]) if version >= 4 and "brood" in f else None
             founders = read_founders(f["founders"]) if version >= 6 and "founders" in f else None
             if founders is not None and (brood is not None or "W" in f):
@@ -289,7 +292,8 @@ def read_checkpoint(path) -> tuple[EvolutionState, dict]:
         strategy = make_strategy(str(config.get("strategy")))
     except CheckpointError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, GenregError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError, GenregError) as exc:
+        # (h5py raises RuntimeError for some damaged B-trees)
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
     return strategy.load_state(pop, generation, scalars, extra), config
 

@@ -95,9 +95,11 @@ class EvolutionStrategy(Strategy):
         if state.sigma is None:  # a population taken over from another strategy: sigma starts at cfg.sigma
             fresh = self._fresh(state.population, state.generation, cfg)
             state.sigma, state.moments, state.step = fresh.sigma, fresh.moments, 0
-        sigma = state.sigma
-        if cfg.rank > 0 and sigma.shape[0] != len(state.population.layout.tensors):
-            sigma = per_tensor(state.population.layout, sigma)  # a full-rank run resumed at a rank: tensor means
+        sigma, layout = state.sigma, state.population.layout
+        if cfg.rank > 0 and sigma.shape[0] != len(layout.tensors):
+            sigma = per_tensor(layout, sigma)  # a full-rank run resumed at a rank: tensor means
+        elif cfg.rank == 0 and self.per_parameter_sigma and sigma.shape[0] != layout.n_params:
+            sigma = sigma[tensor_index(layout)]  # a low-rank run resumed at full rank: each entry its tensor's
         return Members(state.population.layout, state.population.W[0], sigma, cfg.rank, cfg.seed, state.generation,
                        cfg.population)
 
