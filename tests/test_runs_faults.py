@@ -239,3 +239,18 @@ def test_a_history_cut_short_is_reported_on_resume(tmp_path, mnist_dir, capsys):
     capsys.readouterr()
     resume_run(run, {"generations": 6}, mnist_dir, progress=False)
     assert "generations 2-3 are missing from it" in capsys.readouterr().out
+
+
+def test_an_edited_config_is_reported_on_resume(tmp_path, mnist_dir, capsys):
+    from genreg.runs.evolve import resume_run
+
+    run = tmp_path / "run"
+    _small_run(run, mnist_dir, 2)
+    text = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(text.replace("mutation_scale = 0.03", "mutation_scale = 0.05"))
+    capsys.readouterr()
+    resume_run(run, {"generations": 3}, mnist_dir, progress=False)
+    assert "config.toml was edited (mutation_scale)" in capsys.readouterr().out
+    assert "mutation_scale = 0.03" in (run / "config.toml").read_text()
+    resume_run(run, {"generations": 4}, mnist_dir, progress=False)  # a plain resume: nothing to say
+    assert "warning" not in capsys.readouterr().out

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from genreg.config import write_config
-from genreg.errors import ConfigError
-from genreg.errors import GenregError
+from genreg.errors import ConfigError, GenregError
 from genreg.genome.checkpoint import load_genome, save_genome
 from genreg.network.batch import SparseBatch
 from genreg.network.layout import Layout, network_layout
@@ -332,6 +331,25 @@ def check_generations(run_dir, cfg: Config, done: int) -> None:
                           f"--generations {done + cfg.checkpoint_every}")
 
 
+def warn_edited_config(run_dir: Path, base: Config, overrides: dict) -> None:
+    """Say so when ``run_dir``'s config.toml was edited since the checkpoint ``base`` came from: a resume runs
+    with the checkpoint's settings and ``--set``'s, and rewrites config.toml with them."""
+    from genreg.config import load_toml
+
+    path = run_dir / "config.toml"
+    try:
+        raw = {k: v for k, v in load_toml(path).items() if k in Config.__dataclass_fields__}
+        written = from_mapping(raw).to_dict()
+    except GenregError:
+        print(f"genreg: warning: {path} is unreadable or invalid: it is rewritten from the checkpoint")
+        return
+    theirs = base.to_dict()
+    edited = [k for k in raw if k not in overrides and written[k] != theirs[k]]
+    if edited:
+        print(f"genreg: warning: {path} was edited ({', '.join(edited[:5])}): a resume takes the checkpoint's "
+              f"settings and --set's (e.g. --set {edited[0]}=...), and rewrites the file")
+
+
 def check_fixed_keys(base: Config, cfg: Config, what: str) -> None:
     """Refuse a resume that changes the network, the task or the island count (``what`` it would change), or the
     seed (the run's random streams, its tracked weights and, for tasks other than MNIST, its data split)."""
@@ -435,6 +453,7 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation, c
     population = state.population
     base = from_mapping({k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
     cfg = from_mapping(dict(overrides or {}), base)
+    warn_edited_config(run_dir, base, overrides or {})
     check_generations(run_dir, cfg, state.generation)
     check_placement(cfg, cluster)
     check_fixed_keys(base, cfg, f"the network's shape or its task ({population.layout.describe()})")
