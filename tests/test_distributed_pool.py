@@ -150,3 +150,35 @@ def test_an_address_nobody_answers_is_refused_before_the_run_writes_anything(tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--ray 127.0.0.1:{port}: cannot reach the cluster" in err[0]
     assert not run.exists()
+
+
+HEAD = """
+import sys
+from genreg.distributed.cluster import Cluster, ClusterSpec
+with Cluster(ClusterSpec("local", workers=1)) as cluster:  # bound to 127.0.0.1, as `--ray local` starts one
+    print(cluster.address(), flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_a_run_joins_a_loopback_cluster_by_its_address(tmp_path, mnist_dir, ray_cluster):
+    """Ray gives a driver the machine's outward address, which a cluster bound to 127.0.0.1 never answers (the run
+    hung); a run given a loopback address takes the loopback address itself.  (``ray_cluster``: Ray is there.)"""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    head = subprocess.Popen([sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        address = head.stdout.readline().strip()
+        assert address.startswith("127.0.0.1:"), address
+        run = subprocess.run([sys.executable, "-m", "genreg", "evolve", "--set", "strategy=pgpe", "--set",
+                              "population=8", "--set", "hidden_sizes=[4]", "--generations", "2", "--no-progress",
+                              "--data-dir", str(mnist_dir), "--ray", address, "--workers", "1",
+                              "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=240, env=env)
+        assert run.returncode == 0, run.stderr[-1500:]
+        assert "ray: 1/1 workers" in run.stdout
+    finally:
+        head.stdin.close()
+        head.wait(timeout=120)

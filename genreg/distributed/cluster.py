@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from genreg.errors import ClusterError, ConfigError
 
@@ -79,17 +80,29 @@ def loopback_environment() -> dict:
     return {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+def use_loopback() -> None:
+    """Make this process (and the workers it starts) take 127.0.0.1 as its Ray address: the environment, and the
+    switch on the imported module (Ray reads it at import)."""
+    os.environ.update(loopback_environment())
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a cluster address (``HOST:PORT``, ``ray://HOST:PORT``) names this machine's loopback interface."""
+    host = address.strip().removeprefix("ray://").rpartition(":")[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def start_loopback(ray, cpus: int) -> None:
     """Start a Ray instance on this machine with ``cpus`` CPUs, every server bound to 127.0.0.1.
 
     Ray reads its cluster switch when it is imported, so besides the environment (which the worker
     processes inherit) the switch is set on the imported module too.
     """
-    os.environ.update(loopback_environment())
-    from ray._private import ray_constants
-
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    use_loopback()
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     node = ray.nodes()[0].get("NodeManagerAddress", "")
     if node not in ("127.0.0.1", "localhost", "::1"):
         ray.shutdown()
@@ -107,6 +120,10 @@ class Cluster:
         self.spec, self.started, self.ray = spec, False, None
 
     def __enter__(self) -> "Cluster":
+        if is_loopback(self.spec.address) and (Path.home() / ".ray" / "auth_token").is_file():
+            # Ray >= 2.5x: a head started on this machine asks for the token it saved there; Ray reads the
+            # switch when it is imported, so it is set first
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray = self.ray = import_ray()
         if ray.is_initialized():  # the caller's own Ray session (e.g. a notebook): use it, never stop it
             return self
@@ -121,6 +138,8 @@ class Cluster:
             start_loopback(ray, (self.spec.workers or os.cpu_count() or 1) * self.spec.threads)
             self.started = True
             return self
+        if is_loopback(address):  # a cluster bound to 127.0.0.1: Ray would give this driver the outward address
+            use_loopback()
         try:
             ray.init(address=None if address == "auto" else address, logging_level="ERROR", log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
