@@ -120,7 +120,7 @@ def test_plot_of_a_folder_that_is_not_a_run_says_what_it_needs(tmp_path, capsys)
     (tmp_path / "notes.txt").write_text("x")
     assert main(["plot", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "is not a run directory" in err[0] and "genreg evolve, hybrid or hpo" in err[0]
+    assert len(err) == 1 and "is not a run directory" in err[0] and "genreg evolve, hybrid, hpo or sgd" in err[0]
 
 
 def test_plot_snapshots_apply_to_hybrid_runs_only(tmp_path, capsys):

@@ -216,3 +216,28 @@ def test_eval_of_a_genome_away_from_its_run_never_falls_back_to_mnist(tmp_path, 
     assert main(["eval", str(lone)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "was evolved on task 'noise'" in err[0] and "--task" in err[0]
+
+
+def test_hpo_model_of_images_predicts_what_the_model_says(tmp_path, capsys, mnist_dir):
+    """The model scales raw pixels itself (x_std 255): predict divided them by 255 first, so every image gave
+    the same class."""
+    run = tmp_path / "hpo"
+    assert main(["hpo", "--task", "mnist", "--population", "4", "--generations", "1", "--epochs", "2",
+                 "--set", "mnist_train=600", "--set", "mnist_val=200", "--data-dir", str(mnist_dir),
+                 "--no-progress", "--out", str(run)]) == 0
+    from genreg.tasks import load_task
+
+    digits = load_task("mnist", mnist_dir.parent).X_test[:12]  # (12, 784) uint8: real test digits
+    np.save(tmp_path / "digits.npy", digits.reshape(12, 28, 28))
+    capsys.readouterr()
+    assert main(["predict", str(run / "best_model.h5"), str(tmp_path / "digits.npy")]) == 0
+    expected = np.argmax(load_model(run / "best_model.h5").predict(digits.astype(np.float64)), axis=1)
+    assert _classes(capsys.readouterr().out) == [str(c) for c in expected] and len(set(expected)) > 1
+
+
+def test_input_may_start_with_a_negative_value(csv_run, capsys):
+    _, run, genome = csv_run
+    capsys.readouterr()
+    assert main(["predict", str(genome), "--input", "-0.5,-1"]) == 0
+    value = float(capsys.readouterr().out.split("prediction: ")[1].split()[0])
+    assert value == pytest.approx(_expected(run, genome, [[-0.5, -1.0]])[0], rel=1e-5)

@@ -198,6 +198,12 @@ def test_run_directory_and_resume_repeat_the_uninterrupted_run(tmp_path, mnist_d
 
     with pytest.raises(ConfigError, match="architecture"):
         resume_hybrid(tmp_path / "part", {"architecture": "horizontal"}, mnist_dir, progress=False)
+    config = (tmp_path / "part" / "config.toml").read_text()
+    for key, value in (("seed", 7), ("train_images", 500), ("validation_size", 3000)):
+        with pytest.raises(ConfigError, match=f"cannot change {key} on resume"):
+            resume_hybrid(tmp_path / "part", {key: value, "generations": 3}, mnist_dir, progress=False)
+    resume_hybrid(tmp_path / "part", {"lr": 0.5}, mnist_dir, progress=False)  # complete: runs nothing, writes nothing
+    assert (tmp_path / "part" / "config.toml").read_text() == config
     with pytest.raises(ConfigError, match="already holds a run"):
         start_hybrid(cfg, tmp_path / "full", mnist_dir, progress=False)
 

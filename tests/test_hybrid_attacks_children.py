@@ -116,6 +116,8 @@ def test_cli_children_as_published(runs, mnist_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--children", "-1"], "--children"),
+    (["--children", "0"], "--children must be a positive number"),
+    (["--epsilon", "2"], "epsilon must be a number in [0, 1]"),
     (["--as-published", "--method", "pgd"], "published"),
     (["--images", "0"], "--images"),
 ])
@@ -128,3 +130,4 @@ def test_cli_errors_are_one_line(runs, tmp_path, capsys, args, message):
 def test_cli_error_on_a_missing_run(tmp_path, capsys):
     assert cli.main(["attack", str(tmp_path / "nope"), "--children-as-published"]) == 2
     assert "nope" in one_error_line(capsys)
+

@@ -164,3 +164,21 @@ def test_a_read_only_data_root_gets_no_cache(tmp_path):
         assert list(root.iterdir()) == []
     finally:
         root.chmod(0o755)
+
+
+@pytest.mark.parametrize("damage", ["cut", "flipped"])
+def test_a_damaged_render_cache_is_rebuilt(root, damage):
+    """A zip cut short or with a flipped byte raised zipfile's own errors, which no one caught."""
+    faces = ["DejaVuSans-Bold.ttf"]
+    first = ab.rendered_set(faces, root)
+    cache = root / "alphabet" / f"renders-{ab.cache_key([ab.font_dir() / f for f in faces])}.npz"
+    data = bytearray(cache.read_bytes())
+    if damage == "cut":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 3] ^= 0xFF
+    cache.write_bytes(bytes(data))
+    assert np.array_equal(ab.rendered_set(faces, root), first)
+    assert not [p.name for p in cache.parent.iterdir() if p.name.startswith(".")]  # rewritten, no temporary file
+    with np.load(cache) as held:
+        assert np.array_equal(held["images"], first)

@@ -35,6 +35,8 @@ def report_hpo(result, out: Path) -> int:
     """Print a search's summary: evaluations, generations, the best network and where it is."""
     import json
 
+    from genreg.config import load_toml
+
     metric = json.loads((out / "summary.json").read_text())["metric"]
     best = result.best
     n = len(result.evaluations)
@@ -44,7 +46,9 @@ def report_hpo(result, out: Path) -> int:
     print(f"best: individual {best.id} (generation {best.generation}) {best.layout.shape_name()}  "
           f"validation {best.metric:.5g}  test {result.test_metric:.5g} ({metric})")
     print("traits: " + ", ".join(f"{k}={v}" for k, v in best.traits.to_dict().items()))
-    print(f"best network: {out / 'best_model.h5'} (genreg predict {out / 'best_model.h5'} --input ...)")
+    task = str(load_toml(out / "config.toml").get("task", "")) if (out / "config.toml").is_file() else ""
+    how = {"trig": "--angle DEG", "mnist": "IMAGE.png", "fashion-mnist": "IMAGE.png"}.get(task, "--input v1,v2,...")
+    print(f"best network: {out / 'best_model.h5'} (genreg predict {out / 'best_model.h5'} {how})")
     return 0
 
 

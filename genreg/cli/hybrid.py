@@ -149,7 +149,7 @@ def add_hybrid_commands(sub) -> None:
                    help="PGD steps, each of 2.5 * epsilon / steps (default: %(default)s)")
     p.add_argument("--images", type=int, default=1000, metavar="N",
                    help="test images attacked, the first N (default: %(default)s)")
-    p.add_argument("--children", type=int, default=0, metavar="C",
+    p.add_argument("--children", type=int, default=None, metavar="C",
                    help="fresh children bred from the final population (default: the population size)")
     p.add_argument("--as-published", action="store_true",
                    help="FGSM as the hybrid study published it: epsilon / 0.3081 on [0, 1] pixels, unclipped, images "

@@ -168,7 +168,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         kind = run_kind(args.run_dir)
     except CheckpointError:
         raise CheckpointError(f"{args.run_dir} is not a run directory: plot takes the folder a genreg evolve, "
-                              "hybrid or hpo run wrote (it holds genreg-run.json and metrics.csv or "
+                              "hybrid, hpo or sgd run wrote (it holds genreg-run.json and metrics.csv or "
                               "generations.csv)") from None
     snapshots = args.snapshots or args.generations_alias
     if snapshots and kind != "hybrid":
@@ -270,10 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = common.add_command(
         sub, "plot",
-        "Write the PNG figures of a run (evolution, hybrid or hpo; the kind is read from the run "
+        "Write the PNG figures of a run (evolution, hybrid, hpo or sgd; the kind is read from the run "
         "directory): fitness or trust and accuracy curves, per-class accuracy and tracked weights (evolution); "
         "validation curves, similarity PCA and histograms (hybrid); traits against the metric, architectures, "
-        "best metric per generation and fitness cost (hpo).",
+        "best metric per generation and fitness cost (hpo); the learning curve (sgd).",
         "genreg plot runs/first --out figures",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -308,9 +308,21 @@ def _data_module():
     return data
 
 
+def joined_values(argv: list[str]) -> list[str]:
+    """``--input -1,2`` as ``--input=-1,2``: argparse takes a value that starts with '-' (a negative first
+    feature) for an option and refuses it."""
+    out = []
+    for arg in argv:
+        if out and out[-1] == "--input" and arg[:1] == "-" and (arg[1:2].isdigit() or arg[1:2] == "."):
+            out[-1] = f"--input={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(joined_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

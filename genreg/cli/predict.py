@@ -333,8 +333,8 @@ def predict_hpo(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.model} is an hpo model on {n} features: give --input v1,v2,... or a CSV file "
                           f"of rows{hint}")
     if model.kind == "classification" and n == 784 and Path(source).suffix.lower() in IMAGE_SUFFIXES + (".npy", ".npz"):
-        X = read_image_inputs(source, n).astype(np.float64)
-        X = X / 255.0 if X.max() > 1.0 else X
+        X = read_image_inputs(source, n)  # uint8 pixels, or floats in [0, 1]
+        X = X.astype(np.float64) * (255.0 if X.dtype.kind == "f" else 1.0)  # raw pixels: the model scales them
     else:
         X = read_table_inputs(source, n, model.feature_names, f"{args.model}", row=args.input is not None)
     out = model.predict(X)

@@ -61,7 +61,7 @@ def headline(report: dict) -> dict:
             "working_children": int(sum(c["working"]))}
 
 
-def run_sweep(run_dir, epsilons, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,
+def run_sweep(run_dir, epsilons, method="fgsm", steps=10, n_images=1000, n_children=None, data_dir=None,
               out_dir=None, children_as_published=False) -> tuple[dict, list[Path]]:
     """The three experiments at each epsilon, and the published attack at 0.05; writes the JSON and the curve.
 

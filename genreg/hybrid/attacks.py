@@ -57,8 +57,10 @@ PUBLISHED_GENE_ROWS = 64
 
 
 def _check_eps(epsilon: float) -> float:
-    if isinstance(epsilon, bool) or not (isinstance(epsilon, (int, float)) and np.isfinite(epsilon) and epsilon >= 0):
-        raise ConfigError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+    """An L-infinity budget in pixel units: a number in [0, 1] (pixels lie in [0, 1])."""
+    if isinstance(epsilon, bool) or not (isinstance(epsilon, (int, float)) and np.isfinite(epsilon)
+                                         and 0 <= epsilon <= 1):
+        raise ConfigError(f"epsilon must be a number in [0, 1] (pixel units), got {epsilon!r}")
     return float(epsilon)
 
 
@@ -224,7 +226,7 @@ def breed_children(state, cfg, n_children: int, as_published: bool = False) -> t
     return gene_crossover(pop.W, a, b, keys, crossover_bounds(blocks, pop.layout)), a, b
 
 
-def load_study(run_dir, n_images=1000, n_children=0, data_dir=None, children_as_published=False) -> dict:
+def load_study(run_dir, n_images=1000, n_children=None, data_dir=None, children_as_published=False) -> dict:
     """A hybrid run's final members, fresh children of them, the first ``n_images`` test images and clean accuracies.
 
     The task must be one of images (uint8 pixels, read as pixel/255) and classes.  The children
@@ -252,7 +254,7 @@ def load_study(run_dir, n_images=1000, n_children=0, data_dir=None, children_as_
     if n_images > len(task.y_test):
         raise ConfigError(f"--images {n_images}: task {cfg.task} has {len(task.y_test)} test images")
     layout = state.population.layout
-    C = n_children or state.population.size
+    C = state.population.size if n_children is None else n_children
     if isinstance(C, bool) or not isinstance(C, int) or C < 1:
         raise ConfigError(f"--children must be a positive number, got {C!r}")
     check_population_size(layout, C, copies=2)  # the children and their attacked copies, before any work
@@ -302,7 +304,7 @@ def attack_tag(method: str, epsilon: float, published: bool = False, children_as
     return f"{method}{'_published' if published else ''}_eps{epsilon:g}{children}"
 
 
-def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n_children=0, data_dir=None,
+def run_attacks(run_dir, epsilon=0.05, method="fgsm", steps=10, n_images=1000, n_children=None, data_dir=None,
                 out_dir=None, published=False, children_as_published=False) -> tuple[dict, list[Path]]:
     """The three experiments on a hybrid run's final population; writes attack_<tag>.json and its heat-maps.
 

@@ -136,6 +136,8 @@ class HybridConfig(ConfigBase):
 
 #: Keys that fix the network and its data: they may not change on resume.
 NETWORK_KEYS = ("task", "target", "architecture", "activation")
+#: Keys a resume cannot change either: the seed (the run's streams, a tabular task's split) and the data drawn.
+DATA_KEYS = ("seed", "train_images", "validation_size")
 _SHAPE = re.compile(r"^(\d+|\[\d+(\|\d+)*\])(-(\d+|\[\d+(\|\d+)*\]))*$")
 
 

@@ -28,7 +28,7 @@ from genreg.config import rename_legacy_keys, write_config
 from genreg.errors import CheckpointError, ConfigError
 from genreg.hybrid.recombination import HybridData, step, train_baseline
 from genreg.hybrid.strategy import HybridState, crossover_bounds, founders
-from genreg.hybrid.config import NETWORK_KEYS, HybridConfig, from_mapping
+from genreg.hybrid.config import DATA_KEYS, NETWORK_KEYS, HybridConfig, from_mapping
 from genreg.network.layout import Layout
 from genreg.network.population import Population, check_population_size
 from genreg.runs.loop import run_loop
@@ -350,18 +350,19 @@ def _resume(run_dir: Path, overrides, data_dir, progress, on_generation) -> dict
     if cfg.generations < state.generation:
         raise ConfigError(f"{run_dir} is already at generation {state.generation}; --generations {cfg.generations} "
                           "would undo nothing and run nothing (give a larger total)")
-    changed = [k for k in NETWORK_KEYS if getattr(cfg, k) != getattr(base, k)]
+    changed = [k for k in (*NETWORK_KEYS, *DATA_KEYS) if getattr(cfg, k) != getattr(base, k)]
     if changed:
         raise ConfigError(f"cannot change {', '.join(changed)} on resume: it would change the network "
-                          f"({state.population.layout.shape_name()}) or its data; start a new run instead")
-    write_config(run_dir / "config.toml", cfg.to_toml())
+                          f"({state.population.layout.shape_name()}), its data or its random streams; start a new "
+                          f"run instead")
     result_path = run_dir / "result.json"
     if state.generation >= cfg.generations and result_path.exists():
         result = json.loads(result_path.read_text())
-        if result.get("generations") == state.generation:
+        if result.get("generations") == state.generation:  # (nothing runs: config.toml stays the run's)
             print(f"{run_dir} is complete ({state.generation} generation{'s' if state.generation != 1 else ''}); "
                   "its result:")
             return result
+    write_config(run_dir / "config.toml", cfg.to_toml())
     data = load_data(cfg, data_dir)
     if task_layout(cfg, data.task).to_dict() != state.population.layout.to_dict():
         raise CheckpointError(f"{path}: its network {state.population.layout.shape_name()} is not the config's "

@@ -3,11 +3,13 @@ the axes, and what a run says about itself (its config, its class names, its fit
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from genreg.atomic import write_atomic
 from genreg.network.population import ES_STRATEGIES
 
 #: Dots per inch of every PNG: a figure of W x H inches is 100 W x 100 H pixels, so its
@@ -36,8 +38,10 @@ def save_figure(fig, path: Path, dpi: int = DPI, tight: bool = True) -> Path:
     try:
         if tight and fig.get_layout_engine() is None:
             fig.tight_layout()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)  # `plot --out` may name a new folder
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.12)
+        image = io.BytesIO()  # drawn in memory, then written atomically: a full disk leaves no cut PNG
+        fig.savefig(image, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight",
+                    pad_inches=0.12)
+        write_atomic(path, image.getvalue())  # (`plot --out` may name a new folder: it is made)
     finally:
         plt.close(fig)
     return Path(path)

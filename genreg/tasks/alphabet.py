@@ -20,12 +20,14 @@ bytes, the render parameters and :data:`RENDER_VERSION`; a stale or unreadable c
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import string
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from genreg.atomic import write_atomic
 from genreg.errors import DataError
 from genreg.tasks.base import CLASSIFICATION, Task
 
@@ -181,17 +183,16 @@ def rendered_set(faces, data_dir=None, *, folder=None) -> np.ndarray:
             images = held["images"]
             if images.shape == (len(faces), len(LETTERS), FIELD * FIELD) and list(held["faces"]) == list(faces):
                 return images
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):  # (a cut or flipped zip: rebuilt)
         pass
     images = np.stack([render_face(p) for p in paths])
     if not _writable(cache.parent.parent):
         return images
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=images, faces=np.array(list(faces)))
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-        np.savez_compressed(tmp, images=images, faces=np.array(list(faces)))
-        os.replace(tmp, cache)
-    except OSError:
+        write_atomic(cache, buffer.getvalue())
+    except OSError:  # (a full disk: nothing is left behind, the set stays in memory)
         pass
     return images
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.atomic import FILE_MODE
 from genreg.errors import DataError
 from genreg.tasks.files import is_number
 
@@ -57,6 +58,7 @@ def fetch(url: str, directory: Path, name: str, *, timeout: float = DOWNLOAD_TIM
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, FILE_MODE)  # a data file others may read, as any file this user writes (not mkstemp's 0600)
         sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length", "")
