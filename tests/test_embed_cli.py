@@ -190,6 +190,9 @@ def test_out_must_be_a_folder_and_maps_side_by_side_share_classes(tmp_path, task
         (tmp_path / folder / "config.toml").write_text(f'task = "npz:{spec}"\nseed = 0\n')
     status, _, err = _run([tmp_path / "a" / "g.pkl", tmp_path / "b" / "g.pkl", "--out", tmp_path / "m"], capsys)
     assert status == 2 and "other classes" in err and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()  # the second checkpoint is checked before the first map is written
+    status, _, err = _run([tmp_path / "a" / "g.pkl", tmp_path / "nothere.pkl", "--out", tmp_path / "m2"], capsys)
+    assert status == 2 and "nothere.pkl" in err and not (tmp_path / "m2").exists()
 
 
 def test_umap_without_umap_learn_is_one_line(tmp_path, task_file, capsys, monkeypatch):

@@ -200,3 +200,11 @@ def test_a_damaged_metrics_header_is_a_clear_error(tmp_path):
 
     with pytest.raises(GenregError, match="has no column 'mean_fitness': its header row is damaged"):
         plot_run(run)
+
+
+def test_an_evolution_strategy_run_is_titled_by_its_centre(tmp_path, figures):
+    run = write_run(tmp_path / "es", strategy="pgpe", fitness="neg_loss", generations=7)
+    plot_run(run)
+    for name in ("trust_accuracy.png", "per_digit.png", "tracked_weights.png"):
+        words = texts(figures[name])
+        assert "centre" in words and "best genome" not in words, name

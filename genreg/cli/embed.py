@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genreg.atomic import write_atomic
 from genreg.cli import common
 from genreg.errors import CheckpointError, ConfigError
 
@@ -107,17 +108,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder to write the maps into")
     names = file_names(args.checkpoints)
-    cache, embeddings = {}, []
-    for checkpoint, name in zip(args.checkpoints, names):
+    cache, embeddings, loaded = {}, [], []
+    for checkpoint in args.checkpoints:  # every checkpoint is checked before anything is written
         if Path(checkpoint).is_dir():
             raise CheckpointError(f"{checkpoint} is a folder; embed takes genome checkpoint files (.pkl)")
         genome = Genome.load(checkpoint)
         task = load_task_for(genome, checkpoint, args, cache)
         check_fit(genome, task, checkpoint)
         classes = class_names(task)
-        if embeddings and classes != embeddings[0].class_names:
+        if loaded and classes != loaded[0][3]:
             raise ConfigError(f"{checkpoint}: its task {task.name} has other classes than the first map's; maps side "
                               "by side need the same classes (run genreg embed once per task)")
+        loaded.append((checkpoint, genome, task, classes))
+    for (checkpoint, genome, task, classes), name in zip(loaded, names):
         emb = embed_genome(genome.layout, genome.row, task.X_test, task.y_test, classes, args.method, args.seed,
                            title=name if len(names) > 1 else "")
         embeddings.append(emb)
@@ -132,7 +135,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                   "split": "test", "n_points": int(len(emb.labels)), "method": emb.method, "seed": emb.seed,
                   "layer": emb.layer, **emb.details, "accuracy": emb.accuracy, "classes": list(classes),
                   **emb.overlap, "coordinates": csv_path.name}
-        json_path.write_text(json_text(report), encoding="utf-8")
+        write_atomic(json_path, json_text(report).encode("utf-8"))
         print(f"wrote {csv_path}\nwrote {json_path}")
     figure = out / f"{args.name or (names[0] if len(names) == 1 else 'compare')}-{args.method}.png"
     plot_embeddings(embeddings, figure)

@@ -220,11 +220,16 @@ def embed_genome(layout: Layout, row: np.ndarray, X, y, class_names, method: str
 
 
 def write_coordinates(path, emb: Embedding) -> None:
-    """Write ``x,y,label,class`` rows (one per point, in the data set's order) to the CSV file ``path``."""
+    """Write ``x,y,label,class`` rows (one per point, in the data set's order) to the CSV file ``path``, atomically
+    (a full disk leaves no cut file)."""
     import csv
+    import io
 
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["x", "y", "label", "class"])
-        for (x, yy), label in zip(emb.coords, emb.labels):
-            w.writerow([repr(float(x)), repr(float(yy)), int(label), emb.class_names[label]])
+    from genreg.atomic import write_atomic
+
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["x", "y", "label", "class"])
+    for (x, yy), label in zip(emb.coords, emb.labels):
+        w.writerow([repr(float(x)), repr(float(yy)), int(label), emb.class_names[label]])
+    write_atomic(path, text.getvalue().encode("utf-8"))

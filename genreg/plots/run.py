@@ -49,12 +49,13 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
     if classes:
         names = class_names(run_dir, len(classes), cfg)
         noun = "digit" if str(cfg.get("task", "mnist")).lower() == "mnist" else "class"
-        written.append(_per_class(run_dir, m, classes, names, out_dir / f"per_{noun}.png", noun))
+        written.append(_per_class(run_dir, m, classes, names, out_dir / f"per_{noun}.png", noun, shown(cfg)))
     weights_path = run_dir / "tracked_weights.csv"
     if weights_path.exists():
         w = read_history(weights_path)
         if w and w["generation"].size and len(w) > 1:
-            written.append(_tracked_weights(run_dir, w, out_dir / "tracked_weights.png", conv=bool(cfg.get("conv"))))
+            written.append(_tracked_weights(run_dir, w, out_dir / "tracked_weights.png", conv=bool(cfg.get("conv")),
+                                            whose=shown(cfg)))
     return written
 
 
@@ -76,12 +77,12 @@ def _fitness_figure(run_dir: Path, m: dict, cfg: dict, out_dir: Path) -> Path:
     if kind:
         ax2 = axes[1, 0]
         scale, unit = (100, "accuracy (%)") if kind == "accuracy" else (1, "mean squared error\n(standardised targets)")
-        shown = "centre" if reports_centre(cfg) else "best genome"
-        ax2.plot(g, scale * m[f"best_{kind}"], label=f"{shown},\nepisode", color="tab:orange", alpha=0.7, lw=0.8)
+        whose = shown(cfg)
+        ax2.plot(g, scale * m[f"best_{kind}"], label=f"{whose},\nepisode", color="tab:orange", alpha=0.7, lw=0.8)
         ax2.plot(g, scale * m[f"mean_{kind}"], label="population mean,\nepisode", color="tab:gray", alpha=0.7, lw=0.8)
         val = ~np.isnan(m[f"validation_{kind}"])
         if val.any():
-            ax2.plot(g[val], scale * m[f"validation_{kind}"][val], "o-", ms=3, label=f"{shown},\nvalidation",
+            ax2.plot(g[val], scale * m[f"validation_{kind}"][val], "o-", ms=3, label=f"{whose},\nvalidation",
                      color="tab:green")
         ax2.set_ylabel(unit)
         if kind == "accuracy":
@@ -97,8 +98,14 @@ def _fitness_figure(run_dir: Path, m: dict, cfg: dict, out_dir: Path) -> Path:
     return save_figure(fig, out_dir / "trust_accuracy.png")
 
 
-def _per_class(run_dir: Path, m: dict, classes: list[str], names: list[str], path: Path, noun: str = "class") -> Path:
-    """The best genome's episode accuracy per class: lines (up to 10 classes) above a heat-map."""
+def shown(cfg: dict) -> str:
+    """Whose curves a run's metrics hold: an evolution strategy's centre, else the best genome."""
+    return "centre" if reports_centre(cfg) else "best genome"
+
+
+def _per_class(run_dir: Path, m: dict, classes: list[str], names: list[str], path: Path, noun: str = "class",
+               whose: str = "best genome") -> Path:
+    """The best genome's (or the centre's) episode accuracy per class: lines (up to 10 classes) above a heat-map."""
     plt = pyplot()
     g = m["generation"]
     acc = 100 * np.stack([m[c] for c in classes])  # (k, generations)
@@ -131,11 +138,12 @@ def _per_class(run_dir: Path, m: dict, classes: list[str], names: list[str], pat
     integer_axis(ax_h.xaxis)
     fig.colorbar(mesh, ax=ax_h, label="episode accuracy (%)", pad=0.02, aspect=15)
     mean = f"mean over {window} generations" if window > 1 else "each generation"
-    fig.suptitle(f"{run_dir.name}: best genome's episode accuracy per {noun} ({mean})")
+    fig.suptitle(f"{run_dir.name}: {whose}'s episode accuracy per {noun} ({mean})")
     return save_figure(fig, path)
 
 
-def _tracked_weights(run_dir: Path, w: dict, path: Path, n_lines: int = 5, conv: bool = False) -> Path:
+def _tracked_weights(run_dir: Path, w: dict, path: Path, n_lines: int = 5, conv: bool = False,
+                     whose: str = "best genome") -> Path:
     """Heat-map of tracked weight x generation (rows sorted by final value) and the ``n_lines`` that moved most."""
     plt = pyplot()
     g = w["generation"]
@@ -164,5 +172,5 @@ def _tracked_weights(run_dir: Path, w: dict, path: Path, n_lines: int = 5, conv:
     legend_beside(ax_l, title=f"the {min(n_lines, len(names))} that moved most\n(wK: {entry})")
     integer_axis(ax_l.xaxis)
     what = "fixed weights (filters first)" if conv else "fixed first-layer weights"
-    fig.suptitle(f"{run_dir.name}: {what} of the best genome, over generations")
+    fig.suptitle(f"{run_dir.name}: {what} of the {whose}, over generations")
     return save_figure(fig, path)
