@@ -228,3 +228,10 @@ def test_one_point_per_class_is_flagged(tmp_path):
     assert lines[0].startswith("note       : one point per class")
     rows = np.random.default_rng(6).normal(size=(6, 6)).astype(np.float32)
     assert not summary_lines(embed_genome(layout, row, rows, np.arange(6) % 3, NAMES))[0].startswith("note")
+
+
+def test_name_names_every_file_of_one_map(tmp_path, task_file, capsys):
+    path, _, _ = _genome(tmp_path)
+    status, _, err = _run([path, "--task", f"npz:{task_file}", "--out", tmp_path / "maps", "--name", "mine"], capsys)
+    assert status == 0, err
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["mine-pca.csv", "mine-pca.json", "mine-pca.png"]

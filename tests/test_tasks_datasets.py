@@ -187,6 +187,9 @@ def test_status_missing_corrupt_and_present(tmp_path, small_boston, monkeypatch)
         (fashion / name).write_bytes(data)
     st = datasets.status("fashion-mnist", root)
     assert st.state == "present" and "no published checksum" in st.files[0][2]
+    (fashion / datasets.FILES[1]).write_bytes(b"garbage!")  # not an IDX file: corrupt, though no checksum exists
+    st = datasets.status("fashion-mnist", root)
+    assert st.state == "corrupt" and datasets.FILES[1] in st.problems()[0]
     # MNIST files that are not the real ones fail their checksum
     (root / "mnist").mkdir()
     for name in datasets.FILES:

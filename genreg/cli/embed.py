@@ -107,7 +107,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoints[0]).resolve().parent
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder to write the maps into")
-    names = file_names(args.checkpoints)
+    names = [args.name] if args.name and len(args.checkpoints) == 1 else file_names(args.checkpoints)
     cache, embeddings, loaded = {}, [], []
     for checkpoint in args.checkpoints:  # every checkpoint is checked before anything is written
         if Path(checkpoint).is_dir():
@@ -170,7 +170,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", dest="seed", type=int, help=argparse.SUPPRESS)
     p.add_argument("--out", metavar="DIR", help="the folder to write the PNG, CSV and JSON files into (default: "
                    "the first CHECKPOINT's folder)")
-    p.add_argument("--name", metavar="NAME", help="name the figure NAME-<method>.png; without it the name is the "
-                   "checkpoint's, or 'compare' for several")
+    p.add_argument("--name", metavar="NAME", help="name the files NAME-<method>.png (and, for one checkpoint, "
+                   "NAME-<method>.csv and .json); without it the name is the checkpoint's, or 'compare' for several")
     common.add_data_dir(p)
     p.set_defaults(func=cmd_embed)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from genreg.errors import DataError
 from genreg.tasks import download as dl
-from genreg.tasks.idx import IdxSource, content_sha256, download_files, find_file, raw_digests
+from genreg.tasks.idx import (IdxSource, content_sha256, download_files, find_file, raw_digests, read_idx_images,
+                              read_idx_labels)
 
 # ----------------------------------------------------------------------------- MNIST and Fashion-MNIST
 
@@ -291,9 +292,11 @@ def _check_file(ds: Dataset, folder: Path, file: str) -> tuple[str, str]:
                     if want is not None and got != want:
                         return CORRUPT, f"{path.name}: {what} {got[:16]}..., expected {want[:16]}..."
                 return VERIFIED, ""
+            # no published checksum of this file: at least it must be an IDX file of the right kind
+            read_idx_labels(path) if "labels" in file else read_idx_images(path)
         except (OSError, EOFError, zlib.error, DataError) as exc:
             return CORRUPT, f"{path.name}: cannot read ({type(exc).__name__}: {exc})"
-        return PRESENT, "no published checksum of the uncompressed file"
+        return PRESENT, "no published checksum of the uncompressed file (read as IDX)"
     from genreg.tasks.tabular import read_numeric_csv
 
     path = folder / file
