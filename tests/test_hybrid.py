@@ -375,3 +375,17 @@ def test_tile_genes_on_a_convnet_are_refused_before_writing_anything(tmp_path, m
     with pytest.raises(ConfigError, match="genes = 'tile' cuts dense weight matrices") as err:
         start_hybrid(cfg, tmp_path / "run", mnist_dir, progress=False)
     assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
+
+
+def test_zero_generations_is_refused_up_front(tmp_path, capsys):
+    """Generation 0 scores nothing: its result held NaN (not JSON)."""
+    from genreg.cli import main as cli
+
+    assert cli.main(["hybrid", "--generations", "0", "--out", str(tmp_path / "run")]) == 2
+    assert "generations = 0" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_a_one_layer_architecture_given_as_a_number_says_how_to_write_it():
+    with pytest.raises(ConfigError, match="""--set 'architecture="16"'"""):
+        from_mapping({**SMALL, "architecture": 16})
+    assert from_mapping({**SMALL, "architecture": "16"}).architecture == "16"

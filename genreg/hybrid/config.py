@@ -44,6 +44,15 @@ MNIST_IMAGE = (28, 28)
 class HybridConfig(ConfigBase):
     TITLE = "genreg hybrid run configuration"
 
+    @classmethod
+    def coerce(cls, key: str, value):
+        """As ``ConfigBase.coerce``; a one-layer ``architecture`` given as a number (``--set architecture=16`` parses
+        as the integer 16) is refused with the spelling that works."""
+        if key == "architecture" and isinstance(value, int) and not isinstance(value, bool):
+            raise ConfigError(f"invalid {cls.WHAT}: architecture = {value!r}: expected str: a one-layer architecture "
+                              f"is text, --set 'architecture=\"{value}\"'")
+        return super().coerce(key, value)
+
     # -- task and network (fixed for the life of a run) ----------------------------
     task: str = "mnist"
     """What to learn: any genreg.tasks.load_task spec (mnist, fashion-mnist, alphabet, alphabet-fonts, wine, wine-white, boston, trig, csv:FILE, npz:FILE)."""
@@ -57,8 +66,8 @@ class HybridConfig(ConfigBase):
     # -- the run ---------------------------------------------------------------
     seed: int = rule(0, ge=0, le=MAX_SEED)
     """The run is a function of its config and this seed."""
-    generations: int = rule(6, ge=0)
-    """Generations in total (resume continues up to this number)."""
+    generations: int = rule(6, ge=1)
+    """Generations in total (resume continues up to this number); at least 1: generation 0 scores nothing."""
     population: int = rule(20, ge=2, note="(parents come from the best half)")
     """Networks kept after each generation (P)."""
     fresh_fraction: float = rule(0.1, ge=0, le=1)
