@@ -131,3 +131,13 @@ def test_cli_error_on_a_missing_run(tmp_path, capsys):
     assert cli.main(["attack", str(tmp_path / "nope"), "--children-as-published"]) == 2
     assert "nope" in one_error_line(capsys)
 
+
+
+def test_every_run_is_checked_before_the_first_is_attacked(runs, tmp_path, capsys):
+    wine = tmp_path / "wine"
+    assert cli.main(["hybrid", "--task", "wine", "--generations", "1", "--set", "population=4", "--set",
+                     "architecture=\"8\"", "--no-progress", "--out", str(wine)]) == 0
+    before = sorted(p.name for p in runs[0].iterdir())
+    assert cli.main(["attack", str(runs[0]), str(wine), "--images", "20", "--out", str(tmp_path / "out")]) == 2
+    assert "not one of images and classes" in one_error_line(capsys)
+    assert sorted(p.name for p in runs[0].iterdir()) == before and not (tmp_path / "out").exists()

@@ -45,7 +45,8 @@ def report_hybrid(result: dict, run_dir, t0: float) -> int:
 def cmd_attack(args: argparse.Namespace) -> int:
     from genreg.errors import ConfigError
     from genreg.hybrid import attack_sweep as sweep
-    from genreg.hybrid.attacks import _check_eps, _check_method, attack_tag, format_transfer, run_attacks
+    from genreg.hybrid.attacks import (_check_eps, _check_method, attack_tag, format_transfer, run_attacks,
+                                        study_inputs)
 
     runs = args.run_dir
     if len(runs) > 1 and not args.out:
@@ -60,6 +61,9 @@ def cmd_attack(args: argparse.Namespace) -> int:
     _check_eps(args.epsilon)  # bad options fail before the first run is loaded
     _check_method(args.method, args.as_published)
     own = args.out if len(runs) == 1 else None
+    if len(runs) > 1:  # every run is checked before the first is attacked (nothing half-written)
+        for run in runs:
+            study_inputs(run, args.images, args.data_dir)
     t0 = time.perf_counter()
     reports = []
     for run in runs:

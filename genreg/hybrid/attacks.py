@@ -233,6 +233,13 @@ def load_study(run_dir, n_images=1000, n_children=None, data_dir=None, children_
     come from the run's own attack stream: the same children for every attack of the run
     (``breed_children``; children_as_published: bred as the notebook's child experiment).
     """
+    inputs = study_inputs(run_dir, n_images, data_dir)
+    return _study(run_dir, *inputs, n_images, n_children, children_as_published)
+
+
+def study_inputs(run_dir, n_images=1000, data_dir=None) -> tuple:
+    """``(checkpoint path, state, cfg, task)`` of a hybrid run that can be attacked (its newest state); a
+    one-line ConfigError otherwise.  ``genreg attack`` checks every RUN_DIR with it before attacking the first."""
     from genreg.hybrid.config import HybridConfig, from_mapping
     from genreg.hybrid.run import latest_state, load_run_task
     from genreg.runs.rundir import MARKER, run_kind
@@ -253,6 +260,11 @@ def load_study(run_dir, n_images=1000, n_children=None, data_dir=None, children_
                           "in [0, 1] against class labels")
     if n_images > len(task.y_test):
         raise ConfigError(f"--images {n_images}: task {cfg.task} has {len(task.y_test)} test images")
+    return path, state, cfg, task
+
+
+def _study(run_dir, path, state, cfg, task, n_images, n_children, children_as_published) -> dict:
+    """``load_study``'s work once its inputs are checked."""
     layout = state.population.layout
     C = state.population.size if n_children is None else n_children
     if isinstance(C, bool) or not isinstance(C, int) or C < 1:
