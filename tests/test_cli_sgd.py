@@ -22,11 +22,13 @@ def test_a_wine_run_is_evaluated_plotted_and_not_resumed(data_root, tmp_path, ca
                  "--out", str(run), "--data-dir", str(data_root), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"run directory: {run}" in out and "4 epochs of SGD on wine-red (11-8-1)" in out
-    assert re.search(r"validation mse [\d.]+, test mse [\d.]+ \(standardised targets\)", out)
+    units = re.search(r"validation mse [\d.]+, test mse [\d.]+ \(standardised targets; ([\d.]+) in the data's units", out)
+    assert units
     path = _pickle(run)
     assert f"best genome: {path}" in out
     assert main(["eval", str(path), "--data-dir", str(data_root)]) == 0  # the task from the run's config.toml
-    assert "wine-red test set (320 rows): mean squared error" in capsys.readouterr().out
+    evaluated = capsys.readouterr().out
+    assert f"wine-red test set (320 rows): mean squared error {units.group(1)}," in evaluated  # the same number
     assert main(["plot", str(run), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "learning_curve.png").stat().st_size > 10_000
     assert main(["resume", str(run)]) == 2

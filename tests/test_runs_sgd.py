@@ -105,6 +105,11 @@ def test_a_wine_run_converges_and_writes_its_files(data_root, tmp_path):
     assert m["loss"][-1] < m["loss"][0] and result["validation_mse"] < 0.85  # a standardised target's variance is ~1
     assert result["validation_mse"] == pytest.approx(m["validation_mse"].min())
     assert json.loads((run / "result.json").read_text())["test_mse"] == pytest.approx(result["test_mse"])
+    from genreg.api import Genome  # the test MSE in the data's units is what `genreg eval` of the genome says
+    from genreg.tasks import load_task
+
+    task = load_task(cfg.task, data_root, seed=cfg.seed)
+    assert result["test_mse_data_units"] == Genome.load(result["best_genome"]).evaluate(task)["mse"]
     genome = load_genome(result["best_genome"])
     assert genome.metadata["strategy"] == "sgd" and genome.metadata["epoch"] == result["best_epoch"]
     assert genome.metadata["selection_metric"] == "validation_mse"

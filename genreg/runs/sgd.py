@@ -265,6 +265,10 @@ def _finish(cfg, run_dir: Path, task, layout: Layout, best: dict, m: str, metric
               f"validation_{m}": score(layout, row, Task.as_float(task.X_val), y(task.y_val), cls),
               f"test_{m}": score(layout, row, Task.as_float(task.X_test), y(task.y_test), cls),
               "seconds": seconds}
+    if not cls:  # what `genreg eval` of the genome reports: the test MSE in the data's units
+        from genreg.api import Genome
+
+        result["test_mse_data_units"] = Genome(layout, row).evaluate(task)["mse"]
     (run_dir / "result.json").write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
     return result
 
@@ -278,7 +282,9 @@ def format_result(result: dict) -> str:
             return "-"
         return f"{100 * v:.2f}%" if m == "accuracy" else f"{v:.6g}"
 
-    unit = "" if m == "accuracy" else " (standardised targets)"
+    unit = "" if m == "accuracy" else \
+        f" (standardised targets; {result['test_mse_data_units']:.6g} in the data's units, as genreg eval reports it)" \
+        if "test_mse_data_units" in result else " (standardised targets)"
     return (f"{result['epochs']} epochs of SGD on {result['task']} ({result['shape']}) in {result['seconds']:.1f} s; "
             f"best on {result['selection_metric'].replace('_', ' ')}: epoch {result['best_epoch']}\n"
             f"validation {m} {text(result[f'validation_{m}'])}, test {m} {text(result[f'test_{m}'])}{unit}\n"
