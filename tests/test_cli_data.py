@@ -156,3 +156,11 @@ def test_a_start_on_missing_data_creates_nothing(tmp_path, argv, name):
     assert not out.exists(), sorted(p.name for p in out.iterdir())
     assert "run directory" not in proc.stdout  # nor announces one
     assert not any(root.iterdir())  # nor any empty data folder
+
+
+def test_details_show_the_mirrors_a_download_would_use(data_root, capsys, monkeypatch):
+    monkeypatch.setenv("GENREG_WINE_MIRRORS", "http://127.0.0.1:9/wine")
+    assert run(["--data-dir", str(data_root), "list", "--details", "wine", "boston"]) == 0
+    out = capsys.readouterr().out
+    assert "mirrors (from $GENREG_WINE_MIRRORS): http://127.0.0.1:9/wine" in out
+    assert "mirrors ($GENREG_BOSTON_MIRRORS overrides them): http://lib.stat.cmu.edu" in out

@@ -66,9 +66,13 @@ def _line(st) -> str:
 
 
 def _details(st) -> list[str]:
+    from genreg.tasks.download import mirror_list
+
     ds = st.dataset
     lines = [f"      {ds.title}: {ds.citation}; licence {ds.licence}; {ds.homepage}"]
-    lines.append(f"      mirrors (${ds.mirrors_env}): {', '.join(ds.mirrors)}")
+    used = mirror_list(None, ds.mirrors_env, ds.mirrors)  # $<env> when set, else the data set's own
+    how = f"from ${ds.mirrors_env}" if used != tuple(ds.mirrors) else f"${ds.mirrors_env} overrides them"
+    lines.append(f"      mirrors ({how}): {', '.join(used)}")
     for f, state, detail in st.files:
         lines.append(f"      {f:<26} {state}" + (f": {detail}" if detail else ""))
     return lines
