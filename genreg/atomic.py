@@ -25,10 +25,9 @@ FILE_MODE = _mode_from_umask()
 
 
 def named(exc: OSError, path) -> OSError:
-    """``exc`` with ``path`` as its file name when it has none (a write's ENOSPC names no file)."""
-    if exc.filename is None and exc.errno is not None:
-        return OSError(exc.errno, exc.strerror, str(path))
-    return exc
+    """``exc`` naming ``path``, the file being written (a write's ENOSPC names no file, h5py's errors neither,
+    and a failed temporary file or rename names the temporary one)."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def write_atomic(path, payload: bytes) -> Path:

@@ -36,6 +36,7 @@ def report_hpo(result, out: Path) -> int:
     import json
 
     from genreg.config import load_toml
+    from genreg.tasks.loaders import IMAGE_TASKS
 
     metric = json.loads((out / "summary.json").read_text())["metric"]
     best = result.best
@@ -47,7 +48,7 @@ def report_hpo(result, out: Path) -> int:
           f"validation {best.metric:.5g}  test {result.test_metric:.5g} ({metric})")
     print("traits: " + ", ".join(f"{k}={v}" for k, v in best.traits.to_dict().items()))
     task = str(load_toml(out / "config.toml").get("task", "")) if (out / "config.toml").is_file() else ""
-    how = {"trig": "--angle DEG", "mnist": "IMAGE.png", "fashion-mnist": "IMAGE.png"}.get(task, "--input v1,v2,...")
+    how = "--angle DEG" if task == "trig" else "IMAGE.png" if task in IMAGE_TASKS else "--input v1,v2,..."
     print(f"best network: {out / 'best_model.h5'} (genreg predict {out / 'best_model.h5'} {how})")
     return 0
 

@@ -19,6 +19,8 @@ from genreg.errors import CheckpointError, ConfigError
 from genreg.genome.checkpoint import HDF5_SIGNATURE
 
 IMAGE_SUFFIXES = (".png", ".pgm", ".pnm", ".jpg", ".jpeg", ".bmp")
+#: Files that hold images: image files and NumPy arrays of images.
+IMAGE_FILES = IMAGE_SUFFIXES + (".npy", ".npz")
 MAX_ROWS_PRINTED = 20
 
 
@@ -84,7 +86,7 @@ def read_table_inputs(source: str, n_inputs: int, names: tuple = (), what: str =
     CSV file (a header row is skipped; with ``n_inputs + 1`` columns and a header naming the features, the extra
     target column is dropped)."""
     path = Path(source)
-    if not row and path.suffix.lower() in IMAGE_SUFFIXES + (".npy", ".npz"):
+    if not row and path.suffix.lower() in IMAGE_FILES:
         raise ConfigError(f"{path}: {what or 'the model'} takes rows of {n_inputs} feature values, not images: give "
                           "--input v1,v2,... or a .csv file of rows")
     if not row and (path.suffix.lower() in (".csv", ".txt") or (_is_file(path) and not _numbers(source.split(",")))):
@@ -266,7 +268,7 @@ def predict_genome(args: argparse.Namespace) -> int:
     if task.n_inputs != n_in or layout.n_outputs < task.n_outputs:
         raise ConfigError(f"{args.model} is {layout.describe()} but task {task.name} has {task.n_inputs} inputs and "
                           f"{task.n_outputs} output(s): give the genome's own --task")
-    if task.x_mean is None and args.input is None and Path(source).suffix.lower() in IMAGE_SUFFIXES + (".npy", ".npz"):
+    if task.x_mean is None and args.input is None and Path(source).suffix.lower() in IMAGE_FILES:
         X = read_image_inputs(source, n_in)  # an image task's genome given image files
     else:
         X = task.features_from_raw(read_table_inputs(source, n_in, tuple(task.feature_names), f"task {task.name}",
@@ -280,13 +282,11 @@ def predict_genome(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Tasks whose genomes take 28x28 grey images.
-IMAGE_TASKS = ("mnist", "fashion-mnist")
-
-
 def _is_image_genome(genome, checkpoint) -> bool:
     """Whether ``genome`` reads 28x28 grey images: a ConvNet, or a genome of an image task (by its metadata, else
     its run's config.toml); a genome that names no task (GENREG's published format) when it has 784 inputs."""
+    from genreg.tasks.loaders import IMAGE_TASKS
+
     if genome.layout.n_inputs != 784:
         return False
     if genome.layout.image is not None:
@@ -332,7 +332,7 @@ def predict_hpo(args: argparse.Namespace) -> int:
         hint = " (or --angle DEG for this trig model)" if model.task == "trig" else ""
         raise ConfigError(f"{args.model} is an hpo model on {n} features: give --input v1,v2,... or a CSV file "
                           f"of rows{hint}")
-    if model.kind == "classification" and n == 784 and Path(source).suffix.lower() in IMAGE_SUFFIXES + (".npy", ".npz"):
+    if model.kind == "classification" and n == 784 and Path(source).suffix.lower() in IMAGE_FILES:
         X = read_image_inputs(source, n)  # uint8 pixels, or floats in [0, 1]
         X = X.astype(np.float64) * (255.0 if X.dtype.kind == "f" else 1.0)  # raw pixels: the model scales them
     else:

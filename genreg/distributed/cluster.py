@@ -23,6 +23,8 @@ from genreg.errors import ClusterError, ConfigError
 INSTALL_HINT = "pip install 'genreg[ray]'"
 #: How long a cluster's address may take to accept a connection before the run is refused.
 CONNECT_SECONDS = 10.0
+#: The names of this machine's loopback interface.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def import_ray():
@@ -60,11 +62,11 @@ class ClusterSpec:
         address = self.address.strip()
         if address in ("auto", "local"):
             return
-        host, _, port = address.removeprefix("ray://").rpartition(":")
+        host, port = host_port(address)
         if not host or not port.isdigit():
             raise ClusterError(f"--ray {address}: give HOST:PORT (or ray://HOST:PORT), 'auto' or 'local'")
         try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+            socket.create_connection((host, int(port)), timeout=timeout).close()
         except OSError as exc:
             raise ClusterError(f"--ray {address}: cannot reach the cluster in {timeout:g} s "
                                f"({exc.strerror or exc}); is its head running (ray start --head)?") from None
@@ -89,10 +91,16 @@ def use_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def host_port(address: str) -> tuple[str, str]:
+    """``(host, port)`` of a cluster address ``HOST:PORT`` or ``ray://HOST:PORT`` (an IPv6 host without its
+    brackets); empty strings where the address has none."""
+    host, _, port = address.strip().removeprefix("ray://").rpartition(":")
+    return host.strip("[]"), port
+
+
 def is_loopback(address: str) -> bool:
-    """Whether a cluster address (``HOST:PORT``, ``ray://HOST:PORT``) names this machine's loopback interface."""
-    host = address.strip().removeprefix("ray://").rpartition(":")[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1")
+    """Whether a cluster address names this machine's loopback interface."""
+    return host_port(address)[0] in LOOPBACK_HOSTS
 
 
 def start_loopback(ray, cpus: int) -> None:
@@ -104,7 +112,7 @@ def start_loopback(ray, cpus: int) -> None:
     use_loopback()
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     node = ray.nodes()[0].get("NodeManagerAddress", "")
-    if node not in ("127.0.0.1", "localhost", "::1"):
+    if node not in LOOPBACK_HOSTS:
         ray.shutdown()
         raise ClusterError(f"the local Ray instance took the address {node}, not 127.0.0.1: start one by hand "
                            f"(ray start --head --node-ip-address=127.0.0.1) and pass --ray auto")

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 from genreg.config import MAX_SEED, ConfigBase, rule
 from genreg.strategies.config import check_conv
+from genreg.tasks.loaders import IMAGE_TASKS  # (a conv search needs one, or an npz: file of images)
 
 #: The built-in tasks (``csv:FILE`` and ``npz:FILE`` name the user's own).
 TASKS = ("trig", "boston", "wine", "wine-white", "mnist", "fashion-mnist")
-#: The built-in tasks of images (a ``conv`` search needs one, or an ``npz:`` file of images).
-IMAGE_TASKS = ("mnist", "fashion-mnist")
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from genreg.tasks import CLASSIFICATION, Task, load_task, tabular, to_float
-from genreg.tasks.loaders import tabular_task
-
-IMAGE_TASKS = ("mnist", "fashion-mnist")
+from genreg.tasks.loaders import IMAGE_TASKS, tabular_task
 
 
 def search_task(cfg, data_dir=None) -> Task:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genreg.config import write_config
+from genreg.config import load_run_config, load_toml, write_config
 from genreg.errors import ConfigError, GenregError
 from genreg.genome.checkpoint import load_genome, save_genome
 from genreg.network.batch import SparseBatch
@@ -334,8 +334,6 @@ def check_generations(run_dir, cfg: Config, done: int) -> None:
 def warn_edited_config(run_dir: Path, base: Config, overrides: dict) -> None:
     """Say so when ``run_dir``'s config.toml was edited since the checkpoint ``base`` came from: a resume runs
     with the checkpoint's settings and ``--set``'s, and rewrites config.toml with them."""
-    from genreg.config import load_toml
-
     path = run_dir / "config.toml"
     try:
         raw = {k: v for k, v in load_toml(path).items() if k in Config.__dataclass_fields__}
@@ -442,8 +440,6 @@ def _resume(run_dir: Path, overrides, data_dir, progress, task, on_generation, c
     remove_partial_files(run_dir)
     if not has_checkpoint(run_dir) and (run_dir / "config.toml").is_file():
         # killed before its first checkpoint was complete: start it again from its config
-        from genreg.config import load_run_config
-
         cfg = from_mapping({**load_run_config(run_dir), **dict(overrides or {})})
         print(f"{run_dir} has no checkpoint yet: starting it again from its config.toml")
         for name in ("metrics.csv", "tracked_weights.csv"):

@@ -353,7 +353,7 @@ def resume_islands(run_dir, overrides, data_dir, *, task=None, cluster=None, pro
     """Continue an island run from the newest generation every island has a checkpoint of (the run lock is held).
 
     Changes follow a one-population run's rules: ``generations`` and the like may change; the network, the
-    task and ``islands`` may not (nor the seed of a task split by it).
+    task, ``islands`` and the seed may not.
     """
     from genreg.config import load_run_config, rename_legacy_keys
     from genreg.runs.evolve import _load_task, check_fixed_keys, check_generations, check_placement, layout_for

@@ -31,6 +31,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from genreg.atomic import named, write_atomic
 from genreg.config import rename_legacy_keys
 from genreg.errors import CheckpointError, GenregError
 from genreg.network.layout import Layout
@@ -81,29 +82,19 @@ def _checkpoints(folder: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def atomic_h5(path):
-    """Write an HDF5 file atomically: create its folder if need be, yield an open
-    ``h5py.File`` on a temporary file, then fsync it, rename it over ``path`` and
-    fsync the directory."""
+    """Write an HDF5 file atomically: yield an open ``h5py.File`` on a buffer in memory, then write its image
+    with ``genreg.atomic.write_atomic`` (a temporary file, fsync, rename; its folder made if need be) and fsync
+    the directory.  An OSError names ``path``."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    # HDF5 builds the file in memory; Python writes it out.  HDF5 itself never meets a full
+    # disk: its failed writes leave library state that crashed the process at exit (SIGSEGV).
+    buffer = io.BytesIO()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # HDF5 builds the file in memory; Python writes it out.  HDF5 itself never meets a full
-        # disk: its failed writes leave library state that crashed the process at exit (SIGSEGV).
-        buffer = io.BytesIO()
         with h5py.File(buffer, "w") as f:
             yield f
-        with open(tmp, "wb") as fh:
-            fh.write(buffer.getbuffer())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # a full disk or a read-only folder: name the file we were writing
-        tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except OSError as exc:  # h5py's errors name no file
+        raise named(exc, path) from None
+    write_atomic(path, buffer.getbuffer())
     _fsync_dir(path.parent)
 
 

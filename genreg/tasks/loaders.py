@@ -35,6 +35,8 @@ from genreg.tasks.mnist import FASHION_SOURCE, MNIST_SOURCE, load_fashion_mnist,
 #: The specs ``load_task`` accepts (``PATH`` stands for a file).
 KNOWN_SPECS = ("mnist", "fashion-mnist", "alphabet", "alphabet-fonts", "wine", "wine-white", "boston", "trig", "csv:PATH", "npz:PATH")
 DEFAULT_VALIDATION_SIZE = 10000
+#: The built-in tasks of 28x28 grey images.
+IMAGE_TASKS = ("mnist", "fashion-mnist")
 #: What the built-in regression tasks predict.
 TABULAR_TARGETS = {"wine": "quality", "wine-white": "quality", "boston": "MEDV", "trig": "cos(angle)"}
 
