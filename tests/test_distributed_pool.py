@@ -182,3 +182,8 @@ def test_a_run_joins_a_loopback_cluster_by_its_address(tmp_path, mnist_dir, ray_
     finally:
         head.stdin.close()
         head.wait(timeout=120)
+
+
+def test_an_address_without_a_port_is_one_clear_error():
+    with pytest.raises(ClusterError, match="give HOST:PORT"):
+        ClusterSpec("headnode").check_reachable()

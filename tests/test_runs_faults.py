@@ -254,3 +254,7 @@ def test_an_edited_config_is_reported_on_resume(tmp_path, mnist_dir, capsys):
     assert "mutation_scale = 0.03" in (run / "config.toml").read_text()
     resume_run(run, {"generations": 4}, mnist_dir, progress=False)  # a plain resume: nothing to say
     assert "warning" not in capsys.readouterr().out
+    (run / "config.toml").write_bytes(b"\xff not toml [")  # unreadable: said, and rewritten from the checkpoint
+    resume_run(run, {"generations": 5}, mnist_dir, progress=False)
+    assert "config.toml is unreadable or invalid" in capsys.readouterr().out
+    assert "mutation_scale = 0.03" in (run / "config.toml").read_text()
